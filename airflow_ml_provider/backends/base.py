@@ -1,0 +1,95 @@
+"""The Warehouse interface: one contract, a DuckDB and a BigQuery implementation.
+
+All SQL given to a warehouse is GoogleSQL with ``@name`` parameters. Table names are
+bare identifiers, resolved in the configured dataset (BigQuery) or schema (DuckDB).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a partition write did. Small and JSON-able: operators return it as is."""
+
+    table: str
+    partition: str
+    rows: int
+    bytes_processed: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (for XCom)."""
+        return asdict(self)
+
+
+class Warehouse(ABC):
+    """Runs GoogleSQL and writes date partitions atomically and idempotently."""
+
+    backend: ClassVar[str]
+
+    @abstractmethod
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> pa.Table:
+        """Run a SELECT and return the rows as an Arrow table."""
+
+    def query_df(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> pd.DataFrame:
+        """Run a SELECT and return the rows as a pandas DataFrame."""
+        return self.query(sql, params, source=source).to_pandas()
+
+    @abstractmethod
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> None:
+        """Run a statement (DDL or DML) for its effect."""
+
+    @abstractmethod
+    def table_exists(self, table: str) -> bool:
+        """Whether ``table`` exists in the warehouse's dataset."""
+
+    @abstractmethod
+    def table_columns(self, table: str) -> dict[str, str]:
+        """Column name -> warehouse type of an existing table, in table order."""
+
+    def ensure_table(self, ddl: str, *, source: str = "<ddl>") -> None:
+        """Create a table or view from GoogleSQL DDL unless it exists (``IF NOT EXISTS``)."""
+        from airflow_ml_provider.core.sql import check_create_if_not_exists
+
+        check_create_if_not_exists(ddl, source)
+        self.execute(ddl, source=source)
+
+    @abstractmethod
+    def replace_partition(
+        self,
+        table: str,
+        partition_column: str,
+        partition: dt.date,
+        source: str | pa.Table,
+        params: Mapping[str, Any] | None = None,
+        *,
+        sql_source: str = "<sql>",
+        cluster_by: tuple[str, ...] = (),
+        allow_empty: bool = False,
+    ) -> WriteResult:
+        """Replace one date partition of ``table`` with the rows of ``source``.
+
+        ``source`` is a GoogleSQL query (which must not output ``partition_column``:
+        the partition value is added) or an Arrow table. Readers see the old partition
+        or the new one, never a mix; a rerun replaces rather than appends; a failure
+        leaves the old partition untouched. The table is created on first write,
+        partitioned by ``partition_column`` and clustered by ``cluster_by``. An empty
+        result raises ``EmptyResultError`` unless ``allow_empty``.
+        """
+
+    @abstractmethod
+    def replace_table(self, table: str, data: pa.Table) -> int:
+        """Replace a whole (small, unpartitioned) table with ``data``; return its row count."""
+
+    def dry_run_bytes(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> int | None:
+        """Bytes the query would scan, where the backend can tell (BigQuery); else None."""
+        return None

@@ -1,0 +1,292 @@
+"""The embedded warehouse: one DuckDB file, GoogleSQL transpiled by sqlglot.
+
+DuckDB allows one process at a time to open a file for writing, and Airflow runs tasks
+in parallel processes. So every operation opens a short-lived connection under an
+inter-process file lock, retries until ``lock_timeout`` and then raises
+``WarehouseLockedError`` (retryable). A partition write is one DuckDB transaction:
+a killed process leaves the previous partition as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from filelock import FileLock, Timeout
+
+from airflow_ml_provider.backends.base import Warehouse, WriteResult
+from airflow_ml_provider.core.sql import (
+    bind_params,
+    partition_select,
+    to_duckdb,
+    validate_dataset,
+    validate_identifier,
+)
+from airflow_ml_provider.exceptions import (
+    EmptyResultError,
+    SchemaMismatchError,
+    SQLTemplateError,
+    TableNotFoundError,
+    WarehouseLockedError,
+)
+
+log = logging.getLogger(__name__)
+
+_STAGE = "__aml_stage"
+# DuckDB's SUM and COUNT_IF return 128-bit integers where BigQuery returns INT64.
+_WIDE_INTS = {"HUGEINT", "UHUGEINT"}
+
+
+class DuckDBWarehouse(Warehouse):
+    """Warehouse on a local DuckDB file (the embedded default)."""
+
+    backend = "local"
+
+    def __init__(self, path: str | Path, *, schema: str | None = None, lock_timeout: float = 120.0) -> None:
+        self.path = Path(path)
+        self.schema = validate_dataset(schema) if schema else "main"
+        self.lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({str(self.path)!r}, schema={self.schema!r})"
+
+    # --- connections -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection held under the inter-process lock.
+
+        Read-only callers do not create the file; they get an in-memory database with
+        the same schema when it does not exist yet, so a reader never fails on a
+        missing or busy warehouse before the bound.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{self.path}.lock")
+        deadline = time.monotonic() + self.lock_timeout
+        try:
+            lock.acquire(timeout=self.lock_timeout)
+        except Timeout as err:
+            raise self._locked_error() from err
+        try:
+            con = self._open(read_only, deadline)
+            try:
+                # DATE(event_ts) must mean the UTC day, as on BigQuery, whatever the host's zone.
+                con.execute("SET TimeZone = 'UTC'")
+                if self.schema != "main":
+                    if not read_only:
+                        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                    with contextlib.suppress(duckdb.CatalogException):
+                        con.execute(f'USE "{self.schema}"')
+                yield con
+            finally:
+                con.close()
+        finally:
+            lock.release()
+
+    def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
+        # The file lock serialises our own processes; DuckDB's lock can still be held
+        # by a process outside it (a user's duckdb shell), so retry until the deadline.
+        delay = 0.05
+        while True:
+            try:
+                if read_only and not self.path.exists():
+                    return duckdb.connect(":memory:")
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as err:
+                if "lock" not in str(err).lower() or time.monotonic() + delay > deadline:
+                    if "lock" in str(err).lower():
+                        raise self._locked_error() from err
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _locked_error(self) -> WarehouseLockedError:
+        return WarehouseLockedError(
+            f"warehouse {self.path} stayed locked by another process for more than "
+            f"{self.lock_timeout:g}s. Wait for the other writer (another task, or a duckdb "
+            "shell holding the file) to finish, or raise `lock_timeout_seconds` in the "
+            "ml_platform connection extras. The task will be retried."
+        )
+
+    # --- SQL ----------------------------------------------------------------------
+
+    @staticmethod
+    def _compile(sql: str, params: Mapping[str, Any] | None, source: str) -> tuple[str, dict[str, Any]]:
+        return to_duckdb(sql, source), bind_params(sql, params, source)
+
+    @staticmethod
+    def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], source: str) -> None:
+        with _translate_errors(source):
+            con.execute(sql, params or None)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> pa.Table:
+        text, bound = self._compile(sql, params, source)
+        with self.connect(read_only=True) as con, _translate_errors(source):
+            rel = con.sql(text, params=bound or None)
+            return _as_bigquery_types(rel).to_arrow_table()
+
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> None:
+        text, bound = self._compile(sql, params, source)
+        with self.connect() as con:
+            self._run(con, text, bound, source)
+
+    def table_exists(self, table: str) -> bool:
+        validate_identifier(table)
+        with self.connect(read_only=True) as con:
+            return bool(self._columns(con, table))
+
+    def table_columns(self, table: str) -> dict[str, str]:
+        validate_identifier(table)
+        with self.connect(read_only=True) as con:
+            cols = self._columns(con, table)
+        if not cols:
+            raise TableNotFoundError(f"table {self.schema}.{table} does not exist in {self.path}.")
+        return cols
+
+    def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+        rows = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog "
+            "= current_database() AND table_schema = $schema AND table_name = $table ORDER BY ordinal_position",
+            {"schema": self.schema, "table": table},
+        ).fetchall()
+        return {name: dtype for name, dtype in rows}
+
+    # --- writes -------------------------------------------------------------------
+
+    def replace_partition(
+        self,
+        table: str,
+        partition_column: str,
+        partition: dt.date,
+        source: str | pa.Table,
+        params: Mapping[str, Any] | None = None,
+        *,
+        sql_source: str = "<sql>",
+        cluster_by: tuple[str, ...] = (),
+        allow_empty: bool = False,
+    ) -> WriteResult:
+        validate_identifier(table)
+        validate_identifier(partition_column, kind="partition column")
+        for col in cluster_by:
+            validate_identifier(col, kind="cluster column")
+        started = time.monotonic()
+        with self.connect() as con:
+            self._stage(con, partition_column, partition, source, params, sql_source)
+            rows = con.execute(f"SELECT count(*) FROM {_STAGE}").fetchone()[0]  # type: ignore[index]
+            if rows == 0 and not allow_empty:
+                raise EmptyResultError(
+                    f"{sql_source}: produced no rows for {table} partition {partition_column}="
+                    f"{partition}; the existing partition was left as it was. Check that the "
+                    "source tables have data up to that date."
+                )
+            con.execute("BEGIN TRANSACTION")
+            try:
+                target = f'"{self.schema}"."{table}"'
+                con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {_STAGE} LIMIT 0")
+                self._check_schema(con, table, sql_source)
+                con.execute(f"DELETE FROM {target} WHERE {partition_column} = $p", {"p": partition})
+                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {_STAGE}")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        log.info(
+            "Replaced %s.%s partition %s=%s with %d rows in %.2fs",
+            self.schema, table, partition_column, partition, rows, time.monotonic() - started,
+        )
+        return WriteResult(table=table, partition=partition.isoformat(), rows=int(rows))
+
+    def _stage(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        partition_column: str,
+        partition: dt.date,
+        source: str | pa.Table,
+        params: Mapping[str, Any] | None,
+        sql_source: str,
+    ) -> None:
+        """Materialise the new partition's rows in a temp table before touching the target."""
+        if isinstance(source, str):
+            wrapped = partition_select(source, partition_column)
+            text, bound = self._compile(wrapped, {**(params or {}), "__partition": partition}, sql_source)
+            # A temp table dies with the connection, so a killed task leaves nothing behind.
+            self._run(con, f"CREATE TEMP TABLE {_STAGE} AS {text}", bound, sql_source)
+        else:
+            con.register("__aml_arrow", _with_partition_column(source, partition_column, partition, sql_source))
+            con.execute(f"CREATE TEMP TABLE {_STAGE} AS SELECT * FROM __aml_arrow")
+            con.unregister("__aml_arrow")
+        for col, dtype in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE temp.main.{_STAGE})").fetchall():
+            if dtype in _WIDE_INTS:
+                con.execute(f'ALTER TABLE temp.main.{_STAGE} ALTER "{col}" SET DATA TYPE BIGINT')
+
+    def _check_schema(self, con: duckdb.DuckDBPyConnection, table: str, sql_source: str) -> None:
+        have = self._columns(con, table)
+        new = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE temp.main.{_STAGE})").fetchall())
+        if have != new:
+            diff = sorted(
+                f"{c}: table has {have.get(c, 'no such column')}, rows have {new.get(c, 'no such column')}"
+                for c in set(have) | set(new)
+                if have.get(c) != new.get(c)
+            )
+            raise SchemaMismatchError(
+                f"{sql_source}: rows do not match the schema of table {self.schema}.{table}: "
+                f"{'; '.join(diff)}. Fix the query to produce the table's columns, or drop "
+                f"the table (`DROP TABLE {self.schema}.{table}`) to let it be recreated."
+            )
+
+    def replace_table(self, table: str, data: pa.Table) -> int:
+        validate_identifier(table)
+        with self.connect() as con:
+            con.register("__aml_arrow", data)
+            con.execute(f'CREATE OR REPLACE TABLE "{self.schema}"."{table}" AS SELECT * FROM __aml_arrow')
+            con.unregister("__aml_arrow")
+        return data.num_rows
+
+
+def _as_bigquery_types(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """Cast 128-bit integers to BIGINT so Arrow output matches BigQuery's INT64."""
+    if not any(str(t) in _WIDE_INTS for t in rel.types):
+        return rel
+    cols = [
+        f'CAST("{c}" AS BIGINT) AS "{c}"' if str(t) in _WIDE_INTS else f'"{c}"'
+        for c, t in zip(rel.columns, rel.types)
+    ]
+    return rel.project(", ".join(cols))
+
+
+@contextlib.contextmanager
+def _translate_errors(source: str) -> Iterator[None]:
+    """Turn DuckDB's errors into the provider's, naming the SQL file."""
+    try:
+        yield
+    except duckdb.CatalogException as err:
+        raise TableNotFoundError(
+            f"{source}: {_first_line(err)}. Create the table first (run the task that writes "
+            "it, or `airflow-ml seed-demo` for the demo sources)."
+        ) from err
+    except (duckdb.ParserException, duckdb.BinderException, duckdb.ConversionException) as err:
+        raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}.") from err
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0].rstrip("!.")
+
+
+def _with_partition_column(data: pa.Table, column: str, partition: dt.date, source: str) -> pa.Table:
+    """Prepend the partition column, or check that every row already carries ``partition``."""
+    if column not in data.column_names:
+        return data.add_column(0, column, pa.array([partition] * data.num_rows, type=pa.date32()))
+    values = set(data.column(column).unique().to_pylist())
+    if values - {partition}:
+        raise SchemaMismatchError(
+            f"{source}: rows for partition {column}={partition} carry other {column} values "
+            f"{sorted(str(v) for v in values - {partition})}. Write one partition per call."
+        )
+    return data

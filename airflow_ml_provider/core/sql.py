@@ -1,0 +1,240 @@
+"""GoogleSQL helpers: identifier validation, query parameters and the DuckDB transpiler.
+
+Every SQL file in the repo is GoogleSQL (BigQuery standard SQL). On the embedded
+backend it is transpiled to DuckDB by sqlglot. Where sqlglot's output would be wrong
+or unsupported, a small *named* rewrite below fixes the tree first; each one has a test.
+Values never enter SQL text: they travel as ``@name`` query parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
+
+from airflow_ml_provider.exceptions import IdentifierError, SQLTemplateError
+
+# BigQuery table and column names: letters, digits, underscores; must not start with a digit.
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+# BigQuery dataset names: letters, digits, underscores, at most 1024 characters.
+_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
+# Google Cloud project ids: 6-30 chars, lowercase letters, digits, hyphens; start with a letter.
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+
+def validate_identifier(name: str, kind: str = "table") -> str:
+    """Return ``name`` if it is a safe table/column identifier, else raise IdentifierError."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise IdentifierError(
+            f"{kind} name {name!r} is not a valid identifier: use letters, digits and "
+            "underscores, starting with a letter or underscore (e.g. 'user_features')."
+        )
+    return name
+
+
+def validate_dataset(name: str) -> str:
+    """Return ``name`` if it is a valid BigQuery dataset (or DuckDB schema) name."""
+    if not isinstance(name, str) or not _DATASET.match(name):
+        raise IdentifierError(
+            f"dataset name {name!r} is not valid: use letters, digits and underscores only "
+            "(e.g. 'recsys')."
+        )
+    return name
+
+
+def validate_project(name: str) -> str:
+    """Return ``name`` if it is a valid Google Cloud project id."""
+    if not isinstance(name, str) or not _PROJECT.match(name):
+        raise IdentifierError(
+            f"project id {name!r} is not valid: 6-30 lowercase letters, digits or hyphens, "
+            "starting with a letter (e.g. 'my-ml-project')."
+        )
+    return name
+
+
+def bigquery_type(value: Any) -> str:
+    """The GoogleSQL type a Python value travels as when it is a query parameter."""
+    # bool before int: bool is a subclass of int.
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP"
+    if isinstance(value, dt.date):
+        return "DATE"
+    if isinstance(value, str):
+        return "STRING"
+    raise SQLTemplateError(
+        f"query parameter value {value!r} has unsupported type {type(value).__name__}: "
+        "pass a bool, int, float, str, date or datetime."
+    )
+
+
+def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate parameter names and value types; return a plain dict."""
+    out: dict[str, Any] = {}
+    for name, value in (params or {}).items():
+        validate_identifier(name, kind="query parameter")
+        bigquery_type(value)
+        out[name] = value
+    return out
+
+
+def parse(sql: str, source: str = "<sql>") -> exp.Expression:
+    """Parse one GoogleSQL statement; errors name ``source`` and the position."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
+    except ParseError as err:
+        detail = err.errors[0] if err.errors else {}
+        where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
+        desc = detail.get("description", str(err)) if detail else str(err)
+        raise SQLTemplateError(
+            f"{source}: does not parse as GoogleSQL{where}: {desc}. Fix the SQL and run "
+            "`airflow-ml validate`."
+        ) from err
+    if len(statements) != 1:
+        raise SQLTemplateError(
+            f"{source}: expected exactly one SQL statement, found {len(statements)}. "
+            "Keep one query per file."
+        )
+    return statements[0]
+
+
+def check_create_if_not_exists(ddl: str, source: str = "<ddl>") -> exp.Create:
+    """Parse DDL and insist on ``CREATE TABLE/VIEW IF NOT EXISTS`` or ``CREATE OR REPLACE VIEW``."""
+    tree = parse(ddl, source)
+    ok = isinstance(tree, exp.Create) and (
+        tree.args.get("exists") or (tree.kind == "VIEW" and tree.args.get("replace"))
+    )
+    if not ok:
+        raise SQLTemplateError(
+            f"{source}: DDL must be `CREATE TABLE IF NOT EXISTS ...` (or `CREATE OR REPLACE "
+            "VIEW ...`) so that running it twice is safe."
+        )
+    assert isinstance(tree, exp.Create)
+    return tree
+
+
+def output_columns(sql: str, source: str = "<sql>") -> list[str]:
+    """Names of the columns a SELECT statement produces (``*`` is kept as ``*``)."""
+    tree = parse(sql, source)
+    if not isinstance(tree, exp.Query):
+        raise SQLTemplateError(f"{source}: expected a SELECT query, got {tree.key.upper()}.")
+    return [e.alias_or_name for e in tree.selects]
+
+
+# --- named rewrites for sqlglot's GoogleSQL -> DuckDB gaps --------------------------
+
+
+def rewrite_array_agg_limit(tree: exp.Expression) -> exp.Expression:
+    """``ARRAY_AGG(x ORDER BY y LIMIT n)`` -> ``LIST_SLICE(ARRAY_AGG(x ORDER BY y), 1, n)``.
+
+    DuckDB has no LIMIT inside an aggregate; slicing the ordered list is equivalent.
+    """
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Limit):
+            limit = node.this
+            agg = node.copy()
+            agg.set("this", limit.this.copy())
+            return exp.func("LIST_SLICE", agg, exp.Literal.number(1), limit.expression.copy())
+        return node
+
+    return tree.transform(fix)
+
+
+def rewrite_dayofweek(tree: exp.Expression) -> exp.Expression:
+    """``EXTRACT(DAYOFWEEK FROM d)`` is 1 (Sunday) to 7 in GoogleSQL but 0 to 6 in DuckDB."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Extract) and node.this.name.upper() == "DAYOFWEEK":
+            if not node.meta.get("dow_fixed"):
+                node.meta["dow_fixed"] = True
+                return exp.Paren(this=exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
+        return node
+
+    return tree.transform(fix)
+
+
+def rewrite_storage_options(tree: exp.Expression) -> exp.Expression:
+    """Drop ``PARTITION BY``, ``CLUSTER BY`` and ``OPTIONS(...)`` from DDL.
+
+    They are BigQuery storage layout; DuckDB has no equivalent and needs none.
+    """
+    dropped = (exp.PartitionedByProperty, exp.ClusteredByProperty, exp.Cluster, exp.Property)
+    props = tree.args.get("properties") if isinstance(tree, exp.Create) else None
+    if props is not None:
+        keep = [p for p in props.expressions if not isinstance(p, dropped)]
+        if keep:
+            props.set("expressions", keep)
+        else:
+            tree.set("properties", None)
+    return tree
+
+
+REWRITES: dict[str, Callable[[exp.Expression], exp.Expression]] = {
+    "array_agg_limit": rewrite_array_agg_limit,
+    "dayofweek_one_based": rewrite_dayofweek,
+    "storage_options": rewrite_storage_options,
+}
+
+
+def referenced_params(sql: str, source: str = "<sql>") -> set[str]:
+    """Names of the ``@name`` query parameters a statement uses."""
+    return {p.name for p in parse(sql, source).find_all(exp.Parameter)}
+
+
+def bind_params(sql: str, params: Mapping[str, Any] | None, source: str = "<sql>") -> dict[str, Any]:
+    """The subset of ``params`` the SQL uses; a used but missing parameter is an error."""
+    given = check_params(params)
+    used = referenced_params(sql, source)
+    missing = sorted(used - given.keys())
+    if missing:
+        raise SQLTemplateError(
+            f"{source}: uses query parameter(s) {', '.join('@' + m for m in missing)} but no "
+            f"value was given (given: {', '.join(sorted(given)) or 'none'}). Pass them in "
+            "`query_params`."
+        )
+    return {k: v for k, v in given.items() if k in used}
+
+
+def to_duckdb(sql: str, source: str = "<sql>") -> str:
+    """Transpile one GoogleSQL statement to DuckDB, applying the named rewrites."""
+    tree = parse(sql, source)
+    for rewrite in REWRITES.values():
+        tree = rewrite(tree)
+    try:
+        return tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
+    except (UnsupportedError, SqlglotError) as err:
+        raise SQLTemplateError(
+            f"{source}: GoogleSQL that the DuckDB backend cannot run: {err}. Use an "
+            "equivalent construct, or add a named rewrite in airflow_ml_provider/core/sql.py."
+        ) from err
+
+
+def partition_select(sql: str, partition_column: str) -> str:
+    """Wrap a query so every row carries the partition value from ``@__partition``.
+
+    One wrapper for both backends keeps the partition column out of the DS-owned SQL.
+    """
+    validate_identifier(partition_column, kind="partition column")
+    body = sql.strip().rstrip(";")
+    return f"SELECT @__partition AS {partition_column}, src.* FROM (\n{body}\n) AS src"
+
+
+def read_sql_file(path: str | Path) -> str:
+    """Read a .sql file, naming it in the error when it is missing."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise SQLTemplateError(f"SQL file {p} does not exist. Check the path.") from err
