@@ -18,8 +18,11 @@ class ContractError(MLProviderError):
     """The pipeline contract or a connection's configuration is invalid."""
 
 
-class IdentifierError(ContractError):
-    """A table, dataset or project name is not a safe identifier."""
+class IdentifierError(ContractError, ValueError):
+    """A table, dataset or project name is not a safe identifier.
+
+    Also a ValueError, so pydantic reports it with the key path of the bad value.
+    """
 
 
 class SQLTemplateError(MLProviderError):

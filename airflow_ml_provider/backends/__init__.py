@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_ml_provider.backends.base import Warehouse, WriteResult
+from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 
 if TYPE_CHECKING:
     from airflow_ml_provider.core.config import PlatformConfig

@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
-from airflow_ml_provider.backends.base import Warehouse, WriteResult
+from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 from airflow_ml_provider.core.sql import (
     bind_params,
     partition_select,
@@ -142,6 +142,15 @@ class DuckDBWarehouse(Warehouse):
         with self.connect(read_only=True) as con:
             return bool(self._columns(con, table))
 
+    def list_tables(self) -> list[str]:
+        with self.connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+                "AND table_schema = $schema AND table_type = 'BASE TABLE' ORDER BY table_name",
+                {"schema": self.schema},
+            ).fetchall()
+        return [r[0] for r in rows]
+
     def table_columns(self, table: str) -> dict[str, str]:
         validate_identifier(table)
         with self.connect(read_only=True) as con:
@@ -197,7 +206,7 @@ class DuckDBWarehouse(Warehouse):
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        log.info(
+        log.debug(
             "Replaced %s.%s partition %s=%s with %d rows in %.2fs",
             self.schema, table, partition_column, partition, rows, time.monotonic() - started,
         )

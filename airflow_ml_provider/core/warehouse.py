@@ -1,4 +1,4 @@
-"""The Warehouse interface: one contract, a DuckDB and a BigQuery implementation.
+"""The Warehouse interface (pure); implementations live in ``backends/``: DuckDB and BigQuery.
 
 All SQL given to a warehouse is GoogleSQL with ``@name`` parameters. Table names are
 bare identifiers, resolved in the configured dataset (BigQuery) or schema (DuckDB).
@@ -51,6 +51,10 @@ class Warehouse(ABC):
     @abstractmethod
     def table_exists(self, table: str) -> bool:
         """Whether ``table`` exists in the warehouse's dataset."""
+
+    @abstractmethod
+    def list_tables(self) -> list[str]:
+        """Names of the tables in the warehouse's dataset, sorted."""
 
     @abstractmethod
     def table_columns(self, table: str) -> dict[str, str]:

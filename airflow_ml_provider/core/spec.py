@@ -1,0 +1,201 @@
+"""The pipeline contract (``pipeline.yaml``) parsed into one spec object.
+
+Data scientists and engineers review this file together: it names the entities, the
+source tables, the SQL steps that build features, the declared feature schema, the
+label and the time windows. Every operator reads the same spec. Errors name the file,
+the key path and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from airflow_ml_provider.core.config import format_validation_error
+from airflow_ml_provider.core.sql import validate_identifier
+from airflow_ml_provider.exceptions import ContractError
+
+#: GoogleSQL types a declared feature may have, and the DuckDB types that match them.
+FEATURE_TYPES: dict[str, tuple[str, ...]] = {
+    "STRING": ("VARCHAR",),
+    "INT64": ("BIGINT", "INTEGER"),
+    "FLOAT64": ("DOUBLE", "FLOAT"),
+    "BOOL": ("BOOLEAN",),
+    "DATE": ("DATE",),
+    "TIMESTAMP": ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP"),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Owners(_Strict):
+    """Who reviews what: code owners of each side."""
+
+    data_science: list[str] = Field(min_length=1)
+    engineering: list[str] = Field(min_length=1)
+
+
+class Entities(_Strict):
+    """Key columns of the two entities a recommendation links."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+
+    @field_validator("user", "item")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        return validate_identifier(v, kind="entity column")
+
+
+class Windows(_Strict):
+    """Time windows. Features look back; labels look forward; validation is the latest span."""
+
+    feature_lookback_days: int = Field(default=28, ge=1, le=3650)
+    label_horizon_days: int = Field(default=7, ge=1, le=365)
+    validation_days: int = Field(default=7, ge=1, le=365)
+    training_days: int = Field(default=28, ge=1, le=3650)
+
+
+class SqlStep(_Strict):
+    """One SQL file that fills one date-partitioned table."""
+
+    table: str
+    sql: str
+    cluster_by: list[str] = Field(default_factory=list)
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        return validate_identifier(v)
+
+    @field_validator("cluster_by")
+    @classmethod
+    def _cluster(cls, v: list[str]) -> list[str]:
+        if len(v) > 4:
+            raise ValueError("BigQuery clusters by at most 4 columns")
+        return [validate_identifier(c, kind="cluster column") for c in v]
+
+    @field_validator("sql")
+    @classmethod
+    def _sql(cls, v: str) -> str:
+        if not v.endswith(".sql") or v.startswith("/") or ".." in Path(v).parts:
+            raise ValueError("expected a .sql path relative to the sql/ folder, e.g. recsys/user_features.sql")
+        return v
+
+
+class FeatureColumn(_Strict):
+    """One declared column of the model's feature table."""
+
+    name: str
+    type: Literal["STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP"]
+    nullable: bool = True
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return validate_identifier(v, kind="feature")
+
+
+class Label(_Strict):
+    """Where the label comes from and which column the model learns."""
+
+    step: SqlStep
+    column: str = "relevance"
+
+    @field_validator("column")
+    @classmethod
+    def _col(cls, v: str) -> str:
+        return validate_identifier(v, kind="label column")
+
+
+class PipelineSpec(_Strict):
+    """The whole contract."""
+
+    name: str
+    description: str = ""
+    owners: Owners
+    entities: Entities = Entities()
+    sources: dict[str, str] = Field(description="role -> source table, e.g. events: events")
+    windows: Windows = Windows()
+    candidates_per_user: int = Field(default=50, ge=1, le=10000)
+    steps: list[SqlStep] = Field(min_length=1, description="feature SQL steps in run order")
+    feature_table: str
+    features: list[FeatureColumn] = Field(min_length=1)
+    label: Label
+
+    @field_validator("name", "feature_table")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        return validate_identifier(v, kind="name")
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: dict[str, str]) -> dict[str, str]:
+        for table in v.values():
+            validate_identifier(table, kind="source table")
+        return v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> PipelineSpec:
+        tables = [s.table for s in self.steps]
+        if len(set(tables)) != len(tables):
+            raise ValueError(f"steps: each step must write its own table, got {tables}")
+        if self.feature_table not in tables:
+            raise ValueError(f"feature_table {self.feature_table!r} must be written by one of the steps {tables}")
+        names = [f.name for f in self.features]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"features: duplicate names {dupes}")
+        keys = {self.entities.user, self.entities.item}
+        if keys & set(names):
+            raise ValueError(f"features: entity keys {sorted(keys & set(names))} are keys, not features; remove them")
+        return self
+
+    def step(self, table: str) -> SqlStep:
+        """The step that writes ``table``."""
+        for s in [*self.steps, self.label.step]:
+            if s.table == table:
+                return s
+        raise ContractError(f"pipeline {self.name!r} has no step writing table {table!r}; known: "
+                            f"{', '.join(s.table for s in self.steps)}, {self.label.step.table}")
+
+    def query_params(self, as_of: dt.date) -> dict[str, Any]:
+        """The query parameters every SQL file of this pipeline may use."""
+        return {
+            "as_of": as_of,
+            "lookback_days": self.windows.feature_lookback_days,
+            "label_horizon_days": self.windows.label_horizon_days,
+            "candidates_per_user": self.candidates_per_user,
+        }
+
+    @property
+    def spec_hash(self) -> str:
+        """A stable hash of the contract's content, recorded with every model."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    """Read and validate a ``pipeline.yaml``; errors name the file, the key and the fix."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ContractError(f"{p}: contract file not found. Pass --pipeline or create it with `airflow-ml init`.") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ContractError(f"{p}: not valid YAML{where}: {getattr(err, 'problem', err)}.") from err
+    if not isinstance(raw, dict):
+        raise ContractError(f"{p}: expected a mapping of keys (name, owners, steps, ...), got {type(raw).__name__}.")
+    try:
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as err:
+        raise ContractError(f"{p}: {format_validation_error(err)}") from err

@@ -1,0 +1,79 @@
+"""What every ML operator shares: the connection's hook, the contract and error policy."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_ml_provider.core.labels import job_labels
+from airflow_ml_provider.exceptions import ContractError, MLProviderError
+from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_ml_provider.core.spec import PipelineSpec
+
+
+class MLPlatformOperator(BaseOperator):
+    """Base for the provider's operators: ``ml_conn_id`` picks the backend, ``pipeline`` the contract."""
+
+    def __init__(
+        self,
+        *,
+        ml_conn_id: str = MLPlatformHook.default_conn_name,
+        pipeline: str | Path | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ml_conn_id = ml_conn_id
+        self.pipeline = pipeline
+
+    @cached_property
+    def hook(self) -> MLPlatformHook:
+        """The ``ml_platform`` connection's hook."""
+        return MLPlatformHook(ml_conn_id=self.ml_conn_id)
+
+    @cached_property
+    def spec(self) -> PipelineSpec:
+        """The contract, read at run time (never at DAG parse time)."""
+        from airflow_ml_provider.core.spec import load_spec
+
+        if self.pipeline is None:
+            raise ContractError(f"task {self.task_id!r} needs `pipeline=` (the path of pipeline.yaml).")
+        return load_spec(self.pipeline)
+
+    @staticmethod
+    def job_labels(context: Context) -> dict[str, str]:
+        """BigQuery / Vertex AI labels naming the DAG, task and run."""
+        ti = context["ti"]
+        return job_labels(ti.dag_id, ti.task_id, ti.run_id)
+
+    @contextlib.contextmanager
+    def fail_fast(self) -> Iterator[None]:
+        """Deterministic errors (bad config, SQL, data) fail the task without retries."""
+        try:
+            yield
+        except MLProviderError as err:
+            if err.retryable:
+                raise
+            raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+
+
+def parse_date(value: str | dt.date, field: str = "partition_date") -> dt.date:
+    """A rendered ``{{ ds }}`` (or a date) as a date; anything else is a clear error."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        raise ContractError(f"{field} must render to a YYYY-MM-DD date, got {value!r}.") from None

@@ -1,0 +1,93 @@
+"""FeatureExtractOperator: one GoogleSQL file -> one as-of-date partition of a feature table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class FeatureExtractOperator(MLPlatformOperator):
+    """Render a ``.sql`` template, run it on the connection's backend, replace one partition.
+
+    :param table: the table to write, in the connection's dataset.
+    :param sql: a ``.sql`` path (under the DAG's ``template_searchpath``) or SQL text. When
+        omitted, the contract's step for ``table`` names the file.
+    :param partition_date: the as-of date to write; also the ``@as_of`` query parameter.
+    :param query_params: extra ``@name`` values; the contract's windows are added for you.
+    :param cluster_by: clustering columns; defaults to the contract step's.
+    :param allow_empty: write an empty partition instead of failing on zero rows.
+    """
+
+    template_fields: Sequence[str] = ("sql", "table", "partition_date", "query_params")
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql", "query_params": "json"}
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        sql: str | None = None,
+        partition_date: str = "{{ ds }}",
+        partition_column: str = "as_of_date",
+        query_params: dict[str, Any] | None = None,
+        cluster_by: Sequence[str] | None = None,
+        allow_empty: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+        self.sql = sql
+        self.partition_date = partition_date
+        self.partition_column = partition_column
+        self.query_params = query_params
+        self.cluster_by = cluster_by
+        self.allow_empty = allow_empty
+        self.sql_file: str | None = None
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        # Resolve the SQL file from the contract before Jinja loads and renders it, so the
+        # rendered SQL shows in the UI like any templated field.
+        if self.sql is None:
+            with self.fail_fast():
+                self.sql = self.spec.step(self.table).sql
+        self.sql_file = self.sql if self.sql.endswith(".sql") else f"task {self.task_id}"
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.TemplateNotFound as err:
+            searchpath = getattr(self.dag, "template_searchpath", None)
+            raise AirflowFailException(
+                f"SQL file {err.name!r} for table {self.table!r} was not found under the DAG's "
+                f"template_searchpath {searchpath}. Check the path in pipeline.yaml or the task."
+            ) from err
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        with self.fail_fast():
+            as_of = parse_date(self.partition_date)
+            params = self.spec.query_params(as_of) if self.pipeline else {"as_of": as_of}
+            params.update(self.query_params or {})
+            cluster_by = self.cluster_by
+            if cluster_by is None and self.pipeline:
+                cluster_by = self.spec.step(self.table).cluster_by
+            warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            self.log.info("Writing %s partition %s=%s from %s on %r", self.table, self.partition_column, as_of, self.sql_file, warehouse)
+            result = warehouse.replace_partition(
+                self.table,
+                self.partition_column,
+                as_of,
+                str(self.sql),
+                params,
+                sql_source=self.sql_file or f"task {self.task_id}",
+                cluster_by=tuple(cluster_by or ()),
+                allow_empty=self.allow_empty,
+            )
+        self.log.info("Wrote %d rows to %s (partition %s)", result.rows, result.table, result.partition)
+        return result.as_dict()

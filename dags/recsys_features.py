@@ -1,0 +1,54 @@
+"""
+### recsys_features: daily feature partitions for the recommender
+
+Builds one `as_of_date` partition per table for the run's logical date, from the SQL
+steps named in `dags/recsys/pipeline.yaml`:
+
+| task | table | reads |
+|---|---|---|
+| `user_features` | `user_features` | events, items |
+| `item_features` | `item_features` | events, items |
+| `candidates` | `candidates` | events, items |
+| `features` | `features` (the model input) | the three above, events |
+
+Every write replaces its partition atomically, so reruns and backfills never duplicate
+rows. The `features` task emits the `recsys_features` asset that training and batch
+inference wait for.
+
+**Owners:** SQL and the contract: data science (`sql/recsys/`, `pipeline.yaml`).
+This DAG: ML platform engineering. Backend: the `ml_platform_default` connection
+(none means the embedded DuckDB warehouse).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Asset
+
+from airflow_ml_provider.operators.features import FeatureExtractOperator
+
+PIPELINE = Path(__file__).parent / "recsys" / "pipeline.yaml"
+SQL_DIR = os.environ.get("AIRFLOW_ML_SQL_DIR", str(Path(__file__).parent.parent / "sql"))
+FEATURES = Asset(name="recsys_features", uri="ml-platform://recsys/features")
+
+with DAG(
+    dag_id="recsys_features",
+    description="Daily feature partitions for the recommender",
+    doc_md=__doc__,
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 3, 1, tz="UTC"),
+    catchup=False,
+    template_searchpath=[SQL_DIR],
+    default_args={"pipeline": str(PIPELINE), "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["ml", "recsys", "features"],
+):
+    user_features = FeatureExtractOperator(task_id="user_features", table="user_features")
+    item_features = FeatureExtractOperator(task_id="item_features", table="item_features")
+    candidates = FeatureExtractOperator(task_id="candidates", table="candidates")
+    features = FeatureExtractOperator(task_id="features", table="features", outlets=[FEATURES])
+
+    [user_features, item_features, candidates] >> features
