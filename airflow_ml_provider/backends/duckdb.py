@@ -276,6 +276,8 @@ def _translate_errors(source: str) -> Iterator[None]:
     try:
         yield
     except duckdb.CatalogException as err:
+        if "Table with name" not in str(err):
+            raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}.") from err
         raise TableNotFoundError(
             f"{source}: {_first_line(err)}. Create the table first (run the task that writes "
             "it, or `airflow-ml seed-demo` for the demo sources)."

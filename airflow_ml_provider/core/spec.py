@@ -159,11 +159,15 @@ class PipelineSpec(_Strict):
             raise ValueError(f"features: entity keys {sorted(keys & set(names))} are keys, not features; remove them")
         return self
 
+    def find_step(self, table: str) -> SqlStep | None:
+        """The feature or label step that writes ``table``, if any."""
+        return next((s for s in [*self.steps, self.label.step] if s.table == table), None)
+
     def step(self, table: str) -> SqlStep:
-        """The step that writes ``table``."""
-        for s in [*self.steps, self.label.step]:
-            if s.table == table:
-                return s
+        """The step that writes ``table``; an error lists the known ones."""
+        found = self.find_step(table)
+        if found:
+            return found
         raise ContractError(f"pipeline {self.name!r} has no step writing table {table!r}; known: "
                             f"{', '.join(s.table for s in self.steps)}, {self.label.step.table}")
 

@@ -75,8 +75,9 @@ class FeatureExtractOperator(MLPlatformOperator):
             params = self.spec.query_params(as_of) if self.pipeline else {"as_of": as_of}
             params.update(self.query_params or {})
             cluster_by = self.cluster_by
-            if cluster_by is None and self.pipeline:
-                cluster_by = self.spec.step(self.table).cluster_by
+            step = self.spec.find_step(self.table) if self.pipeline else None
+            if cluster_by is None and step:
+                cluster_by = step.cluster_by
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
             self.log.info("Writing %s partition %s=%s from %s on %r", self.table, self.partition_column, as_of, self.sql_file, warehouse)
             result = warehouse.replace_partition(

@@ -65,7 +65,8 @@ per_pair AS (
     -- The strongest source names the candidate; history outranks covisit outranks popularity.
     ARRAY_AGG(source ORDER BY CASE source WHEN 'history' THEN 1 WHEN 'covisit' THEN 2 ELSE 3 END LIMIT 1)[OFFSET(0)] AS candidate_source,
     COUNT(DISTINCT source) AS candidate_sources,
-    SUM(score) AS candidate_score
+    -- Float sums depend on the order rows are added in; rounding keeps reruns identical.
+    ROUND(SUM(score), 6) AS candidate_score
   FROM all_sources
   GROUP BY user_id, item_id
 )

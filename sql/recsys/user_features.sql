@@ -19,7 +19,8 @@ per_user AS (
     COUNT(DISTINCT category) AS user_categories,
     COUNT(DISTINCT DATE(event_ts)) AS user_active_days,
     DATE_DIFF(@as_of, DATE(MAX(event_ts)), DAY) AS user_days_since_last_event,
-    AVG(price) AS user_avg_price
+    -- Float sums depend on the order rows are added in; rounding keeps reruns identical.
+    ROUND(AVG(price), 6) AS user_avg_price
   FROM window_events
   GROUP BY user_id
 ),
