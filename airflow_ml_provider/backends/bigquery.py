@@ -26,9 +26,9 @@ from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 from google.api_core.exceptions import BadRequest, NotFound
 from google.cloud import bigquery
 
-from airflow_ml_provider.backends.base import Warehouse, WriteResult
 from airflow_ml_provider.core.config import PlatformConfig
 from airflow_ml_provider.core.sql import bigquery_type, bind_params, partition_select, validate_identifier
+from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 from airflow_ml_provider.exceptions import (
     BytesBudgetExceeded,
     EmptyResultError,
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 # A crashed write must not leave permanent staging tables behind.
 STAGING_TTL = dt.timedelta(days=1)
+STAGING_PREFIX = "_staging_"
 JOB_ID_PREFIX = "airflow_ml_"
 # The API reports legacy type names; errors and table_columns speak GoogleSQL.
 _GOOGLESQL_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
@@ -62,6 +63,9 @@ class BigQueryWarehouse(Warehouse):
         self.project: str = config.project
         self.dataset: str = config.dataset
         self.labels = dict(labels or {})
+
+    def __repr__(self) -> str:
+        return f"BigQueryWarehouse({self.project}.{self.dataset})"
 
     @cached_property
     def hook(self) -> BigQueryHook:
@@ -100,7 +104,7 @@ class BigQueryWarehouse(Warehouse):
         self, sql: str, params: Mapping[str, Any] | None, source: str
     ) -> list[bigquery.ScalarQueryParameter]:
         """Typed query parameters for exactly the ``@names`` the SQL uses."""
-        bound = bind_params(sql, params, source)
+        bound = dict(params or {})
         return [bigquery.ScalarQueryParameter(name, bigquery_type(v), v) for name, v in bound.items()]
 
     def _job_config(
@@ -173,6 +177,15 @@ class BigQueryWarehouse(Warehouse):
         """Whether ``table`` exists in the configured dataset."""
         return self._find_table(self._table_id(table)) is not None
 
+    def list_tables(self) -> list[str]:
+        """Names of the tables (not views, not in-flight staging tables) in the dataset, sorted."""
+        try:
+            items = self.client.list_tables(f"{self.project}.{self.dataset}")
+            names = [t.table_id for t in items if t.table_type == "TABLE"]
+        except NotFound:
+            return []
+        return sorted(n for n in names if not n.startswith(STAGING_PREFIX))
+
     def table_columns(self, table: str) -> dict[str, str]:
         """Column name -> GoogleSQL type (``INT64``, ``ARRAY<STRING>``, ...), in table order."""
         table_id = self._table_id(table)
@@ -243,13 +256,11 @@ class BigQueryWarehouse(Warehouse):
             staging = self._expire_soon(staging_id)
             rows = int(staging.num_rows or 0)
             if rows == 0 and not allow_empty:
-                raise EmptyResultError(
-                    f"{sql_source}: produced no rows for {table_id} partition {partition.isoformat()}; "
-                    "the partition was left unchanged. Check the source data for that date, or pass "
-                    "allow_empty=True if an empty partition is expected."
-                )
+                raise _empty_result(table_id, partition, sql_source)
             if target is None:
                 target = self._create_partitioned(table_id, staging.schema, partition_column, cluster_by)
+            else:
+                staging = self._match_column_order(staging, target, sql_source)
             check_schema(staging.schema, target.schema, table_id, sql_source)
             self._copy_to_partition(staging_id, table_id, partition)
         finally:
@@ -261,7 +272,7 @@ class BigQueryWarehouse(Warehouse):
         """A staging table name per table, date and Airflow run, so a retry reuses it."""
         seed = json.dumps(self.labels, sort_keys=True) if "airflow-run" in self.labels else uuid.uuid4().hex
         digest = hashlib.sha256(f"{seed}|{table}|{partition}".encode()).hexdigest()[:10]
-        return f"{self.project}.{self.dataset}._staging_{table}_{partition:%Y%m%d}_{digest}"
+        return f"{self.project}.{self.dataset}.{STAGING_PREFIX}{table}_{partition:%Y%m%d}_{digest}"
 
     def _query_into(
         self,
@@ -287,6 +298,28 @@ class BigQueryWarehouse(Warehouse):
         staging = self.client.get_table(staging_id)
         staging.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
         return self.client.update_table(staging, ["expires"])
+
+    def _match_column_order(
+        self, staging: bigquery.Table, target: bigquery.Table, source: str
+    ) -> bigquery.Table:
+        """Rewrite the staging table in the target's column order when only the order differs.
+
+        A copy job needs identical schemas, while the SQL wrapper puts the partition column
+        first; DDL-created tables may have it elsewhere. DuckDB inserts BY NAME, so match it.
+        """
+        new, table = schema_types(staging.schema), schema_types(target.schema)
+        if new != table or list(new) == list(table):
+            return staging
+        staging_id = str(staging.reference)
+        columns = ", ".join(f"`{validate_identifier(c, kind='column')}`" for c in table)
+        self._run(
+            f"SELECT {columns} FROM `{staging_id}`",
+            None,
+            source,
+            destination=staging_id,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        )
+        return self._expire_soon(staging_id)
 
     def _create_partitioned(
         self,
@@ -395,6 +428,14 @@ def with_partition_column(
             f"{partition_column}: {others[:5]!r}. Drop the column (it is added) or keep only that date."
         )
     return data
+
+
+def _empty_result(table_id: str, partition: dt.date, source: str) -> EmptyResultError:
+    return EmptyResultError(
+        f"{source}: produced no rows for {table_id} partition {partition.isoformat()}; the partition "
+        "was left unchanged. Check the source data for that date, or pass allow_empty=True if an "
+        "empty partition is expected."
+    )
 
 
 def _in_table_order(data: pa.Table, target: bigquery.Table | None) -> pa.Table:

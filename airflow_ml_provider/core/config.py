@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from airflow_ml_provider.core.sql import validate_dataset, validate_project
+from airflow_ml_provider.core.identifiers import validate_dataset, validate_project
 from airflow_ml_provider.exceptions import ContractError
 
 

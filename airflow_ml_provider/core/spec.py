@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_ml_provider.core.config import format_validation_error
-from airflow_ml_provider.core.sql import validate_identifier
+from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import ContractError
 
 #: GoogleSQL types a declared feature may have, and the DuckDB types that match them.

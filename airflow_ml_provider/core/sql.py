@@ -9,7 +9,6 @@ Values never enter SQL text: they travel as ``@name`` query parameters.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,45 +17,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
 
-from airflow_ml_provider.exceptions import IdentifierError, SQLTemplateError
-
-# BigQuery table and column names: letters, digits, underscores; must not start with a digit.
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
-# BigQuery dataset names: letters, digits, underscores, at most 1024 characters.
-_DATASET = re.compile(r"^[A-Za-z0-9_]{1,1024}$")
-# Google Cloud project ids: 6-30 chars, lowercase letters, digits, hyphens; start with a letter.
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-
-
-def validate_identifier(name: str, kind: str = "table") -> str:
-    """Return ``name`` if it is a safe table/column identifier, else raise IdentifierError."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise IdentifierError(
-            f"{kind} name {name!r} is not a valid identifier: use letters, digits and "
-            "underscores, starting with a letter or underscore (e.g. 'user_features')."
-        )
-    return name
-
-
-def validate_dataset(name: str) -> str:
-    """Return ``name`` if it is a valid BigQuery dataset (or DuckDB schema) name."""
-    if not isinstance(name, str) or not _DATASET.match(name):
-        raise IdentifierError(
-            f"dataset name {name!r} is not valid: use letters, digits and underscores only "
-            "(e.g. 'recsys')."
-        )
-    return name
-
-
-def validate_project(name: str) -> str:
-    """Return ``name`` if it is a valid Google Cloud project id."""
-    if not isinstance(name, str) or not _PROJECT.match(name):
-        raise IdentifierError(
-            f"project id {name!r} is not valid: 6-30 lowercase letters, digits or hyphens, "
-            "starting with a letter (e.g. 'my-ml-project')."
-        )
-    return name
-
+from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier, validate_project
+from airflow_ml_provider.exceptions import SQLTemplateError
 
 def bigquery_type(value: Any) -> str:
     """The GoogleSQL type a Python value travels as when it is a query parameter."""

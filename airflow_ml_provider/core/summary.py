@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_ml_provider.core.sql import validate_identifier
+from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.core.warehouse import Warehouse
 
 #: Columns the provider partitions tables by, in the order they are looked for.
