@@ -141,12 +141,20 @@ def _wishlists(rng: np.random.Generator, prefs: np.ndarray, item_cat: np.ndarray
     cats = _sample_rows(rng, prefs, k)  # users x k categories
     out = np.empty((n_users, k), dtype=np.int64)
     for c in range(prefs.shape[1]):
-        members = np.flatnonzero(item_cat == c)
         mask = cats == c
-        if members.size and mask.any():
+        if mask.any():
+            members = _members(item_cat == c)
             w = item_pop[members] / item_pop[members].sum()
             out[mask] = rng.choice(members, mask.sum(), p=w)
     return out
+
+
+def _members(in_category: np.ndarray, live: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the (live) items of a category; all (live) items when it has none."""
+    eligible = in_category & live if live is not None else in_category
+    if not eligible.any():
+        eligible = live if live is not None else np.ones_like(in_category)
+    return np.flatnonzero(eligible)
 
 
 def _sample_rows(rng: np.random.Generator, probs: np.ndarray, k: int) -> np.ndarray:
@@ -186,13 +194,14 @@ def _day_events(
     boost = np.where((age >= 0) & (age < 14), 4.0, 1.0)
     items = np.empty(n, dtype=np.int64)
     for c in np.unique(cats):
-        members = np.flatnonzero((item_cat == c) & live)
+        members = _members(item_cat == c, live)
         mask = cats == c
         w = item_pop[members] * boost[members]
         items[mask] = rng.choice(members, mask.sum(), p=w / w.sum())
-    # A third of the traffic returns to a wishlist item.
-    back = rng.random(n) < 0.33
-    items[back] = wishlist[users[back], rng.integers(0, wishlist.shape[1], back.sum())]
+    # A third of the traffic returns to a wishlist item (once it has launched).
+    picks = wishlist[users, rng.integers(0, wishlist.shape[1], n)]
+    back = (rng.random(n) < 0.33) & live[picks]
+    items[back] = picks[back]
 
     base = np.datetime64(day.isoformat(), "us")
     seconds = rng.choice(24, n, p=HOURLY) * 3600 + rng.integers(0, 3600, n)
