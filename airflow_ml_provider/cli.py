@@ -62,7 +62,12 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     )
     log.info(
         "Generating %d users, %d items, %d days of events (%s to %s, seed %d%s)",
-        cfg.users, cfg.items, cfg.days, cfg.start_date, cfg.end_date, cfg.seed,
+        cfg.users,
+        cfg.items,
+        cfg.days,
+        cfg.start_date,
+        cfg.end_date,
+        cfg.seed,
         f", drift from {cfg.drift_from} towards {cfg.drift_category}" if cfg.drift_from else "",
     )
     started = time.monotonic()
@@ -131,30 +136,45 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    seed = sub.add_parser("seed-demo", parents=[common], help="generate the synthetic demo data",
-                          description=cmd_seed_demo.__doc__)
+    seed = sub.add_parser(
+        "seed-demo", parents=[common], help="generate the synthetic demo data", description=cmd_seed_demo.__doc__
+    )
     seed.add_argument("--users", type=int, default=3000, help="number of users (default: %(default)s)")
     seed.add_argument("--items", type=int, default=600, help="number of items (default: %(default)s)")
     seed.add_argument("--days", type=int, default=60, help="days of events (default: %(default)s)")
-    seed.add_argument("--end-date", type=_date, default=dt.date(2026, 3, 31), help="last day of events (default: %(default)s)")
-    seed.add_argument("--events-per-user-day", type=float, default=0.35, help="mean views per user per day (default: %(default)s)")
+    seed.add_argument(
+        "--end-date", type=_date, default=dt.date(2026, 3, 31), help="last day of events (default: %(default)s)"
+    )
+    seed.add_argument(
+        "--events-per-user-day", type=float, default=0.35, help="mean views per user per day (default: %(default)s)"
+    )
     seed.add_argument("--seed", type=int, default=7, help="random seed; same seed, same data (default: %(default)s)")
     seed.add_argument("--drift-from", type=_date, help="from this date on, shift tastes and activity (drift injection)")
-    seed.add_argument("--drift-category", default="electronics", help="category that gains share under drift (default: %(default)s)")
+    seed.add_argument(
+        "--drift-category", default="electronics", help="category that gains share under drift (default: %(default)s)"
+    )
     seed.set_defaults(func=cmd_seed_demo)
 
-    feat = sub.add_parser("features", parents=[common], help="build feature partitions for dates",
-                          description=cmd_features.__doc__)
-    feat.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE, help="pipeline.yaml (default: the recsys reference)")
-    feat.add_argument("--sql-dir", type=Path, default=DEFAULT_SQL_DIR, help="folder the contract's SQL paths are relative to")
+    feat = sub.add_parser(
+        "features", parents=[common], help="build feature partitions for dates", description=cmd_features.__doc__
+    )
+    feat.add_argument(
+        "--pipeline", type=Path, default=DEFAULT_PIPELINE, help="pipeline.yaml (default: the recsys reference)"
+    )
+    feat.add_argument(
+        "--sql-dir", type=Path, default=DEFAULT_SQL_DIR, help="folder the contract's SQL paths are relative to"
+    )
     feat.add_argument("--date", type=_date, required=True, help="as-of date (YYYY-MM-DD)")
     feat.add_argument("--to", type=_date, help="last as-of date of a range (inclusive)")
-    feat.add_argument("--labels", action="store_true", help="also build labels (needs the label horizon to have passed)")
+    feat.add_argument(
+        "--labels", action="store_true", help="also build labels (needs the label horizon to have passed)"
+    )
     feat.add_argument("--json", action="store_true", help="print the write results as JSON")
     feat.set_defaults(func=cmd_features)
 
-    tables = sub.add_parser("tables", parents=[common], help="list tables, partitions and row counts",
-                            description=cmd_tables.__doc__)
+    tables = sub.add_parser(
+        "tables", parents=[common], help="list tables, partitions and row counts", description=cmd_tables.__doc__
+    )
     tables.add_argument("--json", action="store_true", help="print as JSON")
     tables.set_defaults(func=cmd_tables)
     return parser

@@ -7,8 +7,9 @@ from typing import Any
 from airflow_ml_provider import __version__
 
 
-def _field(label: str, kind: str | list[str] = ("string", "null"), **extra: Any) -> dict[str, Any]:
-    return {"label": label, "schema": {"type": list(kind) if not isinstance(kind, str) else kind, **extra}}
+def _field(label: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
+    """A connection form field; every field is optional (``null`` allowed)."""
+    return {"label": label, "schema": {"type": [kind, "null"], **extra}}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -26,9 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["ml"],
             }
         ],
-        "hooks": [
-            {"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.hooks.ml_platform"]}
-        ],
+        "hooks": [{"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.hooks.ml_platform"]}],
         "operators": [
             {"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.operators.features"]}
         ],
@@ -56,9 +55,11 @@ def get_provider_info() -> dict[str, Any]:
                     "warehouse_path": _field("DuckDB file (local backend)"),
                     "artifact_root": _field("Artifact root URI (file://... or gs://...)"),
                     "gcp_conn_id": _field("Google Cloud connection id"),
-                    "maximum_bytes_billed": _field("Maximum bytes billed per query", ["integer", "null"]),
+                    "maximum_bytes_billed": _field("Maximum bytes billed per query", "integer"),
                 },
             }
         ],
-        "plugins": [{"name": "ml_platform", "plugin-class": "airflow_ml_provider.plugins.ml_platform.MLPlatformPlugin"}],
+        "plugins": [
+            {"name": "ml_platform", "plugin-class": "airflow_ml_provider.plugins.ml_platform.MLPlatformPlugin"}
+        ],
     }

@@ -27,7 +27,8 @@ from google.api_core.exceptions import BadRequest, NotFound
 from google.cloud import bigquery
 
 from airflow_ml_provider.core.config import PlatformConfig
-from airflow_ml_provider.core.sql import bigquery_type, bind_params, partition_select, validate_identifier
+from airflow_ml_provider.core.identifiers import validate_identifier
+from airflow_ml_provider.core.sql import bigquery_type, bind_params, partition_select
 from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 from airflow_ml_provider.exceptions import (
     BytesBudgetExceeded,
@@ -94,9 +95,7 @@ class BigQueryWarehouse(Warehouse):
         """Run a statement (DDL or DML) and wait for it."""
         self._run(sql, params, source)
 
-    def dry_run_bytes(
-        self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>"
-    ) -> int:
+    def dry_run_bytes(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> int:
         """Bytes BigQuery estimates the query would scan (a dry run costs nothing)."""
         return self._dry_run(sql, self._parameters(sql, params, source), source)
 
@@ -104,12 +103,10 @@ class BigQueryWarehouse(Warehouse):
         self, sql: str, params: Mapping[str, Any] | None, source: str
     ) -> list[bigquery.ScalarQueryParameter]:
         """Typed query parameters for exactly the ``@names`` the SQL uses."""
-        bound = dict(params or {})
+        bound = bind_params(sql, params, source)
         return [bigquery.ScalarQueryParameter(name, bigquery_type(v), v) for name, v in bound.items()]
 
-    def _job_config(
-        self, parameters: list[bigquery.ScalarQueryParameter], **options: Any
-    ) -> bigquery.QueryJobConfig:
+    def _job_config(self, parameters: list[bigquery.ScalarQueryParameter], **options: Any) -> bigquery.QueryJobConfig:
         """The settings every query job shares: standard SQL, dataset, labels, parameters, byte cap."""
         config = bigquery.QueryJobConfig(
             use_legacy_sql=False,
@@ -145,9 +142,7 @@ class BigQueryWarehouse(Warehouse):
                 "ml_platform connection extras."
             )
 
-    def _run(
-        self, sql: str, params: Mapping[str, Any] | None, source: str, **options: Any
-    ) -> bigquery.QueryJob:
+    def _run(self, sql: str, params: Mapping[str, Any] | None, source: str, **options: Any) -> bigquery.QueryJob:
         """Check the byte budget, then run one query job and wait for it."""
         parameters = self._parameters(sql, params, source)
         self._check_budget(sql, parameters, source)
@@ -157,9 +152,7 @@ class BigQueryWarehouse(Warehouse):
             )
             log.info("BigQuery job %s started for %s", job.job_id, source)
             job.result()
-        log.info(
-            "BigQuery job %s done: %s processed", job.job_id, human_bytes(job.total_bytes_processed or 0)
-        )
+        log.info("BigQuery job %s done: %s processed", job.job_id, human_bytes(job.total_bytes_processed or 0))
         return job
 
     # --- tables ----------------------------------------------------------------------
@@ -246,9 +239,7 @@ class BigQueryWarehouse(Warehouse):
         staging_id = self._staging_id(table, partition)
         try:
             if isinstance(source, str):
-                bytes_processed = self._query_into(
-                    staging_id, source, params, partition_column, partition, sql_source
-                )
+                bytes_processed = self._query_into(staging_id, source, params, partition_column, partition, sql_source)
             else:
                 data = with_partition_column(source, partition_column, partition, table_id)
                 self._load(_in_table_order(data, target), staging_id)
@@ -299,9 +290,7 @@ class BigQueryWarehouse(Warehouse):
         staging.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
         return self.client.update_table(staging, ["expires"])
 
-    def _match_column_order(
-        self, staging: bigquery.Table, target: bigquery.Table, source: str
-    ) -> bigquery.Table:
+    def _match_column_order(self, staging: bigquery.Table, target: bigquery.Table, source: str) -> bigquery.Table:
         """Rewrite the staging table in the target's column order when only the order differs.
 
         A copy job needs identical schemas, while the SQL wrapper puts the partition column
@@ -336,9 +325,7 @@ class BigQueryWarehouse(Warehouse):
         if cluster_by:
             table.clustering_fields = list(cluster_by)
         created = self.client.create_table(table, exists_ok=True)
-        log.info(
-            "Created %s partitioned by %s, clustered by %s", table_id, partition_column, list(cluster_by)
-        )
+        log.info("Created %s partitioned by %s, clustered by %s", table_id, partition_column, list(cluster_by))
         return created
 
     def _copy_to_partition(self, staging_id: str, table_id: str, partition: dt.date) -> None:
@@ -350,9 +337,7 @@ class BigQueryWarehouse(Warehouse):
             labels=dict(self.labels),
         )
         with _job_errors(f"copying {staging_id} to {destination}"):
-            job = self.client.copy_table(
-                staging_id, destination, job_config=config, job_id_prefix=JOB_ID_PREFIX
-            )
+            job = self.client.copy_table(staging_id, destination, job_config=config, job_id_prefix=JOB_ID_PREFIX)
             log.info("BigQuery copy job %s started: %s -> %s", job.job_id, staging_id, destination)
             job.result()
 
@@ -393,9 +378,7 @@ def schema_differences(new: dict[str, str], table: dict[str, str]) -> list[str]:
         if c in table and table[c] != t
     ]
     if not diffs and list(new) != list(table):
-        diffs.append(
-            f"columns are in a different order: table ({', '.join(table)}), new rows ({', '.join(new)})"
-        )
+        diffs.append(f"columns are in a different order: table ({', '.join(table)}), new rows ({', '.join(new)})")
     return diffs
 
 
@@ -412,9 +395,7 @@ def check_schema(
         )
 
 
-def with_partition_column(
-    data: pa.Table, partition_column: str, partition: dt.date, table_id: str
-) -> pa.Table:
+def with_partition_column(data: pa.Table, partition_column: str, partition: dt.date, table_id: str) -> pa.Table:
     """Prepend the partition column, or insist an existing one holds only ``partition``."""
     _check_column_names(data)
     if partition_column not in data.column_names:
@@ -481,8 +462,7 @@ def _query_errors(source: str) -> Iterator[None]:
                 "the date filter, or raise maximum_bytes_billed in the ml_platform connection extras."
             ) from err
         raise SQLTemplateError(
-            f"{source}: BigQuery rejected the query: {err.message}. Fix the SQL and check it with "
-            "`airflow-ml validate`."
+            f"{source}: BigQuery rejected the query: {err.message}. Fix the SQL and rerun the task."
         ) from err
 
 

@@ -21,14 +21,9 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
+from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier
+from airflow_ml_provider.core.sql import bind_params, partition_select, to_duckdb
 from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
-from airflow_ml_provider.core.sql import (
-    bind_params,
-    partition_select,
-    to_duckdb,
-    validate_dataset,
-    validate_identifier,
-)
 from airflow_ml_provider.exceptions import (
     EmptyResultError,
     SchemaMismatchError,
@@ -208,7 +203,12 @@ class DuckDBWarehouse(Warehouse):
                 raise
         log.debug(
             "Replaced %s.%s partition %s=%s with %d rows in %.2fs",
-            self.schema, table, partition_column, partition, rows, time.monotonic() - started,
+            self.schema,
+            table,
+            partition_column,
+            partition,
+            rows,
+            time.monotonic() - started,
         )
         return WriteResult(table=table, partition=partition.isoformat(), rows=int(rows))
 
@@ -264,8 +264,7 @@ def _as_bigquery_types(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     if not any(str(t) in _WIDE_INTS for t in rel.types):
         return rel
     cols = [
-        f'CAST("{c}" AS BIGINT) AS "{c}"' if str(t) in _WIDE_INTS else f'"{c}"'
-        for c, t in zip(rel.columns, rel.types)
+        f'CAST("{c}" AS BIGINT) AS "{c}"' if str(t) in _WIDE_INTS else f'"{c}"' for c, t in zip(rel.columns, rel.types, strict=True)
     ]
     return rel.project(", ".join(cols))
 

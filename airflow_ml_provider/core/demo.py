@@ -20,8 +20,18 @@ import pyarrow as pa
 log = logging.getLogger(__name__)
 
 CATEGORIES = (
-    "books", "electronics", "fashion", "garden", "grocery", "health",
-    "home", "kids", "music", "outdoor", "pets", "sports",
+    "books",
+    "electronics",
+    "fashion",
+    "garden",
+    "grocery",
+    "health",
+    "home",
+    "kids",
+    "music",
+    "outdoor",
+    "pets",
+    "sports",
 )
 # Relative traffic by weekday, Monday first: weekends are busier.
 WEEKLY = np.array([0.9, 0.85, 0.9, 0.95, 1.05, 1.2, 1.15])
@@ -99,7 +109,9 @@ def generate(cfg: DemoConfig, progress: Callable[[int, int, int], None] | None =
     for day_idx in range(cfg.days):
         day = cfg.start_date + dt.timedelta(days=day_idx)
         drifted = cfg.drift_from is not None and day >= cfg.drift_from
-        chunk = _day_events(rng, cfg, day, drifted, drift_cat, prefs, activity, wishlist, item_cat, item_pop, item_launch)
+        chunk = _day_events(
+            rng, cfg, day, drifted, drift_cat, prefs, activity, wishlist, item_cat, item_pop, item_launch
+        )
         chunks.append(chunk)
         total += len(chunk["user"])
         if progress and ((day_idx + 1) % 10 == 0 or day_idx + 1 == cfg.days):
@@ -135,7 +147,9 @@ def generate(cfg: DemoConfig, progress: Callable[[int, int, int], None] | None =
     return DemoWorld(users=users, items=items, events=events)
 
 
-def _wishlists(rng: np.random.Generator, prefs: np.ndarray, item_cat: np.ndarray, item_pop: np.ndarray, k: int) -> np.ndarray:
+def _wishlists(
+    rng: np.random.Generator, prefs: np.ndarray, item_cat: np.ndarray, item_pop: np.ndarray, k: int
+) -> np.ndarray:
     """Per user, ``k`` items drawn from their preferred categories, popularity-weighted."""
     n_users = prefs.shape[0]
     cats = _sample_rows(rng, prefs, k)  # users x k categories

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import jinja2
 
-from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 from airflow_ml_provider.core.spec import PipelineSpec, SqlStep
 from airflow_ml_provider.core.sql import read_sql_file
+from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,7 @@ def validate_dataset(name: str) -> str:
     """Return ``name`` if it is a valid BigQuery dataset (or DuckDB schema) name."""
     if not isinstance(name, str) or not _DATASET.match(name):
         raise IdentifierError(
-            f"dataset name {name!r} is not valid: use letters, digits and underscores only "
-            "(e.g. 'recsys')."
+            f"dataset name {name!r} is not valid: use letters, digits and underscores only (e.g. 'recsys')."
         )
     return name
 

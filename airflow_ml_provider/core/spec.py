@@ -168,8 +168,10 @@ class PipelineSpec(_Strict):
         found = self.find_step(table)
         if found:
             return found
-        raise ContractError(f"pipeline {self.name!r} has no step writing table {table!r}; known: "
-                            f"{', '.join(s.table for s in self.steps)}, {self.label.step.table}")
+        raise ContractError(
+            f"pipeline {self.name!r} has no step writing table {table!r}; known: "
+            f"{', '.join(s.table for s in self.steps)}, {self.label.step.table}"
+        )
 
     def query_params(self, as_of: dt.date) -> dict[str, Any]:
         """The query parameters every SQL file of this pipeline may use."""
@@ -192,7 +194,9 @@ def load_spec(path: str | Path) -> PipelineSpec:
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
-        raise ContractError(f"{p}: contract file not found. Pass --pipeline or create it with `airflow-ml init`.") from err
+        raise ContractError(
+            f"{p}: contract file not found. Pass --pipeline or create it with `airflow-ml init`."
+        ) from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

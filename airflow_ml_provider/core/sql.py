@@ -11,14 +11,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
 
-from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier, validate_project
+from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import SQLTemplateError
+
 
 def bigquery_type(value: Any) -> str:
     """The GoogleSQL type a Python value travels as when it is a query parameter."""
@@ -59,16 +60,12 @@ def parse(sql: str, source: str = "<sql>") -> exp.Expression:
         detail = err.errors[0] if err.errors else {}
         where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
         desc = detail.get("description", str(err)) if detail else str(err)
-        raise SQLTemplateError(
-            f"{source}: does not parse as GoogleSQL{where}: {desc}. Fix the SQL and run "
-            "`airflow-ml validate`."
-        ) from err
+        raise SQLTemplateError(f"{source}: does not parse as GoogleSQL{where}: {desc}. Fix the SQL and rerun.") from err
     if len(statements) != 1:
         raise SQLTemplateError(
-            f"{source}: expected exactly one SQL statement, found {len(statements)}. "
-            "Keep one query per file."
+            f"{source}: expected exactly one SQL statement, found {len(statements)}. Keep one query per file."
         )
-    return statements[0]
+    return cast(exp.Expression, statements[0])
 
 
 def check_create_if_not_exists(ddl: str, source: str = "<ddl>") -> exp.Create:
@@ -108,7 +105,7 @@ def rewrite_array_agg_limit(tree: exp.Expression) -> exp.Expression:
             limit = node.this
             agg = node.copy()
             agg.set("this", limit.this.copy())
-            return exp.func("LIST_SLICE", agg, exp.Literal.number(1), limit.expression.copy())
+            return cast(exp.Expression, exp.func("LIST_SLICE", agg, exp.Literal.number(1), limit.expression.copy()))
         return node
 
     return tree.transform(fix)
@@ -118,10 +115,10 @@ def rewrite_dayofweek(tree: exp.Expression) -> exp.Expression:
     """``EXTRACT(DAYOFWEEK FROM d)`` is 1 (Sunday) to 7 in GoogleSQL but 0 to 6 in DuckDB."""
 
     def fix(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Extract) and node.this.name.upper() == "DAYOFWEEK":
-            if not node.meta.get("dow_fixed"):
-                node.meta["dow_fixed"] = True
-                return exp.Paren(this=exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
+        # The marker stops transform() from rewriting the copy it just produced.
+        if isinstance(node, exp.Extract) and node.this.name.upper() == "DAYOFWEEK" and not node.meta.get("dow_fixed"):
+            node.meta["dow_fixed"] = True
+            return exp.Paren(this=exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
         return node
 
     return tree.transform(fix)

@@ -46,7 +46,7 @@ class MLPlatformHook(BaseHook):
             raise ContractError(
                 f"connection {self.ml_conn_id!r} does not exist. Create it with conn type "
                 f"'ml_platform' (e.g. AIRFLOW_CONN_{self.ml_conn_id.upper()}='{{\"conn_type\": "
-                "\"ml_platform\", \"extra\": {\"backend\": \"local\"}}'), or use the default "
+                '"ml_platform", "extra": {"backend": "local"}}\'), or use the default '
                 "'ml_platform_default'."
             ) from None
         return PlatformConfig.from_extras(clean_extras(conn.extra_dejson), source=f"connection {self.ml_conn_id!r}")

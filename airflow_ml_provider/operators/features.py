@@ -79,7 +79,14 @@ class FeatureExtractOperator(MLPlatformOperator):
             if cluster_by is None and step:
                 cluster_by = step.cluster_by
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
-            self.log.info("Writing %s partition %s=%s from %s on %r", self.table, self.partition_column, as_of, self.sql_file, warehouse)
+            self.log.info(
+                "Writing %s partition %s=%s from %s on %r",
+                self.table,
+                self.partition_column,
+                as_of,
+                self.sql_file,
+                warehouse,
+            )
             result = warehouse.replace_partition(
                 self.table,
                 self.partition_column,
