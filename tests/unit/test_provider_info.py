@@ -18,7 +18,8 @@ def test_provider_info_declares_ml_platform_connection():
 
 
 def test_entry_points_are_registered():
-    eps = {(ep.group, ep.value) for ep in entry_points() if ep.value.startswith("airflow_ml_provider")}
+    groups = ("apache_airflow_provider", "airflow.plugins", "console_scripts")
+    eps = {(g, ep.value) for g in groups for ep in entry_points(group=g) if ep.value.startswith("airflow_ml_provider")}
     assert ("apache_airflow_provider", "airflow_ml_provider.get_provider_info:get_provider_info") in eps
     assert ("airflow.plugins", "airflow_ml_provider.plugins.ml_platform:MLPlatformPlugin") in eps
     assert ("console_scripts", "airflow_ml_provider.cli:main") in eps

@@ -519,7 +519,7 @@ def test_execute_waits_and_bad_request_names_the_sql_file(bq: FakeBigQuery) -> N
     bq.query_error = BadRequest("Syntax error: Unexpected keyword FROM at [1:8]")
 
     with pytest.raises(
-        SQLTemplateError, match=r"sql/ddl/x\.sql.*Unexpected keyword FROM.*airflow-ml validate"
+        SQLTemplateError, match=r"sql/ddl/x\.sql.*Unexpected keyword FROM.*Fix the SQL"
     ):
         _warehouse().execute("CREATE TABLE IF NOT EXISTS x (a INT64)", source="sql/ddl/x.sql")
 

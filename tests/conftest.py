@@ -1,0 +1,48 @@
+"""Shared, generic fixtures. Keep this file small: test-specific helpers live in the test module.
+
+- ``demo_world``: a small deterministic synthetic world (users, items, events as Arrow), built once.
+- ``warehouse``: an empty DuckDBWarehouse on a file in ``tmp_path`` (the file is not created yet).
+- ``seeded_warehouse``: ``warehouse`` with the demo world loaded as tables ``users``, ``items``, ``events``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_ml_provider.core.demo import DemoConfig, DemoWorld, generate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: Small enough to generate in well under a second, big enough for every SQL step to return rows.
+SMALL_DEMO = DemoConfig(users=300, items=80, days=40)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (holds ``dags/``, ``sql/`` and ``pyproject.toml``)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_world() -> DemoWorld:
+    """The small demo world; Arrow tables are immutable, so one copy serves every test."""
+    return generate(SMALL_DEMO)
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path):
+    """An empty DuckDB warehouse in ``tmp_path``; a short lock timeout keeps lock bugs from hanging the suite."""
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse(tmp_path / "wh" / "warehouse.duckdb", lock_timeout=10)
+
+
+@pytest.fixture
+def seeded_warehouse(warehouse, demo_world: DemoWorld):
+    """``warehouse`` with the demo world's ``users``, ``items`` and ``events`` tables."""
+    warehouse.replace_table("users", demo_world.users)
+    warehouse.replace_table("items", demo_world.items)
+    warehouse.replace_table("events", demo_world.events)
+    return warehouse
