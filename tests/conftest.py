@@ -13,16 +13,8 @@ import pytest
 
 from airflow_ml_provider.core.demo import DemoConfig, DemoWorld, generate
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-#: Small enough to generate in well under a second, big enough for every SQL step to return rows.
+#: Quick to generate, yet big enough for every recsys SQL step to return rows.
 SMALL_DEMO = DemoConfig(users=300, items=80, days=40)
-
-
-@pytest.fixture(scope="session")
-def repo_root() -> Path:
-    """The repository root (holds ``dags/``, ``sql/`` and ``pyproject.toml``)."""
-    return REPO_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 STAGING_TTL = dt.timedelta(days=1)
 STAGING_PREFIX = "_staging_"
 JOB_ID_PREFIX = "airflow_ml_"
+_GCS_FOLDER = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._-]+)*/?$")
 # The API reports legacy type names; errors and table_columns speak GoogleSQL.
 _GOOGLESQL_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "RECORD": "STRUCT"}
 
@@ -189,6 +191,21 @@ class BigQueryWarehouse(Warehouse):
                 "first partition, and check `project` and `dataset` in the ml_platform connection."
             )
         return schema_types(found.schema)
+
+    def export_parquet(self, sql: str, params: Mapping[str, Any] | None, uri: str, *, source: str = "<sql>") -> str:
+        """``EXPORT DATA`` the query's rows as sharded Parquet files under the gs:// folder ``uri``."""
+        if not _GCS_FOLDER.match(uri):
+            raise WarehouseError(
+                f"export URI {uri!r} must be a gs:// folder of letters, digits and ._/- (e.g. "
+                "gs://my-bucket/airflow-ml/recsys/v1/data); set staging_bucket in the ml_platform connection."
+            )
+        # EXPORT DATA takes its URI as a literal, so it is validated above instead of bound.
+        export = (
+            f"EXPORT DATA OPTIONS (uri = '{uri.rstrip('/')}/part-*.parquet', format = 'PARQUET', "
+            f"overwrite = true) AS\n{sql}"
+        )
+        self._run(export, params, source)
+        return uri.rstrip("/")
 
     def replace_table(self, table: str, data: pa.Table) -> int:
         """Replace a whole (small, unpartitioned) table with ``data``; return its row count."""

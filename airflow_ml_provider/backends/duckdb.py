@@ -23,12 +23,14 @@ from filelock import FileLock, Timeout
 
 from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier
 from airflow_ml_provider.core.sql import bind_params, partition_select, to_duckdb
+from airflow_ml_provider.core.storage import local_path, to_uri
 from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 from airflow_ml_provider.exceptions import (
     EmptyResultError,
     SchemaMismatchError,
     SQLTemplateError,
     TableNotFoundError,
+    WarehouseError,
     WarehouseLockedError,
 )
 
@@ -249,6 +251,17 @@ class DuckDBWarehouse(Warehouse):
                 f"{'; '.join(diff)}. Fix the query to produce the table's columns, or drop "
                 f"the table (`DROP TABLE {self.schema}.{table}`) to let it be recreated."
             )
+
+    def export_parquet(self, sql: str, params: Mapping[str, Any] | None, uri: str, *, source: str = "<sql>") -> str:
+        path = local_path(uri)
+        if path is None:
+            raise WarehouseError(f"the local warehouse exports to file:// or a path only, got {uri}.")
+        path.mkdir(parents=True, exist_ok=True)
+        target = path / "data.parquet"
+        text, bound = self._compile(sql, params, source)
+        with self.connect(read_only=True) as con, _translate_errors(source):
+            _as_bigquery_types(con.sql(text, params=bound or None)).write_parquet(str(target))
+        return to_uri(target)
 
     def replace_table(self, table: str, data: pa.Table) -> int:
         validate_identifier(table)

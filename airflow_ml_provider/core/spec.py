@@ -116,6 +116,47 @@ class Label(_Strict):
         return validate_identifier(v, kind="label column")
 
 
+class ModelSpec(_Strict):
+    """The LightGBM model: objective, parameters and optional DS-owned hooks."""
+
+    objective: Literal["lambdarank", "rank_xendcg", "binary", "regression"] = "lambdarank"
+    params: dict[str, Any] = Field(default_factory=dict, description="LightGBM parameters over the defaults")
+    num_boost_round: int = Field(default=300, ge=1, le=100_000)
+    early_stopping_rounds: int | None = Field(default=30, ge=1)
+    hooks: str | None = Field(default=None, description="model.py path relative to the contract's folder")
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        reserved = {"objective", "metric", "eval_at"} & set(v)
+        if reserved:
+            raise ValueError(f"set {sorted(reserved)} through model.objective / evaluation.k, not model.params")
+        for key, value in v.items():
+            if not isinstance(value, (int, float, str, bool)):
+                raise ValueError(f"params.{key}: expected a number, string or bool, got {type(value).__name__}")
+        return v
+
+    @field_validator("hooks")
+    @classmethod
+    def _hooks(cls, v: str | None) -> str | None:
+        if v is not None and (not v.endswith(".py") or v.startswith("/") or ".." in Path(v).parts):
+            raise ValueError("expected a .py path relative to the folder of pipeline.yaml, e.g. model.py")
+        return v
+
+
+class EvaluationGate(_Strict):
+    """When a candidate model may become champion."""
+
+    k: int = Field(default=10, ge=1, le=1000)
+    metric: Literal["ndcg", "recall", "precision", "map"] = "ndcg"
+    min_lift_over_baseline: float = Field(
+        default=0.05, ge=-1, le=100, description="relative lift over the popularity baseline, 0.05 = +5%"
+    )
+    max_regression_vs_champion: float = Field(
+        default=0.02, ge=0, le=1, description="largest relative drop vs the current champion that still passes"
+    )
+
+
 class PipelineSpec(_Strict):
     """The whole contract."""
 
@@ -130,6 +171,8 @@ class PipelineSpec(_Strict):
     feature_table: str
     features: list[FeatureColumn] = Field(min_length=1)
     label: Label
+    model: ModelSpec = ModelSpec()
+    evaluation: EvaluationGate = EvaluationGate()
 
     @field_validator("name", "feature_table")
     @classmethod
@@ -182,6 +225,21 @@ class PipelineSpec(_Strict):
             "candidates_per_user": self.candidates_per_user,
         }
 
+    def training_dates(self, end: dt.date) -> tuple[list[dt.date], list[dt.date]]:
+        """As-of dates to train and validate on for a run on ``end`` (time split, never random).
+
+        Labels need ``label_horizon_days`` after an as-of date, so the newest usable date is
+        ``end - horizon``. Validation takes the newest ``validation_days``; a gap of
+        ``label_horizon_days`` keeps training labels from seeing the validation window.
+        """
+        w = self.windows
+        val_end = end - dt.timedelta(days=w.label_horizon_days)
+        val_start = val_end - dt.timedelta(days=w.validation_days - 1)
+        train_end = val_start - dt.timedelta(days=w.label_horizon_days)
+        train_start = train_end - dt.timedelta(days=w.training_days - 1)
+        days = lambda a, b: [a + dt.timedelta(days=i) for i in range((b - a).days + 1)]  # noqa: E731
+        return days(train_start, train_end), days(val_start, val_end)
+
     @property
     def spec_hash(self) -> str:
         """A stable hash of the contract's content, recorded with every model."""
@@ -192,18 +250,23 @@ def load_spec(path: str | Path) -> PipelineSpec:
     """Read and validate a ``pipeline.yaml``; errors name the file, the key and the fix."""
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError as err:
-        raise ContractError(
-            f"{p}: contract file not found. Pass --pipeline or create it with `airflow-ml init`."
-        ) from err
+        raise ContractError(f"{p}: contract file not found. Pass the path of your pipeline.yaml (--pipeline).") from err
+    return parse_spec(text, str(p))
+
+
+def parse_spec(text: str, source: str) -> PipelineSpec:
+    """Validate contract YAML text; ``source`` (a path or URI) names it in errors."""
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ContractError(f"{p}: not valid YAML{where}: {getattr(err, 'problem', err)}.") from err
+        raise ContractError(f"{source}: not valid YAML{where}: {getattr(err, 'problem', err)}.") from err
     if not isinstance(raw, dict):
-        raise ContractError(f"{p}: expected a mapping of keys (name, owners, steps, ...), got {type(raw).__name__}.")
+        raise ContractError(f"{source}: expected a mapping of keys (name, owners, steps, ...), got {type(raw).__name__}.")
     try:
         return PipelineSpec.model_validate(raw)
     except ValidationError as err:
-        raise ContractError(f"{p}: {format_validation_error(err)}") from err
+        raise ContractError(f"{source}: {format_validation_error(err)}") from err

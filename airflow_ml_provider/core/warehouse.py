@@ -94,6 +94,12 @@ class Warehouse(ABC):
     def replace_table(self, table: str, data: pa.Table) -> int:
         """Replace a whole (small, unpartitioned) table with ``data``; return its row count."""
 
+    @abstractmethod
+    def export_parquet(
+        self, sql: str, params: Mapping[str, Any] | None, uri: str, *, source: str = "<sql>"
+    ) -> str:
+        """Write a query's rows as Parquet under the folder ``uri``; return the URI to read back."""
+
     def dry_run_bytes(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> int | None:
         """Bytes the query would scan, where the backend can tell (BigQuery); else None."""
         return None

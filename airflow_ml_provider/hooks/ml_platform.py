@@ -17,6 +17,8 @@ from airflow_ml_provider.core.config import PlatformConfig
 from airflow_ml_provider.exceptions import ContractError
 
 if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
     from airflow_ml_provider.backends import Warehouse
 
 _PREFIX = "extra__ml_platform__"
@@ -56,6 +58,14 @@ class MLPlatformHook(BaseHook):
         from airflow_ml_provider.backends import get_warehouse
 
         return get_warehouse(self.config, labels=labels)
+
+    def artifact_path(self, uri: str) -> ObjectStoragePath:
+        """An ObjectStoragePath for an artifact URI; gs:// uses the connection's GCP credentials."""
+        from airflow.sdk import ObjectStoragePath
+
+        if uri.startswith("gs://"):
+            return ObjectStoragePath(uri, conn_id=self.config.gcp_conn_id)
+        return ObjectStoragePath(uri)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the extras parse and the warehouse answers a trivial query."""

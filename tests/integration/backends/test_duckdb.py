@@ -54,14 +54,18 @@ def raw_query(wh: DuckDBWarehouse, sql: str, params: dict | None = None) -> list
 def checksum(wh: DuckDBWarehouse, table: str, partition: dt.date | None = None) -> tuple[int, int | None]:
     """Row count and an order-independent hash of every row (of one partition, if given)."""
     where = "WHERE as_of_date = $p" if partition else ""
-    return raw_query(wh, f"SELECT count(*), sum(hash(t)) FROM {table} AS t {where}", {"p": partition} if partition else None)[0]
+    return raw_query(
+        wh, f"SELECT count(*), sum(hash(t)) FROM {table} AS t {where}", {"p": partition} if partition else None
+    )[0]
 
 
 def daily_expected(world, day: dt.date) -> dict[str, tuple[int, int]]:
     """DAILY_SQL computed in Python from the Arrow events: user -> (events, purchases)."""
     events, purchases = Counter(), Counter()
     for ts, user, kind in zip(
-        world.events["event_ts"].to_pylist(), world.events["user_id"].to_pylist(), world.events["event_type"].to_pylist(),
+        world.events["event_ts"].to_pylist(),
+        world.events["user_id"].to_pylist(),
+        world.events["event_type"].to_pylist(),
         strict=True,
     ):
         if ts.astimezone(dt.UTC).date() == day:
@@ -121,13 +125,27 @@ class _Interceptor:
 def test_replace_partition_from_sql(seeded_warehouse, demo_world):
     wh = seeded_warehouse
     result = wh.replace_partition(
-        "user_daily", "as_of_date", D1, DAILY_SQL, {"as_of": D1, "unused": 1}, sql_source="sql/x.sql", cluster_by=("user_id",)
+        "user_daily",
+        "as_of_date",
+        D1,
+        DAILY_SQL,
+        {"as_of": D1, "unused": 1},
+        sql_source="sql/x.sql",
+        cluster_by=("user_id",),
     )
     expected = daily_expected(demo_world, D1)
     assert result == WriteResult(table="user_daily", partition="2026-03-01", rows=len(expected))
-    assert result.as_dict() == {"table": "user_daily", "partition": "2026-03-01", "rows": len(expected), "bytes_processed": None}
+    assert result.as_dict() == {
+        "table": "user_daily",
+        "partition": "2026-03-01",
+        "rows": len(expected),
+        "bytes_processed": None,
+    }
     assert wh.table_columns("user_daily") == {
-        "as_of_date": "DATE", "user_id": "VARCHAR", "events": "BIGINT", "purchases": "BIGINT",
+        "as_of_date": "DATE",
+        "user_id": "VARCHAR",
+        "events": "BIGINT",
+        "purchases": "BIGINT",
     }
     rows = raw_query(wh, "SELECT as_of_date, user_id, events, purchases FROM user_daily")
     assert {r[1]: (r[2], r[3]) for r in rows} == expected
@@ -139,7 +157,9 @@ def test_replace_partition_from_arrow(warehouse):
     result = warehouse.replace_partition("scores", "as_of_date", D1, data)
     assert result.rows == 3
     assert raw_query(warehouse, "SELECT * FROM scores ORDER BY user_id") == [
-        (D1, "u1", 0.5), (D1, "u2", 0.25), (D1, "u3", 1.0),
+        (D1, "u1", 0.5),
+        (D1, "u2", 0.25),
+        (D1, "u3", 1.0),
     ]
     # Rows that already carry the (right) partition column are written as they are.
     with_col = pa.table({"as_of_date": pa.array([D2, D2], pa.date32()), "user_id": ["u9", "u8"], "score": [2.0, 3.0]})
@@ -185,14 +205,20 @@ def test_replacing_a_partition_leaves_other_partitions_untouched(seeded_warehous
 @pytest.mark.parametrize(
     ("sql", "fragment"),
     [
-        ("SELECT user_id, COUNT(*) AS events FROM events WHERE DATE(event_ts) = @as_of GROUP BY user_id",
-         "purchases: table has BIGINT, rows have no such column"),
-        ("SELECT user_id, COUNT(*) AS events, COUNTIF(event_type = 'purchase') AS purchases, 'x' AS extra "
-         "FROM events WHERE DATE(event_ts) = @as_of GROUP BY user_id",
-         "extra: table has no such column, rows have VARCHAR"),
-        ("SELECT user_id, CAST(COUNT(*) AS STRING) AS events, COUNTIF(event_type = 'purchase') AS purchases "
-         "FROM events WHERE DATE(event_ts) = @as_of GROUP BY user_id",
-         "events: table has BIGINT, rows have VARCHAR"),
+        (
+            "SELECT user_id, COUNT(*) AS events FROM events WHERE DATE(event_ts) = @as_of GROUP BY user_id",
+            "purchases: table has BIGINT, rows have no such column",
+        ),
+        (
+            "SELECT user_id, COUNT(*) AS events, COUNTIF(event_type = 'purchase') AS purchases, 'x' AS extra "
+            "FROM events WHERE DATE(event_ts) = @as_of GROUP BY user_id",
+            "extra: table has no such column, rows have VARCHAR",
+        ),
+        (
+            "SELECT user_id, CAST(COUNT(*) AS STRING) AS events, COUNTIF(event_type = 'purchase') AS purchases "
+            "FROM events WHERE DATE(event_ts) = @as_of GROUP BY user_id",
+            "events: table has BIGINT, rows have VARCHAR",
+        ),
     ],
     ids=["missing-column", "extra-column", "changed-type"],
 )
@@ -226,7 +252,9 @@ def test_allow_empty_writes_an_empty_partition(seeded_warehouse):
     wh.replace_partition("user_daily", "as_of_date", D1, DAILY_SQL, {"as_of": D1})
     wh.replace_partition("user_daily", "as_of_date", D2, DAILY_SQL, {"as_of": D2})
     d2 = checksum(wh, "user_daily", D2)
-    result = wh.replace_partition("user_daily", "as_of_date", D1, DAILY_SQL, {"as_of": dt.date(2030, 1, 1)}, allow_empty=True)
+    result = wh.replace_partition(
+        "user_daily", "as_of_date", D1, DAILY_SQL, {"as_of": dt.date(2030, 1, 1)}, allow_empty=True
+    )
     assert result.rows == 0
     assert checksum(wh, "user_daily", D1) == (0, None)
     assert checksum(wh, "user_daily", D2) == d2
@@ -448,7 +476,10 @@ def test_table_listing_and_columns(seeded_warehouse):
     assert wh.list_tables() == ["events", "items", "users"]
     assert wh.table_exists("events") and not wh.table_exists("evnets")
     assert wh.table_columns("events") == {
-        "event_ts": "TIMESTAMP WITH TIME ZONE", "user_id": "VARCHAR", "item_id": "VARCHAR", "event_type": "VARCHAR",
+        "event_ts": "TIMESTAMP WITH TIME ZONE",
+        "user_id": "VARCHAR",
+        "item_id": "VARCHAR",
+        "event_type": "VARCHAR",
     }
     with pytest.raises(IdentifierError):
         wh.table_exists("events; DROP TABLE events")
@@ -502,7 +533,9 @@ def test_hugeint_aggregates_come_back_as_int64(seeded_warehouse, demo_world):
     )
     assert out.schema == pa.schema([("views", pa.int64()), ("purchases", pa.int64()), ("n", pa.int64())])
     kinds = Counter(demo_world.events["event_type"].to_pylist())
-    assert out.to_pylist() == [{"views": kinds["view"], "purchases": kinds["purchase"], "n": demo_world.events.num_rows}]
+    assert out.to_pylist() == [
+        {"views": kinds["view"], "purchases": kinds["purchase"], "n": demo_world.events.num_rows}
+    ]
 
 
 def test_hugeint_aggregates_are_written_as_bigint(seeded_warehouse):
@@ -512,7 +545,10 @@ def test_hugeint_aggregates_are_written_as_bigint(seeded_warehouse):
     )
     seeded_warehouse.replace_partition("agg", "as_of_date", D1, sql, {"as_of": D1})
     assert seeded_warehouse.table_columns("agg") == {
-        "as_of_date": "DATE", "user_id": "VARCHAR", "views": "BIGINT", "purchases": "BIGINT",
+        "as_of_date": "DATE",
+        "user_id": "VARCHAR",
+        "views": "BIGINT",
+        "purchases": "BIGINT",
     }
     # A rerun for another day matches the stored schema (no HUGEINT/BIGINT mismatch).
     seeded_warehouse.replace_partition("agg", "as_of_date", D2, sql, {"as_of": D2})
@@ -547,9 +583,12 @@ _TOKYO_CHILD = """
         "user_id": ["late", "afternoon"],
     }))
     days = wh.query("SELECT user_id, DATE(event_ts) AS d FROM events ORDER BY user_id").to_pylist()
-    written = wh.replace_partition("daily", "as_of_date", dt.date(2026, 3, 1),
-                                   "SELECT user_id FROM events WHERE DATE(event_ts) = @as_of", {"as_of": dt.date(2026, 3, 1)})
-    print(json.dumps({"control": str(control), "days": [[r["user_id"], str(r["d"])] for r in days], "rows": written.rows}))
+    day = dt.date(2026, 3, 1)
+    written = wh.replace_partition(
+        "daily", "as_of_date", day, "SELECT user_id FROM events WHERE DATE(event_ts) = @as_of", {"as_of": day}
+    )
+    days = [[r["user_id"], str(r["d"])] for r in days]
+    print(json.dumps({"control": str(control), "days": days, "rows": written.rows}))
 """
 
 
@@ -575,7 +614,7 @@ def test_ensure_table_runs_bigquery_ddl_idempotently(warehouse):
     warehouse.replace_partition("drift_results", "as_of_date", D1, pa.table({"feature": ["f"], "psi": [0.1], "n": [5]}))
     warehouse.ensure_table(ddl, source="sql/ddl/drift_results.sql")  # a rerun keeps the data
     assert raw_query(warehouse, "SELECT * FROM drift_results") == [(D1, "f", 0.1, 5)]
-    with pytest.raises(SQLTemplateError, match="^sql/ddl/x.sql:"):
+    with pytest.raises(SQLTemplateError, match=r"^sql/ddl/x\.sql:"):
         warehouse.ensure_table("CREATE TABLE x (a INT64)", source="sql/ddl/x.sql")
     assert not warehouse.table_exists("x")
 

@@ -116,25 +116,26 @@ def test_prices_are_positive_and_signups_precede_the_window(world):
 def test_events_lie_within_the_window(world):
     days = event_days(world)
     assert min(days) == CFG.start_date
-    assert max(days) == CFG.end_date
+    views = [d for d, kind in zip(days, world.events["event_type"].to_pylist(), strict=True) if kind == "view"]
+    assert max(views) == CFG.end_date
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: core/demo.py:205-206 cart/purchase timestamps add up to 45 min to a late view, so events on "
-    "end_date spill past it (here 3 events on 2026-04-01); clip them to the day or drop those that cross.",
+    reason="BUG: core/demo.py:228-229,234 cart/purchase timestamps add up to 45 min to a late view, so events on "
+    "end_date spill into the next day; clip them to the day or drop those that cross midnight.",
 )
 def test_follow_up_events_do_not_spill_past_end_date():
-    cfg = DemoConfig(users=5000, items=100, days=1, seed=0)
-    days = event_days(generate(cfg))
-    assert max(days) <= cfg.end_date
+    # Several seeds of a big one-day world: a late cart or purchase crossing midnight is near certain.
+    spilled = {}
+    for seed in range(8):
+        cfg = DemoConfig(users=5000, items=100, days=1, seed=seed)
+        late = [d for d in event_days(generate(cfg)) if d > cfg.end_date]
+        if late:
+            spilled[seed] = len(late)
+    assert spilled == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/demo.py:194-195 wishlist returns pick from all items, including ones that launch later, "
-    "so events happen before the item's launch_date; mask wishlist items with `live` for that day.",
-)
 def test_no_event_before_the_item_launches(world):
     launch = dict(zip(world.items["item_id"].to_pylist(), world.items["launch_date"].to_pylist(), strict=True))
     early = [
@@ -157,20 +158,21 @@ def test_some_items_launch_inside_the_window(world):
 
 def test_popularity_is_long_tailed(world):
     views = Counter(
-        item for item, kind in zip(world.events["item_id"].to_pylist(), world.events["event_type"].to_pylist(), strict=True)
+        item
+        for item, kind in zip(world.events["item_id"].to_pylist(), world.events["event_type"].to_pylist(), strict=True)
         if kind == "view"
     )
     counts = sorted((views.get(i, 0) for i in world.items["item_id"].to_pylist()), reverse=True)
     top_decile = sum(counts[: len(counts) // 10]) / sum(counts)
-    # Uniform popularity would give 10%; measured 37-44% across seeds at this size.
+    # Uniform popularity would give 10%; measured 32-45% across seeds 0-7 at this size.
     assert top_decile > 0.25
 
 
 def test_weekends_are_busier_than_weekdays(world):
-    per_day = Counter(event_days(world))
+    per_day = Counter(d for d in event_days(world) if d <= CFG.end_date)
     weekend = [n for d, n in per_day.items() if d.weekday() >= 5]
     weekday = [n for d, n in per_day.items() if d.weekday() < 5]
-    # The generator's weekly profile gives ~1.26; measured 1.22-1.34 across seeds.
+    # The generator's weekly profile gives ~1.26; measured 1.20-1.32 across seeds 0-7.
     assert (sum(weekend) / len(weekend)) > 1.1 * (sum(weekday) / len(weekday))
 
 
@@ -194,14 +196,14 @@ def test_drift_raises_the_drift_category_share_after_drift_from(world, drifted):
     base = [p for p in view_categories_by_day(world) if p[0] >= DRIFT_FROM]
     after = [p for p in view_categories_by_day(drifted) if p[0] >= DRIFT_FROM]
     base_share, drift_share = share(base, CFG.drift_category), share(after, CFG.drift_category)
-    # Measured 0.10 without drift and 0.46 with it.
+    # Measured 0.08-0.11 without drift and 0.44-0.48 with it across seeds 0-7.
     assert drift_share > 0.3
     assert drift_share > 3 * base_share
 
 
 def test_drift_raises_activity(world, drifted):
     def daily(w: DemoWorld) -> float:
-        days = [d for d in event_days(w) if d >= DRIFT_FROM]
+        days = [d for d in event_days(w) if DRIFT_FROM <= d <= CFG.end_date]
         return len(days) / len(set(days))
 
     assert daily(drifted) > 1.3 * daily(world)
@@ -218,7 +220,7 @@ def test_days_before_drift_from_are_identical_to_a_run_without_drift(world, drif
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: core/demo.py:124 users' country is drawn from the rng after the event loop, so turning drift on "
+    reason="BUG: core/demo.py:136 users' country is drawn from the rng after the event loop, so turning drift on "
     "changes every user's country; draw it before the loop, with the other user attributes.",
 )
 def test_drift_does_not_change_the_users(world, drifted):
@@ -255,12 +257,10 @@ def test_start_date_counts_end_date_as_a_day():
     assert DemoConfig(days=60, end_date=dt.date(2026, 3, 31)).start_date == dt.date(2026, 1, 31)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/demo.py:77 + 189-192: DemoConfig accepts items >= 12, but with few items a category has "
-    "no live item and rng.choice raises a bare numpy ValueError; guarantee one pre-window item per category.",
-)
+@pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("items", [12, 20])
-def test_smallest_accepted_world_generates(items):
-    world = generate(DemoConfig(users=50, items=items, days=5))
+def test_smallest_accepted_world_generates(items, seed):
+    # With 12 items some categories are empty and others have no item live yet.
+    world = generate(DemoConfig(users=50, items=items, days=5, seed=seed))
     assert world.items.num_rows == items and world.events.num_rows > 0
+    assert set(world.events["item_id"].to_pylist()) <= set(world.items["item_id"].to_pylist())

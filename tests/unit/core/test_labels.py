@@ -67,7 +67,9 @@ def test_key_starting_with_a_digit_is_prefixed():
 
 
 def test_job_labels_trace_back_to_the_task():
-    labels = job_labels(dag_id="recsys_features", task_id="extract.user_features", run_id="manual__2026-03-31T00:00:00+00:00")
+    labels = job_labels(
+        dag_id="recsys_features", task_id="extract.user_features", run_id="manual__2026-03-31T00:00:00+00:00"
+    )
     assert labels == {
         "airflow-dag": "recsys_features",
         "airflow-task": "extract-user_features",

@@ -14,9 +14,8 @@ import yaml
 from airflow_ml_provider.core.spec import FEATURE_TYPES, FeatureColumn, PipelineSpec, load_spec
 from airflow_ml_provider.core.sql import read_sql_file, referenced_params
 from airflow_ml_provider.exceptions import ContractError
-
-ROOT = Path(__file__).resolve().parents[3]
-REFERENCE = ROOT / "dags" / "recsys" / "pipeline.yaml"
+from tests.paths import PIPELINE as REFERENCE
+from tests.paths import SQL_DIR
 
 
 @pytest.fixture(scope="module")
@@ -34,23 +33,23 @@ def write_contract(tmp_path: Path, raw: Any, name: str = "pipeline.yaml") -> Pat
 # --- the reference contract -----------------------------------------------------------
 
 
-def test_reference_contract_loads():
+def test_reference_contract_loads(reference_raw):
     spec = load_spec(REFERENCE)
     assert spec.name == "recsys"
     assert spec.entities.user == "user_id" and spec.entities.item == "item_id"
-    assert [s.table for s in spec.steps] == ["user_features", "item_features", "candidates", "features"]
-    assert spec.feature_table == "features"
+    assert [s.table for s in spec.steps] == [s["table"] for s in reference_raw["steps"]]
+    assert spec.feature_table == "features" and spec.feature_table in [s.table for s in spec.steps]
     assert spec.label.step.table == "labels" and spec.label.column == "relevance"
-    assert spec.windows.label_horizon_days == 7
+    assert spec.windows.label_horizon_days == reference_raw["windows"]["label_horizon_days"]
     assert set(spec.sources) == {"events", "items", "users"}
-    assert len(spec.features) == len({f.name for f in spec.features}) == 23
+    assert [f.name for f in spec.features] == [f["name"] for f in reference_raw["features"]]
 
 
 def test_reference_sql_steps_exist_and_use_only_the_contract_params():
     spec = load_spec(REFERENCE)
     available = set(spec.query_params(dt.date(2026, 3, 31)))
     for step in [*spec.steps, spec.label.step]:
-        path = ROOT / "sql" / step.sql
+        path = SQL_DIR / step.sql
         used = referenced_params(read_sql_file(path), source=str(path))
         assert used, f"{step.sql} uses no parameter at all"
         assert used <= available, f"{step.sql} uses {used - available} that query_params does not provide"
@@ -65,13 +64,14 @@ def test_step_lookup_includes_the_label_step_and_names_known_tables():
     assert "'nope'" in str(info.value) and "user_features" in str(info.value) and "labels" in str(info.value)
 
 
-def test_query_params_content():
+def test_query_params_content(reference_raw):
     spec = load_spec(REFERENCE)
+    windows = reference_raw["windows"]
     assert spec.query_params(dt.date(2026, 3, 31)) == {
         "as_of": dt.date(2026, 3, 31),
-        "lookback_days": 28,
-        "label_horizon_days": 7,
-        "candidates_per_user": 50,
+        "lookback_days": windows["feature_lookback_days"],
+        "label_horizon_days": windows["label_horizon_days"],
+        "candidates_per_user": reference_raw["candidates_per_user"],
     }
 
 
@@ -81,7 +81,12 @@ def test_query_params_follow_the_contract(tmp_path, reference_raw):
     raw["windows"]["label_horizon_days"] = 3
     raw["candidates_per_user"] = 20
     params = load_spec(write_contract(tmp_path, raw)).query_params(dt.date(2026, 1, 2))
-    assert params == {"as_of": dt.date(2026, 1, 2), "lookback_days": 14, "label_horizon_days": 3, "candidates_per_user": 20}
+    assert params == {
+        "as_of": dt.date(2026, 1, 2),
+        "lookback_days": 14,
+        "label_horizon_days": 3,
+        "candidates_per_user": 20,
+    }
 
 
 def test_feature_types_cover_every_declarable_type():
@@ -195,8 +200,8 @@ def test_bad_contract_names_the_file_and_the_key(tmp_path, reference_raw, case):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: core/spec.py:148 _coherent checks table uniqueness over `steps` only; a label step writing "
-    "a feature step's table (both replace the same partition) is accepted; include label.step.table.",
+    reason="BUG: core/spec.py:192 PipelineSpec._coherent checks table uniqueness over `steps` only; a label step "
+    "writing a feature step's table (both replace the same partition) is accepted; include label.step.table.",
 )
 def test_label_step_may_not_write_a_feature_step_table(tmp_path, reference_raw):
     raw = copy.deepcopy(reference_raw)

@@ -1,0 +1,72 @@
+"""Reading and writing artifacts by URI (``file://``, ``gs://`` or a plain path) with pyarrow.fs.
+
+The trainer runs inside Vertex AI jobs without Airflow, so the core cannot use Airflow's
+ObjectStoragePath; pyarrow's filesystems cover the same two schemes. Operators use
+ObjectStoragePath.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+def to_uri(path_or_uri: str | Path) -> str:
+    """A URI for a local path; URIs pass through."""
+    text = str(path_or_uri)
+    return text if "://" in text else Path(text).expanduser().resolve().as_uri()
+
+
+def join(uri: str, *parts: str) -> str:
+    """Append path parts to a URI."""
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def _resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(to_uri(uri))
+
+
+def read_bytes(uri: str | Path) -> bytes:
+    """The content of a file; a missing file raises FileNotFoundError naming the URI."""
+    fs, path = _resolve(uri)
+    try:
+        with fs.open_input_stream(path) as f:
+            return f.read()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"{uri} does not exist") from err
+
+
+def read_text(uri: str | Path) -> str:
+    """A UTF-8 file's text."""
+    return read_bytes(uri).decode("utf-8")
+
+
+def write_bytes(uri: str | Path, data: bytes) -> None:
+    """Write a file, creating its folder."""
+    fs, path = _resolve(uri)
+    parent = path.rsplit("/", 1)[0]
+    if parent:
+        fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(path) as f:
+        f.write(data)
+
+
+def write_text(uri: str | Path, text: str) -> None:
+    """Write a UTF-8 text file, creating its folder."""
+    write_bytes(uri, text.encode("utf-8"))
+
+
+def exists(uri: str | Path) -> bool:
+    """Whether a file or folder exists at ``uri``."""
+    fs, path = _resolve(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def local_path(uri: str) -> Path | None:
+    """The local path of a ``file://`` URI or plain path; None for remote URIs."""
+    if "://" not in uri:
+        return Path(uri)
+    if uri.startswith("file://"):
+        return Path(pafs.FileSystem.from_uri(uri)[1])
+    return None

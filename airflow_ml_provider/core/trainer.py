@@ -1,0 +1,309 @@
+"""The training entrypoint: ``python -m airflow_ml_provider.core.trainer``.
+
+The same command runs in a local subprocess and in a Vertex AI CustomJob, with the same
+arguments and Vertex's environment conventions (``AIP_MODEL_DIR`` is where the model goes).
+It reads the contract and the exported training data (Parquet), splits by as-of date
+(never at random), trains a LightGBM ranker grouped by (as_of_date, user), scores the
+validation window against a popularity baseline, and writes a model envelope.
+Everything it checks, it checks before spending training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+
+from airflow_ml_provider.core import storage
+from airflow_ml_provider.core.encoding import check_columns, encode, fit_categories
+from airflow_ml_provider.core.envelope import DataSummary, Envelope, package_versions, write_envelope
+from airflow_ml_provider.core.hooks import ModelHooks, load_hooks
+from airflow_ml_provider.core.metrics import lift, popularity_scores, ranking_metrics
+from airflow_ml_provider.core.profile import build_profile, numeric_profile
+from airflow_ml_provider.core.spec import PipelineSpec, parse_spec
+from airflow_ml_provider.exceptions import ContractError, MLProviderError
+
+log = logging.getLogger("airflow_ml_provider.trainer")
+
+#: Provider defaults; pipeline.yaml's model.params and model.py's params() override them.
+DEFAULT_PARAMS: dict[str, Any] = {
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "seed": 7,
+    "deterministic": True,
+    "force_row_wise": True,
+    "verbosity": -1,
+}
+LABEL = "label"
+SAMPLE_ROWS = 5
+
+
+class TrainingDataError(MLProviderError):
+    """The training data cannot produce a meaningful model (checked before training)."""
+
+
+def _spec_from_uri(uri: str) -> PipelineSpec:
+    try:
+        return parse_spec(storage.read_text(uri), uri)
+    except FileNotFoundError as err:
+        raise ContractError(f"{uri}: contract file not found.") from err
+
+
+def _local_copy(uri: str, workdir: Path) -> Path:
+    """A local path for a file URI (copied when remote, e.g. gs://)."""
+    path = storage.local_path(uri)
+    if path is not None:
+        return path
+    target = workdir / uri.rsplit("/", 1)[-1]
+    target.write_bytes(storage.read_bytes(uri))
+    return target
+
+
+def read_training_data(uri: str) -> pd.DataFrame:
+    """Read the exported Parquet (a file or a folder of files, e.g. BigQuery's sharded export)."""
+    fs, path = storage._resolve(uri)
+    try:
+        table = pads.dataset(path, filesystem=fs, format="parquet").to_table()
+    except (FileNotFoundError, OSError) as err:
+        raise TrainingDataError(f"training data {uri} cannot be read: {err}") from err
+    return table.to_pandas()
+
+
+def split_by_date(df: pd.DataFrame, validation_from: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Time-based split: rows with as_of_date >= validation_from are held out."""
+    dates = pd.to_datetime(df["as_of_date"]).dt.date
+    valid = dates >= validation_from
+    return df[~valid], df[valid]
+
+
+def check_training_data(train: pd.DataFrame, valid: pd.DataFrame, spec: PipelineSpec, uri: str) -> None:
+    """Fail before training on data that cannot give a meaningful model."""
+    for name, part in (("training", train), ("validation", valid)):
+        if part.empty:
+            raise TrainingDataError(
+                f"{uri}: the {name} window has no rows. Build features and labels for its as-of dates "
+                "(airflow-ml features --labels) or widen windows in pipeline.yaml."
+            )
+    check_columns(list(train.columns), spec.features, uri)
+    if LABEL not in train.columns:
+        raise TrainingDataError(f"{uri}: no `{LABEL}` column; the export must alias the label column as {LABEL}.")
+    if train[LABEL].isna().any():
+        raise TrainingDataError(f"{uri}: {int(train[LABEL].isna().sum())} training row(s) have no label.")
+    classes = sorted(train[LABEL].unique().tolist())
+    if len(classes) < 2:
+        raise TrainingDataError(
+            f"{uri}: the label `{spec.label.column}` has one class only ({classes}) in the training window; "
+            "a ranker cannot learn from it. Check labels.sql and the label horizon."
+        )
+    keys = ["as_of_date", spec.entities.user, spec.entities.item]
+    dupes = int(train.duplicated(keys).sum() + valid.duplicated(keys).sum())
+    if dupes:
+        raise TrainingDataError(
+            f"{uri}: {dupes} duplicate (as_of_date, user, item) rows; candidates must be unique per "
+            "user and date. Fix candidates.sql."
+        )
+
+
+def _groups(df: pd.DataFrame, user: str) -> np.ndarray:
+    """Ranking-list sizes, rows already sorted by (as_of_date, user)."""
+    return df.groupby(["as_of_date", user], sort=False).size().to_numpy()
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def _evaluate(
+    df: pd.DataFrame, scores: np.ndarray, train: pd.DataFrame, spec: PipelineSpec, catalog: int
+) -> dict[str, Any]:
+    user, item, k = spec.entities.user, spec.entities.item, spec.evaluation.k
+    groups = df.groupby(["as_of_date", user], sort=False).ngroup().to_numpy()
+    items = df[item].to_numpy()
+    rel = df[LABEL].to_numpy(dtype=np.float64)
+    model = ranking_metrics(groups, scores, rel, items, k, catalog)
+    pop = popularity_scores(train[item].to_numpy(), train[LABEL].to_numpy(dtype=np.float64), items)
+    baseline = ranking_metrics(groups, pop, rel, items, k, catalog)
+    # A zero baseline has no finite lift; JSON (and BigQuery) cannot hold inf, so store null.
+    lifts = {m: _finite(lift(model[m], baseline[m])) for m in ("ndcg", "recall", "precision", "map")}
+    return {"k": k, "model": model, "baseline": baseline, "lift": lifts}
+
+
+def train(
+    spec: PipelineSpec,
+    data_uri: str,
+    model_dir: str,
+    *,
+    name: str,
+    version: str,
+    validation_from: dt.date,
+    hooks: ModelHooks,
+    git_sha: str | None = None,
+) -> Envelope:
+    """Train, evaluate and write the envelope to ``model_dir``; return the envelope."""
+    import lightgbm as lgb
+
+    started = time.monotonic()
+    user = spec.entities.user
+    df = read_training_data(data_uri)
+    df = df.sort_values(["as_of_date", user, spec.entities.item], kind="stable").reset_index(drop=True)
+    train_df, valid_df = split_by_date(df, validation_from)
+    check_training_data(train_df, valid_df, spec, data_uri)
+    train_df = hooks.transform(train_df.copy())
+    valid_df = hooks.transform(valid_df.copy())
+    log.info(
+        "Read %d training rows (%d lists) and %d validation rows (%d lists) from %s",
+        len(train_df), train_df.groupby(["as_of_date", user]).ngroups, len(valid_df),
+        valid_df.groupby(["as_of_date", user]).ngroups, data_uri,
+    )
+
+    categories = fit_categories(train_df, spec.features)
+    x_train = encode(train_df, spec.features, categories, source=f"{data_uri} (training)")
+    x_valid = encode(valid_df, spec.features, categories, source=f"{data_uri} (validation)")
+    names = [f.name for f in spec.features]
+    categorical = [f.name for f in spec.features if f.type == "STRING"]
+    params = hooks.params(
+        {
+            **DEFAULT_PARAMS,
+            **spec.model.params,
+            "objective": spec.model.objective,
+            "metric": "ndcg" if spec.model.objective in ("lambdarank", "rank_xendcg") else "auc",
+            "eval_at": [spec.evaluation.k],
+        }
+    )
+    ranking = spec.model.objective in ("lambdarank", "rank_xendcg")
+    y_train = train_df[LABEL].to_numpy(dtype=np.float64)
+    y_valid = valid_df[LABEL].to_numpy(dtype=np.float64)
+    if not ranking:
+        y_train, y_valid = (y_train > 0).astype(float), (y_valid > 0).astype(float)
+    dtrain = lgb.Dataset(
+        x_train.matrix, y_train, group=_groups(train_df, user) if ranking else None,
+        feature_name=names, categorical_feature=categorical, free_raw_data=True,
+    )
+    dvalid = lgb.Dataset(
+        x_valid.matrix, y_valid, group=_groups(valid_df, user) if ranking else None, reference=dtrain,
+    )
+    callbacks = [lgb.log_evaluation(period=25)]
+    if spec.model.early_stopping_rounds:
+        callbacks.append(lgb.early_stopping(spec.model.early_stopping_rounds, verbose=False))
+    _route_lightgbm_logs()
+    log.info("Training %s %s: objective=%s, %d features, up to %d rounds", name, version,
+             spec.model.objective, len(names), spec.model.num_boost_round)
+    booster = lgb.train(
+        params, dtrain, num_boost_round=spec.model.num_boost_round, valid_sets=[dvalid], valid_names=["validation"],
+        callbacks=callbacks,
+    )
+    best = int(booster.best_iteration or booster.current_iteration())
+    scores = booster.predict(x_valid.matrix, num_iteration=best)
+    catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
+    metrics = _evaluate(valid_df, scores, train_df, spec, catalog)
+    m, b = metrics["model"], metrics["baseline"]
+    log.info(
+        "Validation @%d: model ndcg %.4f recall %.4f map %.4f | popularity ndcg %.4f recall %.4f map %.4f",
+        spec.evaluation.k, m["ndcg"], m["recall"], m["map"], b["ndcg"], b["recall"], b["map"],
+    )
+
+    # Dates and timestamps are not binned for drift; every other declared type is.
+    profiled = {f.name: f.type for f in spec.features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")}
+    profile = {"features": build_profile(train_df[list(profiled)], profiled), "score": numeric_profile(scores)}
+    sample_rows = valid_df.head(SAMPLE_ROWS)
+    sample = {
+        "input": json.loads(sample_rows[[user, spec.entities.item, *names]].to_json(orient="records")),
+        "output": [float(s) for s in scores[:SAMPLE_ROWS]],
+    }
+    tdates, vdates = pd.to_datetime(train_df["as_of_date"]).dt.date, pd.to_datetime(valid_df["as_of_date"]).dt.date
+    envelope = Envelope(
+        name=name,
+        version=version,
+        created_at=dt.datetime.now(dt.UTC),
+        git_sha=git_sha,
+        spec_hash=spec.spec_hash,
+        packages=package_versions(),
+        features=spec.features,
+        categories=categories,
+        objective=spec.model.objective,
+        params={k: v for k, v in params.items() if k != "eval_at"} | {"eval_at": [spec.evaluation.k]},
+        best_iteration=best,
+        data=DataSummary(
+            uri=data_uri,
+            train_rows=len(train_df),
+            validation_rows=len(valid_df),
+            train_lists=int(_groups(train_df, user).size),
+            validation_lists=int(_groups(valid_df, user).size),
+            train_dates=(tdates.min(), tdates.max()),
+            validation_dates=(vdates.min(), vdates.max()),
+            inf_replaced={**x_train.inf_replaced, **{f"validation.{k}": v for k, v in x_valid.inf_replaced.items()}},
+        ),
+        metrics=metrics,
+        profile=profile,
+        sample=sample,
+        hooks_sha256=hooks.source_sha256,
+    )
+    write_envelope(model_dir, booster.model_to_string(num_iteration=best), envelope, hooks.source)
+    log.info("Wrote %s %s to %s in %.1fs", name, version, model_dir, time.monotonic() - started)
+    return envelope
+
+
+def _route_lightgbm_logs() -> None:
+    import lightgbm as lgb
+
+    lgb.register_logger(log)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The trainer's arguments (the same locally and on Vertex AI)."""
+    p = argparse.ArgumentParser(
+        prog="python -m airflow_ml_provider.core.trainer",
+        description="Train a LightGBM ranker from exported features and write a model envelope to $AIP_MODEL_DIR.",
+    )
+    p.add_argument("--pipeline", required=True, help="URI of pipeline.yaml (file://, gs:// or a path)")
+    p.add_argument("--train-data", required=True, help="URI of the exported training Parquet (file or folder)")
+    p.add_argument("--validation-from", required=True, type=dt.date.fromisoformat, help="first held-out as-of date")
+    p.add_argument("--model-name", required=True)
+    p.add_argument("--model-version", required=True)
+    p.add_argument("--hooks", help="URI of model.py (optional)")
+    p.add_argument("--git-sha", default=os.environ.get("GIT_SHA"))
+    p.add_argument("--model-dir", default=os.environ.get("AIP_MODEL_DIR"), help="default: $AIP_MODEL_DIR")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one training job; exit 1 with one clear line on a known error."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    if not args.model_dir:
+        print("trainer: error: set --model-dir or AIP_MODEL_DIR", file=sys.stderr)
+        return 2
+    try:
+        spec = _spec_from_uri(args.pipeline)
+        with tempfile.TemporaryDirectory() as tmp:
+            hooks = load_hooks(_local_copy(args.hooks, Path(tmp)) if args.hooks else None)
+            envelope = train(
+                spec, args.train_data, args.model_dir, name=args.model_name, version=args.model_version,
+                validation_from=args.validation_from, hooks=hooks, git_sha=args.git_sha,
+            )
+    except MLProviderError as err:
+        print(f"trainer: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps({"model_dir": args.model_dir, "version": envelope.version, "metrics": envelope.metrics}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

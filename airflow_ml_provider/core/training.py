@@ -1,0 +1,95 @@
+"""What a training run needs, built once from the contract: the data export and the job.
+
+The same ``TrainingJob`` (arguments and environment) runs as a local subprocess or as a
+Vertex AI CustomJob, so a green local run means the job will run in the pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+from dataclasses import dataclass, field
+
+from airflow_ml_provider.core import storage
+from airflow_ml_provider.core.identifiers import validate_identifier
+from airflow_ml_provider.core.spec import PipelineSpec
+
+TRAINER_MODULE = "airflow_ml_provider.core.trainer"
+
+
+def training_data_sql(spec: PipelineSpec) -> str:
+    """GoogleSQL joining the feature table with labels over the training and validation dates.
+
+    Identifiers come from the validated contract; dates travel as parameters
+    (@train_start, @train_end, @validation_start, @validation_end).
+    """
+    user, item = spec.entities.user, spec.entities.item
+    cols = ",\n  ".join(f"f.{validate_identifier(f.name, kind='feature')}" for f in spec.features)
+    label = validate_identifier(spec.label.column, kind="label column")
+    return f"""SELECT
+  f.as_of_date,
+  f.{user},
+  f.{item},
+  {cols},
+  l.{label} AS label
+FROM {validate_identifier(spec.feature_table)} AS f
+JOIN {validate_identifier(spec.label.step.table)} AS l
+  ON l.as_of_date = f.as_of_date AND l.{user} = f.{user} AND l.{item} = f.{item}
+WHERE (f.as_of_date BETWEEN @train_start AND @train_end)
+   OR (f.as_of_date BETWEEN @validation_start AND @validation_end)"""
+
+
+def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, dt.date]:
+    """The date parameters of ``training_data_sql`` for a run on ``run_date``."""
+    train, valid = spec.training_dates(run_date)
+    return {"train_start": train[0], "train_end": train[-1], "validation_start": valid[0], "validation_end": valid[-1]}
+
+
+def model_version(run_date: dt.date, run_id: str) -> str:
+    """A deterministic version per (run date, run): a retried task reuses it, so it reattaches."""
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
+    return f"{run_date:%Y%m%d}-{digest}"
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One training run: where everything is and the exact command line."""
+
+    model_name: str
+    version: str
+    run_dir: str  # artifacts/<model>/<version>
+    pipeline_uri: str
+    data_uri: str
+    validation_from: dt.date
+    hooks_uri: str | None = None
+    git_sha: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model_dir(self) -> str:
+        """Where the trainer writes the envelope (``AIP_MODEL_DIR``)."""
+        return storage.join(self.run_dir, "model")
+
+    def args(self) -> list[str]:
+        """The trainer's arguments, identical for the local and the Vertex AI runner."""
+        out = [
+            "--pipeline", self.pipeline_uri,
+            "--train-data", self.data_uri,
+            "--validation-from", self.validation_from.isoformat(),
+            "--model-name", self.model_name,
+            "--model-version", self.version,
+        ]
+        if self.hooks_uri:
+            out += ["--hooks", self.hooks_uri]
+        if self.git_sha:
+            out += ["--git-sha", self.git_sha]
+        return out
+
+    def env(self) -> dict[str, str]:
+        """Vertex AI's environment conventions, set the same way locally."""
+        return {"AIP_MODEL_DIR": self.model_dir, "AIP_TRAINING_DATA_URI": self.data_uri}
+
+    def command(self) -> list[str]:
+        """The local command line."""
+        return [sys.executable, "-m", TRAINER_MODULE, *self.args()]
