@@ -1,5 +1,7 @@
 """Shared, generic fixtures. Keep this file small: test-specific helpers live in the test module.
 
+- ``airflow_db``: a migrated Airflow metadata DB in the session's throwaway AIRFLOW_HOME.
+
 - ``demo_world``: a small deterministic synthetic world (users, items, events as Arrow), built once.
 - ``warehouse``: an empty DuckDBWarehouse on a file in ``tmp_path`` (the file is not created yet).
 - ``seeded_warehouse``: ``warehouse`` with the demo world loaded as tables ``users``, ``items``, ``events``.
@@ -7,14 +9,39 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from airflow_ml_provider.core.demo import DemoConfig, DemoWorld, generate
+# Hermetic Airflow: a throwaway AIRFLOW_HOME and no connections from the caller's
+# environment. This runs before any test module imports airflow.
+_HOME = Path(tempfile.mkdtemp(prefix="airflow-ml-tests-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+os.environ["AIRFLOW_HOME"] = str(_HOME / "airflow")
+os.environ["AIRFLOW_ML_HOME"] = str(_HOME / "ml")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+for _key in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
+    del os.environ[_key]
+
+from airflow_ml_provider.core.demo import DemoConfig, DemoWorld, generate  # noqa: E402 (env first)
 
 #: Quick to generate, yet big enough for every recsys SQL step to return rows.
 SMALL_DEMO = DemoConfig(users=300, items=80, days=40)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata DB (SQLite) in the test session's AIRFLOW_HOME."""
+    airflow = Path(sys.executable).parent / "airflow"
+    out = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return Path(os.environ["AIRFLOW_HOME"])
 
 
 @pytest.fixture(scope="session")

@@ -277,7 +277,8 @@ def _as_bigquery_types(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     if not any(str(t) in _WIDE_INTS for t in rel.types):
         return rel
     cols = [
-        f'CAST("{c}" AS BIGINT) AS "{c}"' if str(t) in _WIDE_INTS else f'"{c}"' for c, t in zip(rel.columns, rel.types, strict=True)
+        f'CAST("{c}" AS BIGINT) AS "{c}"' if str(t) in _WIDE_INTS else f'"{c}"'
+        for c, t in zip(rel.columns, rel.types, strict=True)
     ]
     return rel.project(", ".join(cols))
 

@@ -102,6 +102,7 @@ def generate(cfg: DemoConfig, progress: Callable[[int, int, int], None] | None =
     activity /= activity.mean()
     wishlist = _wishlists(rng, prefs, item_cat, item_pop, cfg.wishlist_size)
     signup = np.array([cfg.start_date - dt.timedelta(days=int(d)) for d in rng.integers(0, 1000, cfg.users)])
+    country = rng.choice(["DE", "FR", "GB", "JP", "US"], cfg.users, p=[0.15, 0.1, 0.15, 0.2, 0.4])
     drift_cat = CATEGORIES.index(cfg.drift_category)
 
     chunks: list[dict[str, np.ndarray]] = []
@@ -133,7 +134,7 @@ def generate(cfg: DemoConfig, progress: Callable[[int, int, int], None] | None =
         {
             "user_id": pa.array(user_ids, type=pa.string()),
             "signup_date": pa.array(signup, type=pa.date32()),
-            "country": pa.array(rng.choice(["DE", "FR", "GB", "JP", "US"], cfg.users, p=[0.15, 0.1, 0.15, 0.2, 0.4])),
+            "country": pa.array(country),
         }
     )
     items = pa.table(
@@ -225,11 +226,13 @@ def _day_events(
     on_wishlist = back.astype(float)
     cart = rng.random(n) < 0.08 + 0.17 * on_wishlist
     buy = cart & (rng.random(n) < 0.45)
+    end_of_day = base + np.timedelta64(86_399_999_999, "us")
     cart_delay = rng.integers(30, 900, n).astype("timedelta64[s]")
     buy_delay = cart_delay + rng.integers(60, 1800, n).astype("timedelta64[s]")
     return {
         "user": np.concatenate([users, users[cart], users[buy]]),
         "item": np.concatenate([items, items[cart], items[buy]]),
         "type": np.concatenate([np.zeros(n, np.int8), np.ones(cart.sum(), np.int8), np.full(buy.sum(), 2, np.int8)]),
-        "ts": np.concatenate([ts, ts[cart] + cart_delay[cart], ts[buy] + buy_delay[buy]]),
+        # A late evening's purchase stays on its day: days are the unit of every window.
+        "ts": np.minimum(np.concatenate([ts, ts[cart] + cart_delay[cart], ts[buy] + buy_delay[buy]]), end_of_day),
     }

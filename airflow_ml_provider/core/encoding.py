@@ -34,11 +34,7 @@ class EncodedFeatures:
 
 def fit_categories(df: pd.DataFrame, features: list[FeatureColumn]) -> dict[str, list[str]]:
     """Sorted category lists of the STRING features, learned from training rows."""
-    return {
-        f.name: sorted(str(v) for v in df[f.name].dropna().unique())
-        for f in features
-        if f.type == "STRING"
-    }
+    return {f.name: sorted(str(v) for v in df[f.name].dropna().unique()) for f in features if f.type == "STRING"}
 
 
 def check_columns(columns: list[str], features: list[FeatureColumn], source: str) -> None:

@@ -69,7 +69,9 @@ def load_hooks(path: str | Path | None) -> ModelHooks:
         )
     for name, fn in public.items():
         params = [
-            q for q in inspect.signature(fn).parameters.values() if q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)
+            q
+            for q in inspect.signature(fn).parameters.values()
+            if q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)
         ]
         if len(params) != 1:
             raise HooksError(f"{p}: {name} must take exactly one argument: {HOOKS[name]}.")

@@ -19,7 +19,7 @@ _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 
 def validate_identifier(name: str, kind: str = "table") -> str:
     """Return ``name`` if it is a safe table/column identifier, else raise IdentifierError."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise IdentifierError(
             f"{kind} name {name!r} is not a valid identifier: use letters, digits and "
             "underscores, starting with a letter or underscore (e.g. 'user_features')."
@@ -29,7 +29,7 @@ def validate_identifier(name: str, kind: str = "table") -> str:
 
 def validate_dataset(name: str) -> str:
     """Return ``name`` if it is a valid BigQuery dataset (or DuckDB schema) name."""
-    if not isinstance(name, str) or not _DATASET.match(name):
+    if not isinstance(name, str) or not _DATASET.fullmatch(name):
         raise IdentifierError(
             f"dataset name {name!r} is not valid: use letters, digits and underscores only (e.g. 'recsys')."
         )
@@ -38,7 +38,7 @@ def validate_dataset(name: str) -> str:
 
 def validate_project(name: str) -> str:
     """Return ``name`` if it is a valid Google Cloud project id."""
-    if not isinstance(name, str) or not _PROJECT.match(name):
+    if not isinstance(name, str) or not _PROJECT.fullmatch(name):
         raise IdentifierError(
             f"project id {name!r} is not valid: 6-30 lowercase letters, digits or hyphens, "
             "starting with a letter (e.g. 'my-ml-project')."

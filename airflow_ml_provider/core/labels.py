@@ -27,6 +27,8 @@ def job_labels(
 ) -> dict[str, str]:
     """Labels that let a BigQuery or Vertex AI job be traced back to its Airflow task."""
     raw = {"airflow-dag": dag_id, "airflow-task": task_id, "airflow-run": run_id, **(extra or {})}
-    labels = {sanitize_label(k, key=True): sanitize_label(v) for k, v in raw.items() if v}
-    labels["managed-by"] = "airflow-ml-provider"
-    return dict(list(labels.items())[:64])
+    labels = {"managed-by": "airflow-ml-provider"}
+    for k, v in raw.items():
+        if v and len(labels) < 64:
+            labels.setdefault(sanitize_label(k, key=True), sanitize_label(v))
+    return labels

@@ -189,8 +189,9 @@ class PipelineSpec(_Strict):
     @model_validator(mode="after")
     def _coherent(self) -> PipelineSpec:
         tables = [s.table for s in self.steps]
-        if len(set(tables)) != len(tables):
-            raise ValueError(f"steps: each step must write its own table, got {tables}")
+        written = [*tables, self.label.step.table]
+        if len(set(written)) != len(written):
+            raise ValueError(f"steps and label.step: each step must write its own table, got {written}")
         if self.feature_table not in tables:
             raise ValueError(f"feature_table {self.feature_table!r} must be written by one of the steps {tables}")
         names = [f.name for f in self.features]
@@ -265,7 +266,9 @@ def parse_spec(text: str, source: str) -> PipelineSpec:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ContractError(f"{source}: not valid YAML{where}: {getattr(err, 'problem', err)}.") from err
     if not isinstance(raw, dict):
-        raise ContractError(f"{source}: expected a mapping of keys (name, owners, steps, ...), got {type(raw).__name__}.")
+        raise ContractError(
+            f"{source}: expected a mapping of keys (name, owners, steps, ...), got {type(raw).__name__}."
+        )
     try:
         return PipelineSpec.model_validate(raw)
     except ValidationError as err:

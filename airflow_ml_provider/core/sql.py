@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError, UnsupportedError
 
 from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import SQLTemplateError
@@ -56,6 +56,8 @@ def parse(sql: str, source: str = "<sql>") -> exp.Expression:
     """Parse one GoogleSQL statement; errors name ``source`` and the position."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="bigquery") if s is not None]
+    except TokenError as err:
+        raise SQLTemplateError(f"{source}: does not parse as GoogleSQL: {err}. Fix the SQL and rerun.") from err
     except ParseError as err:
         detail = err.errors[0] if err.errors else {}
         where = f" at line {detail.get('line')}, column {detail.get('col')}" if detail else ""
@@ -140,7 +142,37 @@ def rewrite_storage_options(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+def rewrite_date_arithmetic(tree: exp.Expression) -> exp.Expression:
+    """``DATE_ADD``/``DATE_SUB`` return DATE in GoogleSQL; DuckDB's ``d + INTERVAL`` is a TIMESTAMP."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, (exp.DateAdd, exp.DateSub)) and not node.meta.get("date_cast"):
+            node.meta["date_cast"] = True
+            return exp.Cast(this=node.copy(), to=exp.DataType.build("DATE"))
+        return node
+
+    return tree.transform(fix)
+
+
+def rewrite_float_literals(tree: exp.Expression) -> exp.Expression:
+    """``0.5`` is FLOAT64 in GoogleSQL but DECIMAL in DuckDB; keep it a double."""
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if (
+            isinstance(node, exp.Literal)
+            and not node.is_string
+            and any(c in node.this.lower() for c in ".e")
+            and not isinstance(node.parent, exp.Cast)
+        ):
+            return exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
+        return node
+
+    return tree.transform(fix)
+
+
 REWRITES: dict[str, Callable[[exp.Expression], exp.Expression]] = {
+    "date_arithmetic_is_date": rewrite_date_arithmetic,
+    "float_literals_are_float64": rewrite_float_literals,
     "array_agg_limit": rewrite_array_agg_limit,
     "dayofweek_one_based": rewrite_dayofweek,
     "storage_options": rewrite_storage_options,
@@ -186,8 +218,22 @@ def partition_select(sql: str, partition_column: str) -> str:
     One wrapper for both backends keeps the partition column out of the DS-owned SQL.
     """
     validate_identifier(partition_column, kind="partition column")
-    body = sql.strip().rstrip(";")
+    body = _strip_trailing_semicolons(sql)
     return f"SELECT @__partition AS {partition_column}, src.* FROM (\n{body}\n) AS src"
+
+
+def _strip_trailing_semicolons(sql: str) -> str:
+    """Cut the text at a final ``;`` even when comments follow it (they would swallow the wrapper)."""
+    try:
+        tokens = sqlglot.tokenize(sql, read="bigquery")
+    except TokenError:
+        return sql.strip()  # parse() reports it with the file name
+    end = len(tokens)
+    while end and tokens[end - 1].token_type == sqlglot.TokenType.SEMICOLON:
+        end -= 1
+    if end == len(tokens):
+        return sql.strip()
+    return sql[: tokens[end].start].strip() if end else ""
 
 
 def read_sql_file(path: str | Path) -> str:

@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +169,11 @@ def train(
     valid_df = hooks.transform(valid_df.copy())
     log.info(
         "Read %d training rows (%d lists) and %d validation rows (%d lists) from %s",
-        len(train_df), train_df.groupby(["as_of_date", user]).ngroups, len(valid_df),
-        valid_df.groupby(["as_of_date", user]).ngroups, data_uri,
+        len(train_df),
+        train_df.groupby(["as_of_date", user]).ngroups,
+        len(valid_df),
+        valid_df.groupby(["as_of_date", user]).ngroups,
+        data_uri,
     )
 
     categories = fit_categories(train_df, spec.features)
@@ -193,34 +196,59 @@ def train(
     if not ranking:
         y_train, y_valid = (y_train > 0).astype(float), (y_valid > 0).astype(float)
     dtrain = lgb.Dataset(
-        x_train.matrix, y_train, group=_groups(train_df, user) if ranking else None,
-        feature_name=names, categorical_feature=categorical, free_raw_data=True,
+        x_train.matrix,
+        y_train,
+        group=_groups(train_df, user) if ranking else None,
+        feature_name=names,
+        categorical_feature=categorical,
+        free_raw_data=True,
     )
     dvalid = lgb.Dataset(
-        x_valid.matrix, y_valid, group=_groups(valid_df, user) if ranking else None, reference=dtrain,
+        x_valid.matrix,
+        y_valid,
+        group=_groups(valid_df, user) if ranking else None,
+        reference=dtrain,
     )
-    callbacks = [lgb.log_evaluation(period=25)]
+    callbacks: list[Callable[..., Any]] = [lgb.log_evaluation(period=25)]
     if spec.model.early_stopping_rounds:
         callbacks.append(lgb.early_stopping(spec.model.early_stopping_rounds, verbose=False))
     _route_lightgbm_logs()
-    log.info("Training %s %s: objective=%s, %d features, up to %d rounds", name, version,
-             spec.model.objective, len(names), spec.model.num_boost_round)
+    log.info(
+        "Training %s %s: objective=%s, %d features, up to %d rounds",
+        name,
+        version,
+        spec.model.objective,
+        len(names),
+        spec.model.num_boost_round,
+    )
     booster = lgb.train(
-        params, dtrain, num_boost_round=spec.model.num_boost_round, valid_sets=[dvalid], valid_names=["validation"],
+        params,
+        dtrain,
+        num_boost_round=spec.model.num_boost_round,
+        valid_sets=[dvalid],
+        valid_names=["validation"],
         callbacks=callbacks,
     )
     best = int(booster.best_iteration or booster.current_iteration())
-    scores = booster.predict(x_valid.matrix, num_iteration=best)
+    scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
     metrics = _evaluate(valid_df, scores, train_df, spec, catalog)
     m, b = metrics["model"], metrics["baseline"]
     log.info(
         "Validation @%d: model ndcg %.4f recall %.4f map %.4f | popularity ndcg %.4f recall %.4f map %.4f",
-        spec.evaluation.k, m["ndcg"], m["recall"], m["map"], b["ndcg"], b["recall"], b["map"],
+        spec.evaluation.k,
+        m["ndcg"],
+        m["recall"],
+        m["map"],
+        b["ndcg"],
+        b["recall"],
+        b["map"],
     )
 
     # Dates and timestamps are not binned for drift; every other declared type is.
-    profiled = {f.name: f.type for f in spec.features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")}
+    profiled: dict[str, str] = {
+        f.name: f.type for f in spec.features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")
+    }
     profile = {"features": build_profile(train_df[list(profiled)], profiled), "score": numeric_profile(scores)}
     sample_rows = valid_df.head(SAMPLE_ROWS)
     sample = {
@@ -295,8 +323,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             hooks = load_hooks(_local_copy(args.hooks, Path(tmp)) if args.hooks else None)
             envelope = train(
-                spec, args.train_data, args.model_dir, name=args.model_name, version=args.model_version,
-                validation_from=args.validation_from, hooks=hooks, git_sha=args.git_sha,
+                spec,
+                args.train_data,
+                args.model_dir,
+                name=args.model_name,
+                version=args.model_version,
+                validation_from=args.validation_from,
+                hooks=hooks,
+                git_sha=args.git_sha,
             )
     except MLProviderError as err:
         print(f"trainer: error: {type(err).__name__}: {err}", file=sys.stderr)

@@ -74,11 +74,16 @@ class TrainingJob:
     def args(self) -> list[str]:
         """The trainer's arguments, identical for the local and the Vertex AI runner."""
         out = [
-            "--pipeline", self.pipeline_uri,
-            "--train-data", self.data_uri,
-            "--validation-from", self.validation_from.isoformat(),
-            "--model-name", self.model_name,
-            "--model-version", self.version,
+            "--pipeline",
+            self.pipeline_uri,
+            "--train-data",
+            self.data_uri,
+            "--validation-from",
+            self.validation_from.isoformat(),
+            "--model-name",
+            self.model_name,
+            "--model-version",
+            self.version,
         ]
         if self.hooks_uri:
             out += ["--hooks", self.hooks_uri]

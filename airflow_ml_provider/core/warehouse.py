@@ -95,9 +95,7 @@ class Warehouse(ABC):
         """Replace a whole (small, unpartitioned) table with ``data``; return its row count."""
 
     @abstractmethod
-    def export_parquet(
-        self, sql: str, params: Mapping[str, Any] | None, uri: str, *, source: str = "<sql>"
-    ) -> str:
+    def export_parquet(self, sql: str, params: Mapping[str, Any] | None, uri: str, *, source: str = "<sql>") -> str:
         """Write a query's rows as Parquet under the folder ``uri``; return the URI to read back."""
 
     def dry_run_bytes(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> int | None:

@@ -79,8 +79,13 @@ class TrainModelOperator(MLPlatformOperator):
         run_dir = storage.join(self.hook.config.artifacts_uri, name, version)
         params = training_params(spec, run_date)
         self.log.info(
-            "Training %s %s: train %s..%s, validate %s..%s", name, version,
-            params["train_start"], params["train_end"], params["validation_start"], params["validation_end"],
+            "Training %s %s: train %s..%s, validate %s..%s",
+            name,
+            version,
+            params["train_start"],
+            params["train_end"],
+            params["validation_start"],
+            params["validation_end"],
         )
         warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
         data_uri = warehouse.export_parquet(
@@ -91,7 +96,9 @@ class TrainModelOperator(MLPlatformOperator):
         if spec.model.hooks:
             from pathlib import Path
 
-            hooks_uri = self._stage(Path(str(self.pipeline)).parent / spec.model.hooks, storage.join(run_dir, "inputs", "model.py"))
+            hooks_uri = self._stage(
+                Path(str(self.pipeline)).parent / spec.model.hooks, storage.join(run_dir, "inputs", "model.py")
+            )
         return TrainingJob(
             model_name=name,
             version=version,
@@ -132,8 +139,12 @@ class TrainModelOperator(MLPlatformOperator):
         k = envelope.metrics["k"]
         model, baseline = envelope.metrics["model"], envelope.metrics["baseline"]
         self.log.info(
-            "Registered candidate %s %s: ndcg@%d %.4f vs popularity %.4f", envelope.name, envelope.version, k,
-            model["ndcg"], baseline["ndcg"],
+            "Registered candidate %s %s: ndcg@%d %.4f vs popularity %.4f",
+            envelope.name,
+            envelope.version,
+            k,
+            model["ndcg"],
+            baseline["ndcg"],
         )
         return {
             "model_name": envelope.name,

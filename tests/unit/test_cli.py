@@ -13,18 +13,28 @@ from airflow_ml_provider.cli import main
 
 
 def test_help_lists_commands_and_examples():
-    out = subprocess.run([sys.executable, "-m", "airflow_ml_provider.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_ml_provider.cli", "--help"], capture_output=True, text=True, check=True
+    )
     for word in ("seed-demo", "features", "tables", "Examples"):
         assert word in out.stdout
 
 
 def test_seed_build_and_describe(tmp_path, capsys):
     wh_path = tmp_path / "w.duckdb"
-    assert main(["seed-demo", "--warehouse", str(wh_path), "--users", "200", "--items", "40", "--days", "35", "-q"]) == 0
-    assert main(["features", "--warehouse", str(wh_path), "--date", "2026-03-20", "--to", "2026-03-21", "--json", "-q"]) == 0
+    assert (
+        main(["seed-demo", "--warehouse", str(wh_path), "--users", "200", "--items", "40", "--days", "35", "-q"]) == 0
+    )
+    assert (
+        main(["features", "--warehouse", str(wh_path), "--date", "2026-03-20", "--to", "2026-03-21", "--json", "-q"])
+        == 0
+    )
     written = json.loads(capsys.readouterr().out)
     assert [(r["table"], r["partition"]) for r in written][:4] == [
-        ("user_features", "2026-03-20"), ("item_features", "2026-03-20"), ("candidates", "2026-03-20"), ("features", "2026-03-20"),
+        ("user_features", "2026-03-20"),
+        ("item_features", "2026-03-20"),
+        ("candidates", "2026-03-20"),
+        ("features", "2026-03-20"),
     ]
     assert len(written) == 8 and all(r["rows"] > 0 for r in written)
     assert main(["tables", "--warehouse", str(wh_path), "--json"]) == 0

@@ -16,7 +16,6 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 from airflow_ml_provider.core.demo import DemoConfig, generate
 from airflow_ml_provider.operators.features import FeatureExtractOperator
-
 from tests.paths import PIPELINE, SQL_DIR
 
 AS_OF = "2026-03-24"
@@ -81,7 +80,9 @@ def test_features_match_declared_schema(warehouse):
     for name, bq_type in declared.items():
         assert produced[name] in FEATURE_TYPES[bq_type], name
     nulls = warehouse.query(
-        "SELECT " + ", ".join(f"COUNTIF({f.name} IS NULL) AS {f.name}" for f in spec.features if not f.nullable) + " FROM features"
+        "SELECT "
+        + ", ".join(f"COUNTIF({f.name} IS NULL) AS {f.name}" for f in spec.features if not f.nullable)
+        + " FROM features"
     ).to_pylist()[0]
     assert all(v == 0 for v in nulls.values()), nulls
 
@@ -108,7 +109,9 @@ def test_missing_column_leaves_table_untouched(warehouse, tmp_path):
     run("user_features", table="user_features")
     before = checksum(warehouse, "user_features")
     (tmp_path / "narrow.sql").write_text("SELECT user_id FROM events WHERE DATE(event_ts) <= @as_of GROUP BY user_id")
-    with pytest.raises(AirflowFailException, match=r"narrow\.sql.*user_events: table has BIGINT, rows have no such column"):
+    with pytest.raises(
+        AirflowFailException, match=r"narrow\.sql.*user_events: table has BIGINT, rows have no such column"
+    ):
         run("narrow", searchpath=tmp_path, table="user_features", sql="narrow.sql")
     assert checksum(warehouse, "user_features") == before
 
@@ -117,9 +120,14 @@ def test_empty_result_fails_and_keeps_partition(warehouse):
     run("user_features", table="user_features")
     before = checksum(warehouse, "user_features")
     # No events before the demo window: the query returns nothing for that date.
-    with pytest.raises(AirflowFailException, match="EmptyResultError.*produced no rows"):
-        run("user_features", table="user_features", ds="2025-01-01", partition_date="2026-03-24",
-            query_params={"as_of": dt.date(2025, 1, 1)})
+    with pytest.raises(AirflowFailException, match=r"EmptyResultError.*produced no rows"):
+        run(
+            "user_features",
+            table="user_features",
+            ds="2025-01-01",
+            partition_date="2026-03-24",
+            query_params={"as_of": dt.date(2025, 1, 1)},
+        )
     assert checksum(warehouse, "user_features") == before
 
 

@@ -87,9 +87,7 @@ class FakeBigQuery:
 
     def query(self, sql: str, job_config: bigquery.QueryJobConfig, **_: Any) -> MagicMock:
         self.queries.append((sql, job_config))
-        job = _job(
-            bigquery.QueryJob, f"job_{len(self.queries)}", self.estimate if job_config.dry_run else 1234
-        )
+        job = _job(bigquery.QueryJob, f"job_{len(self.queries)}", self.estimate if job_config.dry_run else 1234)
         if job_config.dry_run:
             return job
         if self.query_error is not None:
@@ -130,9 +128,7 @@ class FakeBigQuery:
         self.deleted.append(table)
         self.tables.pop(table, None)
 
-    def copy_table(
-        self, source: str, destination: str, job_config: bigquery.CopyJobConfig, **_: Any
-    ) -> MagicMock:
+    def copy_table(self, source: str, destination: str, job_config: bigquery.CopyJobConfig, **_: Any) -> MagicMock:
         self.copies.append((source, destination, job_config))
         job = _job(bigquery.CopyJob, "copy_1")
         if self.copy_error is not None:
@@ -227,9 +223,7 @@ def test_sql_partition_query_job_config(bq: FakeBigQuery) -> None:
     [(sql, config)] = bq.real_queries
     assert "SELECT @__partition AS prediction_date, src.* FROM (" in sql
     assert SQL in sql
-    assert re.fullmatch(
-        rf"{PROJECT}\.{DATASET}\._staging_recommendations_20240501_[0-9a-f]+", str(config.destination)
-    )
+    assert re.fullmatch(rf"{PROJECT}\.{DATASET}\._staging_recommendations_20240501_[0-9a-f]+", str(config.destination))
     assert config.write_disposition == bigquery.WriteDisposition.WRITE_TRUNCATE
     assert config.use_legacy_sql is False
     assert str(config.default_dataset) == f"{PROJECT}.{DATASET}"
@@ -449,9 +443,7 @@ def test_arrow_partition_prepends_the_partition_column_and_loads_parquet(bq: Fak
 
 
 def test_arrow_partition_follows_the_existing_table_column_order(bq: FakeBigQuery) -> None:
-    _existing_target(
-        bq, [SchemaField("user_id", "STRING"), SchemaField("prediction_date", "DATE"), RESULT_SCHEMA[1]]
-    )
+    _existing_target(bq, [SchemaField("user_id", "STRING"), SchemaField("prediction_date", "DATE"), RESULT_SCHEMA[1]])
     rows = pa.table({"score": [0.9], "user_id": ["u1"]})
 
     _write(_warehouse(), rows, params=None)
@@ -461,9 +453,7 @@ def test_arrow_partition_follows_the_existing_table_column_order(bq: FakeBigQuer
 
 
 def test_arrow_partition_column_with_another_date_is_refused(bq: FakeBigQuery) -> None:
-    rows = pa.table(
-        {"prediction_date": [DAY, dt.date(2024, 4, 30)], "user_id": ["u1", "u2"], "score": [1.0, 2.0]}
-    )
+    rows = pa.table({"prediction_date": [DAY, dt.date(2024, 4, 30)], "user_id": ["u1", "u2"], "score": [1.0, 2.0]})
 
     with pytest.raises(SchemaMismatchError, match=r"prediction_date.*2024, 4, 30"):
         _write(_warehouse(), rows, params=None)
@@ -518,9 +508,7 @@ def test_query_not_found_names_the_sql_file(bq: FakeBigQuery) -> None:
 def test_execute_waits_and_bad_request_names_the_sql_file(bq: FakeBigQuery) -> None:
     bq.query_error = BadRequest("Syntax error: Unexpected keyword FROM at [1:8]")
 
-    with pytest.raises(
-        SQLTemplateError, match=r"sql/ddl/x\.sql.*Unexpected keyword FROM.*Fix the SQL"
-    ):
+    with pytest.raises(SQLTemplateError, match=r"sql/ddl/x\.sql.*Unexpected keyword FROM.*Fix the SQL"):
         _warehouse().execute("CREATE TABLE IF NOT EXISTS x (a INT64)", source="sql/ddl/x.sql")
 
 

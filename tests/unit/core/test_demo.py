@@ -120,11 +120,6 @@ def test_events_lie_within_the_window(world):
     assert max(views) == CFG.end_date
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/demo.py:228-229,234 cart/purchase timestamps add up to 45 min to a late view, so events on "
-    "end_date spill into the next day; clip them to the day or drop those that cross midnight.",
-)
 def test_follow_up_events_do_not_spill_past_end_date():
     # Several seeds of a big one-day world: a late cart or purchase crossing midnight is near certain.
     spilled = {}
@@ -218,11 +213,6 @@ def test_days_before_drift_from_are_identical_to_a_run_without_drift(world, drif
     assert drifted.users.select(["user_id", "signup_date"]).equals(world.users.select(["user_id", "signup_date"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/demo.py:136 users' country is drawn from the rng after the event loop, so turning drift on "
-    "changes every user's country; draw it before the loop, with the other user attributes.",
-)
 def test_drift_does_not_change_the_users(world, drifted):
     assert drifted.users.equals(world.users)
 

@@ -82,11 +82,6 @@ def test_unsafe_project_ids_are_rejected(name):
         validate_project(name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/identifiers.py:13-17 the regexes end with `$`, which also matches before a trailing "
-    "newline, so 'events\\n' passes; use re.fullmatch or `\\Z`.",
-)
 @pytest.mark.parametrize(
     ("validate", "name"),
     [(validate_identifier, "events\n"), (validate_dataset, "recsys\n"), (validate_project, "my-project\n")],

@@ -99,11 +99,6 @@ def test_at_most_64_labels():
     assert labels["airflow-dag"] == "d"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/labels.py:31-32 adds managed-by last and then keeps the first 64 labels, so with more than "
-    "60 extra labels managed-by is cut; truncate the others to 63 before adding managed-by.",
-)
 def test_managed_by_survives_the_64_label_cap():
     labels = job_labels(dag_id="d", task_id="t", run_id="r", extra={f"k{i}": "v" for i in range(100)})
     assert labels.get("managed-by") == "airflow-ml-provider"

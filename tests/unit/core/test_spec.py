@@ -198,11 +198,6 @@ def test_bad_contract_names_the_file_and_the_key(tmp_path, reference_raw, case):
         assert fragment in msg, f"{fragment!r} not in {msg!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/spec.py:192 PipelineSpec._coherent checks table uniqueness over `steps` only; a label step "
-    "writing a feature step's table (both replace the same partition) is accepted; include label.step.table.",
-)
 def test_label_step_may_not_write_a_feature_step_table(tmp_path, reference_raw):
     raw = copy.deepcopy(reference_raw)
     raw["label"]["step"]["table"] = "candidates"

@@ -115,11 +115,6 @@ def test_parse_error_names_the_source_and_line():
     assert "line 3" in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/sql.py:59 parse() catches only ParseError; an unterminated string or backtick "
-    "raises sqlglot's TokenError unwrapped (no source, no line); catch sqlglot.errors.TokenError too.",
-)
 @pytest.mark.parametrize("sql", ["SELECT 'abc FROM t", "SELECT `abc FROM t"])
 def test_tokenizer_errors_are_sql_template_errors_naming_the_source(sql):
     with pytest.raises(SQLTemplateError, match=r"^sql/recsys/broken\.sql:"):
@@ -186,6 +181,8 @@ REWRITE_TESTS = {
     "array_agg_limit": "test_array_agg_limit_returns_the_first_n_in_order",
     "dayofweek_one_based": "test_extract_dayofweek_is_one_for_sunday_and_seven_for_saturday",
     "storage_options": "test_storage_options_ddl_creates_a_duckdb_table_with_the_same_columns",
+    "date_arithmetic_is_date": "test_date_add_and_date_sub_on_a_date_return_a_date",
+    "float_literals_are_float64": "test_decimal_literals_are_float64",
 }
 
 
@@ -312,11 +309,6 @@ def test_partition_select_survives_a_trailing_line_comment():
     assert duck(sql, {"__partition": dt.date(2026, 3, 31)}) == [(dt.date(2026, 3, 31), 1)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/sql.py:189 partition_select only strips a final ';', so a file ending in "
-    "'; -- comment' is wrapped as '(... ; -- comment)' and no longer parses; strip via the parse tree.",
-)
 def test_partition_select_survives_a_semicolon_followed_by_a_comment():
     sql = partition_select("SELECT 1 AS x;\n-- end of file\n", "as_of_date")
     assert duck(sql, {"__partition": dt.date(2026, 3, 31)}) == [(dt.date(2026, 3, 31), 1)]
@@ -360,21 +352,11 @@ def test_parameter_types_round_trip_through_duckdb():
     assert duck(sql, params) == [(True, 2**40 + 1, 0.5, "x", dt.date(2026, 3, 31), 30)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/sql.py:143 REWRITES has no rewrite for DATE_ADD/DATE_SUB: sqlglot emits `d + INTERVAL n DAY`, "
-    "which is a TIMESTAMP in DuckDB but a DATE in GoogleSQL; add a named rewrite casting the result to DATE.",
-)
 def test_date_add_and_date_sub_on_a_date_return_a_date():
     sql = "SELECT DATE_ADD(@d, INTERVAL 1 DAY) AS a, DATE_SUB(@d, INTERVAL @n DAY) AS b"
     assert duck(sql, {"d": dt.date(2026, 3, 31), "n": 31}) == [(dt.date(2026, 4, 1), dt.date(2026, 2, 28))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/sql.py:143 REWRITES has no rewrite for decimal literals: `0.5` is FLOAT64 in GoogleSQL but "
-    "DECIMAL in DuckDB, so results and written columns become DECIMAL(p,s); cast such literals to DOUBLE.",
-)
 def test_decimal_literals_are_float64():
     assert duck("SELECT 0.5 * 3 AS x, 1.0 AS y") == [(1.5, 1.0)]
     ((x, y),) = duck("SELECT 0.5 * 3 AS x, 1.0 AS y")
