@@ -27,13 +27,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG
+from recsys.assets import FEATURES
 
 from airflow_ml_provider.operators.features import FeatureExtractOperator
 
 PIPELINE = Path(__file__).parent / "recsys" / "pipeline.yaml"
 SQL_DIR = os.environ.get("AIRFLOW_ML_SQL_DIR", str(Path(__file__).parent.parent / "sql"))
-FEATURES = Asset(name="recsys_features", uri="ml-platform://recsys/features")
 
 with DAG(
     dag_id="recsys_features",

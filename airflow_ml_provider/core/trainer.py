@@ -145,6 +145,31 @@ def _evaluate(
     return {"k": k, "model": model, "baseline": baseline, "lift": lifts}
 
 
+def score_champion(
+    champion_dir: str, valid_raw: pd.DataFrame, train: pd.DataFrame, spec: PipelineSpec, catalog: int
+) -> dict[str, Any]:
+    """The current champion's metrics on the candidate's validation window (same rows, same k).
+
+    Comparing stored metrics from different weeks would compare data, not models. A champion
+    whose features are no longer in the data cannot be compared; that is recorded, not hidden.
+    """
+    from airflow_ml_provider.core.envelope import HOOKS_FILE, load_booster, read_envelope
+
+    envelope = read_envelope(champion_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        hooks_uri = storage.join(champion_dir, HOOKS_FILE)
+        hooks = load_hooks(_local_copy(hooks_uri, Path(tmp))) if envelope.hooks_sha256 else None
+        frame = (hooks.transform if hooks else (lambda d: d))(valid_raw.copy())
+    try:
+        matrix = encode(frame, envelope.features, envelope.categories, source=f"champion {envelope.version}").matrix
+    except MLProviderError as err:
+        return {"version": envelope.version, "comparable": False, "reason": str(err)}
+    booster = load_booster(champion_dir)
+    scores = np.asarray(booster.predict(matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
+    metrics = _evaluate(valid_raw, scores, train, spec, catalog)["model"]
+    return {"version": envelope.version, "comparable": True, **metrics}
+
+
 def train(
     spec: PipelineSpec,
     data_uri: str,
@@ -155,6 +180,7 @@ def train(
     validation_from: dt.date,
     hooks: ModelHooks,
     git_sha: str | None = None,
+    champion_dir: str | None = None,
 ) -> Envelope:
     """Train, evaluate and write the envelope to ``model_dir``; return the envelope."""
     import lightgbm as lgb
@@ -165,6 +191,7 @@ def train(
     df = df.sort_values(["as_of_date", user, spec.entities.item], kind="stable").reset_index(drop=True)
     train_df, valid_df = split_by_date(df, validation_from)
     check_training_data(train_df, valid_df, spec, data_uri)
+    valid_raw = valid_df.copy()
     train_df = hooks.transform(train_df.copy())
     valid_df = hooks.transform(valid_df.copy())
     log.info(
@@ -233,6 +260,7 @@ def train(
     scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
     metrics = _evaluate(valid_df, scores, train_df, spec, catalog)
+    metrics["champion"] = score_champion(champion_dir, valid_raw, train_df, spec, catalog) if champion_dir else None
     m, b = metrics["model"], metrics["baseline"]
     log.info(
         "Validation @%d: model ndcg %.4f recall %.4f map %.4f | popularity ndcg %.4f recall %.4f map %.4f",
@@ -306,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-name", required=True)
     p.add_argument("--model-version", required=True)
     p.add_argument("--hooks", help="URI of model.py (optional)")
+    p.add_argument("--champion-dir", help="URI of the current champion's envelope folder, scored on the same window")
     p.add_argument("--git-sha", default=os.environ.get("GIT_SHA"))
     p.add_argument("--model-dir", default=os.environ.get("AIP_MODEL_DIR"), help="default: $AIP_MODEL_DIR")
     return p
@@ -331,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 validation_from=args.validation_from,
                 hooks=hooks,
                 git_sha=args.git_sha,
+                champion_dir=args.champion_dir,
             )
     except MLProviderError as err:
         print(f"trainer: error: {type(err).__name__}: {err}", file=sys.stderr)

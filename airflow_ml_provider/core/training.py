@@ -64,6 +64,7 @@ class TrainingJob:
     validation_from: dt.date
     hooks_uri: str | None = None
     git_sha: str | None = None
+    champion_dir: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -89,6 +90,8 @@ class TrainingJob:
             out += ["--hooks", self.hooks_uri]
         if self.git_sha:
             out += ["--git-sha", self.git_sha]
+        if self.champion_dir:
+            out += ["--champion-dir", self.champion_dir]
         return out
 
     def env(self) -> dict[str, str]:

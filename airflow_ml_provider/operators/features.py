@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -56,12 +57,20 @@ class FeatureExtractOperator(MLPlatformOperator):
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         # Resolve the SQL file from the contract before Jinja loads and renders it, so the
         # rendered SQL shows in the UI like any templated field.
+        self._resolve_sql_file()
+        with self._sql_file_errors():
+            super().render_template_fields(context, jinja_env)
+
+    def _resolve_sql_file(self) -> None:
         if self.sql is None:
             with self.fail_fast():
                 self.sql = self.spec.step(self.table).sql
         self.sql_file = self.sql if self.sql.endswith(".sql") else f"task {self.task_id}"
+
+    @contextlib.contextmanager
+    def _sql_file_errors(self) -> Iterator[None]:
         try:
-            super().render_template_fields(context, jinja_env)
+            yield
         except jinja2.TemplateNotFound as err:
             searchpath = getattr(self.dag, "template_searchpath", None)
             raise AirflowFailException(
@@ -70,6 +79,10 @@ class FeatureExtractOperator(MLPlatformOperator):
             ) from err
 
     def execute(self, context: Context) -> dict[str, Any]:
+        if self.sql is None:  # mapped tasks are rendered without render_template_fields
+            self._resolve_sql_file()
+            with self._sql_file_errors():
+                self.sql = self.render_template(self.sql, context)
         with self.fail_fast():
             as_of = parse_date(self.partition_date)
             params = self.spec.query_params(as_of) if self.pipeline else {"as_of": as_of}

@@ -1,0 +1,74 @@
+"""EvaluateAndPromoteOperator: bless a candidate as champion only when the contract's gate holds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from airflow_ml_provider.operators.base import MLPlatformOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class EvaluateAndPromoteOperator(MLPlatformOperator):
+    """Apply ``evaluation`` from pipeline.yaml to a candidate, then promote or reject it.
+
+    The candidate must beat the popularity baseline by ``min_lift_over_baseline`` and must
+    not fall behind the current champion by more than ``max_regression_vs_champion``; the
+    champion is scored by the trainer on the candidate's own validation window, so the two
+    are compared on the same rows. A pass moves the ``champion`` alias; a fail marks the
+    candidate ``rejected`` and, by default, skips this task with the reasons (so the model
+    asset is not emitted and the run shows why).
+
+    :param version: the candidate version (usually the training task's XCom).
+    :param on_reject: ``skip`` (default) or ``fail`` the task when the gate does not hold.
+    """
+
+    template_fields: Sequence[str] = ("version", "model_name", "blessed_by")
+    ui_color = "#e7f5e7"
+
+    def __init__(
+        self,
+        *,
+        version: str,
+        model_name: str | None = None,
+        blessed_by: str = "airflow:gate",
+        on_reject: str = "skip",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.version = version
+        self.model_name = model_name
+        self.blessed_by = blessed_by
+        self.on_reject = on_reject
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml_provider.core.gate import evaluate_gate
+        from airflow_ml_provider.core.registry import ModelRegistry
+
+        with self.fail_fast():
+            name = self.model_name or self.spec.name
+            registry = ModelRegistry(self.hook.get_warehouse(labels=self.job_labels(context)))
+            candidate = registry.get(name, self.version)
+            metrics = candidate.metrics
+            champion = metrics.get("champion") or None
+            comparable = champion if champion and champion.get("comparable") else None
+            result = evaluate_gate(metrics["model"], metrics["baseline"], comparable, self.spec.evaluation)
+            reasons = list(result.reasons)
+            if champion and not comparable:
+                reasons.append(f"champion {champion['version']} could not be scored on this data: {champion['reason']}")
+            for reason in reasons:
+                self.log.info("Gate: %s", reason)
+            summary = "; ".join(reasons)
+            if result.passes:
+                registry.promote(name, self.version, blessed_by=self.blessed_by, reason=summary)
+                self.log.info("Promoted %s %s to champion", name, self.version)
+                return {"model_name": name, "version": self.version, "promoted": True, "reasons": reasons}
+            registry.reject(name, self.version, reason=summary)
+        message = f"candidate {name} {self.version} rejected: {summary}"
+        if self.on_reject == "fail":
+            raise AirflowFailException(message)
+        raise AirflowSkipException(message)
