@@ -16,8 +16,11 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export UV_PYTHON_DOWNLOADS := never
 
 # The demo world: 60 days of events ending on DEMO_DATE, tastes drifting from DRIFT_FROM.
+# HISTORY_FROM..DEMO_DATE-1 is the feature history the training window needs.
 DEMO_DATE ?= 2026-03-31
 DRIFT_FROM ?= 2026-03-29
+HISTORY_FROM ?= 2026-02-26
+HISTORY_TO ?= 2026-03-30
 
 .PHONY: help install demo test lint bench lock airflow-db clean
 
@@ -40,10 +43,15 @@ $(AIRFLOW_HOME)/airflow.db: $(BIN)/.installed
 
 airflow-db: $(AIRFLOW_HOME)/airflow.db ## initialise the local Airflow metadata DB
 
-demo: install airflow-db ## seed demo data and build features with Airflow on the embedded default
-	@rm -f $(AIRFLOW_ML_HOME)/warehouse.duckdb $(AIRFLOW_ML_HOME)/warehouse.duckdb.wal
+demo: install airflow-db ## the whole pipeline on the embedded default: seed, features, train, promote
+	@rm -rf $(AIRFLOW_ML_HOME)/warehouse.duckdb $(AIRFLOW_ML_HOME)/warehouse.duckdb.wal $(AIRFLOW_ML_HOME)/artifacts
 	$(BIN)/airflow-ml seed-demo --end-date $(DEMO_DATE) --drift-from $(DRIFT_FROM)
+	@echo "==> feature history $(HISTORY_FROM)..$(HISTORY_TO) (what a backfill of recsys_features would write)"
+	@$(BIN)/airflow-ml features --date $(HISTORY_FROM) --to $(HISTORY_TO) -q
 	@./scripts/dags-test.sh recsys_features $(DEMO_DATE)
+	@./scripts/dags-test.sh recsys_training $(DEMO_DATE)
+	@echo "==> models (ndcg@10 of the model vs the popularity baseline on the validation window)"
+	@$(BIN)/airflow-ml models list
 	@$(BIN)/airflow-ml tables
 	@echo "Warehouse: $(AIRFLOW_ML_HOME)/warehouse.duckdb (open it with: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$(AIRFLOW_ML_HOME)/warehouse.duckdb', read_only=True).sql('FROM features LIMIT 5'))\")"
 

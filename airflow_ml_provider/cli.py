@@ -118,6 +118,123 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Validate the contract, build features and labels, train, evaluate and register a candidate."""
+    import tempfile
+
+    from airflow_ml_provider.core.demo import DemoConfig, generate
+    from airflow_ml_provider.core.features import build_features
+    from airflow_ml_provider.core.spec import load_spec
+
+    spec = load_spec(args.pipeline)
+    log.info("Contract %s is valid (spec hash %s)", args.pipeline, spec.spec_hash)
+    if args.backend == "vertex" and not args.conn_id:
+        raise ValueError("--backend vertex needs --conn-id: an ml_platform connection with backend gcp")
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-smoke-") as tmp:
+        if args.smoke:
+            # A small synthetic world in a throwaway warehouse: minutes, no cloud, same code.
+            args.warehouse, args.conn_id = Path(tmp) / "smoke.duckdb", None
+            world = generate(DemoConfig(users=400, items=120, days=60, end_date=args.date))
+            warehouse = _warehouse(args)
+            for name in ("users", "items", "events"):
+                warehouse.replace_table(name, getattr(world, name))
+            log.info("Smoke run: seeded %d events into %s", world.events.num_rows, args.warehouse)
+        warehouse = _warehouse(args)
+        train_dates, valid_dates = spec.training_dates(args.date)
+        dates = [*train_dates, *valid_dates]
+        if args.build_features or args.smoke:
+            log.info("Building features and labels for %d as-of dates", len(dates))
+            build_features(warehouse, spec, args.sql_dir, dates, labels=True)
+        artifacts = args.artifacts or (Path(tmp) / "artifacts" if args.smoke else None)
+        summary = _train_and_register(args, spec, warehouse, artifacts)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0 if summary["promoted"] or not args.require_pass else 1
+
+
+def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-untyped-def]
+    """Export, train in a subprocess, register, gate. Returns a JSON-able summary."""
+    from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
+    from airflow_ml_provider.core import storage
+    from airflow_ml_provider.core.config import PlatformConfig
+    from airflow_ml_provider.core.envelope import read_envelope
+    from airflow_ml_provider.core.gate import evaluate_gate
+    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params
+
+    registry = ModelRegistry(warehouse)
+    registry.ensure()
+    champion = registry.champion(spec.name)
+    version = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S") + ("-smoke" if args.smoke else "-cli")
+    root = storage.to_uri(artifacts) if artifacts else PlatformConfig().artifacts_uri
+    run_dir = storage.join(root, spec.name, version)
+    params = training_params(spec, args.date)
+    data_uri = warehouse.export_parquet(training_data_sql(spec), params, storage.join(run_dir, "data"))
+    hooks = args.pipeline.parent / spec.model.hooks if spec.model.hooks else None
+    job = TrainingJob(
+        model_name=spec.name,
+        version=version,
+        run_dir=run_dir,
+        pipeline_uri=storage.to_uri(args.pipeline),
+        data_uri=data_uri,
+        validation_from=params["validation_start"],
+        hooks_uri=storage.to_uri(hooks) if hooks else None,
+        git_sha=args.git_sha,
+        champion_dir=champion.uri if champion else None,
+    )
+    LocalTrainingRunner().run(job)
+    envelope = read_envelope(job.model_dir)
+    registry.register_candidate(
+        model_name=spec.name, version=version, uri=job.model_dir, metrics=envelope.metrics,
+        git_sha=envelope.git_sha, spec_hash=envelope.spec_hash, created_at=envelope.created_at,
+    )
+    found = envelope.metrics.get("champion")
+    comparable = found if found and found.get("comparable") else None
+    gate = evaluate_gate(envelope.metrics["model"], envelope.metrics["baseline"], comparable, spec.evaluation)
+    for reason in gate.reasons:
+        log.info("Gate: %s", reason)
+    if gate.passes and args.promote:
+        registry.promote(spec.name, version, blessed_by="airflow-ml train", reason="; ".join(gate.reasons))
+    k = spec.evaluation.k
+    return {
+        "model_name": spec.name,
+        "version": version,
+        "model_dir": job.model_dir,
+        f"model@{k}": {m: round(v, 4) for m, v in envelope.metrics["model"].items()},
+        f"popularity@{k}": {m: round(v, 4) for m, v in envelope.metrics["baseline"].items()},
+        "gate_passes": gate.passes,
+        "promoted": bool(gate.passes and args.promote),
+        "reasons": gate.reasons,
+    }
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List model versions with their metrics, or roll the champion back."""
+    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.core.spec import load_spec
+
+    registry = ModelRegistry(_warehouse(args))
+    name = args.model or load_spec(args.pipeline).name
+    if args.action == "rollback":
+        restored = registry.rollback(name, blessed_by="airflow-ml models rollback")
+        print(f"{name}: champion is now {restored.version} (was rolled back)")
+        return 0
+    records = registry.list(name)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in records], indent=2, default=str))
+        return 0
+    if not records:
+        print(f"No versions of {name} registered yet. Train one: airflow-ml train")
+        return 0
+    print(f"  {'version':<26} {'status':<10} {'ndcg':>7} {'baseline':>9}  created")
+    for r in records:
+        m = r.metrics or {}
+        ndcg = m.get("model", {}).get("ndcg")
+        base = m.get("baseline", {}).get("ndcg")
+        fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else "-"  # noqa: E731
+        print(f"  {r.version:<26} {r.status:<10} {fmt(ndcg):>7} {fmt(base):>9}  {r.created_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``airflow-ml`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -125,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Batch recommendations on Airflow: run the pipeline's steps from the command "
         "line on the embedded DuckDB warehouse or on a configured ml_platform connection.",
         epilog="Examples:\n  airflow-ml seed-demo --users 5000 --drift-from 2026-03-25\n"
-        "  airflow-ml features --date 2026-03-31\n  airflow-ml tables",
+        "  airflow-ml features --date 2026-03-31\n  airflow-ml train --smoke\n"
+        "  airflow-ml models list\n  airflow-ml tables",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -171,6 +289,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feat.add_argument("--json", action="store_true", help="print the write results as JSON")
     feat.set_defaults(func=cmd_features)
+
+    train = sub.add_parser(
+        "train", parents=[common], help="validate, build features, train, evaluate", description=cmd_train.__doc__
+    )
+    train.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE, help="pipeline.yaml")
+    train.add_argument("--sql-dir", type=Path, default=DEFAULT_SQL_DIR, help="folder the contract's SQL paths are in")
+    train.add_argument("--date", type=_date, default=dt.date(2026, 3, 31), help="run date (default: %(default)s)")
+    train.add_argument("--backend", choices=["local", "vertex"], default="local", help="where the trainer runs")
+    train.add_argument("--smoke", action="store_true", help="train on a small synthetic world in a temp dir")
+    train.add_argument("--build-features", action="store_true", help="(re)build features and labels first")
+    train.add_argument("--no-promote", dest="promote", action="store_false", help="register only, never promote")
+    train.add_argument("--require-pass", action="store_true", help="exit 1 when the evaluation gate fails")
+    train.add_argument("--git-sha", default=None, help="recorded with the model (CI passes its commit)")
+    train.add_argument("--artifacts", type=Path, help="artifact root (default: $AIRFLOW_ML_HOME/artifacts; a temp dir with --smoke)")
+    train.set_defaults(func=cmd_train)
+
+    models = sub.add_parser("models", parents=[common], help="list model versions or roll back the champion",
+                            description=cmd_models.__doc__)
+    models.add_argument("action", choices=["list", "rollback"])
+    models.add_argument("--model", help="model name (default: the contract's name)")
+    models.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE, help="pipeline.yaml")
+    models.add_argument("--json", action="store_true", help="print as JSON")
+    models.set_defaults(func=cmd_models)
 
     tables = sub.add_parser(
         "tables", parents=[common], help="list tables, partitions and row counts", description=cmd_tables.__doc__
