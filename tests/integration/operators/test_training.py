@@ -1,0 +1,152 @@
+"""Training on the local runner with real DuckDB, real LightGBM and a real subprocess trainer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+from airflow_ml_provider.core import storage
+from airflow_ml_provider.core.demo import DemoConfig, generate
+from airflow_ml_provider.core.envelope import MODEL_FILE, read_envelope
+from airflow_ml_provider.core.features import build_features
+from airflow_ml_provider.core.registry import ModelRegistry
+from airflow_ml_provider.core.spec import load_spec
+from airflow_ml_provider.operators.evaluation import EvaluateAndPromoteOperator
+from airflow_ml_provider.operators.training import TrainModelOperator
+from tests.paths import PIPELINE, SQL_DIR
+
+RUN_DATE = "2026-03-31"
+
+
+@pytest.fixture(scope="module")
+def built_warehouse(tmp_path_factory) -> Path:
+    """Features and labels for the training window of a small world, built once."""
+    path = tmp_path_factory.mktemp("train") / "warehouse.duckdb"
+    wh = DuckDBWarehouse(path)
+    world = generate(DemoConfig(users=400, items=120, days=60))
+    for name in ("users", "items", "events"):
+        wh.replace_table(name, getattr(world, name))
+    spec = load_spec(PIPELINE)
+    train, valid = spec.training_dates(dt.date.fromisoformat(RUN_DATE))
+    build_features(wh, spec, SQL_DIR, [*train, *valid], labels=True)
+    return path
+
+
+@pytest.fixture
+def warehouse(built_warehouse, tmp_path, monkeypatch) -> DuckDBWarehouse:
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(built_warehouse, path)
+    extra = {"warehouse_path": str(path), "artifact_root": (tmp_path / "artifacts").as_uri()}
+    monkeypatch.setenv("AIRFLOW_CONN_ML_PLATFORM_DEFAULT", json.dumps({"conn_type": "ml_platform", "extra": extra}))
+    return DuckDBWarehouse(path)
+
+
+def _context(task_id: str, run_id: str = "scheduled__2026-03-31") -> dict:
+    ti = types.SimpleNamespace(dag_id="recsys_training", task_id=task_id, run_id=run_id)
+    return {"ds": RUN_DATE, "ti": ti}
+
+
+def train(pipeline: Path = PIPELINE, run_id: str = "scheduled__2026-03-31") -> dict:
+    with DAG("recsys_training_test", schedule=None):
+        op = TrainModelOperator(task_id="train", pipeline=str(pipeline), run_date=RUN_DATE)
+    return op.execute(_context("train", run_id))
+
+
+def promote(version: str, pipeline: Path = PIPELINE, on_reject: str = "skip") -> dict:
+    with DAG("recsys_training_test", schedule=None):
+        op = EvaluateAndPromoteOperator(task_id="promote", pipeline=str(pipeline), version=version, on_reject=on_reject)
+    return op.execute(_context("promote"))
+
+
+def _pipeline_copy(tmp_path: Path, edit=None, model_py: str | None = None) -> Path:
+    folder = tmp_path / "pipeline"
+    folder.mkdir()
+    raw = yaml.safe_load(PIPELINE.read_text())
+    if edit:
+        edit(raw)
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(raw))
+    (folder / "model.py").write_text(model_py if model_py is not None else (PIPELINE.parent / "model.py").read_text())
+    return folder / "pipeline.yaml"
+
+
+def test_trains_registers_and_beats_popularity(warehouse):
+    result = train()
+    assert result["version"].startswith("20260331-")
+    assert result["model"]["ndcg"] > result["baseline"]["ndcg"]
+    envelope = read_envelope(result["uri"])
+    assert envelope.version == result["version"]
+    assert [f.name for f in envelope.features] == [f.name for f in load_spec(PIPELINE).features]
+    assert envelope.data.validation_dates[0] > envelope.data.train_dates[1]  # time split
+    assert set(envelope.profile["features"]) >= {"item_price", "item_category"}
+    assert envelope.hooks_sha256 and storage.exists(storage.join(result["uri"], "model.py"))
+    # LightGBM text, never a pickle
+    assert storage.read_text(storage.join(result["uri"], MODEL_FILE)).startswith("tree\n")
+    record = ModelRegistry(warehouse).get("recsys", result["version"])
+    assert record.status == "candidate"
+    assert record.metrics["model"]["ndcg"] == pytest.approx(result["model"]["ndcg"], abs=1e-6)
+
+
+def test_retry_of_the_same_run_reuses_the_version_and_never_duplicates(warehouse):
+    first = train(run_id="scheduled__x")
+    second = train(run_id="scheduled__x")
+    assert second["version"] == first["version"]
+    rows = warehouse.query("SELECT COUNT(*) AS n FROM ml_models WHERE version = @v", {"v": first["version"]})
+    assert rows.to_pylist() == [{"n": 1}]
+
+
+def test_gate_promotes_then_rejects_a_worse_candidate(warehouse, tmp_path):
+    first = train(run_id="run-1")
+    assert promote(first["version"])["promoted"] is True
+    # A model that cannot learn (one tree, one leaf) must not replace the champion.
+    worse = _pipeline_copy(
+        tmp_path, edit=lambda raw: raw["model"].update(num_boost_round=1, params={"num_leaves": 2, "max_depth": 1})
+    )
+    second = train(worse, run_id="run-2")
+    registry = ModelRegistry(warehouse)
+    assert registry.get("recsys", second["version"]).metrics["champion"]["version"] == first["version"]
+    with pytest.raises(AirflowSkipException, match=r"rejected: .*champion"):
+        promote(second["version"], worse)
+    assert registry.get("recsys", second["version"]).status == "rejected"
+    assert registry.champion("recsys").version == first["version"]
+
+
+def test_broken_model_py_fails_before_training(warehouse, tmp_path):
+    broken = _pipeline_copy(tmp_path, model_py="def params(defaults):\n    return defaults\n\ndef paramz(x):\n    return x\n")
+    with pytest.raises(AirflowFailException, match=r"model\.py: defines paramz, which are not documented hooks"):
+        train(broken)
+    assert not warehouse.table_exists("ml_models") or warehouse.query("SELECT COUNT(*) AS n FROM ml_models").to_pylist() == [
+        {"n": 0}
+    ]
+
+
+def test_feature_missing_from_training_data_is_named(warehouse, tmp_path):
+    def add_feature(raw):
+        raw["features"].append({"name": "user_lifetime_value", "type": "FLOAT64"})
+
+    with pytest.raises(AirflowFailException, match="user_lifetime_value"):
+        train(_pipeline_copy(tmp_path, edit=add_feature))
+
+
+def test_label_with_one_class_fails_before_training(warehouse):
+    warehouse.execute("UPDATE labels SET relevance = 0, label = 0")
+    with pytest.raises(AirflowFailException, match=r"one class only"):
+        train()
+
+
+def test_trainer_help_documents_vertex_conventions():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_ml_provider.core.trainer", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "AIP_MODEL_DIR" in out.stdout and "--champion-dir" in out.stdout
