@@ -184,8 +184,13 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
     LocalTrainingRunner().run(job)
     envelope = read_envelope(job.model_dir)
     registry.register_candidate(
-        model_name=spec.name, version=version, uri=job.model_dir, metrics=envelope.metrics,
-        git_sha=envelope.git_sha, spec_hash=envelope.spec_hash, created_at=envelope.created_at,
+        model_name=spec.name,
+        version=version,
+        uri=job.model_dir,
+        metrics=envelope.metrics,
+        git_sha=envelope.git_sha,
+        spec_hash=envelope.spec_hash,
+        created_at=envelope.created_at,
     )
     found = envelope.metrics.get("champion")
     comparable = found if found and found.get("comparable") else None
@@ -216,6 +221,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     name = args.model or load_spec(args.pipeline).name
     if args.action == "rollback":
         restored = registry.rollback(name, blessed_by="airflow-ml models rollback")
+        if args.conn_id:
+            from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
+
+            config = MLPlatformHook(ml_conn_id=args.conn_id).config
+            if config.backend == "gcp":
+                from airflow_ml_provider.backends.vertex import VertexTrainingRunner
+
+                VertexTrainingRunner(config).set_alias(name, restored.version)
         print(f"{name}: champion is now {restored.version} (was rolled back)")
         return 0
     records = registry.list(name)
@@ -302,11 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-promote", dest="promote", action="store_false", help="register only, never promote")
     train.add_argument("--require-pass", action="store_true", help="exit 1 when the evaluation gate fails")
     train.add_argument("--git-sha", default=None, help="recorded with the model (CI passes its commit)")
-    train.add_argument("--artifacts", type=Path, help="artifact root (default: $AIRFLOW_ML_HOME/artifacts; a temp dir with --smoke)")
+    train.add_argument(
+        "--artifacts", type=Path, help="artifact root (default: $AIRFLOW_ML_HOME/artifacts; a temp dir with --smoke)"
+    )
     train.set_defaults(func=cmd_train)
 
-    models = sub.add_parser("models", parents=[common], help="list model versions or roll back the champion",
-                            description=cmd_models.__doc__)
+    models = sub.add_parser(
+        "models", parents=[common], help="list model versions or roll back the champion", description=cmd_models.__doc__
+    )
     models.add_argument("action", choices=["list", "rollback"])
     models.add_argument("--model", help="model name (default: the contract's name)")
     models.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE, help="pipeline.yaml")

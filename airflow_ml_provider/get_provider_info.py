@@ -29,8 +29,17 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.hooks.ml_platform"]}],
         "operators": [
-            {"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.operators.features"]}
+            {
+                "integration-name": "ML Platform",
+                "python-modules": [
+                    "airflow_ml_provider.operators.features",
+                    "airflow_ml_provider.operators.training",
+                    "airflow_ml_provider.operators.evaluation",
+                ],
+            }
         ],
+        "triggers": [{"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.triggers.vertex_ai"]}],
+        "extra-links": ["airflow_ml_provider.links.vertex_ai.VertexTrainingJobLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_ml_provider.hooks.ml_platform.MLPlatformHook",
@@ -56,6 +65,9 @@ def get_provider_info() -> dict[str, Any]:
                     "artifact_root": _field("Artifact root URI (file://... or gs://...)"),
                     "gcp_conn_id": _field("Google Cloud connection id"),
                     "maximum_bytes_billed": _field("Maximum bytes billed per query", "integer"),
+                    "training_image_uri": _field("Vertex AI training image (with airflow-ml-provider)"),
+                    "training_machine_type": _field("Vertex AI training machine type"),
+                    "training_service_account": _field("Vertex AI training service account"),
                 },
             }
         ],

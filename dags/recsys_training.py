@@ -40,9 +40,7 @@ with DAG(
     dag_id="recsys_training",
     description="Train, gate and promote the recommender",
     doc_md=__doc__,
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("0 4 * * 1", timezone="UTC"), assets=(DRIFT_DETECTED,)
-    ),
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 4 * * 1", timezone="UTC"), assets=(DRIFT_DETECTED,)),
     start_date=pendulum.datetime(2026, 3, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,

@@ -41,6 +41,19 @@ class PlatformConfig(BaseModel):
     impersonation_chain: str | list[str] | None = None
     maximum_bytes_billed: int | None = Field(default=None, gt=0)
     lock_timeout_seconds: float = Field(default=120.0, gt=0)
+    training_image_uri: str | None = Field(
+        default=None,
+        description="Container image of Vertex AI training jobs (gcp backend). It must have `airflow-ml-provider` "
+        "installed: the job runs `python -m airflow_ml_provider.core.trainer` in it. "
+        "E.g. us-docker.pkg.dev/my-project/ml/airflow-ml-trainer:1.0",
+    )
+    training_machine_type: str = Field(default="n1-standard-8", description="Machine type of the training job.")
+    training_service_account: str | None = Field(
+        default=None, description="Service account the training job runs as (default: Vertex AI's)."
+    )
+    training_network: str | None = Field(
+        default=None, description="VPC network to peer the training job with (projects/<number>/global/networks/<n>)."
+    )
 
     @field_validator("project")
     @classmethod

@@ -65,6 +65,10 @@ class EvaluateAndPromoteOperator(MLPlatformOperator):
             summary = "; ".join(reasons)
             if result.passes:
                 registry.promote(name, self.version, blessed_by=self.blessed_by, reason=summary)
+                if self.hook.config.backend == "gcp":
+                    from airflow_ml_provider.backends.vertex import VertexTrainingRunner
+
+                    VertexTrainingRunner(self.hook.config).set_alias(name, self.version)
                 self.log.info("Promoted %s %s to champion", name, self.version)
                 return {"model_name": name, "version": self.version, "promoted": True, "reasons": reasons}
             registry.reject(name, self.version, reason=summary)

@@ -120,12 +120,14 @@ def test_gate_promotes_then_rejects_a_worse_candidate(warehouse, tmp_path):
 
 
 def test_broken_model_py_fails_before_training(warehouse, tmp_path):
-    broken = _pipeline_copy(tmp_path, model_py="def params(defaults):\n    return defaults\n\ndef paramz(x):\n    return x\n")
+    broken = _pipeline_copy(
+        tmp_path, model_py="def params(defaults):\n    return defaults\n\ndef paramz(x):\n    return x\n"
+    )
     with pytest.raises(AirflowFailException, match=r"model\.py: defines paramz, which are not documented hooks"):
         train(broken)
-    assert not warehouse.table_exists("ml_models") or warehouse.query("SELECT COUNT(*) AS n FROM ml_models").to_pylist() == [
-        {"n": 0}
-    ]
+    assert not warehouse.table_exists("ml_models") or warehouse.query(
+        "SELECT COUNT(*) AS n FROM ml_models"
+    ).to_pylist() == [{"n": 0}]
 
 
 def test_feature_missing_from_training_data_is_named(warehouse, tmp_path):

@@ -1,0 +1,1 @@
+"""Operator extra links: buttons in the task's UI that open the remote job or resource."""

@@ -1,0 +1,1 @@
+"""Deferrable triggers: they poll remote jobs in the triggerer so no worker slot waits."""

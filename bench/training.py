@@ -1,0 +1,308 @@
+"""Training benchmark: the TrainModelOperator local path vs bare ``lightgbm.train`` on the same rows.
+
+Seeds the demo world into a DuckDB file in a temp dir, builds features and labels for the
+training and validation as-of dates of pipeline.yaml (run date 2026-03-31), then times, each
+in its own child process so peak RSS is per path:
+
+- operator: the export to Parquet + ``LocalTrainingRunner().run(job)``, i.e. the trainer
+  subprocess (read, checks, encoding, training with early stopping on the validation
+  window, metrics, drift profile, envelope), as TrainModelOperator runs it locally.
+- raw: ``lightgbm.train`` on the training rows already in memory as a float matrix, with the
+  envelope's params, group sizes and num_boost_round fixed to the model's best_iteration,
+  so both paths train the same trees.
+
+The last line of output is JSON (see bench/README.md).
+
+    .venv/bin/python bench/training.py [--users 3000] [--days 60] [--repeat 1] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PIPELINE = REPO / "dags" / "recsys" / "pipeline.yaml"
+SQL_DIR = REPO / "sql"
+RUN_DATE = dt.date(2026, 3, 31)
+DRIFT_FROM = dt.date(2026, 3, 29)  # as in `make demo`
+
+log = logging.getLogger("bench.training")
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process and of its waited-for children (the trainer subprocess), in MB."""
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # macOS reports bytes, Linux KiB
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) * scale, 1)
+
+
+def _warehouse(workdir: Path):  # type: ignore[no-untyped-def]
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse(workdir / "warehouse.duckdb")
+
+
+def _hooks_path(spec: Any, pipeline: Path) -> Path | None:
+    return pipeline.parent / spec.model.hooks if spec.model.hooks else None
+
+
+# --- set-up (a child process too, so the parent stays small; see _child) ----------------------
+
+
+def prepare(workdir: Path, pipeline: Path, users: int, days: int) -> dict[str, Any]:
+    """Seed the demo world, build features + labels, export the training data and save its matrix."""
+    from airflow_ml_provider.core import storage
+    from airflow_ml_provider.core.demo import DemoConfig, generate
+    from airflow_ml_provider.core.features import build_features
+    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.training import training_data_sql, training_params
+
+    spec = load_spec(pipeline)
+    warehouse = _warehouse(workdir)
+    started = time.monotonic()
+    world = generate(DemoConfig(users=users, days=days, end_date=RUN_DATE, drift_from=DRIFT_FROM))
+    for name in ("users", "items", "events"):
+        warehouse.replace_table(name, getattr(world, name))
+    log.info("seeded %d users, %d events in %.1fs", users, world.events.num_rows, time.monotonic() - started)
+
+    started = time.monotonic()
+    train_dates, valid_dates = spec.training_dates(RUN_DATE)
+    build_features(warehouse, spec, SQL_DIR, [*train_dates, *valid_dates], labels=True)
+    log.info(
+        "built features and labels for %d as-of dates in %.1fs",
+        len(train_dates) + len(valid_dates),
+        time.monotonic() - started,
+    )
+
+    data_uri = warehouse.export_parquet(
+        training_data_sql(spec), training_params(spec, RUN_DATE), storage.to_uri(workdir / "export"), source="bench"
+    )
+    matrix_dir = prepare_matrix(workdir, pipeline, data_uri, valid_dates[0])
+    return {
+        "validation_from": valid_dates[0].isoformat(),
+        "matrix_dir": str(matrix_dir),
+        "feature_names": [f.name for f in spec.features],
+        "categorical": [f.name for f in spec.features if f.type == "STRING"],
+    }
+
+
+def prepare_matrix(workdir: Path, pipeline: Path, data_uri: str, validation_from: dt.date) -> Path:
+    """The training rows as the trainer sees them (sorted, transformed, encoded), saved as .npy files."""
+    import numpy as np
+
+    from airflow_ml_provider.core.encoding import encode, fit_categories
+    from airflow_ml_provider.core.hooks import load_hooks
+    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.trainer import LABEL, read_training_data, split_by_date
+
+    spec = load_spec(pipeline)
+    hooks = load_hooks(_hooks_path(spec, pipeline))
+    user = spec.entities.user
+    df = read_training_data(data_uri)
+    df = df.sort_values(["as_of_date", user, spec.entities.item], kind="stable").reset_index(drop=True)
+    train_df, _ = split_by_date(df, validation_from)
+    train_df = hooks.transform(train_df.copy())
+    x = encode(train_df, spec.features, fit_categories(train_df, spec.features)).matrix
+    out = workdir / "matrix"
+    out.mkdir()
+    np.save(out / "x.npy", x)
+    np.save(out / "y.npy", train_df[LABEL].to_numpy(dtype=np.float64))
+    np.save(out / "group.npy", train_df.groupby(["as_of_date", user], sort=False).size().to_numpy())
+    return out
+
+
+# --- the two measured paths (each in its own child process) ---------------------------------
+
+
+def worker_operator(workdir: Path, pipeline: Path, validation_from: dt.date) -> dict[str, Any]:
+    """Export + the local runner, as TrainModelOperator.execute does (minus registering)."""
+    from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
+    from airflow_ml_provider.core import storage
+    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params
+
+    spec = load_spec(pipeline)
+    hooks = _hooks_path(spec, pipeline)
+    version = f"bench-{time.time_ns()}"
+    run_dir = storage.to_uri(workdir / "artifacts" / spec.name / version)
+    warehouse = _warehouse(workdir)
+    started = time.perf_counter()
+    data_uri = warehouse.export_parquet(
+        training_data_sql(spec), training_params(spec, RUN_DATE), storage.join(run_dir, "data"), source="bench"
+    )
+    job = TrainingJob(
+        model_name=spec.name,
+        version=version,
+        run_dir=run_dir,
+        pipeline_uri=storage.to_uri(pipeline),
+        data_uri=data_uri,
+        validation_from=validation_from,
+        hooks_uri=storage.to_uri(hooks) if hooks else None,
+    )
+    exported = time.perf_counter()
+    LocalTrainingRunner().run(job)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "seconds_export": exported - started,
+        "peak_rss_mb": _peak_rss_mb(),
+        "model_dir": job.model_dir,
+    }
+
+
+def worker_raw(matrix_dir: Path, params_file: Path) -> dict[str, Any]:
+    """Bare lightgbm.train on the in-memory float matrix, the same params and number of trees."""
+    import lightgbm as lgb
+    import numpy as np
+
+    spec = json.loads(params_file.read_text())
+    x, y, group = (np.load(matrix_dir / f"{n}.npy") for n in ("x", "y", "group"))
+    started = time.perf_counter()
+    dtrain = lgb.Dataset(x, y, group=group, feature_name=spec["feature_names"], categorical_feature=spec["categorical"])
+    booster = lgb.train(spec["params"], dtrain, num_boost_round=spec["num_boost_round"])
+    seconds = time.perf_counter() - started
+    (matrix_dir / "raw_model.txt").write_text(booster.model_to_string())
+    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "trees": booster.current_iteration()}
+
+
+def _child(*args: str) -> dict[str, Any]:
+    """Run this script as a worker in a fresh interpreter; its last stdout line is its JSON result.
+
+    Linux counts the parent's RSS at fork+exec into a child's ru_maxrss, so the parent that
+    starts the measured workers must stay small: it never imports pandas, DuckDB or LightGBM.
+    """
+    out = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"bench worker {args[1]} failed (exit {out.returncode}); see its log above.")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _trees(model_text: str) -> str:
+    """The tree section of a LightGBM model text (parameters and iteration counts differ by design)."""
+    start, end = model_text.find("Tree=0"), model_text.find("end of trees")
+    return model_text[start:end]
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Set up, then measure each path ``--repeat`` times in fresh processes and keep the fastest."""
+    load = os.getloadavg()[0]
+    if load > 0.5 * (os.cpu_count() or 1):
+        log.warning(
+            "The machine is busy (load %.1f on %d CPUs): OpenMP threads contend, so timings are noisy. "
+            "Prefer an idle machine, --repeat 3 or --threads 1.",
+            load,
+            os.cpu_count(),
+        )
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+        workdir = Path(tmp)
+        common = ["--workdir", str(workdir), "--pipeline", str(args.pipeline)]
+        setup = _child("--worker", "setup", *common, "--users", str(args.users), "--days", str(args.days))
+
+        ops = []
+        for i in range(args.repeat):
+            log.info("measuring the operator path (export + trainer subprocess), run %d/%d", i + 1, args.repeat)
+            ops.append(_child("--worker", "operator", *common, "--validation-from", setup["validation_from"]))
+        op = min(ops, key=lambda r: r["seconds"])
+        model_dir = Path(op["model_dir"].removeprefix("file://"))
+        envelope = json.loads((model_dir / "envelope.json").read_text())
+        params_file = workdir / "raw_params.json"
+        raw_spec = {"params": envelope["params"], "num_boost_round": envelope["best_iteration"]}
+        params_file.write_text(json.dumps({**raw_spec, **{k: setup[k] for k in ("feature_names", "categorical")}}))
+
+        raws = []
+        for i in range(args.repeat):
+            log.info(
+                "measuring bare lightgbm.train (%d rounds), run %d/%d", raw_spec["num_boost_round"], i + 1, args.repeat
+            )
+            raws.append(
+                _child("--worker", "raw", "--matrix-dir", setup["matrix_dir"], "--params-file", str(params_file))
+            )
+        raw = min(raws, key=lambda r: r["seconds"])
+        matrix_dir = Path(setup["matrix_dir"])
+        same = _trees((model_dir / "model.txt").read_text()) == _trees((matrix_dir / "raw_model.txt").read_text())
+
+    data = envelope["data"]
+    return {
+        "rows": data["train_rows"],
+        "validation_rows": data["validation_rows"],
+        "trees": envelope["best_iteration"],
+        "same_model": same,
+        "repeat": args.repeat,
+        "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count(),
+        "load_avg_1m": round(load, 2),
+        "seconds_export": round(op["seconds_export"], 2),
+        "seconds_operator": round(op["seconds"], 2),
+        "seconds_raw_lightgbm": round(raw["seconds"], 2),
+        "ratio_vs_raw_lightgbm": round(op["seconds"] / raw["seconds"], 2),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in ops),
+        "peak_rss_mb_raw": max(r["peak_rss_mb"] for r in raws),
+    }
+
+
+def print_report(r: dict[str, Any]) -> None:
+    """A short table, then the JSON line (always last)."""
+    print(
+        f"\nTraining benchmark: {r['rows']:,} training rows ({r['validation_rows']:,} validation), "
+        f"{r['trees']} trees, {r['threads']} threads, load {r['load_avg_1m']}, fastest of {r['repeat']}"
+    )
+    print(f"  {'path':<46} {'seconds':>8} {'peak RSS MB':>12}")
+    rows = [
+        ("TrainModelOperator local: export + trainer", r["seconds_operator"], r["peak_rss_mb"]),
+        ("  of which the Parquet export", r["seconds_export"], None),
+        ("bare lightgbm.train, matrix in memory", r["seconds_raw_lightgbm"], r["peak_rss_mb_raw"]),
+    ]
+    for name, seconds, rss in rows:
+        print(f"  {name:<46} {seconds:>8.2f} {'' if rss is None else f'{rss:.1f}':>12}")
+    print(f"  operator / raw: {r['ratio_vs_raw_lightgbm']:.2f}x; identical trees: {r['same_model']}")
+    print(json.dumps(r))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--users", type=int, default=3000, help="demo users (default: %(default)s)")
+    p.add_argument("--days", type=int, default=60, help="days of demo events (default: %(default)s)")
+    p.add_argument("--pipeline", type=Path, default=PIPELINE, help="the contract (default: the reference one)")
+    p.add_argument("--repeat", type=int, default=1, help="runs per path; the fastest counts (default: %(default)s)")
+    p.add_argument(
+        "--threads", type=int, help="OMP_NUM_THREADS for both paths (default: unset, LightGBM uses every core)"
+    )
+    p.add_argument("--worker", choices=["setup", "operator", "raw"], help=argparse.SUPPRESS)
+    p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--validation-from", type=dt.date.fromisoformat, help=argparse.SUPPRESS)
+    p.add_argument("--matrix-dir", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--params-file", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.pipeline = args.pipeline.resolve()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the workers and the trainer
+    quiet = args.worker in ("operator", "raw")  # measured workers log only problems
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # transpiler notes, once per query
+    if args.worker == "setup":
+        print(json.dumps(prepare(args.workdir, args.pipeline, args.users, args.days)))
+    elif args.worker == "operator":
+        print(json.dumps(worker_operator(args.workdir, args.pipeline, args.validation_from)))
+    elif args.worker == "raw":
+        print(json.dumps(worker_raw(args.matrix_dir, args.params_file)))
+    else:
+        print_report(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
