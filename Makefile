@@ -59,9 +59,12 @@ test: install ## run the test suite (unit, integration with DuckDB and Airflow; 
 	$(BIN)/pytest
 
 lint: install ## ruff and mypy
-	$(BIN)/ruff check airflow_ml_provider dags tests
-	$(BIN)/ruff format --check airflow_ml_provider dags tests
+	$(BIN)/ruff check airflow_ml_provider dags tests bench
+	$(BIN)/ruff format --check airflow_ml_provider dags tests bench
 	$(BIN)/mypy airflow_ml_provider
+
+bench: install ## benchmarks (ratios against baselines measured in the same run; JSON last)
+	$(BIN)/python bench/training.py --threads 1 $(BENCH_ARGS)
 
 lock: ## re-resolve requirements/constraints.txt from requirements/requirements.in (needs uv)
 	uv pip compile -q --upgrade --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -258,7 +258,7 @@ def print_report(r: dict[str, Any]) -> None:
     """A short table, then the JSON line (always last)."""
     print(
         f"\nTraining benchmark: {r['rows']:,} training rows ({r['validation_rows']:,} validation), "
-        f"{r['trees']} trees, {r['threads']} threads, load {r['load_avg_1m']}, fastest of {r['repeat']}"
+        f"{r['trees']} trees, threads {r['threads']}, load {r['load_avg_1m']}, fastest of {r['repeat']}"
     )
     print(f"  {'path':<46} {'seconds':>8} {'peak RSS MB':>12}")
     rows = [

@@ -190,10 +190,12 @@ def train(
     df = read_training_data(data_uri)
     df = df.sort_values(["as_of_date", user, spec.entities.item], kind="stable").reset_index(drop=True)
     train_df, valid_df = split_by_date(df, validation_from)
+    del df  # the split frames are all we keep; memory is the limit on big windows
     check_training_data(train_df, valid_df, spec, data_uri)
-    valid_raw = valid_df.copy()
-    train_df = hooks.transform(train_df.copy())
-    valid_df = hooks.transform(valid_df.copy())
+    # pandas copy-on-write: a transform that edits columns never touches valid_raw.
+    valid_raw = valid_df if champion_dir else None
+    train_df = hooks.transform(train_df)
+    valid_df = hooks.transform(valid_df)
     log.info(
         "Read %d training rows (%d lists) and %d validation rows (%d lists) from %s",
         len(train_df),
@@ -236,6 +238,10 @@ def train(
         group=_groups(valid_df, user) if ranking else None,
         reference=dtrain,
     )
+    # Bin the training matrix now and drop the float copy before the trees are grown.
+    dtrain.construct()
+    inf_replaced = {**x_train.inf_replaced, **{f"validation.{k}": v for k, v in x_valid.inf_replaced.items()}}
+    del x_train
     callbacks: list[Callable[..., Any]] = [lgb.log_evaluation(period=25)]
     if spec.model.early_stopping_rounds:
         callbacks.append(lgb.early_stopping(spec.model.early_stopping_rounds, verbose=False))
@@ -260,7 +266,11 @@ def train(
     scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
     metrics = _evaluate(valid_df, scores, train_df, spec, catalog)
-    metrics["champion"] = score_champion(champion_dir, valid_raw, train_df, spec, catalog) if champion_dir else None
+    metrics["champion"] = (
+        score_champion(champion_dir, valid_raw, train_df, spec, catalog)
+        if champion_dir and valid_raw is not None
+        else None
+    )
     m, b = metrics["model"], metrics["baseline"]
     log.info(
         "Validation @%d: model ndcg %.4f recall %.4f map %.4f | popularity ndcg %.4f recall %.4f map %.4f",
@@ -304,7 +314,7 @@ def train(
             validation_lists=int(_groups(valid_df, user).size),
             train_dates=(tdates.min(), tdates.max()),
             validation_dates=(vdates.min(), vdates.max()),
-            inf_replaced={**x_train.inf_replaced, **{f"validation.{k}": v for k, v in x_valid.inf_replaced.items()}},
+            inf_replaced=inf_replaced,
         ),
         metrics=metrics,
         profile=profile,

@@ -25,6 +25,7 @@ from airflow_ml_provider.operators.training import TrainModelOperator
 from tests.paths import PIPELINE, SQL_DIR
 
 RUN_DATE = "2026-03-31"
+FAST = Path()  # the fast contract, set by the fast_pipeline fixture
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def built_warehouse(tmp_path_factory) -> Path:
     """Features and labels for the training window of a small world, built once."""
     path = tmp_path_factory.mktemp("train") / "warehouse.duckdb"
     wh = DuckDBWarehouse(path)
-    world = generate(DemoConfig(users=400, items=120, days=60))
+    world = generate(DemoConfig(users=300, items=100, days=60))
     for name in ("users", "items", "events"):
         wh.replace_table(name, getattr(world, name))
     spec = load_spec(PIPELINE)
@@ -55,13 +56,28 @@ def _context(task_id: str, run_id: str = "scheduled__2026-03-31") -> dict:
     return {"ds": RUN_DATE, "ti": ti}
 
 
-def train(pipeline: Path = PIPELINE, run_id: str = "scheduled__2026-03-31") -> dict:
+@pytest.fixture(autouse=True)
+def fast_pipeline(tmp_path_factory):
+    """The reference contract with fewer, larger boosting steps: same code path, seconds not minutes."""
+    folder = tmp_path_factory.mktemp("fast")
+    raw = yaml.safe_load(PIPELINE.read_text())
+    raw["model"].update(num_boost_round=40, params={"learning_rate": 0.15})
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(PIPELINE.parent / "model.py", folder / "model.py")
+    global FAST
+    FAST = folder / "pipeline.yaml"
+    return FAST
+
+
+def train(pipeline: Path | None = None, run_id: str = "scheduled__2026-03-31") -> dict:
+    pipeline = pipeline or FAST
     with DAG("recsys_training_test", schedule=None):
         op = TrainModelOperator(task_id="train", pipeline=str(pipeline), run_date=RUN_DATE)
     return op.execute(_context("train", run_id))
 
 
-def promote(version: str, pipeline: Path = PIPELINE, on_reject: str = "skip") -> dict:
+def promote(version: str, pipeline: Path | None = None, on_reject: str = "skip") -> dict:
+    pipeline = pipeline or FAST
     with DAG("recsys_training_test", schedule=None):
         op = EvaluateAndPromoteOperator(task_id="promote", pipeline=str(pipeline), version=version, on_reject=on_reject)
     return op.execute(_context("promote"))
@@ -70,7 +86,7 @@ def promote(version: str, pipeline: Path = PIPELINE, on_reject: str = "skip") ->
 def _pipeline_copy(tmp_path: Path, edit=None, model_py: str | None = None) -> Path:
     folder = tmp_path / "pipeline"
     folder.mkdir()
-    raw = yaml.safe_load(PIPELINE.read_text())
+    raw = yaml.safe_load(FAST.read_text())
     if edit:
         edit(raw)
     (folder / "pipeline.yaml").write_text(yaml.safe_dump(raw))
