@@ -126,6 +126,13 @@ def _groups(df: pd.DataFrame, user: str) -> np.ndarray:
     return df.groupby(["as_of_date", user], sort=False).size().to_numpy()
 
 
+def _top_k_scores(df: pd.DataFrame, scores: np.ndarray, user: str, k: int) -> np.ndarray:
+    """The k best scores of every (as_of_date, user) list."""
+    frame = pd.DataFrame({"g": df.groupby(["as_of_date", user], sort=False).ngroup().to_numpy(), "s": scores})
+    frame = frame.sort_values(["g", "s"], ascending=[True, False], kind="stable")
+    return frame["s"].to_numpy()[frame.groupby("g").cumcount().to_numpy() < k]
+
+
 def _finite(x: float) -> float | None:
     return x if np.isfinite(x) else None
 
@@ -287,7 +294,12 @@ def train(
     profiled: dict[str, str] = {
         f.name: f.type for f in spec.features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")
     }
-    profile = {"features": build_profile(train_df[list(profiled)], profiled), "score": numeric_profile(scores)}
+    profile = {
+        "features": build_profile(train_df[list(profiled)], profiled),
+        "score": numeric_profile(scores),
+        # What batch inference keeps: prediction drift compares recommendations.score with this.
+        "score_topk": numeric_profile(_top_k_scores(valid_df, scores, user, spec.evaluation.k)),
+    }
     sample_rows = valid_df.head(SAMPLE_ROWS)
     sample = {
         "input": json.loads(sample_rows[[user, spec.entities.item, *names]].to_json(orient="records")),
