@@ -67,6 +67,11 @@ class BigQueryWarehouse(Warehouse):
         self.dataset: str = config.dataset
         self.labels = dict(labels or {})
 
+    @property
+    def dataset_ref(self) -> str:
+        """``project``.dataset, backticked because project ids may contain hyphens."""
+        return f"`{self.project}`.{self.dataset}"
+
     def __repr__(self) -> str:
         return f"BigQueryWarehouse({self.project}.{self.dataset})"
 
@@ -92,6 +97,20 @@ class BigQueryWarehouse(Warehouse):
         job = self._run(sql, params, source)
         with _query_errors(source):
             return job.result().to_arrow()
+
+    @contextlib.contextmanager
+    def query_batches(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        batch_rows: int = 500_000,
+        source: str = "<sql>",
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
+        """Stream the result through the BigQuery Storage Read API as Arrow record batches."""
+        job = self._run(sql, params, source)
+        with _query_errors(source):
+            yield iter(job.result(page_size=batch_rows).to_arrow_iterable())
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> None:
         """Run a statement (DDL or DML) and wait for it."""

@@ -51,6 +51,10 @@ class DuckDBWarehouse(Warehouse):
         self.schema = validate_dataset(schema) if schema else "main"
         self.lock_timeout = lock_timeout
 
+    @property
+    def dataset_ref(self) -> str:
+        return self.schema
+
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({str(self.path)!r}, schema={self.schema!r})"
 
@@ -128,6 +132,20 @@ class DuckDBWarehouse(Warehouse):
         with self.connect(read_only=True) as con, _translate_errors(source):
             rel = con.sql(text, params=bound or None)
             return _as_bigquery_types(rel).to_arrow_table()
+
+    @contextlib.contextmanager
+    def query_batches(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        batch_rows: int = 500_000,
+        source: str = "<sql>",
+    ) -> Iterator[Iterator[pa.RecordBatch]]:
+        text, bound = self._compile(sql, params, source)
+        with self.connect(read_only=True) as con, _translate_errors(source):
+            reader = _as_bigquery_types(con.sql(text, params=bound or None)).to_arrow_reader(batch_rows)
+            yield iter(reader)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> None:
         text, bound = self._compile(sql, params, source)

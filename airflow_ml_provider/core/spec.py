@@ -157,6 +157,13 @@ class EvaluationGate(_Strict):
     )
 
 
+class InferenceSpec(_Strict):
+    """Batch inference: how many items per user, and how many candidate rows per streamed batch."""
+
+    top_k: int = Field(default=10, ge=1, le=1000)
+    batch_rows: int = Field(default=500_000, ge=1_000, le=50_000_000)
+
+
 class PipelineSpec(_Strict):
     """The whole contract."""
 
@@ -173,6 +180,7 @@ class PipelineSpec(_Strict):
     label: Label
     model: ModelSpec = ModelSpec()
     evaluation: EvaluationGate = EvaluationGate()
+    inference: InferenceSpec = InferenceSpec()
 
     @field_validator("name", "feature_table")
     @classmethod

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,6 +37,11 @@ class Warehouse(ABC):
 
     backend: ClassVar[str]
 
+    @property
+    @abstractmethod
+    def dataset_ref(self) -> str:
+        """The dataset (BigQuery) or schema (DuckDB) as GoogleSQL, for qualifying names in views."""
+
     @abstractmethod
     def query(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> pa.Table:
         """Run a SELECT and return the rows as an Arrow table."""
@@ -43,6 +49,21 @@ class Warehouse(ABC):
     def query_df(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> pd.DataFrame:
         """Run a SELECT and return the rows as a pandas DataFrame."""
         return self.query(sql, params, source=source).to_pandas()
+
+    @abstractmethod
+    def query_batches(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        batch_rows: int = 500_000,
+        source: str = "<sql>",
+    ) -> contextlib.AbstractContextManager[Iterator[pa.RecordBatch]]:
+        """Stream a SELECT as Arrow record batches of at most about ``batch_rows`` rows.
+
+        A context manager, so the connection (and the local file lock) is held only while
+        the caller iterates.
+        """
 
     @abstractmethod
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> None:

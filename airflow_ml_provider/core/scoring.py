@@ -1,0 +1,202 @@
+"""Batch scoring: stream candidate feature batches, score them with LightGBM, keep top-k per user.
+
+Memory depends on the output (users x k), never on the candidate count: each Arrow record
+batch is encoded, scored and reduced to its own top-k before the next one is read, and the
+running top-k is compacted as it grows. Ties are broken by item id, so a rerun gives the
+same lists. NaN/inf handling is the encoding policy of ``core/encoding.py`` (inf and nulls
+are missing values; nulls in a non-nullable feature fail the run).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_ml_provider.core.encoding import encode
+from airflow_ml_provider.core.envelope import Envelope
+from airflow_ml_provider.core.hooks import ModelHooks
+from airflow_ml_provider.core.identifiers import validate_identifier
+from airflow_ml_provider.core.spec import PipelineSpec
+from airflow_ml_provider.exceptions import EmptyResultError, SchemaMismatchError
+
+log = logging.getLogger(__name__)
+
+#: Arrow types each declared GoogleSQL type may arrive as.
+_ARROW_TYPES: dict[str, Callable[[pa.DataType], bool]] = {
+    "STRING": lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t),
+    "INT64": pa.types.is_integer,
+    "FLOAT64": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
+    "BOOL": pa.types.is_boolean,
+    "DATE": pa.types.is_date,
+    "TIMESTAMP": pa.types.is_timestamp,
+}
+
+
+def candidate_features_sql(spec: PipelineSpec) -> str:
+    """GoogleSQL reading the serving rows: keys then features in the model's order, for @as_of."""
+    cols = ",\n  ".join(validate_identifier(f.name, kind="feature") for f in spec.features)
+    return (
+        f"SELECT\n  {spec.entities.user},\n  {spec.entities.item},\n  {cols}\n"
+        f"FROM {validate_identifier(spec.feature_table)}\nWHERE as_of_date = @as_of"
+    )
+
+
+def check_serving_schema(schema: pa.Schema, envelope: Envelope, keys: tuple[str, str], source: str) -> None:
+    """Serving columns must be the model's: same names, same order, compatible types."""
+    expected = [*keys, *envelope.feature_names()]
+    got = list(schema.names)
+    if got != expected:
+        missing = [c for c in expected if c not in got]
+        extra = [c for c in got if c not in expected]
+        detail = []
+        if missing:
+            detail.append(f"missing {', '.join(missing)}")
+        if extra:
+            detail.append(f"unexpected {', '.join(extra)}")
+        if not detail:
+            first = next(i for i, (a, b) in enumerate(zip(got, expected, strict=True)) if a != b)
+            detail.append(f"out of order from position {first}: got {got[first]}, model expects {expected[first]}")
+        raise SchemaMismatchError(
+            f"{source}: serving columns do not match model {envelope.name} {envelope.version}: "
+            f"{'; '.join(detail)}. Retrain the model on the current features, or restore the "
+            "feature SQL it was trained on."
+        )
+    wrong = [
+        f"{f.name} is {schema.field(f.name).type}, model expects {f.type}"
+        for f in envelope.features
+        if not _ARROW_TYPES[f.type](schema.field(f.name).type)
+    ]
+    if wrong:
+        raise SchemaMismatchError(
+            f"{source}: serving column types do not match model {envelope.name} {envelope.version}: "
+            f"{'; '.join(wrong)}. Fix the feature SQL or retrain."
+        )
+
+
+def top_k(users: pa.Array, items: pa.Array, scores: np.ndarray, k: int) -> pa.Table:
+    """The k best (score desc, then item asc) rows per user, with 1-based ranks."""
+    table = pa.table({"user_id": users, "item_id": items, "score": pa.array(scores, pa.float64())})
+    if table.num_rows == 0:
+        return table.append_column("rank", pa.array([], pa.int64()))
+    order = pc.sort_indices(
+        table, sort_keys=[("user_id", "ascending"), ("score", "descending"), ("item_id", "ascending")]
+    )
+    table = table.take(order)
+    user_col = table.column("user_id").combine_chunks()
+    n = table.num_rows
+    starts = np.ones(n, dtype=bool)
+    if n > 1:
+        starts[1:] = pc.not_equal(user_col.slice(1), user_col.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    positions = np.arange(n)
+    group_start = np.maximum.accumulate(np.where(starts, positions, 0))
+    rank = positions - group_start + 1
+    keep = rank <= k
+    return table.filter(pa.array(keep)).append_column("rank", pa.array(rank[keep], pa.int64()))
+
+
+@dataclass
+class TopK:
+    """A running top-k per user over many batches, compacted when it doubles."""
+
+    k: int
+    _parts: list[pa.Table] = field(default_factory=list)
+    _rows: int = 0
+    _compacted: int = 0
+
+    def add(self, users: pa.Array, items: pa.Array, scores: np.ndarray) -> None:
+        """Fold one scored batch in."""
+        part = top_k(users, items, scores, self.k)
+        self._parts.append(part.drop_columns(["rank"]))
+        self._rows += part.num_rows
+        if self._rows > max(2 * self._compacted, 1_000_000):
+            self._compact()
+
+    def _compact(self) -> None:
+        merged = pa.concat_tables(self._parts)
+        best = top_k(merged["user_id"], merged["item_id"], merged["score"].to_numpy(), self.k)
+        self._parts = [best.drop_columns(["rank"])]
+        self._rows = self._compacted = best.num_rows
+
+    def result(self) -> pa.Table:
+        """user_id, item_id, score, rank for every user seen."""
+        if not self._parts:
+            return top_k(pa.array([], pa.string()), pa.array([], pa.string()), np.array([]), self.k)
+        merged = pa.concat_tables(self._parts)
+        return top_k(merged["user_id"], merged["item_id"], merged["score"].to_numpy(), self.k)
+
+
+@dataclass
+class ScoringStats:
+    """What a scoring pass did, for the runs table and the task log."""
+
+    rows: int = 0
+    batches: int = 0
+    seconds_read: float = 0.0
+    seconds_score: float = 0.0
+    inf_replaced: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values for JSON."""
+        return {
+            "rows": self.rows,
+            "batches": self.batches,
+            "seconds_read": round(self.seconds_read, 3),
+            "seconds_score": round(self.seconds_score, 3),
+            "inf_replaced": self.inf_replaced,
+        }
+
+
+def score_batches(
+    batches: Iterable[pa.RecordBatch],
+    booster: Any,
+    envelope: Envelope,
+    hooks: ModelHooks,
+    k: int,
+    *,
+    keys: tuple[str, str] = ("user_id", "item_id"),
+    source: str = "candidates",
+    log_every_seconds: float = 10.0,
+) -> tuple[pa.Table, ScoringStats]:
+    """Score every batch and return the top-k table and the stats; no rows is an error."""
+    stats, best = ScoringStats(), TopK(k)
+    started = last_log = time.monotonic()
+    iterator = iter(batches)
+    while True:
+        t0 = time.monotonic()
+        batch = next(iterator, None)
+        stats.seconds_read += time.monotonic() - t0
+        if batch is None:
+            break
+        if stats.batches == 0:
+            check_serving_schema(batch.schema, envelope, keys, source)
+        if batch.num_rows == 0:
+            continue
+        t0 = time.monotonic()
+        frame = hooks.transform(batch.to_pandas())
+        encoded = encode(frame, envelope.features, envelope.categories, source=source)
+        for name, count in encoded.inf_replaced.items():
+            stats.inf_replaced[name] = stats.inf_replaced.get(name, 0) + count
+        scores = np.asarray(booster.predict(encoded.matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
+        best.add(batch.column(keys[0]), batch.column(keys[1]), scores)
+        stats.seconds_score += time.monotonic() - t0
+        stats.rows += batch.num_rows
+        stats.batches += 1
+        now = time.monotonic()
+        if now - last_log >= log_every_seconds:
+            log.info("Scored %d rows (%.0f rows/s)", stats.rows, stats.rows / max(now - started, 1e-9))
+            last_log = now
+    if stats.rows == 0:
+        raise EmptyResultError(
+            f"{source}: no candidate rows to score; the recommendations partition was left as it was. "
+            "Run the features DAG for this date first."
+        )
+    if stats.inf_replaced:
+        log.warning("Treated +/-inf as missing in %s", stats.inf_replaced)
+    return best.result(), stats
