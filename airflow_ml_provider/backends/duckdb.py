@@ -145,7 +145,12 @@ class DuckDBWarehouse(Warehouse):
         text, bound = self._compile(sql, params, source)
         with self.connect(read_only=True) as con, _translate_errors(source):
             reader = _as_bigquery_types(con.sql(text, params=bound or None)).to_arrow_reader(batch_rows)
-            yield iter(reader)
+            try:
+                yield iter(reader)
+            finally:
+                # An open stream keeps the database file open even after con.close(), e.g. while
+                # an exception's traceback still references it; the next writer would then wait.
+                reader.close()
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> None:
         text, bound = self._compile(sql, params, source)

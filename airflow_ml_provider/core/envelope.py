@@ -9,6 +9,7 @@ schema check.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from importlib import metadata
 from typing import Any
@@ -68,6 +69,7 @@ class Envelope(BaseModel):
     profile: dict[str, Any]
     sample: dict[str, Any]
     hooks_sha256: str | None = None
+    model_sha256: str | None = None
 
     def feature_names(self) -> list[str]:
         """Feature names in model order."""
@@ -113,23 +115,47 @@ def parse_envelope(text: str, uri: str) -> Envelope:
         raise ModelLoadError(f"{uri}: not a valid model envelope: {format_validation_error(err)}") from err
 
 
-def booster_from_text(text: str, uri: str) -> Any:
+def check_model_text(text: str, uri: str, sha256: str | None = None) -> None:
+    """Refuse a model.txt that is not whole before LightGBM parses it.
+
+    LightGBM aborts the whole process (not an exception) on some truncated files, so a
+    corrupt model must be caught here: by the checksum recorded in the envelope, and by the
+    text format's own structure (one ``Tree=`` block per ``tree_sizes`` entry, then
+    ``end of trees``).
+    """
+    if sha256 is not None and hashlib.sha256(text.encode("utf-8")).hexdigest() != sha256:
+        raise ModelLoadError(
+            f"{uri} does not match the checksum in its envelope: the file is corrupt, truncated or was "
+            "replaced. Retrain the model, or roll back to the previous champion (airflow-ml models rollback)."
+        )
+    if not text.startswith("tree\n"):
+        raise ModelLoadError(f"{uri} is not a LightGBM text model (it must start with 'tree'). Retrain the model.")
+    sizes = next((ln for ln in text.splitlines()[:20] if ln.startswith("tree_sizes=")), None)
+    declared = len(sizes.split("=", 1)[1].split()) if sizes else None
+    trees = text.count("\nTree=")
+    if declared is None or trees != declared or "\nend of trees" not in text:
+        raise ModelLoadError(
+            f"{uri} is truncated or corrupt: {trees} tree(s) found, {declared} declared, "
+            f"{'no' if 'end of trees' not in text else 'an'} 'end of trees' marker. Retrain the model."
+        )
+
+
+def booster_from_text(text: str, uri: str, sha256: str | None = None) -> Any:
     """A LightGBM Booster from model.txt text (never pickle); errors name the URI."""
     import lightgbm as lgb
 
-    if not text.startswith("tree\n"):
-        raise ModelLoadError(f"{uri} is not a LightGBM text model (it must start with 'tree'). Retrain the model.")
+    check_model_text(text, uri, sha256)
     try:
         return lgb.Booster(model_str=text)
     except lgb.basic.LightGBMError as err:
         raise ModelLoadError(f"{uri} is corrupt or truncated: {err}. Retrain the model.") from err
 
 
-def load_booster(model_dir: str) -> Any:
-    """Load model.txt with pyarrow.fs; errors name the URI."""
+def load_booster(model_dir: str, sha256: str | None = None) -> Any:
+    """Load model.txt with pyarrow.fs, checked against the envelope's checksum; errors name the URI."""
     uri = storage.join(model_dir, MODEL_FILE)
     try:
-        return booster_from_text(storage.read_text(uri), uri)
+        return booster_from_text(storage.read_text(uri), uri, sha256)
     except FileNotFoundError as err:
         raise ModelLoadError(f"{uri} does not exist. Check the model version's uri in ml_models.") from err
     except UnicodeDecodeError as err:

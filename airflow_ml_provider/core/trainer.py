@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
@@ -171,7 +172,7 @@ def score_champion(
         matrix = encode(frame, envelope.features, envelope.categories, source=f"champion {envelope.version}").matrix
     except MLProviderError as err:
         return {"version": envelope.version, "comparable": False, "reason": str(err)}
-    booster = load_booster(champion_dir)
+    booster = load_booster(champion_dir, envelope.model_sha256)
     scores = np.asarray(booster.predict(matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
     metrics = _evaluate(valid_raw, scores, train, spec, catalog)["model"]
     return {"version": envelope.version, "comparable": True, **metrics}
@@ -333,7 +334,9 @@ def train(
         sample=sample,
         hooks_sha256=hooks.source_sha256,
     )
-    write_envelope(model_dir, booster.model_to_string(num_iteration=best), envelope, hooks.source)
+    model_text = booster.model_to_string(num_iteration=best)
+    envelope.model_sha256 = hashlib.sha256(model_text.encode("utf-8")).hexdigest()
+    write_envelope(model_dir, model_text, envelope, hooks.source)
     log.info("Wrote %s %s to %s in %.1fs", name, version, model_dir, time.monotonic() - started)
     return envelope
 

@@ -6,9 +6,9 @@ bare identifiers, resolved in the configured dataset (BigQuery) or schema (DuckD
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from abc import ABC, abstractmethod
-import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar

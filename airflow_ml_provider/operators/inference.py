@@ -163,7 +163,7 @@ class BatchRecommendOperator(MLPlatformOperator):
                 raise ModelLoadError(f"{uri} is not a text file; the model is corrupt. Retrain it.") from err
 
         envelope = parse_envelope(read(ENVELOPE_FILE), storage.join(model_dir, ENVELOPE_FILE))
-        booster = booster_from_text(read(MODEL_FILE), storage.join(model_dir, MODEL_FILE))
+        booster = booster_from_text(read(MODEL_FILE), storage.join(model_dir, MODEL_FILE), envelope.model_sha256)
         hooks = DEFAULT_HOOKS
         if envelope.hooks_sha256:
             with tempfile.TemporaryDirectory() as tmp:
