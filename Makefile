@@ -43,15 +43,17 @@ $(AIRFLOW_HOME)/airflow.db: $(BIN)/.installed
 
 airflow-db: $(AIRFLOW_HOME)/airflow.db ## initialise the local Airflow metadata DB
 
-demo: install airflow-db ## the whole pipeline on the embedded default: seed, features, train, promote
+demo: install airflow-db ## the whole pipeline on the embedded default: seed, features, train, recommend
 	@rm -rf $(AIRFLOW_ML_HOME)/warehouse.duckdb $(AIRFLOW_ML_HOME)/warehouse.duckdb.wal $(AIRFLOW_ML_HOME)/artifacts
 	$(BIN)/airflow-ml seed-demo --end-date $(DEMO_DATE) --drift-from $(DRIFT_FROM)
 	@echo "==> feature history $(HISTORY_FROM)..$(HISTORY_TO) (what a backfill of recsys_features would write)"
 	@$(BIN)/airflow-ml features --date $(HISTORY_FROM) --to $(HISTORY_TO) -q
 	@./scripts/dags-test.sh recsys_features $(DEMO_DATE)
 	@./scripts/dags-test.sh recsys_training $(DEMO_DATE)
+	@./scripts/dags-test.sh recsys_batch_inference $(DEMO_DATE)
 	@echo "==> models (ndcg@10 of the model vs the popularity baseline on the validation window)"
 	@$(BIN)/airflow-ml models list
+	@$(BIN)/airflow-ml recommendations --date $(DEMO_DATE)
 	@$(BIN)/airflow-ml tables
 	@echo "Warehouse: $(AIRFLOW_ML_HOME)/warehouse.duckdb (open it with: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$(AIRFLOW_ML_HOME)/warehouse.duckdb', read_only=True).sql('FROM features LIMIT 5'))\")"
 

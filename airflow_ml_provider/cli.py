@@ -101,6 +101,43 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recommendations(args: argparse.Namespace) -> int:
+    """Show a day's recommendation run (users, coverage) and one user's list."""
+    warehouse = _warehouse(args)
+    runs = warehouse.query(
+        "SELECT model_version, users, rows_written, candidates, coverage, rows_per_second, finished_at "
+        "FROM recommendation_runs WHERE prediction_date = @d AND status = 'success' "
+        "ORDER BY finished_at DESC LIMIT 1",
+        {"d": args.date},
+        source="recommendation_runs",
+    ).to_pylist()
+    if not runs:
+        print(f"No successful recommendation run for {args.date}. Run the recsys_batch_inference DAG first.")
+        return 1
+    run = runs[0]
+    print(
+        f"Recommendations for {args.date} (model {run['model_version']}): {run['rows_written']} rows for "
+        f"{run['users']} users from {run['candidates']} candidates, catalog coverage {run['coverage']:.1%}, "
+        f"{run['rows_per_second']:,.0f} candidate rows/s"
+    )
+    user = (
+        args.user
+        or warehouse.query(
+            "SELECT MIN(user_id) AS u FROM recommendations WHERE prediction_date = @d", {"d": args.date}
+        ).to_pylist()[0]["u"]
+    )
+    rows = warehouse.query(
+        "SELECT r.rank, r.item_id, i.category, i.price, ROUND(r.score, 4) AS score FROM recommendations AS r "
+        "LEFT JOIN items AS i ON i.item_id = r.item_id WHERE r.prediction_date = @d AND r.user_id = @u ORDER BY r.rank",
+        {"d": args.date, "u": user},
+        source="recommendations",
+    ).to_pylist()
+    print(f"  list of {user}:")
+    for r in rows:
+        print(f"    {r['rank']:>3}  {r['item_id']:<8} {r['category'] or '-':<12} {r['price'] or 0:>8.2f}  {r['score']}")
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     """Show the warehouse's tables, their partitions and row counts."""
     from airflow_ml_provider.core.summary import describe_tables
@@ -328,6 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE, help="pipeline.yaml")
     models.add_argument("--json", action="store_true", help="print as JSON")
     models.set_defaults(func=cmd_models)
+
+    recs = sub.add_parser(
+        "recommendations",
+        parents=[common],
+        help="a day's run summary and one user's list",
+        description=cmd_recommendations.__doc__,
+    )
+    recs.add_argument("--date", type=_date, required=True, help="prediction date (YYYY-MM-DD)")
+    recs.add_argument("--user", help="user id (default: the first user with a list)")
+    recs.set_defaults(func=cmd_recommendations)
 
     tables = sub.add_parser(
         "tables", parents=[common], help="list tables, partitions and row counts", description=cmd_tables.__doc__

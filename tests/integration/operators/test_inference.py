@@ -95,7 +95,8 @@ def test_writes_top_k_per_user_and_a_run_row(prepared, warehouse):
     k = load_spec(PIPELINE).inference.top_k
     assert result["model_version"] == "v1" and result["prediction_date"] == str(DAY)
     expected = warehouse.query(
-        "SELECT SUM(LEAST(n, @k)) AS rows FROM (SELECT COUNT(*) AS n FROM features WHERE as_of_date = @d GROUP BY user_id)",
+        "SELECT SUM(LEAST(n, @k)) AS rows FROM "
+        "(SELECT COUNT(*) AS n FROM features WHERE as_of_date = @d GROUP BY user_id)",
         {"k": k, "d": DAY},
     ).to_pylist()[0]["rows"]
     assert result["rows_written"] == expected  # k per user, or all a user has
