@@ -103,3 +103,42 @@ def test_airflow_dags_test_recsys_features_twice_is_idempotent(tmp_path):
     assert all(v[0] > 0 for v in first.values())
     assert all(str(v[2]) == str(v[3]) == "2026-03-30" for v in first.values())
     assert run_and_checksum() == first
+
+
+@pytest.mark.integration
+def test_training_and_inference_dags_run_end_to_end(tmp_path):
+    """recsys_training then recsys_batch_inference under `airflow dags test`, on a small world."""
+    import datetime as dt
+
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+    from airflow_ml_provider.core.demo import DemoConfig, generate
+    from airflow_ml_provider.core.features import build_features
+    from airflow_ml_provider.core.spec import load_spec
+    from tests.paths import PIPELINE, SQL_DIR
+
+    warehouse = tmp_path / "ml" / "warehouse.duckdb"
+    wh = DuckDBWarehouse(warehouse)
+    world = generate(DemoConfig(users=200, items=80, days=60))
+    for name in ("users", "items", "events"):
+        wh.replace_table(name, getattr(world, name))
+    spec = load_spec(PIPELINE)
+    run_date = dt.date(2026, 3, 31)
+    train, valid = spec.training_dates(run_date)
+    build_features(wh, spec, SQL_DIR, [*train, *valid, run_date])  # the features DAG's history
+    env = _airflow_env(tmp_path, warehouse)
+    assert _airflow(env, "db", "migrate").returncode == 0
+
+    for dag_id in ("recsys_training", "recsys_batch_inference"):
+        out = _airflow(env, "dags", "test", dag_id, str(run_date))
+        assert out.returncode == 0 and "state=success" in out.stdout + out.stderr, (out.stdout + out.stderr)[-4000:]
+
+    champion = wh.query("SELECT version FROM ml_models WHERE status = 'champion'").to_pylist()
+    assert len(champion) == 1
+    recs = wh.query(
+        "SELECT COUNT(*) AS n, COUNT(DISTINCT user_id) AS users, MAX(rank) AS k, ANY_VALUE(model_version) AS v "
+        "FROM recommendations WHERE prediction_date = @d",
+        {"d": run_date},
+    ).to_pylist()[0]
+    assert recs["n"] > 0 and recs["k"] == spec.inference.top_k and recs["v"] == champion[0]["version"]
+    runs = wh.query("SELECT status FROM recommendation_runs").to_pylist()
+    assert runs == [{"status": "success"}]
