@@ -21,6 +21,8 @@ DEMO_DATE ?= 2026-03-31
 DRIFT_FROM ?= 2026-03-29
 HISTORY_FROM ?= 2026-02-26
 HISTORY_TO ?= 2026-03-30
+# A day before the drift shows in the features, for the clean half of the drift demo.
+CLEAN_DATE ?= 2026-03-28
 
 .PHONY: help install demo test lint bench lock airflow-db clean
 
@@ -51,6 +53,10 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@./scripts/dags-test.sh recsys_features $(DEMO_DATE)
 	@./scripts/dags-test.sh recsys_training $(DEMO_DATE)
 	@./scripts/dags-test.sh recsys_batch_inference $(DEMO_DATE)
+	@echo "==> drift: a clean day ($(CLEAN_DATE)) and a drifted day ($(DEMO_DATE))"
+	@./scripts/dags-test.sh recsys_batch_inference $(CLEAN_DATE)
+	@./scripts/dags-test.sh recsys_drift $(CLEAN_DATE)
+	@./scripts/dags-test.sh recsys_drift $(DEMO_DATE)
 	@echo "==> models (ndcg@10 of the model vs the popularity baseline on the validation window)"
 	@$(BIN)/airflow-ml models list
 	@$(BIN)/airflow-ml recommendations --date $(DEMO_DATE)
@@ -67,6 +73,7 @@ lint: install ## ruff and mypy
 
 bench: install ## benchmarks (ratios against baselines measured in the same run; JSON last)
 	$(BIN)/python bench/training.py --threads 1 $(BENCH_ARGS)
+	$(BIN)/python bench/drift.py $(DRIFT_BENCH_ARGS)
 
 lock: ## re-resolve requirements/constraints.txt from requirements/requirements.in (needs uv)
 	uv pip compile -q --upgrade --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

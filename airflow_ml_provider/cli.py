@@ -229,6 +229,9 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
         spec_hash=envelope.spec_hash,
         created_at=envelope.created_at,
     )
+    from airflow_ml_provider.core.drift import store_profile
+
+    store_profile(warehouse, spec.name, version, envelope.profile)
     found = envelope.metrics.get("champion")
     comparable = found if found and found.get("comparable") else None
     gate = evaluate_gate(envelope.metrics["model"], envelope.metrics["baseline"], comparable, spec.evaluation)

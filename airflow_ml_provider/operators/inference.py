@@ -77,6 +77,11 @@ class BatchRecommendOperator(MLPlatformOperator):
             finally:
                 run.update(started_at=started_at, finished_at=utcnow(), seconds_total=time.monotonic() - started)
                 record_run(warehouse, run)
+        # Tell downstream (recsys_drift) which date and model the asset event is about.
+        outlet_events = context.get("outlet_events")
+        if outlet_events is not None:
+            for asset in self.outlets:
+                outlet_events[asset].extra = {"prediction_date": day.isoformat(), "model_version": run["model_version"]}
         self.log.info(
             "Wrote %d recommendations for %d users (%s coverage %.1f%%) with %s %s",
             run["rows_written"],

@@ -214,6 +214,10 @@ class TrainModelOperator(MLPlatformOperator):
             spec_hash=envelope.spec_hash,
             created_at=envelope.created_at,
         )
+        from airflow_ml_provider.core.drift import store_profile
+
+        # The drift reference, queryable next to the results it will be compared with.
+        store_profile(self.registry.warehouse, envelope.name, envelope.version, envelope.profile)
         k = envelope.metrics["k"]
         model, baseline = envelope.metrics["model"], envelope.metrics["baseline"]
         self.log.info(

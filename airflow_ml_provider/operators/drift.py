@@ -1,0 +1,131 @@
+"""DriftCheckOperator: count a date's features (and recommendation scores) into the model's reference bins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_ml_provider.exceptions import ContractError
+from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_ml_provider.core.envelope import Envelope
+
+#: fail_on -> the verdicts that fail the task.
+FAILING_VERDICTS: dict[str, tuple[str, ...]] = {"drift": ("drift",), "warn": ("warn", "drift"), "never": ()}
+
+
+class DriftCheckOperator(MLPlatformOperator):
+    """Compare one date with a model version's reference profile, in the warehouse, and record the results.
+
+    One GoogleSQL aggregation scans the feature table's partition (and one the day's
+    recommendation scores of that version) and counts every monitored column into the
+    stored bins; PSI, JS distance, L-infinity, null-rate change and new-category share come
+    from the counts. The date's partition of ``drift_results`` is replaced, so a rerun
+    leaves one set of results. Returns a small summary (verdict, drifted columns, worst PSI).
+
+    Asset events: Airflow emits a task's outlets whenever it succeeds, so "drift found" is a
+    separate downstream task with ``outlets=[...]`` that skips unless the verdict is drift
+    (see ``dags/recsys_drift.py``). A task failed by ``fail_on`` emits no asset events.
+
+    :param partition_date: the date to check. Default: from the newest triggering asset event,
+        its extra's ``prediction_date`` or else its source run's logical date; without one, the
+        logical date, else the date the run was due.
+    :param model_version: ``champion`` (default) or a pinned version.
+    :param model_name: defaults to the contract's ``name``.
+    :param fail_on: ``drift``, ``warn`` or ``never``; defaults to the contract's ``drift.fail_on``.
+    :param predictions_table: batch inference's table; None checks features only.
+    """
+
+    template_fields: Sequence[str] = ("partition_date", "model_version", "model_name", "fail_on")
+    ui_color = "#fbeaea"
+
+    def __init__(
+        self,
+        *,
+        partition_date: str | None = None,
+        model_version: str = "champion",
+        model_name: str | None = None,
+        fail_on: str | None = None,
+        predictions_table: str | None = "recommendations",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.partition_date = partition_date
+        self.model_version = model_version
+        self.model_name = model_name
+        self.fail_on = fail_on
+        self.predictions_table = predictions_table
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml_provider.core.drift import check_drift, write_results
+        from airflow_ml_provider.core.registry import ModelRegistry
+
+        with self.fail_fast():
+            fail_on = self._fail_on()
+            day = self.check_date(context)
+            warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            name = self.model_name or self.spec.name
+            record = ModelRegistry(warehouse).resolve(name, self.model_version)
+            envelope = self.read_envelope(record.uri)
+            self.log.info("Checking %s for drift against %s %s (%s)", day, name, record.version, record.uri)
+            report = check_drift(
+                warehouse,
+                self.spec,
+                envelope.profile,
+                day,
+                model_name=name,
+                model_version=record.version,
+                run_id=context["ti"].run_id,
+                train_window=envelope.data.train_dates,
+                predictions_table=self.predictions_table,
+            )
+            written = write_results(warehouse, report).as_dict()
+        for line in report.table():
+            self.log.info("Drift | %s", line)
+        summary = {**report.summary(), "results": written}
+        if summary["verdict"] in FAILING_VERDICTS[fail_on]:
+            raise AirflowFailException(
+                f"drift check of {day} against {name} {record.version}: verdict {summary['verdict']} with "
+                f"fail_on={fail_on!r} (drifted: {', '.join(summary['drifted']) or 'none'}; warned: "
+                f"{', '.join(summary['warned']) or 'none'}). The results are in drift_results for {day}."
+            )
+        return summary
+
+    def _fail_on(self) -> str:
+        fail_on = self.fail_on or self.spec.drift.fail_on
+        if fail_on not in FAILING_VERDICTS:
+            raise ContractError(
+                f"task {self.task_id!r}: fail_on must be one of {', '.join(FAILING_VERDICTS)}, got {fail_on!r}."
+            )
+        return fail_on
+
+    def check_date(self, context: Context) -> dt.date:
+        """The date to check: explicit, else the triggering event's ``prediction_date``, logical date, run date."""
+        if self.partition_date:
+            return parse_date(self.partition_date)
+        events = [e for group in (context.get("triggering_asset_events") or {}).values() for e in group]
+        for event in sorted(events, key=lambda e: e.timestamp, reverse=True):
+            value = (event.extra or {}).get("prediction_date")
+            if value:
+                return parse_date(str(value), "prediction_date of the triggering asset event")
+            source_run = event.source_dag_run
+            if source_run is not None and source_run.logical_date is not None:
+                return source_run.logical_date.date()
+        logical = context.get("logical_date")
+        if logical is not None:
+            return logical.date()
+        return context["dag_run"].run_after.date()
+
+    def read_envelope(self, uri: str) -> Envelope:
+        """The model's envelope, read through ObjectStoragePath with the connection's credentials."""
+        from airflow_ml_provider.core import storage
+        from airflow_ml_provider.core.envelope import ENVELOPE_FILE, parse_envelope
+
+        path = storage.join(uri, ENVELOPE_FILE)
+        return parse_envelope(self.hook.artifact_path(path).read_text(), path)
