@@ -15,9 +15,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from airflow_ml_provider.core.spec import FeatureColumn
 from airflow_ml_provider.exceptions import MLProviderError
+
+#: Bytes of the matrix filled at a time by ``_row_major``: a block that stays in the L2 cache.
+_BLOCK_BYTES = 1 << 20
 
 
 class FeatureDataError(MLProviderError):
@@ -48,14 +53,35 @@ def check_columns(columns: list[str], features: list[FeatureColumn], source: str
         )
 
 
+def category_codes(col: pd.Series, categories: list[str]) -> np.ndarray:
+    """Positions of the values in ``categories`` as floats; unseen values and nulls are NaN.
+
+    String columns (Arrow-backed since pandas 3) are looked up with Arrow's hash kernel, several
+    times faster than a pandas Categorical; anything else is cast to string first, as at training.
+    """
+    if isinstance(col.dtype, pd.StringDtype):
+        values = pa.chunked_array([pa.array(col, type=pa.string(), from_pandas=True)])
+        codes = pc.index_in(values, value_set=pa.array(categories, pa.string()))
+        return codes.to_numpy().astype(np.float64, copy=False)
+    codes = pd.Categorical(col.astype("string"), categories=categories).codes
+    return np.where(codes < 0, np.nan, codes)
+
+
+def _numeric(col: pd.Series) -> np.ndarray:
+    """The column as numbers, NULL as NaN: a view of numpy-backed columns, a float64 copy otherwise."""
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
+        return col.to_numpy()
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
 def encode(
     df: pd.DataFrame, features: list[FeatureColumn], categories: dict[str, list[str]], source: str = "features"
 ) -> EncodedFeatures:
     """The float64 matrix for LightGBM, columns in declared feature order."""
     check_columns(list(df.columns), features, source)
-    out = np.empty((len(df), len(features)), dtype=np.float64)
+    columns: list[np.ndarray] = []
     inf_replaced: dict[str, int] = {}
-    for j, f in enumerate(features):
+    for f in features:
         col = df[f.name]
         if not f.nullable and col.isna().any():
             raise FeatureDataError(
@@ -63,13 +89,28 @@ def encode(
                 "null value(s). Fix the SQL (e.g. IFNULL) or declare it nullable in pipeline.yaml."
             )
         if f.type == "STRING":
-            codes = pd.Categorical(col.astype("string"), categories=categories.get(f.name, [])).codes
-            out[:, j] = np.where(codes < 0, np.nan, codes)
+            columns.append(category_codes(col, categories.get(f.name, [])))
             continue
-        values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        inf = np.isinf(values)
-        if inf.any():
-            inf_replaced[f.name] = int(inf.sum())
-            values = np.where(inf, np.nan, values)
-        out[:, j] = values
-    return EncodedFeatures(matrix=out, inf_replaced=inf_replaced)
+        values = _numeric(col)
+        if values.dtype.kind == "f":
+            inf = np.isinf(values)
+            if inf.any():
+                inf_replaced[f.name] = int(inf.sum())
+                values = np.where(inf, np.nan, values)
+        columns.append(values)
+    return EncodedFeatures(matrix=_row_major(columns, len(df)), inf_replaced=inf_replaced)
+
+
+def _row_major(columns: list[np.ndarray], rows: int) -> np.ndarray:
+    """Stack columns into a C-order float64 matrix, a block of rows at a time.
+
+    Writing a whole column into a row-major matrix touches one cache line per row and
+    column; filling blocks that fit in the CPU cache is several times faster.
+    """
+    out = np.empty((rows, len(columns)), dtype=np.float64)
+    step = max(1024, _BLOCK_BYTES // (8 * max(len(columns), 1)))
+    for start in range(0, rows, step):
+        block = out[start : start + step]
+        for j, values in enumerate(columns):
+            block[:, j] = values[start : start + step]
+    return out

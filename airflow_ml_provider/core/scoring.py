@@ -1,7 +1,8 @@
 """Batch scoring: stream candidate feature batches, score them with LightGBM, keep top-k per user.
 
 Memory depends on the output (users x k), never on the candidate count: each Arrow record
-batch is encoded, scored and reduced to its own top-k before the next one is read, and the
+batch is encoded, scored and reduced to its own top-k, with at most two batches in flight
+(LightGBM predicts one on a helper thread while the next is read and encoded), and the
 running top-k is compacted as it grows. Ties are broken by item id, so a rerun gives the
 same lists. NaN/inf handling is the encoding policy of ``core/encoding.py`` (inf and nulls
 are missing values; nulls in a non-nullable feature fail the run).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,20 +87,29 @@ def top_k(users: pa.Array, items: pa.Array, scores: np.ndarray, k: int) -> pa.Ta
     table = pa.table({"user_id": users, "item_id": items, "score": pa.array(scores, pa.float64())})
     if table.num_rows == 0:
         return table.append_column("rank", pa.array([], pa.int64()))
+    rows, rank = _best_rows(table, k)
+    return table.take(pa.array(rows)).append_column("rank", pa.array(rank, pa.int64()))
+
+
+def _best_rows(table: pa.Table, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the k best rows per user of ``table`` (user_id, item_id, score), in output order, and their ranks.
+
+    Ranks come from the sorted user ids alone, so only the rows kept are ever copied.
+    """
     order = pc.sort_indices(
         table, sort_keys=[("user_id", "ascending"), ("score", "descending"), ("item_id", "ascending")]
     )
-    table = table.take(order)
-    user_col = table.column("user_id").combine_chunks()
+    user_col = pc.take(table.column("user_id"), order).combine_chunks()
     n = table.num_rows
     starts = np.ones(n, dtype=bool)
     if n > 1:
         starts[1:] = pc.not_equal(user_col.slice(1), user_col.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    del user_col
     positions = np.arange(n)
     group_start = np.maximum.accumulate(np.where(starts, positions, 0))
     rank = positions - group_start + 1
     keep = rank <= k
-    return table.filter(pa.array(keep)).append_column("rank", pa.array(rank[keep], pa.int64()))
+    return order.to_numpy()[keep], rank[keep]
 
 
 @dataclass
@@ -116,20 +127,33 @@ class TopK:
         self._parts.append(part.drop_columns(["rank"]))
         self._rows += part.num_rows
         if self._rows > max(2 * self._compacted, 1_000_000):
-            self._compact()
+            self._merge()
 
-    def _compact(self) -> None:
-        merged = pa.concat_tables(self._parts)
-        best = top_k(merged["user_id"], merged["item_id"], merged["score"].to_numpy(), self.k)
+    def _merge(self) -> pa.Table:
+        """Reduce the parts to one sorted top-k table with ranks, which becomes the only part.
+
+        With candidates clustered by user the parts hardly shrink, so the merge copies one
+        column at a time and lets the parts' copy of it go: the peak is about one copy of
+        the lists plus a column, not two copies.
+        """
+        table = pa.concat_tables(self._parts)
+        self._parts = []
+        rows, rank = _best_rows(table, self.k)
+        picked = pa.array(rows)
+        columns = {}
+        for name in table.column_names:
+            columns[name] = table.column(name).take(picked)
+            table = table.drop_columns([name])
+        best = pa.table(columns).append_column("rank", pa.array(rank, pa.int64()))
         self._parts = [best.drop_columns(["rank"])]
         self._rows = self._compacted = best.num_rows
+        return best
 
     def result(self) -> pa.Table:
         """user_id, item_id, score, rank for every user seen."""
         if not self._parts:
             return top_k(pa.array([], pa.string()), pa.array([], pa.string()), np.array([]), self.k)
-        merged = pa.concat_tables(self._parts)
-        return top_k(merged["user_id"], merged["item_id"], merged["score"].to_numpy(), self.k)
+        return self._merge()
 
 
 @dataclass
@@ -164,34 +188,53 @@ def score_batches(
     source: str = "candidates",
     log_every_seconds: float = 10.0,
 ) -> tuple[pa.Table, ScoringStats]:
-    """Score every batch and return the top-k table and the stats; no rows is an error."""
+    """Score every batch and return the top-k table and the stats; no rows is an error.
+
+    LightGBM predicts batch i on a helper thread (it releases the GIL) while this thread
+    folds batch i-1 into the top-k and reads and encodes batch i+1. At most two batches
+    are in flight, so memory stays bounded, and they are folded in reading order, so the
+    result is the same as scoring one batch after the other.
+    """
     stats, best = ScoringStats(), TopK(k)
     started = last_log = time.monotonic()
     iterator = iter(batches)
-    while True:
-        t0 = time.monotonic()
-        batch = next(iterator, None)
-        stats.seconds_read += time.monotonic() - t0
-        if batch is None:
-            break
-        if stats.batches == 0:
-            check_serving_schema(batch.schema, envelope, keys, source)
-        if batch.num_rows == 0:
-            continue
-        t0 = time.monotonic()
-        frame = hooks.transform(batch.to_pandas())
-        encoded = encode(frame, envelope.features, envelope.categories, source=source)
-        for name, count in encoded.inf_replaced.items():
-            stats.inf_replaced[name] = stats.inf_replaced.get(name, 0) + count
-        scores = np.asarray(booster.predict(encoded.matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
-        best.add(batch.column(keys[0]), batch.column(keys[1]), scores)
-        stats.seconds_score += time.monotonic() - t0
-        stats.rows += batch.num_rows
-        stats.batches += 1
-        now = time.monotonic()
-        if now - last_log >= log_every_seconds:
-            log.info("Scored %d rows (%.0f rows/s)", stats.rows, stats.rows / max(now - started, 1e-9))
-            last_log = now
+    pending: tuple[Future[np.ndarray], pa.Array, pa.Array] | None = None
+
+    def fold(job: tuple[Future[np.ndarray], pa.Array, pa.Array]) -> None:
+        future, users, items = job
+        best.add(users, items, np.asarray(future.result(), dtype=np.float64))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightgbm-predict") as pool:
+        while True:
+            t0 = time.monotonic()
+            batch = next(iterator, None)
+            stats.seconds_read += time.monotonic() - t0
+            if batch is None:
+                break
+            if stats.batches == 0:
+                check_serving_schema(batch.schema, envelope, keys, source)
+            if batch.num_rows == 0:
+                continue
+            t0 = time.monotonic()
+            frame = hooks.transform(batch.to_pandas())
+            encoded = encode(frame, envelope.features, envelope.categories, source=source)
+            for name, count in encoded.inf_replaced.items():
+                stats.inf_replaced[name] = stats.inf_replaced.get(name, 0) + count
+            future = pool.submit(booster.predict, encoded.matrix, num_iteration=envelope.best_iteration)
+            if pending is not None:
+                fold(pending)
+            pending = (future, batch.column(keys[0]), batch.column(keys[1]))
+            stats.seconds_score += time.monotonic() - t0
+            stats.rows += batch.num_rows
+            stats.batches += 1
+            now = time.monotonic()
+            if now - last_log >= log_every_seconds:
+                log.info("Scored %d rows (%.0f rows/s)", stats.rows, stats.rows / max(now - started, 1e-9))
+                last_log = now
+        if pending is not None:
+            t0 = time.monotonic()
+            fold(pending)
+            stats.seconds_score += time.monotonic() - t0
     if stats.rows == 0:
         raise EmptyResultError(
             f"{source}: no candidate rows to score; the recommendations partition was left as it was. "

@@ -1,0 +1,470 @@
+"""Batch inference benchmark: BatchRecommendOperator's scoring path vs bare LightGBM and a naive pandas path.
+
+Set-up (a child process): seeds a small demo world into a DuckDB file in a temp dir, builds
+features and labels for the training window of pipeline.yaml (run date 2026-03-31), trains
+the demo model with ``core.trainer.train`` and promotes it to champion. It then writes
+``--rows`` candidate rows into the ``features`` partition of 2026-04-01, in bounded chunks:
+whole candidate lists (about 30 rows each) of the demo's real users and dates, resampled
+under new user ids, with item ids spread over a larger catalog and jittered scores, so the
+columns keep the demo's joint distributions.
+
+Then it times, each in its own child process so peak RSS is per path:
+
+- operator: ``BatchRecommendOperator.recommend`` itself, outside Airflow (no DAG run): it
+  resolves the champion, loads the envelope, streams ``candidate_features_sql`` through
+  ``query_batches``, ``score_batches`` (transform, encode, predict, running top-k), builds the
+  output table and replaces the ``recommendations`` partition.
+- raw: ``booster.predict`` on the same rows, already encoded in memory as a float64 matrix
+  (built before the timer starts): the speed of LightGBM itself.
+- naive: read everything into a DataFrame, transform, encode, predict, sort,
+  ``groupby(user).head(k)``, write the partition.
+
+The last line of output is JSON (see bench/README.md).
+
+    .venv/bin/python bench/batch_inference.py [--rows 5000000] [--threads N] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PIPELINE = REPO / "dags" / "recsys" / "pipeline.yaml"
+SQL_DIR = REPO / "sql"
+RUN_DATE = dt.date(2026, 3, 31)
+DRIFT_FROM = dt.date(2026, 3, 29)  # as in `make demo`
+PREDICTION_DATE = dt.date(2026, 4, 1)  # a day with no real features: only generated rows
+MODEL_NAME = "recsys"
+CHUNK_USERS = 20_000  # lists generated per chunk: about 600k rows, whatever --rows is
+CATALOG_SHARDS = 50  # the demo's items, repeated under 50 prefixes: a 30k-item catalog
+
+log = logging.getLogger("bench.batch_inference")
+
+
+def _peak_rss_mb() -> float:
+    """Peak RSS of this process (and of any child it waited for), in MB."""
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # macOS reports bytes, Linux KiB
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) * scale, 1)
+
+
+def _warehouse(workdir: Path):  # type: ignore[no-untyped-def]
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse(workdir / "warehouse.duckdb")
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def prepare(workdir: Path, pipeline: Path, rows: int, users: int, rounds: int | None) -> dict[str, Any]:
+    """Train and promote a demo model, then write ``rows`` candidates for PREDICTION_DATE."""
+    from airflow_ml_provider.core import storage
+    from airflow_ml_provider.core.ddl import ensure_tables
+    from airflow_ml_provider.core.demo import DemoConfig, generate
+    from airflow_ml_provider.core.features import build_features
+    from airflow_ml_provider.core.hooks import load_hooks
+    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.trainer import train
+    from airflow_ml_provider.core.training import training_data_sql, training_params
+
+    spec = load_spec(pipeline)
+    if rounds:
+        spec = spec.model_copy(update={"model": spec.model.model_copy(update={"num_boost_round": rounds})})
+    warehouse = _warehouse(workdir)
+    started = time.monotonic()
+    world = generate(DemoConfig(users=users, end_date=RUN_DATE, drift_from=DRIFT_FROM))
+    for name in ("users", "items", "events"):
+        warehouse.replace_table(name, getattr(world, name))
+    train_dates, valid_dates = spec.training_dates(RUN_DATE)
+    build_features(warehouse, spec, SQL_DIR, [*train_dates, *valid_dates], labels=True)
+    log.info("seeded %d demo users and built features in %.1fs", users, time.monotonic() - started)
+
+    started = time.monotonic()
+    data_uri = warehouse.export_parquet(
+        training_data_sql(spec), training_params(spec, RUN_DATE), storage.to_uri(workdir / "export"), source="bench"
+    )
+    version = "bench"
+    model_dir = storage.to_uri(workdir / "artifacts" / MODEL_NAME / version)
+    hooks = load_hooks(pipeline.parent / spec.model.hooks if spec.model.hooks else None)
+    envelope = train(
+        spec, data_uri, model_dir, name=MODEL_NAME, version=version, validation_from=valid_dates[0], hooks=hooks
+    )
+    registry = ModelRegistry(warehouse)
+    registry.register_candidate(
+        MODEL_NAME, version, model_dir, envelope.metrics, None, envelope.spec_hash, envelope.created_at
+    )
+    registry.promote(MODEL_NAME, version, blessed_by="bench", reason="benchmark model")
+    ensure_tables(warehouse, "recommendations", "recommendations_latest", "recommendation_runs")
+    log.info(
+        "trained %s %s (%d trees) in %.1fs", MODEL_NAME, version, envelope.best_iteration, time.monotonic() - started
+    )
+
+    started = time.monotonic()
+    written, lists = write_candidates(warehouse, spec, rows)
+    log.info(
+        "wrote %d candidate rows (%d users) for %s in %.1fs",
+        written,
+        lists,
+        PREDICTION_DATE,
+        time.monotonic() - started,
+    )
+    return {
+        "rows": written,
+        "users": lists,
+        "trees": envelope.best_iteration,
+        "batch_rows": spec.inference.batch_rows,
+        "model_dir": model_dir,
+    }
+
+
+def write_candidates(warehouse: Any, spec: Any, rows: int, seed: int = 11) -> tuple[int, int]:
+    """Append about ``rows`` candidate rows to the PREDICTION_DATE partition of the feature table, chunk by chunk.
+
+    The pool is every (as-of date, user) list the demo built; each generated user copies one
+    list. Memory is the pool plus one chunk, whatever ``rows`` is.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    user, item, table = spec.entities.user, spec.entities.item, spec.feature_table
+    pool = warehouse.query(
+        f"SELECT * FROM {table} WHERE as_of_date < @d ORDER BY as_of_date, {user}, {item}", {"d": PREDICTION_DATE}
+    ).drop_columns(["as_of_date"])
+    starts, sizes = _list_bounds(warehouse, table, user)
+    rng = np.random.default_rng(seed)
+    shards = pa.array([f"s{s:02d}" for s in range(CATALOG_SHARDS)], pa.string())
+    written = users = 0
+    with warehouse.connect() as con:
+        con.execute(f"DELETE FROM {table} WHERE as_of_date = $d", {"d": PREDICTION_DATE})
+        while written < rows:
+            picks = rng.integers(0, len(starts), CHUNK_USERS)
+            lengths = sizes[picks]
+            # Trim the last chunk to the requested row count.
+            keep = np.searchsorted(np.cumsum(lengths), rows - written, side="right") + 1
+            picks, lengths = picks[:keep], lengths[:keep]
+            local = np.repeat(np.arange(len(picks)), lengths)
+            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            chunk = pool.take(pa.array(starts[picks][local] + offsets))
+            ids = pa.array([f"b{users + i:08d}" for i in range(len(picks))], pa.string())
+            shard = pc.take(shards, pa.array(rng.integers(0, CATALOG_SHARDS, len(picks))[local]))
+            jitter = np.exp(rng.normal(0.0, 0.05, chunk.num_rows))
+            chunk = (
+                chunk.set_column(chunk.schema.get_field_index(user), user, pc.take(ids, pa.array(local)))
+                .set_column(
+                    chunk.schema.get_field_index(item), item, pc.binary_join_element_wise(shard, chunk[item], "-")
+                )
+                .set_column(
+                    chunk.schema.get_field_index("candidate_score"),
+                    "candidate_score",
+                    pc.multiply(chunk["candidate_score"], pa.array(jitter)),
+                )
+            )
+            chunk = chunk.add_column(0, "as_of_date", pa.array([PREDICTION_DATE] * chunk.num_rows, pa.date32()))
+            con.register("__bench_chunk", chunk)
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM __bench_chunk")
+            con.unregister("__bench_chunk")
+            written += chunk.num_rows
+            users += len(picks)
+    return written, users
+
+
+def _list_bounds(warehouse: Any, table: str, user: str) -> tuple[Any, Any]:
+    """Start row and length of every (as-of date, user) list, in the pool's order."""
+    import numpy as np
+
+    sizes = warehouse.query(
+        f"SELECT COUNT(*) AS n FROM {table} WHERE as_of_date < @d GROUP BY as_of_date, {user} "
+        f"ORDER BY as_of_date, {user}",
+        {"d": PREDICTION_DATE},
+    ).column("n")
+    lengths = np.asarray(sizes.to_numpy(), dtype=np.int64)
+    return np.cumsum(lengths) - lengths, lengths
+
+
+# --- the three measured paths (each in its own child process) ----------------------------------
+
+
+def _import_libraries() -> None:
+    """Import what every path needs before its timer starts: imports are a fixed cost of the task process.
+
+    ``lightgbm`` pulls in scikit-learn and SciPy when they are installed, and without .pyc files
+    (PYTHONDONTWRITEBYTECODE) that alone takes seconds; it is not what this benchmark measures.
+    """
+    import duckdb  # noqa: F401
+    import lightgbm  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow  # noqa: F401
+
+    import airflow_ml_provider.core.scoring  # noqa: F401
+
+
+def _digest(warehouse: Any) -> str:
+    """Rows and an order-free hash of (user, item, rank, score) of the written partition."""
+    with warehouse.connect(read_only=True) as con:
+        n, h = con.execute(
+            "SELECT count(*), bit_xor(hash(user_id, item_id, rank, score)) FROM recommendations "
+            "WHERE prediction_date = $d",
+            {"d": PREDICTION_DATE},
+        ).fetchone()
+    return f"{n}:{h}"
+
+
+def worker_operator(workdir: Path, pipeline: Path, profile: bool) -> dict[str, Any]:
+    """BatchRecommendOperator.recommend, called directly: resolve, load, stream, score, top-k, write."""
+    from airflow_ml_provider.operators.inference import BatchRecommendOperator
+
+    warehouse = _warehouse(workdir)
+    op = BatchRecommendOperator(task_id="recommend", pipeline=str(pipeline), model_version="champion")
+    run: dict[str, Any] = {}
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.perf_counter()
+    out = op.recommend(warehouse, PREDICTION_DATE, "bench__operator", run)
+    seconds = time.perf_counter() - started
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats(
+            os.environ.get("BENCH_PROFILE_SORT", "cumulative")
+        ).print_stats(40)
+    keys = ("candidates", "users", "rows_written", "seconds_read", "seconds_score", "seconds_write")
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "digest": _digest(warehouse),
+        **{k: out[k] for k in keys},
+    }
+
+
+def _load_champion(warehouse: Any) -> tuple[Any, Any, Any]:
+    """Envelope, booster and hooks of the champion, with the core's loaders (no Airflow)."""
+    from airflow_ml_provider.core import storage
+    from airflow_ml_provider.core.envelope import HOOKS_FILE, load_booster, read_envelope
+    from airflow_ml_provider.core.hooks import load_hooks
+    from airflow_ml_provider.core.registry import ModelRegistry
+
+    record = ModelRegistry(warehouse).resolve(MODEL_NAME, "champion")
+    envelope = read_envelope(record.uri)
+    hooks = load_hooks(storage.local_path(storage.join(record.uri, HOOKS_FILE)) if envelope.hooks_sha256 else None)
+    return envelope, load_booster(record.uri), hooks
+
+
+def worker_raw(workdir: Path, pipeline: Path) -> dict[str, Any]:
+    """booster.predict on every candidate row, encoded into one float64 matrix before the timer starts."""
+    import numpy as np
+
+    from airflow_ml_provider.core.encoding import encode
+    from airflow_ml_provider.core.scoring import candidate_features_sql
+    from airflow_ml_provider.core.spec import load_spec
+
+    spec = load_spec(pipeline)
+    warehouse = _warehouse(workdir)
+    envelope, booster, hooks = _load_champion(warehouse)
+    n = warehouse.query(
+        f"SELECT COUNT(*) AS n FROM {spec.feature_table} WHERE as_of_date = @d", {"d": PREDICTION_DATE}
+    ).to_pylist()[0]["n"]
+    matrix = np.empty((n, len(envelope.features)), dtype=np.float64)
+    pos = 0
+    with warehouse.query_batches(
+        candidate_features_sql(spec), {"as_of": PREDICTION_DATE}, batch_rows=spec.inference.batch_rows
+    ) as batches:
+        for batch in batches:
+            encoded = encode(hooks.transform(batch.to_pandas()), envelope.features, envelope.categories).matrix
+            matrix[pos : pos + len(encoded)] = encoded
+            pos += len(encoded)
+    started = time.perf_counter()
+    scores = booster.predict(matrix, num_iteration=envelope.best_iteration)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "rows": len(scores)}
+
+
+def worker_naive(workdir: Path, pipeline: Path) -> dict[str, Any]:
+    """The obvious pandas version: everything in one DataFrame, sort, groupby.head(k), write."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from airflow_ml_provider.core.encoding import encode
+    from airflow_ml_provider.core.scoring import candidate_features_sql
+    from airflow_ml_provider.core.spec import load_spec
+
+    spec = load_spec(pipeline)
+    user, item, k = spec.entities.user, spec.entities.item, spec.inference.top_k
+    warehouse = _warehouse(workdir)
+    started = time.perf_counter()
+    envelope, booster, hooks = _load_champion(warehouse)
+    df = warehouse.query(candidate_features_sql(spec), {"as_of": PREDICTION_DATE}, source="candidates").to_pandas()
+    df = hooks.transform(df)
+    matrix = encode(df, envelope.features, envelope.categories).matrix
+    df["score"] = np.asarray(booster.predict(matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
+    del matrix
+    df = df.sort_values([user, "score", item], ascending=[True, False, True], kind="stable")
+    top = df.groupby(user, sort=False).head(k)
+    del df
+    top = top[[user, item, "score"]].assign(rank=top.groupby(user, sort=False).cumcount() + 1)
+    table = pa.table(
+        {
+            "user_id": pa.array(top[user], pa.string()),
+            "item_id": pa.array(top[item], pa.string()),
+            "rank": pa.array(top["rank"], pa.int64()),
+            "score": pa.array(top["score"], pa.float64()),
+            "model_name": pa.array([envelope.name] * len(top), pa.string()),
+            "model_version": pa.array([envelope.version] * len(top), pa.string()),
+            "run_id": pa.array(["bench__naive"] * len(top), pa.string()),
+            "generated_at": pa.array([pd.Timestamp.now(tz="UTC")] * len(top), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    warehouse.replace_partition("recommendations", "prediction_date", PREDICTION_DATE, table, sql_source="naive")
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "digest": _digest(warehouse)}
+
+
+def _child(*args: str) -> dict[str, Any]:
+    """Run this script as a worker in a fresh interpreter; its last stdout line is its JSON result.
+
+    Linux counts the parent's RSS at fork+exec into a child's ru_maxrss, so the parent that
+    starts the measured workers must stay small: it never imports pandas, DuckDB or LightGBM.
+    """
+    out = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"bench worker {args[1]} failed (exit {out.returncode}); see its log above.")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Set up, then measure each path ``--repeat`` times in fresh processes and keep the fastest."""
+    load = os.getloadavg()[0]
+    if load > 0.5 * (os.cpu_count() or 1):
+        log.warning(
+            "The machine is busy (load %.1f on %d CPUs): OpenMP threads contend, so timings are noisy. "
+            "Prefer an idle machine, --repeat 3 or --threads 1.",
+            load,
+            os.cpu_count(),
+        )
+    with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
+        workdir = Path(tmp)
+        # Importing the operator imports Airflow: keep its home out of the user's.
+        os.environ.setdefault("AIRFLOW_HOME", str(workdir / "airflow"))
+        common = ["--workdir", str(workdir), "--pipeline", str(args.pipeline)]
+        setup_args = ["--worker", "setup", *common, "--rows", str(args.rows), "--demo-users", str(args.demo_users)]
+        setup = _child(*setup_args, *(["--rounds", str(args.rounds)] if args.rounds else []))
+        measured: dict[str, list[dict[str, Any]]] = {"operator": [], "raw": [], "naive": []}
+        for i in range(args.repeat):
+            for path in measured:
+                log.info("measuring %s, run %d/%d", path, i + 1, args.repeat)
+                extra = ["--profile"] if args.profile and path == "operator" else []
+                measured[path].append(_child("--worker", path, *common, *extra))
+    op, raw, naive = (min(runs, key=lambda r: r["seconds"]) for runs in measured.values())
+    return {
+        "rows": setup["rows"],
+        "users": setup["users"],
+        "trees": setup["trees"],
+        "batch_rows": setup["batch_rows"],
+        "repeat": args.repeat,
+        "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count(),
+        "load_avg_1m": round(load, 2),
+        "seconds_operator": round(op["seconds"], 2),
+        "seconds_operator_read": round(op["seconds_read"], 2),
+        "seconds_operator_score": round(op["seconds_score"], 2),
+        "seconds_operator_write": round(op["seconds_write"], 2),
+        "seconds_raw_predict": round(raw["seconds"], 2),
+        "seconds_naive_pandas": round(naive["seconds"], 2),
+        "rows_per_second": round(setup["rows"] / op["seconds"]),
+        "ratio_vs_raw_predict": round(raw["seconds"] / op["seconds"], 3),
+        "ratio_vs_naive_pandas": round(naive["seconds"] / op["seconds"], 3),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in measured["operator"]),
+        "peak_rss_mb_raw": max(r["peak_rss_mb"] for r in measured["raw"]),
+        "peak_rss_mb_naive": max(r["peak_rss_mb"] for r in measured["naive"]),
+        "same_lists": op["digest"] == naive["digest"],
+    }
+
+
+def print_report(r: dict[str, Any]) -> None:
+    """A short table, then the JSON line (always last)."""
+    print(
+        f"\nBatch inference benchmark: {r['rows']:,} candidate rows, {r['users']:,} users, {r['trees']} trees, "
+        f"threads {r['threads']}, load {r['load_avg_1m']}, fastest of {r['repeat']}"
+    )
+    print(f"  {'path':<52} {'seconds':>8} {'rows/s':>11} {'peak RSS MB':>12}")
+    rows = [
+        ("(a) BatchRecommendOperator.recommend", r["seconds_operator"], r["peak_rss_mb"]),
+        ("      of which waiting for Arrow batches (read)", r["seconds_operator_read"], None),
+        ("      of which transform, encode, predict, top-k", r["seconds_operator_score"], None),
+        ("      of which output table, partition write, stats", r["seconds_operator_write"], None),
+        ("(b) booster.predict, float64 matrix in memory", r["seconds_raw_predict"], r["peak_rss_mb_raw"]),
+        ("(c) naive pandas: read all, predict, sort, head(k)", r["seconds_naive_pandas"], r["peak_rss_mb_naive"]),
+    ]
+    for name, seconds, rss in rows:
+        rate = f"{r['rows'] / seconds:,.0f}" if rss is not None and seconds else ""
+        print(f"  {name:<52} {seconds:>8.2f} {rate:>11} {'' if rss is None else f'{rss:.1f}':>12}")
+    print(
+        f"  throughput a/b: {r['ratio_vs_raw_predict']:.2f} (target >= 0.85); "
+        f"a/c: {r['ratio_vs_naive_pandas']:.2f} (target >= 1.2); "
+        f"peak RSS (a) {r['peak_rss_mb']:.0f} MB (target <= 1024); identical lists a = c: {r['same_lists']}"
+    )
+    print(json.dumps(r))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=5_000_000, help="candidate rows to score (default: %(default)s)")
+    p.add_argument(
+        "--threads", type=int, help="OMP_NUM_THREADS for every path (default: unset, LightGBM uses every core)"
+    )
+    p.add_argument("--repeat", type=int, default=1, help="runs per path; the fastest counts (default: %(default)s)")
+    p.add_argument("--demo-users", type=int, default=3000, help="demo users to train on (default: %(default)s)")
+    p.add_argument("--rounds", type=int, help="num_boost_round for the demo model (default: the contract's)")
+    p.add_argument("--profile", action="store_true", help="print a cProfile of the operator path to stderr")
+    p.add_argument("--pipeline", type=Path, default=PIPELINE, help="the contract (default: the reference one)")
+    p.add_argument("--worker", choices=["setup", "operator", "raw", "naive"], help=argparse.SUPPRESS)
+    p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.pipeline = args.pipeline.resolve()
+    if args.rows < 1:
+        p.error("--rows must be at least 1")
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every worker
+    quiet = args.worker in ("operator", "raw", "naive")  # measured workers log only problems
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # transpiler notes, once per query
+    logging.getLogger("airflow_ml_provider.trainer").setLevel(logging.WARNING)
+    if quiet:
+        _import_libraries()
+    if args.worker == "setup":
+        print(json.dumps(prepare(args.workdir, args.pipeline, args.rows, args.demo_users, args.rounds)))
+    elif args.worker == "operator":
+        print(json.dumps(worker_operator(args.workdir, args.pipeline, args.profile)))
+    elif args.worker == "raw":
+        print(json.dumps(worker_raw(args.workdir, args.pipeline)))
+    elif args.worker == "naive":
+        print(json.dumps(worker_naive(args.workdir, args.pipeline)))
+    else:
+        print_report(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
