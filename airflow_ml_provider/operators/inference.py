@@ -126,10 +126,11 @@ class BatchRecommendOperator(MLPlatformOperator):
                 "item_id": best["item_id"],
                 "rank": best["rank"],
                 "score": best["score"],
-                "model_name": pa.array([record.model_name] * rows, pa.string()),
-                "model_version": pa.array([record.version] * rows, pa.string()),
-                "run_id": pa.array([run_id] * rows, pa.string()),
-                "generated_at": pa.array([utcnow()] * rows, pa.timestamp("us", tz="UTC")),
+                # Constant columns without a Python list per row (seconds at 20M rows).
+                "model_name": pa.repeat(pa.scalar(record.model_name, pa.string()), rows),
+                "model_version": pa.repeat(pa.scalar(record.version, pa.string()), rows),
+                "run_id": pa.repeat(pa.scalar(run_id, pa.string()), rows),
+                "generated_at": pa.repeat(pa.scalar(utcnow(), pa.timestamp("us", tz="UTC")), rows),
             }
         )
         warehouse.replace_partition("recommendations", "prediction_date", day, table, sql_source="batch inference")
