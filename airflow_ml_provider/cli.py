@@ -220,18 +220,7 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
     )
     LocalTrainingRunner().run(job)
     envelope = read_envelope(job.model_dir)
-    registry.register_candidate(
-        model_name=spec.name,
-        version=version,
-        uri=job.model_dir,
-        metrics=envelope.metrics,
-        git_sha=envelope.git_sha,
-        spec_hash=envelope.spec_hash,
-        created_at=envelope.created_at,
-    )
-    from airflow_ml_provider.core.drift import store_profile
-
-    store_profile(warehouse, spec.name, version, envelope.profile)
+    registry.register_trained(envelope, job.model_dir)
     found = envelope.metrics.get("champion")
     comparable = found if found and found.get("comparable") else None
     gate = evaluate_gate(envelope.metrics["model"], envelope.metrics["baseline"], comparable, spec.evaluation)

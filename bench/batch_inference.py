@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import logging
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -49,21 +48,10 @@ MODEL_NAME = "recsys"
 CHUNK_USERS = 20_000  # lists generated per chunk: about 600k rows, whatever --rows is
 CATALOG_SHARDS = 50  # the demo's items, repeated under 50 prefixes: a 30k-item catalog
 
+from _common import peak_rss_mb as _peak_rss_mb  # noqa: E402
+from _common import warehouse as _warehouse  # noqa: E402
+
 log = logging.getLogger("bench.batch_inference")
-
-
-def _peak_rss_mb() -> float:
-    """Peak RSS of this process (and of any child it waited for), in MB."""
-    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # macOS reports bytes, Linux KiB
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) * scale, 1)
-
-
-def _warehouse(workdir: Path):  # type: ignore[no-untyped-def]
-    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-
-    return DuckDBWarehouse(workdir / "warehouse.duckdb")
 
 
 # --- set-up ------------------------------------------------------------------------------------

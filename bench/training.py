@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import logging
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,21 +36,10 @@ SQL_DIR = REPO / "sql"
 RUN_DATE = dt.date(2026, 3, 31)
 DRIFT_FROM = dt.date(2026, 3, 29)  # as in `make demo`
 
+from _common import peak_rss_mb as _peak_rss_mb  # noqa: E402
+from _common import warehouse as _warehouse  # noqa: E402
+
 log = logging.getLogger("bench.training")
-
-
-def _peak_rss_mb() -> float:
-    """Peak RSS of this process and of its waited-for children (the trainer subprocess), in MB."""
-    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # macOS reports bytes, Linux KiB
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) * scale, 1)
-
-
-def _warehouse(workdir: Path):  # type: ignore[no-untyped-def]
-    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-
-    return DuckDBWarehouse(workdir / "warehouse.duckdb")
 
 
 def _hooks_path(spec: Any, pipeline: Path) -> Path | None:

@@ -15,10 +15,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core.warehouse import Warehouse
 from airflow_ml_provider.exceptions import MLProviderError, TableNotFoundError
+
+if TYPE_CHECKING:
+    from airflow_ml_provider.core.envelope import Envelope
 
 TABLE = "ml_models"
 CHAMPION = "champion"
@@ -258,6 +261,23 @@ class ModelRegistry:
                 f"not {uri!r}. Versions are immutable: train under a new version id. {_LIST_HINT}."
             )
         return stored
+
+    def register_trained(self, envelope: Envelope, uri: str) -> ModelRecord:
+        """Register a trained envelope as a candidate and store its drift reference profile."""
+        from airflow_ml_provider.core.drift import store_profile
+
+        record = self.register_candidate(
+            model_name=envelope.name,
+            version=envelope.version,
+            uri=uri,
+            metrics=envelope.metrics,
+            git_sha=envelope.git_sha,
+            spec_hash=envelope.spec_hash,
+            created_at=envelope.created_at,
+        )
+        # The drift reference, queryable next to the results it will be compared with.
+        store_profile(self.warehouse, envelope.name, envelope.version, envelope.profile)
+        return record
 
     def promote(self, model_name: str, version: str, blessed_by: str, reason: str) -> ModelRecord:
         """Make ``version`` the champion and archive the previous one, in one UPDATE."""

@@ -205,19 +205,7 @@ class TrainModelOperator(MLPlatformOperator):
     def register(self, job: TrainingJob, envelope: Envelope | None = None) -> dict[str, Any]:
         """Register the trained model as a candidate; return a small summary for XCom."""
         envelope = envelope or self.read_envelope(job)
-        self.registry.register_candidate(
-            model_name=envelope.name,
-            version=envelope.version,
-            uri=job.model_dir,
-            metrics=envelope.metrics,
-            git_sha=envelope.git_sha,
-            spec_hash=envelope.spec_hash,
-            created_at=envelope.created_at,
-        )
-        from airflow_ml_provider.core.drift import store_profile
-
-        # The drift reference, queryable next to the results it will be compared with.
-        store_profile(self.registry.warehouse, envelope.name, envelope.version, envelope.profile)
+        self.registry.register_trained(envelope, job.model_dir)
         k = envelope.metrics["k"]
         model, baseline = envelope.metrics["model"], envelope.metrics["baseline"]
         self.log.info(

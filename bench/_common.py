@@ -1,0 +1,23 @@
+"""Helpers every benchmark shares: peak memory and the DuckDB warehouse of a work folder."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process and of the children it waited for, in MB."""
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # macOS reports bytes, Linux KiB
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) * scale, 1)
+
+
+def warehouse(workdir: Path) -> Any:
+    """The benchmark's DuckDB warehouse in ``workdir``."""
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse(workdir / "warehouse.duckdb")
