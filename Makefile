@@ -24,7 +24,7 @@ HISTORY_TO ?= 2026-03-30
 # A day before the drift shows in the features, for the clean half of the drift demo.
 CLEAN_DATE ?= 2026-03-28
 
-.PHONY: help install demo test lint bench lock airflow-db clean
+.PHONY: help install system-deps demo test lint bench lock airflow-db clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,7 +63,10 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@$(BIN)/airflow-ml tables
 	@echo "Warehouse: $(AIRFLOW_ML_HOME)/warehouse.duckdb (open it with: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$(AIRFLOW_ML_HOME)/warehouse.duckdb', read_only=True).sql('FROM features LIMIT 5'))\")"
 
-test: install ## run the test suite (unit, integration with DuckDB and Airflow; system tests skip without GCP)
+system-deps: ## Debian packages the tests need (Chromium for the UI browser test)
+	@./scripts/install-system-deps.sh
+
+test: install system-deps ## run the test suite (unit, integration with DuckDB and Airflow; system tests skip without GCP)
 	$(BIN)/pytest
 
 lint: install ## ruff and mypy
@@ -77,7 +80,7 @@ bench: install ## benchmarks (ratios against baselines measured in the same run;
 	$(BIN)/python bench/batch_inference.py --threads 1 $(INFERENCE_BENCH_ARGS)
 
 lock: ## re-resolve requirements/constraints.txt from requirements/requirements.in (needs uv)
-	uv pip compile -q --upgrade --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" requirements/requirements.in -o requirements/constraints.txt
 
 clean: ## remove the virtualenv and local state
