@@ -24,7 +24,7 @@ HISTORY_TO ?= 2026-03-30
 # A day before the drift shows in the features, for the clean half of the drift demo.
 CLEAN_DATE ?= 2026-03-28
 
-.PHONY: help install system-deps demo test lint bench lock airflow-db clean
+.PHONY: help install system-deps demo airflow test lint bench lock airflow-db clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,10 +61,19 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@$(BIN)/airflow-ml models list
 	@$(BIN)/airflow-ml recommendations --date $(DEMO_DATE)
 	@$(BIN)/airflow-ml tables
+	@echo "==> see it in the Airflow UI: make airflow, then open http://localhost:8080 and the Models, Drift and Recommendations pages"
 	@echo "Warehouse: $(AIRFLOW_ML_HOME)/warehouse.duckdb (open it with: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$(AIRFLOW_ML_HOME)/warehouse.duckdb', read_only=True).sql('FROM features LIMIT 5'))\")"
 
 system-deps: ## Debian packages the tests need (Chromium for the UI browser test)
 	@./scripts/install-system-deps.sh
+
+AIRFLOW_PORT ?= 8080
+
+airflow: install airflow-db ## start Airflow (standalone) on the embedded default with the ML pages; run make demo first for data
+	@test -f $(AIRFLOW_ML_HOME)/warehouse.duckdb || echo "==> no warehouse yet: the ML pages will be empty until you run 'make demo'"
+	@echo "==> Airflow UI on http://localhost:$(AIRFLOW_PORT) (user admin; password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
+	@echo "    ML pages: Browse > Models, Drift, Recommendations (or http://localhost:$(AIRFLOW_PORT)/ml/models)"
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin $(BIN)/airflow standalone
 
 test: install system-deps ## run the test suite (unit, integration with DuckDB and Airflow; system tests skip without GCP)
 	$(BIN)/pytest
