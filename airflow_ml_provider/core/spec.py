@@ -155,6 +155,12 @@ class EvaluationGate(_Strict):
     max_regression_vs_champion: float = Field(
         default=0.02, ge=0, le=1, description="largest relative drop vs the current champion that still passes"
     )
+    lists: Literal["user", "as_of_date"] = Field(
+        default="user",
+        description="the ranking lists metrics@k are computed on: one per user and as-of date (recommendations), "
+        "or one per as-of date ranking every row (a per-user score such as churn: of the k highest-scored "
+        "users, how many turned out positive)",
+    )
 
 
 class InferenceSpec(_Strict):

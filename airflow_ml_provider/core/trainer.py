@@ -142,7 +142,9 @@ def _evaluate(
     df: pd.DataFrame, scores: np.ndarray, train: pd.DataFrame, spec: PipelineSpec, catalog: int
 ) -> dict[str, Any]:
     user, item, k = spec.entities.user, spec.entities.item, spec.evaluation.k
-    groups = df.groupby(["as_of_date", user], sort=False).ngroup().to_numpy()
+    # One list per (date, user) for recommendations; one per date when the model scores users (e.g. churn).
+    lists = ["as_of_date", user] if spec.evaluation.lists == "user" else ["as_of_date"]
+    groups = df.groupby(lists, sort=False).ngroup().to_numpy()
     items = df[item].to_numpy()
     rel = df[LABEL].to_numpy(dtype=np.float64)
     model = ranking_metrics(groups, scores, rel, items, k, catalog)
