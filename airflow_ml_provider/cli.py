@@ -311,6 +311,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Scaffold a new pipeline NAME from a template: a contract, SQL that runs, a model.py and a DAG file.
+
+    Files are written under ROOT (--dir, default: the current directory), laid out like this
+    repo: ROOT/dags/NAME/pipeline.yaml, ROOT/dags/NAME/model.py, ROOT/dags/NAME_pipeline.py and
+    ROOT/sql/NAME/*.sql. Nothing is overwritten: if any of these files exists, nothing is
+    written. The scaffold passes `airflow-ml validate` as it is.
+
+    Patterns: recsys (top-k items per user, a LightGBM ranker over generated candidates) and
+    churn (one propensity score per user, a binary LightGBM model, written by the same
+    operators as one row per user). The default pattern is NAME when NAME is a pattern's
+    name, else recsys.
+    """
+    from airflow_ml_provider.core.scaffold import scaffold
+
+    pattern = args.pattern or (args.name if args.name in ("recsys", "churn") else "recsys")
+    root = args.dir
+    written = scaffold(args.name, pattern, root)
+    print(f"Scaffolded pipeline {args.name!r} (pattern {pattern}) in {root.resolve()}:")
+    for path in written:
+        print(f"  {path.relative_to(root)}")
+    pipeline = Path("dags") / args.name / "pipeline.yaml"
+    where = "" if root.resolve() == Path.cwd().resolve() else f"cd {root} && "
+    print(f"Next: {where}airflow-ml validate --pipeline {pipeline}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``airflow-ml`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -421,6 +448,25 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help='print {"ok", "checks": [{check, status, detail}]}')
     validate.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors in the log")
     validate.set_defaults(func=cmd_validate)
+
+    init = sub.add_parser(
+        "init",
+        help="scaffold a new pipeline (contract, SQL, model.py, DAG) that passes validate",
+        description=cmd_init.__doc__,
+        epilog="Examples:\n  airflow-ml init churn && airflow-ml validate --pipeline dags/churn/pipeline.yaml\n"
+        "  airflow-ml init shop_recs --pattern recsys --dir ~/projects/ml\n"
+        "  airflow-ml init winback --pattern churn",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument("name", metavar="NAME", help="pipeline name: lowercase letters, digits, underscores")
+    init.add_argument(
+        "--pattern", choices=["recsys", "churn"], help="template (default: NAME if it is a pattern, else recsys)"
+    )
+    init.add_argument(
+        "--dir", type=Path, default=Path("."), help="project root holding dags/ and sql/ (default: current directory)"
+    )
+    init.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors in the log")
+    init.set_defaults(func=cmd_init)
 
     tables = sub.add_parser(
         "tables", parents=[common], help="list tables, partitions and row counts", description=cmd_tables.__doc__
