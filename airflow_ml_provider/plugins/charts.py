@@ -1,0 +1,227 @@
+"""Server-side SVG charts for the ML pages: a line chart and a heatmap, no JavaScript, no CDN.
+
+Each function returns one ``<svg>`` element as a string (well-formed XML, every text
+escaped), sized by ``viewBox`` so the page can scale it. Hovering a point or a cell shows
+its value through an SVG ``<title>``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from xml.sax.saxutils import escape, quoteattr
+
+#: Colours that read on white and in grey print; the baseline is dashed as well as grey.
+PALETTE = ("#2563eb", "#9ca3af", "#059669", "#d97706", "#7c3aed", "#dc2626")
+SEVERITY_COLOURS = {"ok": "#16a34a", "warn": "#f59e0b", "drift": "#dc2626", "skipped": "#e5e7eb"}
+_FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif"'
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line: a name for the legend and one value (or None for a gap) per x label."""
+
+    name: str
+    values: Sequence[float | None]
+    colour: str | None = None
+    dashed: bool = False
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One heatmap cell: the value shown, its severity band (ok, warn, drift, skipped) and a tooltip."""
+
+    value: float | None
+    severity: str
+    tooltip: str = ""
+
+
+def _svg_open(width: int, height: int, label: str, css_class: str) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class={quoteattr(css_class)} viewBox="0 0 {width} {height}" '
+        f'width="100%" role="img" aria-label={quoteattr(label)} {_FONT} font-size="12">'
+        f"<title>{escape(label)}</title>"
+    )
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round tick values covering [lo, hi] (steps of 1, 2 or 5 times a power of ten)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"nice_ticks needs finite bounds, got {lo!r} and {hi!r}")
+    if hi < lo:
+        lo, hi = hi, lo
+    if hi == lo:
+        pad = abs(hi) * 0.1 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(lo / step) * step
+    ticks = []
+    value = first
+    while value < hi + step * 0.999:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _fmt(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def line_chart(
+    x_labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    y_label: str = "",
+    y_min: float | None = None,
+    y_max: float | None = None,
+    width: int = 760,
+    height: int = 300,
+    percent: bool = False,
+) -> str:
+    """A line chart with one point per x label; a single point still shows as a dot."""
+    for s in series:
+        if len(s.values) != len(x_labels):
+            raise ValueError(
+                f"series {s.name!r} has {len(s.values)} values for {len(x_labels)} x labels; give one value "
+                "(or None) per label."
+            )
+    values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
+    if not values:
+        values = [0.0, 1.0]
+    lo = min(values) if y_min is None else y_min
+    hi = max(values) if y_max is None else y_max
+    ticks = nice_ticks(lo, hi)
+    lo, hi = min(ticks[0], lo), max(ticks[-1], hi)
+
+    left, right, top, bottom = 64, 16, 40, 64
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = len(x_labels)
+
+    def x_at(i: int) -> float:
+        return left + (plot_w / 2 if n == 1 else plot_w * i / (n - 1))
+
+    def y_at(v: float) -> float:
+        return top + plot_h - (v - lo) / (hi - lo) * plot_h
+
+    def label(v: float) -> str:
+        return f"{v:.0%}" if percent else _fmt(v)
+
+    out = [_svg_open(width, height, title, "chart line-chart")]
+    out.append(f'<text x="{left}" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')
+    for t in ticks:
+        y = y_at(t)
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
+        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" fill="#6b7280">{escape(label(t))}</text>')
+    if y_label:
+        out.append(
+            f'<text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
+            f'fill="#6b7280">{escape(y_label)}</text>'
+        )
+    # Thin the x labels so they never overlap (about 90px each).
+    every = max(1, math.ceil(n * 90 / max(plot_w, 1)))
+    for i, text in enumerate(x_labels):
+        if i % every and i != n - 1:
+            continue
+        out.append(
+            f'<text x="{x_at(i):.1f}" y="{top + plot_h + 18}" text-anchor="middle" fill="#374151">{escape(text)}</text>'
+        )
+    for idx, s in enumerate(series):
+        colour = s.colour or PALETTE[idx % len(PALETTE)]
+        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
+        points = [(x_at(i), y_at(v), v, x_labels[i]) for i, v in enumerate(s.values) if v is not None]
+        out.append(f'<g class="series" data-series={quoteattr(s.name)}>')
+        # Gaps (None) split the line into segments.
+        segment: list[str] = []
+        for i, v in enumerate([*s.values, None]):
+            if v is not None:
+                segment.append(f"{x_at(i):.1f},{y_at(v):.1f}")
+            elif segment:
+                if len(segment) > 1:
+                    joined = " ".join(segment)
+                    out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2.5"{dash} points="{joined}"/>')
+                segment = []
+        for x, y, v, xl in points:
+            shown = label(v) if percent else f"{v:.4f}"
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">'
+                f"<title>{escape(f'{s.name} @ {xl}: {shown}')}</title></circle>"
+            )
+        out.append("</g>")
+    # Legend under the axis labels.
+    lx = left
+    for idx, s in enumerate(series):
+        colour = s.colour or PALETTE[idx % len(PALETTE)]
+        dash = ' stroke-dasharray="6 4"' if s.dashed else ""
+        ly = height - 16
+        out.append(
+            f'<line x1="{lx}" x2="{lx + 24}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" stroke-width="2.5"{dash}/>'
+        )
+        out.append(f'<text x="{lx + 30}" y="{ly}" fill="#374151">{escape(s.name)}</text>')
+        lx += 40 + 7 * len(s.name)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    cells: Mapping[tuple[str, str], Cell],
+    *,
+    title: str,
+    legend: Sequence[tuple[str, str]] = (),
+    cell_width: int = 64,
+    cell_height: int = 22,
+) -> str:
+    """A grid of rows x columns coloured by each cell's severity; a missing cell stays blank.
+
+    ``legend`` is a list of (severity, text) pairs, e.g. ``("warn", "warn: PSI >= 0.1")``.
+    """
+    label_w = max(120, 7 * max((len(r) for r in rows), default=0) + 16)
+    top, legend_h = 56, 36
+    width = label_w + cell_width * max(len(columns), 1) + 16
+    height = top + cell_height * max(len(rows), 1) + legend_h + 8
+    out = [_svg_open(width, height, title, "chart heatmap")]
+    out.append(f'<text x="8" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')
+    for j, col in enumerate(columns):
+        x = label_w + j * cell_width + cell_width / 2
+        out.append(f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle" fill="#374151">{escape(col)}</text>')
+    for i, row in enumerate(rows):
+        y = top + i * cell_height
+        out.append(
+            f'<text x="{label_w - 8}" y="{y + cell_height / 2 + 4:.1f}" text-anchor="end" fill="#374151">'
+            f"{escape(row)}</text>"
+        )
+        for j, col in enumerate(columns):
+            cell = cells.get((row, col))
+            if cell is None:
+                continue
+            x = label_w + j * cell_width
+            fill = SEVERITY_COLOURS.get(cell.severity, SEVERITY_COLOURS["skipped"])
+            text = "n/a" if cell.value is None else f"{cell.value:.3f}"
+            ink = "#111827" if cell.severity in ("warn", "skipped") else "#ffffff"
+            out.append(
+                f'<g class="cell" data-severity={quoteattr(cell.severity)}>'
+                f'<rect x="{x + 1}" y="{y + 1}" width="{cell_width - 2}" height="{cell_height - 2}" rx="3" '
+                f'fill="{fill}"/>'
+                f'<text x="{x + cell_width / 2:.1f}" y="{y + cell_height / 2 + 4:.1f}" text-anchor="middle" '
+                f'font-size="11" fill="{ink}">{escape(text)}</text>'
+                f"<title>{escape(cell.tooltip or f'{row} @ {col}: {text}')}</title></g>"
+            )
+    lx, ly = 8, height - legend_h / 2
+    for severity, text in legend:
+        fill = SEVERITY_COLOURS.get(severity, SEVERITY_COLOURS["skipped"])
+        out.append(f'<rect x="{lx}" y="{ly - 10:.1f}" width="14" height="14" rx="3" fill="{fill}"/>')
+        out.append(f'<text x="{lx + 20}" y="{ly + 1:.1f}" fill="#374151">{escape(text)}</text>')
+        lx += 34 + 7 * len(text)
+    out.append("</svg>")
+    return "".join(out)

@@ -1,0 +1,395 @@
+"""The ML pages through FastAPI's TestClient, with Airflow's real auth (SimpleAuthManager JWTs).
+
+The app is mounted under /ml in an outer app, as Airflow's API server mounts it. The
+warehouse is real DuckDB, filled through the provider's own writers (the registry,
+record_run, replace_partition with the drift results schema).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import xml.etree.ElementTree as ET
+
+import pyarrow as pa
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from filelock import FileLock
+
+from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+from airflow_ml_provider.core import ddl
+from airflow_ml_provider.core import drift as drift_core
+from airflow_ml_provider.core.registry import ModelRegistry
+from airflow_ml_provider.core.runs import record_run
+from airflow_ml_provider.plugins import app as ml_app
+from airflow_ml_provider.plugins.ml_platform import MLPlatformPlugin
+
+PAGES = ("/ml/models", "/ml/drift", "/ml/recommendations")
+APIS = ("/ml/api/models", "/ml/api/drift", "/ml/api/recommendations")
+DAYS = [dt.date(2026, 3, 29), dt.date(2026, 3, 30), dt.date(2026, 3, 31)]
+T0 = dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.UTC)
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokens(airflow_db) -> dict[str, str]:
+    """JWTs signed by Airflow's configured auth manager (SimpleAuthManager in the test home)."""
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    manager = create_auth_manager()
+    return {
+        role or "none": manager.generate_jwt(SimpleAuthManagerUser(username=f"{role}-user", role=role))
+        for role in ("viewer", "admin", None)
+    }
+
+
+def make_client(warehouse) -> TestClient:
+    """The plugin's app (with a fixed warehouse) mounted under /ml, as the API server mounts it."""
+    app = ml_app.create_app()
+    app.dependency_overrides[ml_app.get_warehouse] = lambda: warehouse
+    outer = FastAPI()
+    outer.mount("/ml", app)
+    return TestClient(outer)
+
+
+def seed(warehouse: DuckDBWarehouse) -> None:
+    """Three model versions, three days of drift results, runs and recommendations."""
+    registry = ModelRegistry(warehouse)
+    registry.ensure()
+    for i, (version, ndcg, base) in enumerate([("v1", 0.41, 0.40), ("v2", 0.47, 0.42), ("v3", 0.39, 0.43)]):
+        metrics = {
+            "k": 10,
+            "model": {"ndcg": ndcg, "recall": 0.7},
+            "baseline": {"ndcg": base, "recall": 0.6},
+            "lift": {"ndcg": ndcg / base - 1},
+            "champion": None,
+        }
+        created = T0 + dt.timedelta(days=i)
+        registry.register_candidate("recsys", version, f"file:///m/{version}", metrics, "abc", "h", created)
+    registry.promote("recsys", "v1", blessed_by="gate", reason="first")
+    registry.promote("recsys", "v2", blessed_by="gate", reason="lift +11.9%")
+    registry.reject("recsys", "v3", reason="below the baseline")
+
+    drift_core.ensure_tables(warehouse)
+    schema = drift_core.results_schema()
+    psi_by_day = {
+        "item_price": [0.02, 0.12, 0.31],
+        "user_events": [0.01, 0.02, 0.03],
+    }
+    for d, day in enumerate(DAYS):
+        rows = []
+        for feature, values in psi_by_day.items():
+            value = values[d]
+            severity = "drift" if value >= 0.25 else "warn" if value >= 0.1 else "ok"
+            rows.append(
+                {"feature": feature, "metric": "psi", "value": value, "severity": severity, "status": "evaluated"}
+            )
+        rows.append({"feature": "item_category", "metric": "psi", "status": "skipped", "skip_reason": "empty: 0"})
+        verdict = "drift" if d == 2 else "warn" if d == 1 else "ok"
+        rows.append({"feature": "__dataset__", "metric": "drifted_share", "value": d / 4, "severity": verdict})
+        full = [
+            {
+                "logical_date": day,
+                "run_id": f"drift-{day}",
+                "model_name": "recsys",
+                "model_version": "v2",
+                "table_name": None if r["feature"] == "__dataset__" else "features",
+                "segment": "__all__",
+                "kind": "numeric",
+                "warn_threshold": 0.1,
+                "threshold": 0.25,
+                "status": "evaluated",
+                "n_cur": 1000,
+                "checked_at": T0,
+                **r,
+            }
+            for r in rows
+        ]
+        table = pa.Table.from_pylist([{n: r.get(n) for n in schema.names} for r in full], schema=schema)
+        warehouse.replace_partition("drift_results", "logical_date", day, table)
+
+    ddl.ensure_tables(warehouse, "recommendations", "recommendations_latest", "recommendation_runs")
+    for d, day in enumerate(DAYS):
+        users, items = [f"u{u}" for u in range(4)], [f"i{i}" for i in range(5)]
+        rows = [(u, items[(r + d) % 5], r + 1, 1.0 - r / 10) for u in users for r in range(3)]
+        table = pa.table(
+            {
+                "user_id": pa.array([r[0] for r in rows]),
+                "item_id": pa.array([r[1] for r in rows]),
+                "rank": pa.array([r[2] for r in rows], pa.int64()),
+                "score": pa.array([r[3] for r in rows], pa.float64()),
+                "model_name": pa.array(["recsys"] * len(rows)),
+                "model_version": pa.array(["v2"] * len(rows)),
+                "run_id": pa.array([f"run-{day}"] * len(rows)),
+                "generated_at": pa.array([T0] * len(rows), pa.timestamp("us", tz="UTC")),
+            }
+        )
+        warehouse.replace_partition("recommendations", "prediction_date", day, table)
+        started = T0 + dt.timedelta(days=d)
+        record_run(
+            warehouse,
+            {
+                "run_id": f"run-{day}",
+                "try_number": 1,
+                "prediction_date": day,
+                "model_name": "recsys",
+                "model_version": "v2",
+                "status": "success",
+                "users": 4,
+                "rows_written": 12,
+                "candidates": 40,
+                "catalog_items": 5,
+                "coverage": [0.6, 0.8, 0.4][d],
+                "seconds_total": 1.5,
+                "started_at": started,
+                "finished_at": started + dt.timedelta(seconds=2),
+            },
+        )
+    record_run(
+        warehouse,
+        {
+            "run_id": "run-failed",
+            "try_number": 2,
+            "prediction_date": DAYS[-1],
+            "status": "failed",
+            "error": "SchemaMismatchError: boom",
+            "started_at": T0 - dt.timedelta(hours=1),
+            "finished_at": T0 - dt.timedelta(hours=1),
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> DuckDBWarehouse:
+    warehouse = DuckDBWarehouse(tmp_path_factory.mktemp("ui") / "warehouse.duckdb", lock_timeout=10)
+    seed(warehouse)
+    return warehouse
+
+
+@pytest.fixture
+def client(seeded) -> TestClient:
+    return make_client(seeded)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def svgs(html: str) -> list[ET.Element]:
+    """Every <svg> of a page, parsed as XML (so a malformed chart fails the test)."""
+    out = []
+    rest = html
+    while "<svg" in rest:
+        start = rest.index("<svg")
+        end = rest.index("</svg>", start) + len("</svg>")
+        out.append(ET.fromstring(rest[start:end]))
+        rest = rest[end:]
+    return out
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+# --- auth ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [*PAGES, *APIS, "/ml/"])
+def test_no_token_is_401(client, path):
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code == 401, response.text
+    assert response.json() == {"detail": "Not authenticated"}
+
+
+@pytest.mark.parametrize("path", [*PAGES, *APIS])
+def test_user_without_dag_read_access_is_403(client, tokens, path):
+    response = client.get(path, headers=auth(tokens["none"]))
+    assert response.status_code == 403, response.text
+
+
+def test_a_forged_token_is_rejected(client, tokens):
+    forged = tokens["viewer"][:-4] + ("AAAA" if not tokens["viewer"].endswith("AAAA") else "BBBB")
+    assert client.get("/ml/api/models", headers=auth(forged)).status_code in (401, 403)
+
+
+def test_the_ui_session_cookie_is_accepted(client, tokens):
+    # The nav loads the pages in an iframe: the browser sends the `_token` cookie, no header.
+    client.cookies.set("_token", tokens["viewer"])
+    try:
+        response = client.get("/ml/models")
+    finally:
+        client.cookies.clear()
+    assert response.status_code == 200
+    assert "v2" in response.text
+
+
+@pytest.mark.parametrize("role", ["viewer", "admin"])
+@pytest.mark.parametrize("path", [*PAGES, *APIS])
+def test_pages_and_apis_answer_200_with_a_token(client, tokens, role, path):
+    response = client.get(path, headers=auth(tokens[role]))
+    assert response.status_code == 200, response.text
+
+
+def test_index_redirects_to_models_under_the_mount(client, tokens):
+    response = client.get("/ml/", headers=auth(tokens["viewer"]), follow_redirects=False)
+    assert response.status_code in (302, 307)
+    assert response.headers["location"] == "/ml/models"
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def test_models_api_lists_versions_with_metric_and_baseline(client, tokens):
+    body = client.get("/ml/api/models", headers=auth(tokens["viewer"])).json()
+    by_version = {m["version"]: m for m in body["models"]}
+    assert [m["version"] for m in body["models"]] == ["v3", "v2", "v1"]  # newest first
+    assert {v: m["status"] for v, m in by_version.items()} == {"v1": "archived", "v2": "champion", "v3": "rejected"}
+    assert by_version["v2"]["model_score"] == pytest.approx(0.47)
+    assert by_version["v2"]["baseline_score"] == pytest.approx(0.42)
+    assert by_version["v2"]["k"] == 10
+    json.dumps(body)  # JSON-able all the way down
+
+
+def test_models_page_marks_the_champion_and_charts_model_vs_baseline(client, tokens):
+    html = client.get("/ml/models", headers=auth(tokens["viewer"])).text
+    assert 'id="recsys-v2"' in html  # the anchor the model-page extra link points at
+    assert "★" in html and "rejected" in html
+    (chart,) = svgs(html)
+    series = {g.get("data-series"): g for g in chart.iter(f"{SVG}g") if g.get("data-series")}
+    assert set(series) == {"model ndcg@10", "popularity baseline ndcg@10"}
+    # One point per version, oldest first, and the values are in the tooltips.
+    model_points = [c.find(f"{SVG}title").text for c in series["model ndcg@10"].iter(f"{SVG}circle")]
+    assert model_points == ["model ndcg@10 @ v1: 0.4100", "model ndcg@10 @ v2: 0.4700", "model ndcg@10 @ v3: 0.3900"]
+    base_points = [c.find(f"{SVG}title").text for c in series["popularity baseline ndcg@10"].iter(f"{SVG}circle")]
+    assert base_points[-1].endswith("v3: 0.4300")
+
+
+def test_drift_page_heatmap_has_a_cell_per_feature_and_date(client, tokens):
+    html = client.get("/ml/drift", headers=auth(tokens["viewer"])).text
+    (heat,) = svgs(html)
+    cells = list(heat.iter(f"{SVG}g"))
+    severities = [c.get("data-severity") for c in cells if c.get("data-severity")]
+    assert len(severities) == 3 * 3  # item_price, user_events, item_category x three dates
+    assert severities.count("drift") == 1 and severities.count("warn") == 1 and severities.count("skipped") == 3
+    tips = " ".join(c.find(f"{SVG}title").text for c in cells if c.get("data-severity"))
+    assert "item_price on 2026-03-31: PSI 0.3100 (drift; warn at 0.1, drift at 0.25)" in tips
+    legend = " ".join(t.text or "" for t in heat.iter(f"{SVG}text"))
+    assert "warn: PSI ≥ 0.1" in legend and "drift: PSI ≥ 0.25" in legend
+    # The latest verdict is shown, and the drifted feature is listed for the latest date.
+    assert 'id="verdicts"' in html and 'id="flagged"' in html
+    flagged = html[html.index('id="flagged"') :]
+    assert "item_price" in flagged and "user_events" not in flagged
+
+
+def test_drift_api_returns_psi_verdicts_and_flagged(client, tokens):
+    body = client.get("/ml/api/drift", headers=auth(tokens["viewer"])).json()
+    assert [v["logical_date"] for v in body["verdicts"]] == ["2026-03-31", "2026-03-30", "2026-03-29"]
+    assert body["verdicts"][0]["severity"] == "drift"
+    assert [(f["feature"], f["severity"]) for f in body["flagged"]] == [("item_price", "drift")]
+    assert len(body["psi"]) == 9
+
+
+def test_recommendations_page_shows_runs_coverage_and_top_items(client, tokens):
+    html = client.get("/ml/recommendations", headers=auth(tokens["viewer"])).text
+    (chart,) = svgs(html)
+    points = [c.find(f"{SVG}title").text for c in chart.iter(f"{SVG}circle")]
+    assert points == [
+        "catalog coverage @ 2026-03-29: 60%",
+        "catalog coverage @ 2026-03-30: 80%",
+        "catalog coverage @ 2026-03-31: 40%",
+    ]
+    assert 'id="top-items"' in html and 'id="runs"' in html
+    assert "run-failed" in html and "failed" in html
+
+
+def test_recommendations_api_top_items_are_the_newest_dates(client, tokens):
+    body = client.get("/ml/api/recommendations", headers=auth(tokens["viewer"])).json()
+    assert body["latest_date"] == "2026-03-31"
+    assert body["latest_totals"]["users"] == 4
+    # On the newest day (d=2) every user gets items i2, i3, i4 at ranks 1..3.
+    assert sorted(t["item_id"] for t in body["top_items"]) == ["i2", "i3", "i4"]
+    assert {t["item_id"]: t["first_place"] for t in body["top_items"]}["i2"] == 4
+    assert [c["prediction_date"] for c in body["coverage"]] == ["2026-03-29", "2026-03-30", "2026-03-31"]
+    assert len(body["runs"]) == 4
+
+
+# --- states --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_a_fresh_install_shows_the_empty_state_not_a_500(tmp_path, tokens, path):
+    client = make_client(DuckDBWarehouse(tmp_path / "none" / "warehouse.duckdb", lock_timeout=2))
+    response = client.get(path, headers=auth(tokens["viewer"]))
+    assert response.status_code == 200
+    assert 'data-state="empty"' in response.text and "make demo" in response.text
+    assert "<svg" not in response.text
+
+
+def test_the_empty_apis_answer_empty_lists(tmp_path, tokens):
+    client = make_client(DuckDBWarehouse(tmp_path / "none" / "warehouse.duckdb", lock_timeout=2))
+    assert client.get("/ml/api/models", headers=auth(tokens["viewer"])).json()["models"] == []
+    assert client.get("/ml/api/recommendations", headers=auth(tokens["viewer"])).json()["latest_date"] is None
+
+
+def test_a_locked_warehouse_answers_503_with_a_message(seeded, tokens):
+    client = make_client(DuckDBWarehouse(seeded.path, lock_timeout=0.3))
+    with FileLock(f"{seeded.path}.lock"):  # a writer holds the warehouse
+        page = client.get("/ml/drift", headers=auth(tokens["viewer"]))
+        api = client.get("/ml/api/drift", headers=auth(tokens["viewer"]))
+    assert page.status_code == 503
+    assert "The warehouse is busy" in page.text and "Reload in a few seconds" in page.text
+    assert 'role="alert"' in page.text
+    assert api.status_code == 503 and "locked" in api.json()["detail"]
+    # Once the writer is done, the same client reads again.
+    assert client.get("/ml/drift", headers=auth(tokens["viewer"])).status_code == 200
+
+
+# --- wiring --------------------------------------------------------------------------------
+
+
+def test_default_warehouse_follows_the_connection_with_a_short_lock_timeout(tmp_path, monkeypatch):
+    path = tmp_path / "conn.duckdb"
+    extra = {"warehouse_path": str(path), "lock_timeout_seconds": 600}
+    monkeypatch.setenv("AIRFLOW_CONN_ML_PLATFORM_DEFAULT", json.dumps({"conn_type": "ml_platform", "extra": extra}))
+    warehouse = ml_app.get_warehouse()
+    assert isinstance(warehouse, DuckDBWarehouse)
+    assert warehouse.path == path and warehouse.lock_timeout == ml_app.UI_LOCK_TIMEOUT
+
+
+def test_without_a_connection_the_embedded_default_is_read(monkeypatch):
+    import os
+    from pathlib import Path
+
+    monkeypatch.delenv("AIRFLOW_CONN_ML_PLATFORM_DEFAULT", raising=False)
+    warehouse = ml_app.get_warehouse()
+    assert isinstance(warehouse, DuckDBWarehouse)
+    assert Path(warehouse.path).is_relative_to(Path(os.environ["AIRFLOW_ML_HOME"]))
+
+
+def test_plugin_mounts_the_app_and_puts_the_pages_in_the_browse_menu():
+    (fastapi_app,) = MLPlatformPlugin.fastapi_apps
+    assert fastapi_app["url_prefix"] == "/ml" and fastapi_app["app"] is ml_app.app
+    views = {v["name"]: v for v in MLPlatformPlugin.external_views}
+    assert set(views) == {"Models", "Drift", "Recommendations"}
+    assert views["Drift"]["href"] == "/ml/drift" and views["Drift"]["category"] == "browse"
+    routes = {v["url_route"] for v in views.values()}
+    assert len(routes) == 3
+    # The views validate against Airflow's own response model (what /ui/plugins serves).
+    from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
+
+    for view in views.values():
+        ExternalViewResponse.model_validate(view)
+
+
+def test_every_route_of_the_real_app_requires_auth():
+    # Guard against a route added later without the dependency: the app-level dependency covers all.
+    from fastapi.routing import APIRoute
+
+    client = TestClient(FastAPI())
+    client.app.mount("/ml", ml_app.app)
+    for route in ml_app.app.routes:
+        if isinstance(route, APIRoute):
+            assert client.get(f"/ml{route.path}", follow_redirects=False).status_code == 401, route.path
