@@ -1,0 +1,24 @@
+-- Labels for the @as_of candidates: what each user did with each candidate item in the
+-- @label_horizon_days days AFTER @as_of (never on or before it). Needs events up to
+-- @as_of + @label_horizon_days, so it runs once that horizon has passed.
+--   label      1 if the user interacted with the item at all, else 0
+--   relevance  graded for ranking: 3 purchase, 2 add to cart, 1 view, 0 nothing
+-- Owner: data science.
+WITH horizon_events AS (
+  SELECT
+    user_id,
+    item_id,
+    MAX(CASE event_type WHEN 'purchase' THEN 3 WHEN 'add_to_cart' THEN 2 ELSE 1 END) AS relevance
+  FROM events
+  WHERE DATE(event_ts) > @as_of
+    AND DATE(event_ts) <= DATE_ADD(@as_of, INTERVAL @label_horizon_days DAY)
+  GROUP BY user_id, item_id
+)
+SELECT
+  c.user_id,
+  c.item_id,
+  CAST(IF(h.relevance IS NULL, 0, 1) AS INT64) AS label,
+  CAST(IFNULL(h.relevance, 0) AS INT64) AS relevance
+FROM __NAME___candidates AS c
+LEFT JOIN horizon_events AS h ON h.user_id = c.user_id AND h.item_id = c.item_id
+WHERE c.as_of_date = @as_of
