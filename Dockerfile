@@ -21,13 +21,17 @@ ARG PROVIDER_EXTRAS=""
 
 USER airflow
 
+# The build writes egg-info next to setup.cfg, so the airflow user creates its own source
+# directory (a WORKDIR the builder creates may belong to root).
+RUN mkdir -p /opt/airflow/src/airflow-ml-provider
 WORKDIR /opt/airflow/src/airflow-ml-provider
 COPY --chown=airflow:0 requirements/constraints.txt requirements/constraints.txt
 COPY --chown=airflow:0 setup.cfg pyproject.toml README.md ./
 COPY --chown=airflow:0 airflow_ml_provider airflow_ml_provider
 
-# The official image's Python environment is the airflow user's virtualenv (uv and pip
-# install into it). Non-editable: the image must not depend on this source directory.
+# The official image's Python environment is the airflow user's virtualenv at
+# /home/airflow/.local (VIRTUAL_ENV in the base image), where pip and uv install.
+# Non-editable: the image must not depend on this source directory.
 # `uv pip check` fails the build if our pins conflict with a provider the base image ships
 # (celery, postgres, redis, fab), instead of producing an image that breaks at run time.
 RUN pip install --no-cache-dir "uv==${UV_VERSION}" \
