@@ -39,7 +39,11 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "triggers": [{"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.triggers.vertex_ai"]}],
-        "extra-links": ["airflow_ml_provider.links.vertex_ai.VertexTrainingJobLink"],
+        "extra-links": [
+            "airflow_ml_provider.links.vertex_ai.VertexTrainingJobLink",
+            "airflow_ml_provider.links.bigquery.BigQueryTableLink",
+            "airflow_ml_provider.links.ml_platform.ModelPageLink",
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_ml_provider.hooks.ml_platform.MLPlatformHook",

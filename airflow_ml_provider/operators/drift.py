@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.exceptions import ContractError
+from airflow_ml_provider.links.bigquery import BigQueryTableLink
+from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 
 if TYPE_CHECKING:
@@ -44,6 +46,7 @@ class DriftCheckOperator(MLPlatformOperator):
 
     template_fields: Sequence[str] = ("partition_date", "model_version", "model_name", "fail_on")
     ui_color = "#fbeaea"
+    operator_extra_links = (BigQueryTableLink("drift_results"), ModelPageLink())
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.operators.base import MLPlatformOperator
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class EvaluateAndPromoteOperator(MLPlatformOperator):
 
     template_fields: Sequence[str] = ("version", "model_name", "blessed_by")
     ui_color = "#e7f5e7"
+    operator_extra_links = (ModelPageLink(),)
 
     def __init__(
         self,

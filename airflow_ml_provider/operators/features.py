@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_ml_provider.links.bigquery import BigQueryTableLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class FeatureExtractOperator(MLPlatformOperator):
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "query_params": "json"}
     ui_color = "#e8f1fb"
+    operator_extra_links = (BigQueryTableLink(),)
 
     def __init__(
         self,

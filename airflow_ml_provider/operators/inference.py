@@ -12,6 +12,8 @@ import pyarrow as pa
 
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.envelope import ENVELOPE_FILE, HOOKS_FILE, MODEL_FILE, booster_from_text, parse_envelope
+from airflow_ml_provider.links.bigquery import BigQueryTableLink
+from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ class BatchRecommendOperator(MLPlatformOperator):
 
     template_fields: Sequence[str] = ("prediction_date", "model_version", "model_name")
     ui_color = "#f3e8fb"
+    operator_extra_links = (BigQueryTableLink("recommendations"), ModelPageLink())
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.envelope import ENVELOPE_FILE, Envelope, parse_envelope
 from airflow_ml_provider.core.training import TrainingJob, model_version, training_data_sql, training_params
+from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.links.vertex_ai import VertexTrainingJobLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 
@@ -39,7 +40,7 @@ class TrainModelOperator(MLPlatformOperator):
 
     template_fields: Sequence[str] = ("run_date", "model_name", "git_sha")
     ui_color = "#fdf1e0"
-    operator_extra_links = (VertexTrainingJobLink(),)
+    operator_extra_links = (VertexTrainingJobLink(), ModelPageLink())
 
     def __init__(
         self,

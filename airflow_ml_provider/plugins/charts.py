@@ -40,7 +40,7 @@ class Cell:
 def _svg_open(width: int, height: int, label: str, css_class: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class={quoteattr(css_class)} viewBox="0 0 {width} {height}" '
-        f'width="100%" role="img" aria-label={quoteattr(label)} {_FONT} font-size="12">'
+        f'width="{width}" height="{height}" style="max-width:100%;height:auto" role="img" aria-label={quoteattr(label)} {_FONT} font-size="12">'
         f"<title>{escape(label)}</title>"
     )
 
@@ -84,8 +84,8 @@ def line_chart(
     y_label: str = "",
     y_min: float | None = None,
     y_max: float | None = None,
-    width: int = 760,
-    height: int = 300,
+    width: int = 1040,
+    height: int = 320,
     percent: bool = False,
 ) -> str:
     """A line chart with one point per x label; a single point still shows as a dot."""
@@ -103,12 +103,14 @@ def line_chart(
     ticks = nice_ticks(lo, hi)
     lo, hi = min(ticks[0], lo), max(ticks[-1], hi)
 
-    left, right, top, bottom = 64, 16, 40, 64
+    left, right, top, bottom = 64, 24, 40, 64
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(x_labels)
+    # Points sit inside the plot, so the first and last x labels are not cut off.
+    inset = min(80.0, plot_w / 4)
 
     def x_at(i: int) -> float:
-        return left + (plot_w / 2 if n == 1 else plot_w * i / (n - 1))
+        return left + (plot_w / 2 if n == 1 else inset + (plot_w - 2 * inset) * i / (n - 1))
 
     def y_at(v: float) -> float:
         return top + plot_h - (v - lo) / (hi - lo) * plot_h
@@ -128,7 +130,7 @@ def line_chart(
             f'fill="#6b7280">{escape(y_label)}</text>'
         )
     # Thin the x labels so they never overlap (about 90px each).
-    every = max(1, math.ceil(n * 90 / max(plot_w, 1)))
+    every = max(1, math.ceil(n * 90 / max(plot_w - 2 * inset, 1)))
     for i, text in enumerate(x_labels):
         if i % every and i != n - 1:
             continue
@@ -167,7 +169,7 @@ def line_chart(
             f'<line x1="{lx}" x2="{lx + 24}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" stroke-width="2.5"{dash}/>'
         )
         out.append(f'<text x="{lx + 30}" y="{ly}" fill="#374151">{escape(s.name)}</text>')
-        lx += 40 + 7 * len(s.name)
+        lx += 56 + 7 * len(s.name)
     out.append("</svg>")
     return "".join(out)
 
@@ -179,7 +181,7 @@ def heatmap(
     *,
     title: str,
     legend: Sequence[tuple[str, str]] = (),
-    cell_width: int = 64,
+    cell_width: int = 84,
     cell_height: int = 22,
 ) -> str:
     """A grid of rows x columns coloured by each cell's severity; a missing cell stays blank.
@@ -188,7 +190,8 @@ def heatmap(
     """
     label_w = max(120, 7 * max((len(r) for r in rows), default=0) + 16)
     top, legend_h = 56, 36
-    width = label_w + cell_width * max(len(columns), 1) + 16
+    legend_w = sum(34 + 7 * len(text) for _, text in legend) + 16
+    width = max(label_w + cell_width * max(len(columns), 1) + 16, legend_w, 8 * len(title) + 16)
     height = top + cell_height * max(len(rows), 1) + legend_h + 8
     out = [_svg_open(width, height, title, "chart heatmap")]
     out.append(f'<text x="8" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')

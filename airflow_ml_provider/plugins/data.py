@@ -116,7 +116,7 @@ def drift(warehouse: Warehouse, days: int = DRIFT_DAYS, limit: int = 50) -> dict
     return {"psi": psi, "verdicts": verdicts, "flagged": flagged}
 
 
-def recommendations(warehouse: Warehouse, limit_runs: int = 100, top_n: int = 20) -> dict[str, Any]:
+def recommendations(warehouse: Warehouse, limit_runs: int = 100, top_n: int = 10) -> dict[str, Any]:
     """The batch-inference runs, coverage per date and the most recommended items of the newest date."""
     runs = _clean(_rows(warehouse, _RUNS, {"limit": limit_runs}, "ml pages: recommendation runs"))
     latest = _rows(warehouse, _LATEST_DATE, None, "ml pages: newest recommendations date")
