@@ -642,24 +642,34 @@ def _compose_cli() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def test_docker_compose_config_accepts_the_file(tmp_path: Path):
+def _compose_config(env_text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     cli = _compose_cli()
     if cli is None:
         pytest.skip(
             "no compose CLI here (`docker compose` plugin or docker-compose); the checks above are static. "
-            "Where Docker is installed, this test runs `docker compose config` on the file."
+            "Where one is installed (no engine needed), these tests run `docker compose config` on the file."
         )
     env_file = tmp_path / ".env"
-    text = ENV_EXAMPLE.read_text(encoding="utf-8")
-    # Placeholder secrets only for the config check: they never leave tmp_path.
-    for name in (n for n in env_example() if SECRET_NAME.search(n)):
-        text = re.sub(rf"^{name}=$", f"{name}=placeholder-for-config-check", text, flags=re.MULTILINE)
-    env_file.write_text(text, encoding="utf-8")
-    out = subprocess.run(
+    env_file.write_text(env_text, encoding="utf-8")
+    return subprocess.run(
         [*cli, "--project-directory", str(REPO), "-f", str(COMPOSE), "--env-file", str(env_file), "config", "-q"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_docker_compose_config_accepts_the_file_once_secrets_are_set(tmp_path: Path):
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    # Placeholder secrets only for the config check: they never leave tmp_path.
+    for name in (n for n in env_example() if SECRET_NAME.search(n)):
+        text = re.sub(rf"^{name}=$", f"{name}=placeholder-for-config-check", text, flags=re.MULTILINE)
+    out = _compose_config(text, tmp_path)
     assert out.returncode == 0, out.stderr
+
+
+def test_docker_compose_config_refuses_to_start_without_the_secrets(tmp_path: Path):
+    out = _compose_config(ENV_EXAMPLE.read_text(encoding="utf-8"), tmp_path)
+    assert out.returncode != 0
+    assert "in .env (see .env.example)" in out.stderr, out.stderr
