@@ -279,6 +279,27 @@ def _assert_acyclic(deps: dict[str, dict[str, Any]]) -> None:
         visit(node, ())
 
 
+def _shell_snippets() -> list[tuple[str, str]]:
+    """(where, script) of every shell string in the compose file, with compose's $$ unescaped."""
+    out = []
+    for name, spec in services().items():
+        check = (spec.get("healthcheck") or {}).get("test", [])
+        if check and check[0] == "CMD-SHELL":
+            out.append((f"{name} healthcheck", " ".join(check[1:])))
+        command = spec.get("command")
+        if spec.get("entrypoint") == "/bin/bash" and isinstance(command, list) and command[0] == "-c":
+            out.append((f"{name} command", command[1]))
+    return [(where, script.replace("$$", "$")) for where, script in out]
+
+
+@pytest.mark.parametrize(("where", "script"), [pytest.param(w, s, id=w) for w, s in _shell_snippets()])
+def test_shell_snippets_are_valid_bash(where: str, script: str):
+    bash = shutil.which("bash")
+    assert bash, "bash is needed to check the compose file's scripts"
+    out = subprocess.run([bash, "-n", "-c", script], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, f"{where}: {out.stderr}"
+
+
 def test_every_airflow_service_runs_the_image_built_from_the_dockerfile():
     images = set()
     for service in (*AIRFLOW_SERVICES, "airflow-init"):
