@@ -312,7 +312,7 @@ class BigQueryWarehouse(Warehouse):
     ) -> int | None:
         """Run the partition-wrapped query into the staging table; return the bytes it processed."""
         job = self._run(
-            partition_select(sql, partition_column),
+            partition_select(sql, partition_column, source),
             {**(params or {}), "__partition": partition},
             source,
             destination=staging_id,

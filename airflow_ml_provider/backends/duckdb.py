@@ -248,7 +248,7 @@ class DuckDBWarehouse(Warehouse):
     ) -> None:
         """Materialise the new partition's rows in a temp table before touching the target."""
         if isinstance(source, str):
-            wrapped = partition_select(source, partition_column)
+            wrapped = partition_select(source, partition_column, sql_source)
             text, bound = self._compile(wrapped, {**(params or {}), "__partition": partition}, sql_source)
             # A temp table dies with the connection, so a killed task leaves nothing behind.
             self._run(con, f"CREATE TEMP TABLE {_STAGE} AS {text}", bound, sql_source)
@@ -313,13 +313,16 @@ def _translate_errors(source: str) -> Iterator[None]:
         yield
     except duckdb.CatalogException as err:
         if "Table with name" not in str(err):
-            raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}.") from err
+            raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}. {_FIX_SQL}") from err
         raise TableNotFoundError(
             f"{source}: {_first_line(err)}. Create the table first (run the task that writes "
             "it, or `airflow-ml seed-demo` for the demo sources)."
         ) from err
     except (duckdb.ParserException, duckdb.BinderException, duckdb.ConversionException) as err:
-        raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}.") from err
+        raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}. {_FIX_SQL}") from err
+
+
+_FIX_SQL = "Fix the SQL (names and types must match the tables it reads) and rerun."
 
 
 def _first_line(err: Exception) -> str:

@@ -107,6 +107,8 @@ def format_validation_error(err: ValidationError) -> str:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key; remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "required key is missing; add it"
         got = (
             f" (got {e['input']!r})"
             if e["type"] not in ("missing", "extra_forbidden") and "input" in e and not isinstance(e["input"], dict)

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_ml_provider.core.encoding import encode
+from airflow_ml_provider.core.encoding import FeatureDataError, encode
 from airflow_ml_provider.core.envelope import Envelope
 from airflow_ml_provider.core.hooks import ModelHooks
 from airflow_ml_provider.core.identifiers import validate_identifier
@@ -48,6 +48,31 @@ def candidate_features_sql(spec: PipelineSpec) -> str:
         f"SELECT\n  {spec.entities.user},\n  {spec.entities.item},\n  {cols}\n"
         f"FROM {validate_identifier(spec.feature_table)}\nWHERE as_of_date = @as_of"
     )
+
+
+def check_feature_table(columns: Iterable[str], envelope: Envelope, keys: tuple[str, str], table: str) -> None:
+    """The feature table must have the keys and every feature the model was trained on (checked before the scan)."""
+    have = set(columns)
+    missing = [c for c in (*keys, *envelope.feature_names()) if c not in have]
+    if missing:
+        raise SchemaMismatchError(
+            f"serving columns do not match model {envelope.name} {envelope.version}: table {table} has no "
+            f"{', '.join(missing)}. Retrain the model on the current features, or restore the feature SQL it "
+            "was trained on."
+        )
+
+
+def check_unique_pairs(best: pa.Table, keys: tuple[str, str], source: str) -> None:
+    """A (user, item) pair listed twice means the candidates were not unique; never write such lists."""
+    pairs = best.group_by(["user_id", "item_id"]).aggregate([([], "count_all")])
+    dupes = pairs.filter(pc.greater(pairs["count_all"], 1))
+    if dupes.num_rows:
+        first = dupes.slice(0, 1).to_pylist()[0]
+        raise FeatureDataError(
+            f"{source}: {dupes.num_rows} duplicate ({keys[0]}, {keys[1]}) candidate pair(s) reached the top-k "
+            f"lists (e.g. {first['user_id']!r}, {first['item_id']!r}); the recommendations partition was left as "
+            f"it was. Make the candidate and feature SQL return one row per ({keys[0]}, {keys[1]}) and date."
+        )
 
 
 def check_serving_schema(schema: pa.Schema, envelope: Envelope, keys: tuple[str, str], source: str) -> None:
@@ -242,4 +267,6 @@ def score_batches(
         )
     if stats.inf_replaced:
         log.warning("Treated +/-inf as missing in %s", stats.inf_replaced)
-    return best.result(), stats
+    result = best.result()
+    check_unique_pairs(result, keys, source)
+    return result, stats

@@ -392,7 +392,10 @@ def parse_spec(text: str, source: str) -> PipelineSpec:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ContractError(f"{source}: not valid YAML{where}: {getattr(err, 'problem', err)}.") from err
+        raise ContractError(
+            f"{source}: not valid YAML{where}: {getattr(err, 'problem', err)}. Fix the YAML there "
+            "(indentation, a missing closing bracket or quote, a second ':' in a value)."
+        ) from err
     if not isinstance(raw, dict):
         raise ContractError(
             f"{source}: expected a mapping of keys (name, owners, steps, ...), got {type(raw).__name__}."

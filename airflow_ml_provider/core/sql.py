@@ -212,13 +212,16 @@ def to_duckdb(sql: str, source: str = "<sql>") -> str:
         ) from err
 
 
-def partition_select(sql: str, partition_column: str) -> str:
+def partition_select(sql: str, partition_column: str, source: str = "<sql>") -> str:
     """Wrap a query so every row carries the partition value from ``@__partition``.
 
-    One wrapper for both backends keeps the partition column out of the DS-owned SQL.
+    One wrapper for both backends keeps the partition column out of the DS-owned SQL. The
+    query is parsed on its own first, so an error (a second statement, a syntax error) names
+    ``source`` with positions in the file, not in the wrapper.
     """
     validate_identifier(partition_column, kind="partition column")
     body = _strip_trailing_semicolons(sql)
+    parse(body, source)
     return f"SELECT @__partition AS {partition_column}, src.* FROM (\n{body}\n) AS src"
 
 

@@ -106,7 +106,10 @@ def check_training_data(train: pd.DataFrame, valid: pd.DataFrame, spec: Pipeline
     if LABEL not in train.columns:
         raise TrainingDataError(f"{uri}: no `{LABEL}` column; the export must alias the label column as {LABEL}.")
     if train[LABEL].isna().any():
-        raise TrainingDataError(f"{uri}: {int(train[LABEL].isna().sum())} training row(s) have no label.")
+        raise TrainingDataError(
+            f"{uri}: {int(train[LABEL].isna().sum())} training row(s) have no label. Fix labels.sql so every "
+            f"candidate gets a `{spec.label.column}` (e.g. IFNULL(..., 0) for no interaction)."
+        )
     classes = sorted(train[LABEL].unique().tolist())
     if len(classes) < 2:
         raise TrainingDataError(

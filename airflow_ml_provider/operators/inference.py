@@ -101,12 +101,14 @@ class BatchRecommendOperator(MLPlatformOperator):
         """Resolve and load the model, score the day's candidates, replace the partition."""
         from airflow_ml_provider.core.registry import ModelRegistry
         from airflow_ml_provider.core.runs import utcnow
-        from airflow_ml_provider.core.scoring import candidate_features_sql, score_batches
+        from airflow_ml_provider.core.scoring import candidate_features_sql, check_feature_table, score_batches
 
         spec = self.spec
         record = ModelRegistry(warehouse).resolve(self.model_name or spec.name, self.model_version)
         run.update(model_name=record.model_name, model_version=record.version)
         envelope, booster, hooks = self.load_model(record.uri)
+        keys = (spec.entities.user, spec.entities.item)
+        check_feature_table(warehouse.table_columns(spec.feature_table), envelope, keys, spec.feature_table)
         k = self.top_k or spec.inference.top_k
         self.log.info("Scoring %s candidates with %s %s (top %d)", day, record.model_name, record.version, k)
         with warehouse.query_batches(
@@ -118,7 +120,7 @@ class BatchRecommendOperator(MLPlatformOperator):
                 envelope,
                 hooks,
                 k,
-                keys=(spec.entities.user, spec.entities.item),
+                keys=keys,
                 source=f"{spec.feature_table} partition {day}",
             )
         write_started = time.monotonic()

@@ -1,0 +1,770 @@
+"""Bad input, one table: each case breaks one thing in a copy of a full world and runs a real entry point.
+
+Every case asserts three things:
+
+- the error type: the provider's exception (as the ``__cause__`` of Airflow's
+  ``AirflowFailException`` where the operator converts it), or exit code 1 from the CLI;
+- the message names the thing (file, key, column, table, version) AND the fix;
+- no table changed: every table of the warehouse (row count and an order-independent hash
+  of all rows) is identical before and after. Batch inference logs every attempt, failed
+  ones included, in ``recommendation_runs``: there exactly one ``failed`` row carrying the
+  error may appear, and nothing else.
+
+The world (features, labels, a trained champion, recommendations and drift results) is
+built once per module; each case works on its own copy of the DuckDB file and artifacts.
+The module prints ``bad input: tried N, passed M, rows lost 0`` for the closing note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+from airflow_ml_provider.backends.local_trainer import TrainingJobError
+from airflow_ml_provider.core.drift import DriftProfileError
+from airflow_ml_provider.core.encoding import FeatureDataError
+from airflow_ml_provider.core.envelope import ENVELOPE_FILE, MODEL_FILE, ModelLoadError
+from airflow_ml_provider.core.registry import RegistryError
+from airflow_ml_provider.exceptions import (
+    ContractError,
+    EmptyResultError,
+    IdentifierError,
+    SchemaMismatchError,
+    SQLTemplateError,
+    TableNotFoundError,
+)
+from tests.integration.reliability.conftest import DAY, MODEL, World, context, table_checksums
+from tests.paths import SQL_DIR
+
+RUNS = "main.recommendation_runs"
+
+
+class CLIFailed(Exception):
+    """The CLI exited non-zero; the message is what it printed on stderr."""
+
+
+# --- entry points -------------------------------------------------------------------------
+
+
+def features(w: World, *, table: str = "user_features", searchpath: Path = SQL_DIR, **kwargs: Any) -> Any:
+    """FeatureExtractOperator, rendered and executed as the task runner would."""
+    from airflow_ml_provider.operators.features import FeatureExtractOperator
+
+    kwargs.setdefault("pipeline", str(w.pipeline))
+    kwargs.setdefault("partition_date", str(DAY))
+    with DAG("reliability_features", schedule=None, template_searchpath=[str(searchpath)]):
+        op = FeatureExtractOperator(task_id="features", table=table, **kwargs)
+    ctx = context("features")
+    op.render_template_fields(ctx)
+    return op.execute(ctx)
+
+
+def recommend(w: World, **kwargs: Any) -> Any:
+    from airflow_ml_provider.operators.inference import BatchRecommendOperator
+
+    kwargs.setdefault("prediction_date", str(DAY))
+    with DAG("reliability_inference", schedule=None):
+        op = BatchRecommendOperator(task_id="recommend", pipeline=str(w.pipeline), **kwargs)
+    return op.execute(context("recommend", run_id="bad-input"))
+
+
+def drift(w: World, **kwargs: Any) -> Any:
+    from airflow_ml_provider.operators.drift import DriftCheckOperator
+
+    kwargs.setdefault("partition_date", str(DAY))
+    with DAG("reliability_drift", schedule=None):
+        op = DriftCheckOperator(task_id="drift", pipeline=str(w.pipeline), **kwargs)
+    return op.execute(context("drift", run_id="bad-input"))
+
+
+def train(w: World, **kwargs: Any) -> Any:
+    from airflow_ml_provider.operators.training import TrainModelOperator
+
+    with DAG("reliability_training", schedule=None):
+        op = TrainModelOperator(task_id="train", pipeline=str(w.pipeline), run_date=str(DAY), **kwargs)
+    return op.execute(context("train", run_id="bad-input"))
+
+
+def promote(w: World, **kwargs: Any) -> Any:
+    from airflow_ml_provider.operators.evaluation import EvaluateAndPromoteOperator
+
+    with DAG("reliability_training", schedule=None):
+        op = EvaluateAndPromoteOperator(task_id="promote", pipeline=str(w.pipeline), **kwargs)
+    return op.execute(context("promote", run_id="bad-input"))
+
+
+def cli(w: World, *argv: str) -> Any:
+    """``airflow-ml`` in-process on the copy's warehouse; a non-zero exit raises CLIFailed with stderr."""
+    from airflow_ml_provider.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([*argv, "--warehouse", str(w.warehouse), "-q"])
+    if code != 0:
+        raise CLIFailed(err.getvalue().strip())
+    return code
+
+
+# --- ways to break the world (applied before the "before" checksum) ------------------------
+
+
+def sql(*statements: str) -> Callable[[World], None]:
+    """Run DuckDB statements on the copy."""
+
+    def apply(w: World) -> None:
+        with DuckDBWarehouse(w.warehouse).connect() as con:
+            for statement in statements:
+                con.execute(statement)
+
+    return apply
+
+
+def contract(edit: Callable[[dict], None]) -> Callable[[World], None]:
+    """Edit the copy's pipeline.yaml as a mapping."""
+
+    def apply(w: World) -> None:
+        raw = yaml.safe_load(w.pipeline.read_text())
+        edit(raw)
+        w.pipeline.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+    return apply
+
+
+def contract_text(text: Callable[[str], str]) -> Callable[[World], None]:
+    def apply(w: World) -> None:
+        w.pipeline.write_text(text(w.pipeline.read_text()))
+
+    return apply
+
+
+def sql_file(name: str, text: str) -> Callable[[World], None]:
+    """A DS-owned SQL file next to the copy's contract."""
+
+    def apply(w: World) -> None:
+        (w.root / "sql").mkdir(exist_ok=True)
+        (w.root / "sql" / name).write_text(text)
+
+    return apply
+
+
+def model_file(name: str, edit: Callable[[str], str]) -> Callable[[World], None]:
+    def apply(w: World) -> None:
+        path = w.model_dir / name
+        path.write_text(edit(path.read_text()))
+
+    return apply
+
+
+def connection(**extra: Any) -> Callable[[World], None]:
+    """Add to the default connection's extras (the copy's paths stay); the case fixture restores it."""
+
+    def apply(w: World) -> None:
+        os.environ["AIRFLOW_CONN_ML_PLATFORM_DEFAULT"] = w.connection(**extra)
+
+    return apply
+
+
+def nothing(w: World) -> None:
+    return None
+
+
+def setdeep(path: str, value: Any) -> Callable[[dict], None]:
+    def edit(raw: dict) -> None:
+        *parents, last = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return edit
+
+
+def delete(path: str) -> Callable[[dict], None]:
+    def edit(raw: dict) -> None:
+        *parents, last = path.split(".")
+        node = raw
+        for key in parents:
+            node = node[key]
+        del node[last]
+
+    return edit
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: how to break the world, what to run, and what the error must say."""
+
+    area: str
+    setup: Callable[[World], None]
+    run: Callable[[World], Any]
+    error: type[BaseException]
+    names: str  # regex: the thing (file, key, column, table, version)
+    fix: str  # regex: what to do about it
+    logs_failed_run: bool = False  # batch inference records its failed attempt in recommendation_runs
+    raised: type[BaseException] = field(default=AirflowFailException)
+
+
+def op_case(area, setup, run, error, names, fix, **kw) -> Case:
+    return Case(area, setup, run, error, names, fix, **kw)
+
+
+def cli_case(area, setup, argv: Callable[[World], list[str]], names, fix) -> Case:
+    return Case(area, setup, lambda w: cli(w, *argv(w)), CLIFailed, names, fix, raised=CLIFailed)
+
+
+_BROKEN_YAML = 'name: recsys\nowners:\n  data_science: ["@ds"\n  engineering: ["@eng"]\n'
+_INJECTION = "features; DROP TABLE events; --"
+
+CASES: dict[str, Case] = {
+    # --- the contract ----------------------------------------------------------------------
+    "contract-malformed-yaml": op_case(
+        "contract",
+        contract_text(lambda _: _BROKEN_YAML),
+        features,
+        ContractError,
+        r"pipeline\.yaml: not valid YAML at line \d+, column \d+",
+        r"[Ff]ix the YAML",
+    ),
+    "contract-not-a-mapping": op_case(
+        "contract",
+        contract_text(lambda _: "- just\n- a list\n"),
+        features,
+        ContractError,
+        r"pipeline\.yaml: expected a mapping",
+        r"name, owners, steps",
+    ),
+    "contract-unknown-top-level-key": op_case(
+        "contract",
+        contract(setdeep("owner", "me")),
+        features,
+        ContractError,
+        r"pipeline\.yaml: .*\bowner\b",
+        r"unknown key; remove it or check its spelling",
+    ),
+    "contract-unknown-nested-key": op_case(
+        "contract",
+        contract(setdeep("windows.lookback_days", 28)),
+        features,
+        ContractError,
+        r"pipeline\.yaml: .*windows\.lookback_days",
+        r"unknown key; remove it or check its spelling",
+    ),
+    "contract-missing-required-key": op_case(
+        "contract",
+        contract(delete("owners")),
+        features,
+        ContractError,
+        r"pipeline\.yaml: .*owners",
+        r"add it",
+    ),
+    "contract-wrong-type-int": op_case(
+        "contract",
+        contract(setdeep("inference.top_k", "ten")),
+        recommend,
+        ContractError,
+        r"pipeline\.yaml: .*inference\.top_k.*'ten'",
+        r"valid integer",
+        logs_failed_run=True,
+    ),
+    "contract-wrong-type-list": op_case(
+        "contract",
+        contract(setdeep("features", "all of them")),
+        features,
+        ContractError,
+        r"pipeline\.yaml: .*\bfeatures\b",
+        r"valid list",
+    ),
+    "contract-impossible-window-zero-horizon": op_case(
+        "contract",
+        contract(setdeep("windows.label_horizon_days", 0)),
+        features,
+        ContractError,
+        r"pipeline\.yaml: .*windows\.label_horizon_days.*got 0",
+        r"greater than or equal to 1",
+    ),
+    "contract-impossible-window-validation": op_case(
+        "contract",
+        contract(setdeep("windows.validation_days", 9999)),
+        train,
+        ContractError,
+        r"pipeline\.yaml: .*windows\.validation_days.*got 9999",
+        r"less than or equal to 365",
+    ),
+    "contract-sql-path-escapes": op_case(
+        "contract",
+        contract(lambda raw: raw["steps"][0].update(sql="../../etc/passwd.sql")),
+        features,
+        ContractError,
+        r"pipeline\.yaml: .*steps\.0\.sql",
+        r"relative to the sql/ folder",
+    ),
+    "contract-feature-table-not-written": op_case(
+        "contract",
+        contract(setdeep("feature_table", "feature_tabel")),
+        features,
+        ContractError,
+        r"pipeline\.yaml: .*'feature_tabel'",
+        r"must be written by one of the steps",
+    ),
+    "contract-file-missing": op_case(
+        "contract",
+        lambda w: w.pipeline.unlink(),
+        features,
+        ContractError,
+        r"pipeline\.yaml: contract file not found",
+        r"Pass the path of your pipeline\.yaml",
+    ),
+    # --- SQL -------------------------------------------------------------------------------
+    "sql-syntax-error": op_case(
+        "sql",
+        sql_file("broken.sql", "SELECT user_id, FROM events WHERE"),
+        lambda w: features(w, table="broken", sql="broken.sql", searchpath=w.root / "sql"),
+        SQLTemplateError,
+        r"broken\.sql: does not parse as GoogleSQL",
+        r"Fix the SQL and rerun",
+    ),
+    "sql-two-statements": op_case(
+        "sql",
+        sql_file("two.sql", "SELECT user_id FROM users; DROP TABLE events"),
+        lambda w: features(w, table="two", sql="two.sql", searchpath=w.root / "sql"),
+        SQLTemplateError,
+        r"two\.sql: expected exactly one SQL statement, found 2",
+        r"Keep one query per file",
+    ),
+    "sql-unknown-column": op_case(
+        "sql",
+        sql_file("nocol.sql", "SELECT user_id, no_such_col FROM users WHERE signup_date <= @as_of"),
+        lambda w: features(w, table="nocol", sql="nocol.sql", searchpath=w.root / "sql"),
+        SQLTemplateError,
+        r"nocol\.sql: DuckDB rejected the query: .*no_such_col",
+        r"Fix the SQL",
+    ),
+    "sql-missing-output-column": op_case(
+        "sql",
+        sql_file("narrow.sql", "SELECT user_id FROM events WHERE DATE(event_ts) <= @as_of GROUP BY user_id"),
+        lambda w: features(w, table="user_features", sql="narrow.sql", searchpath=w.root / "sql"),
+        SchemaMismatchError,
+        r"narrow\.sql: rows do not match the schema of table main\.user_features: .*user_events: table has "
+        r"BIGINT, rows have no such column",
+        r"Fix the query to produce the table's columns",
+    ),
+    "sql-output-type-mismatch": op_case(
+        "sql",
+        sql_file(
+            "typed.sql",
+            "SELECT * EXCEPT (as_of_date) REPLACE (CAST(user_events AS STRING) AS user_events) "
+            "FROM user_features WHERE as_of_date = @as_of",
+        ),
+        lambda w: features(w, table="user_features", sql="typed.sql", searchpath=w.root / "sql"),
+        SchemaMismatchError,
+        r"typed\.sql: .*user_events: table has BIGINT, rows have VARCHAR",
+        r"Fix the query",
+    ),
+    "sql-expression-type-mismatch": op_case(
+        "sql",
+        sql_file("mix.sql", "SELECT user_id, DATE_DIFF(@as_of, country, DAY) AS d FROM users"),
+        lambda w: features(w, table="mix", sql="mix.sql", searchpath=w.root / "sql"),
+        SQLTemplateError,
+        r"mix\.sql: DuckDB rejected the query",
+        r"Fix the SQL",
+    ),
+    "sql-unknown-table": op_case(
+        "sql",
+        sql_file("unknown.sql", "SELECT user_id FROM no_such_table WHERE DATE(ts) <= @as_of"),
+        lambda w: features(w, table="unknown_out", sql="unknown.sql", searchpath=w.root / "sql"),
+        TableNotFoundError,
+        r"unknown\.sql: .*no_such_table",
+        r"Create the table first",
+    ),
+    "sql-missing-parameter": op_case(
+        "sql",
+        sql_file("param.sql", "SELECT user_id FROM users WHERE country = @country"),
+        lambda w: features(w, table="param_out", sql="param.sql", searchpath=w.root / "sql"),
+        SQLTemplateError,
+        r"param\.sql: uses query parameter\(s\) @country but no value was given",
+        r"Pass them in `query_params`",
+    ),
+    "sql-parameter-of-unsupported-type": op_case(
+        "sql",
+        sql_file("list.sql", "SELECT user_id FROM users WHERE country IN UNNEST(@countries)"),
+        lambda w: features(
+            w, table="list_out", sql="list.sql", searchpath=w.root / "sql", query_params={"countries": ["DE"]}
+        ),
+        SQLTemplateError,
+        r"query parameter value \['DE'\] has unsupported type list",
+        r"pass a bool, int, float, str, date or datetime",
+    ),
+    # --- identifiers -----------------------------------------------------------------------
+    "identifier-injection-in-table": op_case(
+        "identifiers",
+        nothing,
+        lambda w: features(w, table=_INJECTION, sql="recsys/user_features.sql"),
+        IdentifierError,
+        r"table name 'features; DROP TABLE events; --' is not a valid identifier",
+        r"use letters, digits and underscores",
+    ),
+    "identifier-injection-in-dataset": op_case(
+        "identifiers",
+        connection(dataset="recsys; DROP SCHEMA main CASCADE; --"),
+        features,
+        ContractError,
+        r"connection 'ml_platform_default': dataset: dataset name 'recsys; DROP SCHEMA main CASCADE; --' is not valid",
+        r"use letters, digits and underscores only",
+    ),
+    "identifier-injection-in-contract-source": op_case(
+        "identifiers",
+        contract(setdeep("sources.events", "events; DELETE FROM users")),
+        features,
+        ContractError,
+        r"pipeline\.yaml: sources: source table name 'events; DELETE FROM users' is not a valid identifier",
+        r"use letters, digits and underscores",
+    ),
+    "identifier-injection-in-partition-column": op_case(
+        "identifiers",
+        nothing,
+        lambda w: features(w, partition_column="as_of_date = as_of_date; DROP TABLE users; --"),
+        IdentifierError,
+        r"partition column name .*DROP TABLE users.* is not a valid identifier",
+        r"use letters, digits and underscores",
+    ),
+    # --- data ------------------------------------------------------------------------------
+    "data-nan-feature": op_case(
+        "data",
+        sql(f"UPDATE features SET item_price = 'NaN'::DOUBLE WHERE as_of_date = '{DAY}' AND item_id = 'i00003'"),
+        recommend,
+        FeatureDataError,
+        r"feature item_price is declared nullable: false but has \d+ null value\(s\)",
+        r"Fix the SQL \(e\.g\. IFNULL\) or declare it nullable in pipeline\.yaml",
+        logs_failed_run=True,
+    ),
+    "data-null-label": op_case(
+        "data",
+        sql("UPDATE labels SET relevance = NULL WHERE user_id = (SELECT min(user_id) FROM labels)"),
+        train,
+        TrainingJobError,
+        r"training row\(s\) have no label",
+        r"Fix labels\.sql",
+    ),
+    "data-empty-feature-partition": op_case(
+        "data",
+        nothing,
+        lambda w: features(w, partition_date="2025-01-01"),
+        EmptyResultError,
+        r"produced no rows for user_features partition as_of_date=2025-01-01",
+        r"Check that the source tables have data up to that date",
+    ),
+    "data-empty-candidate-set": op_case(
+        "data",
+        sql(f"DELETE FROM features WHERE as_of_date = '{DAY}'"),
+        recommend,
+        EmptyResultError,
+        rf"features partition {DAY}: no candidate rows to score",
+        r"Run the features DAG for this date first",
+        logs_failed_run=True,
+    ),
+    "data-label-with-one-class": op_case(
+        "data",
+        sql("UPDATE labels SET relevance = 0, label = 0"),
+        train,
+        TrainingJobError,
+        r"the label `relevance` has one class only",
+        r"Check labels\.sql and the label horizon",
+    ),
+    "data-duplicate-candidates": op_case(
+        "data",
+        sql(
+            f"INSERT INTO features SELECT * FROM features WHERE as_of_date = '{DAY}' AND user_id IN "
+            f"(SELECT user_id FROM features WHERE as_of_date = '{DAY}' ORDER BY user_id LIMIT 3)"
+        ),
+        recommend,
+        FeatureDataError,
+        rf"features partition {DAY}: \d+ duplicate \(user_id, item_id\) candidate",
+        r"one row per \(user_id, item_id\)",
+        logs_failed_run=True,
+    ),
+    "data-as-of-date-after-the-newest-event": op_case(
+        "data",
+        nothing,
+        lambda w: features(w, partition_date="2099-01-01"),
+        EmptyResultError,
+        r"user_features\.sql: produced no rows for user_features partition as_of_date=2099-01-01",
+        r"Check that the source tables have data up to that date",
+    ),
+    # --- models ----------------------------------------------------------------------------
+    "model-unknown-version": op_case(
+        "models",
+        nothing,
+        lambda w: recommend(w, model_version="v-missing"),
+        RegistryError,
+        r"model 'recsys' has no version 'v-missing' in table ml_models",
+        r"airflow-ml models list",
+        logs_failed_run=True,
+    ),
+    "model-unknown-version-in-drift": op_case(
+        "models",
+        nothing,
+        lambda w: drift(w, model_version="v-missing"),
+        RegistryError,
+        r"model 'recsys' has no version 'v-missing'",
+        r"airflow-ml models list",
+    ),
+    "model-unknown-candidate-to-promote": op_case(
+        "models",
+        nothing,
+        lambda w: promote(w, version="v-missing"),
+        RegistryError,
+        r"model 'recsys' has no version 'v-missing'",
+        r"airflow-ml models list",
+    ),
+    "model-no-champion": op_case(
+        "models",
+        sql("UPDATE ml_models SET status = 'candidate'"),
+        recommend,
+        RegistryError,
+        rf"no champion for model {MODEL}",
+        r"train and promote one first",
+        logs_failed_run=True,
+    ),
+    "model-corrupt-model-txt": op_case(
+        "models",
+        model_file(MODEL_FILE, lambda t: "not a model\n" + t[100:]),
+        recommend,
+        ModelLoadError,
+        r"v1/model/model\.txt does not match the checksum in its envelope",
+        r"Retrain the model, or roll back to the previous champion",
+        logs_failed_run=True,
+    ),
+    "model-truncated-model-txt": op_case(
+        "models",
+        model_file(MODEL_FILE, lambda t: t[: len(t) // 3]),
+        recommend,
+        ModelLoadError,
+        r"v1/model/model\.txt does not match the checksum",
+        r"Retrain the model",
+        logs_failed_run=True,
+    ),
+    "model-corrupt-envelope": op_case(
+        "models",
+        model_file(ENVELOPE_FILE, lambda t: t[: len(t) // 2]),
+        recommend,
+        ModelLoadError,
+        r"v1/model/envelope\.json is not valid JSON",
+        r"Retrain the model",
+        logs_failed_run=True,
+    ),
+    "model-files-missing": op_case(
+        "models",
+        lambda w: (w.model_dir / MODEL_FILE).unlink(),
+        recommend,
+        ModelLoadError,
+        r"v1/model/model\.txt does not exist",
+        r"Check the model's uri in ml_models",
+        logs_failed_run=True,
+    ),
+    "model-serving-column-renamed": op_case(
+        "models",
+        sql("ALTER TABLE features RENAME COLUMN item_trend TO item_trend_v2"),
+        recommend,
+        SchemaMismatchError,
+        r"serving columns do not match model recsys v1: table features has no item_trend\.",
+        r"Retrain the model on the current features, or restore the feature SQL",
+        logs_failed_run=True,
+    ),
+    "model-serving-type-changed": op_case(
+        "models",
+        sql("ALTER TABLE features ALTER item_price SET DATA TYPE VARCHAR"),
+        recommend,
+        SchemaMismatchError,
+        r"serving column types do not match model recsys v1: item_price is string, model expects FLOAT64",
+        r"Fix the feature SQL or retrain",
+        logs_failed_run=True,
+    ),
+    "model-drift-segment-column-gone": op_case(
+        "models",
+        sql("ALTER TABLE features RENAME COLUMN candidate_source TO candidate_origin"),
+        drift,
+        DriftProfileError,
+        r"drift\.segment_by names \['candidate_source'\], which table features does not have",
+        r"Segment by columns of features",
+    ),
+    # --- configuration ---------------------------------------------------------------------
+    "config-missing-gcp-connection": op_case(
+        "configuration",
+        nothing,
+        lambda w: features(w, ml_conn_id="ml_gcp"),
+        ContractError,
+        r"connection 'ml_gcp' does not exist",
+        r"Create it with conn type 'ml_platform'",
+    ),
+    "config-gcp-without-project": op_case(
+        "configuration",
+        connection(backend="gcp"),
+        features,
+        ContractError,
+        r"backend 'gcp' needs project and dataset in the connection extras",
+        r'e\.g\. \{"backend": "gcp", "project": "my-project"',
+    ),
+    "config-negative-maximum-bytes-billed": op_case(
+        "configuration",
+        connection(maximum_bytes_billed=-1),
+        features,
+        ContractError,
+        r"connection 'ml_platform_default': maximum_bytes_billed: .*\(got -1\)",
+        r"greater than 0",
+    ),
+    "config-maximum-bytes-billed-not-a-number": op_case(
+        "configuration",
+        connection(maximum_bytes_billed="10GB"),
+        recommend,
+        ContractError,
+        r"maximum_bytes_billed: .*\(got '10GB'\)",
+        r"valid integer",
+    ),
+    "config-unknown-connection-extra": op_case(
+        "configuration",
+        connection(warehouse="/tmp/elsewhere.duckdb"),
+        drift,
+        ContractError,
+        r"connection 'ml_platform_default': warehouse:",
+        r"unknown key; remove it or check its spelling",
+    ),
+    "config-drift-threshold-out-of-range": op_case(
+        "configuration",
+        contract(setdeep("drift.psi_drift", 50)),
+        drift,
+        ContractError,
+        r"pipeline\.yaml: drift\.psi_drift: psi_drift must be a number between 0 and 10",
+        r"e\.g\. 0\.10 to warn and 0\.25 for drift",
+    ),
+    "config-drift-warn-above-drift": op_case(
+        "configuration",
+        contract(lambda raw: raw["drift"]["thresholds"]["item_category"].update(psi_warn=0.5)),
+        drift,
+        ContractError,
+        r"pipeline\.yaml: drift: thresholds\.item_category: psi_warn \(0\.5\) must not exceed psi_drift \(0\.1\)",
+        r"must not exceed",
+    ),
+    "config-drift-fail-on-unknown": op_case(
+        "configuration",
+        nothing,
+        lambda w: drift(w, fail_on="sometimes"),
+        ContractError,
+        r"task 'drift': fail_on must be one of drift, warn, never, got 'sometimes'",
+        r"must be one of",
+    ),
+    "config-bad-partition-date": op_case(
+        "configuration",
+        nothing,
+        lambda w: recommend(w, prediction_date="yesterday"),
+        ContractError,
+        r"prediction_date must render to a YYYY-MM-DD date, got 'yesterday'",
+        r"YYYY-MM-DD",
+    ),
+    # --- the CLI ---------------------------------------------------------------------------
+    "cli-contract-unknown-key": cli_case(
+        "cli",
+        contract(setdeep("windows.lookback", 3)),
+        lambda w: ["features", "--pipeline", str(w.pipeline), "--date", str(DAY)],
+        r"airflow-ml features: error: .*pipeline\.yaml: windows\.lookback",
+        r"unknown key; remove it or check its spelling",
+    ),
+    "cli-empty-feature-date": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["features", "--pipeline", str(w.pipeline), "--date", "2025-01-01"],
+        r"airflow-ml features: error: .*user_features\.sql: produced no rows for user_features",
+        r"Check that the source tables have data up to that date",
+    ),
+}
+
+RESULTS: list[dict[str, Any]] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request):
+    """Print the counts the closing note of the reliability issue asks for."""
+    yield
+    tried = len(RESULTS)
+    passed = sum(r["passed"] for r in RESULTS)
+    lost = sum(r["rows_lost"] for r in RESULTS)
+    line = f"bad input: tried {tried}, passed {passed}, rows lost {lost}"
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_line(line)
+    print(line)
+
+
+def test_bad_input_table_has_enough_cases():
+    assert len(CASES) >= 30
+    assert {c.area for c in CASES.values()} >= {"contract", "sql", "identifiers", "data", "models", "configuration"}
+
+
+@pytest.mark.parametrize("name", list(CASES), ids=list(CASES))
+def test_bad_input_fails_clearly_and_changes_no_table(name: str, case: World):
+    c = CASES[name]
+    result: dict[str, Any] = {"case": name, "passed": False, "rows_lost": 0}
+    RESULTS.append(result)
+    c.setup(case)
+    before = table_checksums(case.warehouse)
+
+    with pytest.raises(c.raised) as info:
+        c.run(case)
+
+    after = table_checksums(case.warehouse)
+    result["rows_lost"] = sum(max(0, n - after.get(t, (0, 0))[0]) for t, (n, _) in before.items())
+    error = info.value if c.raised is CLIFailed else info.value.__cause__
+    assert isinstance(error, c.error), f"expected {c.error.__name__}, got {type(error).__name__}: {error}"
+    message = str(info.value)
+    assert re.search(c.names, message), f"the thing is not named: {message}"
+    assert re.search(c.fix, message), f"the fix is not given: {message}"
+
+    changed = {t for t in before.keys() | after.keys() if before.get(t) != after.get(t)}
+    if c.logs_failed_run:
+        assert changed <= {RUNS}, changed
+        assert after[RUNS][0] == before[RUNS][0] + 1
+        runs = (
+            DuckDBWarehouse(case.warehouse)
+            .query("SELECT status, error FROM recommendation_runs WHERE run_id = 'bad-input'")
+            .to_pylist()
+        )
+        assert len(runs) == 1 and runs[0]["status"] == "failed", runs
+        assert str(error)[:60] in runs[0]["error"], runs
+    else:
+        assert changed == set(), {t: (before.get(t), after.get(t)) for t in changed}
+    result["passed"] = True
+
+
+def test_future_events_do_not_leak_into_features(case: World):
+    """Events after the as-of date exist (a backfill always has them); the day's features must not see them."""
+    tables = ("user_features", "item_features", "candidates", "features")
+    for table in tables:  # the world was built by the CLI's code path; the operator must give the same rows
+        features(case, table=table)
+    before = table_checksums(case.warehouse)
+    later = dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+    with DuckDBWarehouse(case.warehouse).connect() as con:
+        con.execute(
+            "INSERT INTO events SELECT * REPLACE ($ts AS event_ts) FROM events ORDER BY event_ts DESC LIMIT 500",
+            {"ts": later},
+        )
+    for table in tables:
+        features(case, table=table)
+    after = table_checksums(case.warehouse)
+    assert {t: after[t] for t in after if t != "main.events"} == {t: before[t] for t in before if t != "main.events"}
+    assert after["main.events"][0] == before["main.events"][0] + 500
