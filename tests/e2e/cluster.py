@@ -93,6 +93,16 @@ def still_alive(pids: Iterable[int]) -> list[int]:
     return [pid for pid in pids if (stat := _proc_stat(str(pid))) and stat[0] != "Z"]
 
 
+def _log_line(event: Any) -> str:
+    """One structured task-log event as a line, with the exception type and message if any."""
+    if not isinstance(event, dict):
+        return str(event)
+    line = " ".join(str(event.get(k, "")) for k in ("timestamp", "level", "event"))
+    for err in event.get("error_detail") or []:
+        line += f" | {err.get('exc_type')}: {err.get('exc_value')}"
+    return line
+
+
 class AirflowCluster:
     """A real Airflow: metadata DB migrated in ``home``, components started and health-checked."""
 
@@ -105,6 +115,7 @@ class AirflowCluster:
         dags_folder: Path = DAGS_DIR,
         parallelism: int = 4,
         start_timeout: float = 180.0,
+        pythonpath: Iterable[Path] = (),
     ) -> None:
         self.components = tuple(components)
         unknown = set(self.components) - set(COMPONENTS)
@@ -153,7 +164,7 @@ class AirflowCluster:
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
             AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="2",
             AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="10",
-            PYTHONPATH=os.pathsep.join([str(config_dir), str(REPO)]),
+            PYTHONPATH=os.pathsep.join([*(str(p) for p in pythonpath), str(config_dir), str(REPO)]),
         )
         self.env.update(env or {})
 
@@ -343,10 +354,7 @@ class AirflowClient:
             return f"(no log: {resp.status_code} {resp.text[:200]})"
         content = resp.json().get("content")
         if isinstance(content, list):
-            return "\n".join(
-                " ".join(str(e.get(k, "")) for k in ("timestamp", "level", "event")) if isinstance(e, dict) else str(e)
-                for e in content
-            )
+            return "\n".join(_log_line(e) for e in content)
         return str(content)
 
     def explain(self, dag_id: str, run_id: str, log_lines: int = 25) -> str:

@@ -8,6 +8,9 @@ asserts that no process of the cluster is left. Module-scoped worlds build on
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -46,4 +49,96 @@ def airflow_cluster(tmp_path: Path) -> Iterator[Callable[..., AirflowCluster]]:
 
     yield start
     for cluster in started:
+        stop_and_check(cluster)
+
+
+# --- the recsys world: one real Airflow for the pipeline, backfill and fault tests -----------
+
+FAULTS_DIR = Path(__file__).with_name("faults")
+RECSYS_DAGS = ("recsys_features", "recsys_training", "recsys_batch_inference", "recsys_drift")
+#: The demo world: small, but big enough to train, gate and check drift (min_rows 1000).
+WORLD_ARGS = ("--users", "200", "--items", "80", "--days", "60", "--end-date", "2026-03-31", "-q")
+#: The day the pipeline test runs end to end; training looks at as-of dates 02-26..03-24.
+RUN_DATE = dt.date(2026, 3, 31)
+HISTORY = (dt.date(2026, 2, 26), dt.date(2026, 3, 24))
+
+
+class RecsysWorld:
+    """A seeded warehouse, feature history up to ``HISTORY[1]``, and a running Airflow.
+
+    ``run(dag_id, date)`` triggers a run through the REST API and waits for its success,
+    once per (dag, date) per session, so each test can state what it builds on without
+    depending on test order.
+    """
+
+    def __init__(self, cluster: AirflowCluster, stall_dir: Path) -> None:
+        from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+
+        self.cluster = cluster
+        self.client = cluster.client()
+        self.stall_dir = stall_dir
+        self.warehouse = DuckDBWarehouse(Path(cluster.env["AIRFLOW_ML_HOME"]) / "warehouse.duckdb", lock_timeout=60)
+        self._done: dict[tuple[str, dt.date], str] = {}
+
+    def run(self, dag_id: str, day: dt.date, timeout: float = 420) -> str:
+        key = (dag_id, day)
+        if key not in self._done:
+            self._done[key] = self.client.run_dag(dag_id, day, timeout=timeout)
+        return self._done[key]
+
+    def drift_runs(self) -> list[dict]:
+        return self.client.dag_runs("recsys_drift")
+
+    def trained(self) -> None:
+        """Features and a champion for RUN_DATE (what the pipeline test also builds)."""
+        self.run("recsys_features", RUN_DATE)
+        self.run("recsys_training", RUN_DATE, timeout=600)
+
+    def query(self, sql: str, **params) -> list[dict]:
+        return self.warehouse.query(sql, params).to_pylist()
+
+    def checksum(self, table: str) -> tuple[int, int]:
+        """(rows, order-independent hash of all rows) of a table."""
+        row = self.query(f"SELECT COUNT(*) AS n, SUM(HASH(x)) AS h FROM (SELECT * FROM {table}) AS x")[0]
+        return int(row["n"]), int(row["h"] or 0)
+
+
+def _airflow_ml(env: Mapping[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "airflow-ml"), *args],
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def recsys(tmp_path_factory) -> Iterator[RecsysWorld]:
+    home = tmp_path_factory.mktemp("e2e-recsys")
+    stall_dir = home / "faults"
+    stall_dir.mkdir()
+    cluster = AirflowCluster(
+        home / "cluster",
+        env={**FAST_POLICY, "AML_E2E_STALL_DIR": str(stall_dir)},
+        pythonpath=[FAULTS_DIR],
+    )
+    # Seed the warehouse and build the feature history while Airflow starts.
+    seed_env = {k: v for k, v in cluster.env.items() if k != "AML_E2E_STALL_DIR"}
+    seed = _airflow_ml(seed_env, "seed-demo", *WORLD_ARGS)
+    try:
+        cluster.start()
+        out, _ = seed.communicate(timeout=300)
+        assert seed.returncode == 0, out[-3000:]
+        history = _airflow_ml(seed_env, "features", "--date", str(HISTORY[0]), "--to", str(HISTORY[1]), "-q")
+        out, _ = history.communicate(timeout=600)
+        assert history.returncode == 0, out[-3000:]
+        world = RecsysWorld(cluster, stall_dir)
+        world.client.wait_for_dags(RECSYS_DAGS)
+        for dag_id in RECSYS_DAGS:
+            world.client.unpause(dag_id)
+        yield world
+    finally:
+        if seed.poll() is None:
+            seed.kill()
         stop_and_check(cluster)

@@ -1,0 +1,154 @@
+"""The ML pages in a real browser: headless Chromium against a real Airflow with the plugin.
+
+The recsys world (tests/e2e/conftest.py) runs the reference DAGs on the embedded default
+through a real Airflow (api-server, scheduler, dag-processor, triggerer). This test logs in
+through Airflow's own login page (SimpleAuthManager, the harness's user and password), opens
+each page from the Browse menu (an iframe in the Airflow UI, authenticated by the session
+cookie) and on its own, asserts the charts and tables are there and saves screenshots.
+
+Screenshots go to ``$TEST_ARTIFACTS_DIR/screenshots`` (default ``test-artifacts/screenshots``
+in the repository root).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cluster import ADMIN
+from tests.e2e.conftest import RUN_DATE
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(os.environ.get("TEST_ARTIFACTS_DIR") or REPO / "test-artifacts") / "screenshots"
+#: Page -> (nav entry, the chart's CSS class, the tables that must be there).
+PAGES = {
+    "models": ("Models", "line-chart", ("#versions",)),
+    "drift": ("Drift", "heatmap", ("#verdicts", "#flagged")),
+    "recommendations": ("Recommendations", "line-chart", ("#top-items", "#runs")),
+}
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} is missing: install Debian's chromium (make system-deps) to run the UI browser test",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+
+
+@pytest.fixture(scope="module")
+def world(recsys):
+    """The recsys world with a champion, the RUN_DATE recommendations and their drift check."""
+    recsys.trained()
+    recsys.run("recsys_batch_inference", RUN_DATE)
+    # The recommendations asset starts recsys_drift; wait for a successful check of RUN_DATE.
+    deadline = time.monotonic() + 420
+    while not recsys.query("SELECT 1 AS x FROM drift_results WHERE logical_date = @d LIMIT 1", d=RUN_DATE):
+        assert time.monotonic() < deadline, "no drift_results for the run date: recsys_drift did not run"
+        time.sleep(3)
+    return recsys
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(world, browser):
+    """A browser page logged in through Airflow's login form."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{world.cluster.url}/")
+    page.wait_for_url("**/auth/login**")
+    page.fill("input[name=username]", ADMIN)
+    page.fill("input[name=password]", world.cluster.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+    assert any(c["name"] == "_token" for c in context.cookies()), "login set no _token cookie"
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000, f"screenshot {path} looks blank"
+    return path
+
+
+def test_pages_are_refused_without_a_login(world, browser):
+    context = browser.new_context()
+    try:
+        response = context.new_page().goto(f"{world.cluster.url}/ml/models")
+        assert response.status == 401
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_each_page_from_the_browse_menu_shows_its_charts_and_tables(page, world, name):
+    label, chart_class, tables = PAGES[name]
+    page.goto(f"{world.cluster.url}/")
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name=label).click()
+    page.wait_for_url(f"**/plugin/ml-{name}**")
+    frame_el = page.wait_for_selector("iframe")
+    frame = frame_el.content_frame()
+    frame.wait_for_selector(f"svg.{chart_class}", timeout=30_000)
+    for table in tables:
+        rows = frame.locator(f"{table} tbody tr")
+        assert rows.count() > 0, f"{name}: table {table} has no rows"
+    assert frame.locator("[data-state=empty]").count() == 0, f"{name}: the page shows the empty state"
+    # The chart has drawn data: points on the line charts, coloured cells on the heatmap.
+    marks = frame.locator(f"svg.{chart_class} circle, svg.{chart_class} g.cell")
+    assert marks.count() > 0, f"{name}: the chart has no data points"
+    shot(page, f"airflow-{name}")
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_each_page_on_its_own(page, world, name):
+    _, chart_class, tables = PAGES[name]
+    response = page.goto(f"{world.cluster.url}/ml/{name}")
+    assert response.status == 200
+    assert page.locator(f"svg.{chart_class}").count() >= 1
+    for table in tables:
+        assert page.locator(f"{table} tbody tr").count() > 0
+    shot(page, f"ml-{name}")
+
+
+def test_the_model_page_link_of_the_inference_task_opens_the_champion_row(page, world):
+    client = world.client
+    run_id = world.run("recsys_batch_inference", RUN_DATE)
+    links = client.get(f"/api/v2/dags/recsys_batch_inference/dagRuns/{run_id}/taskInstances/recommend/links")
+    extra = links["extra_links"]
+    champion = world.query("SELECT version FROM ml_models WHERE model_name = 'recsys' AND status = 'champion'")
+    version = champion[0]["version"]
+    assert extra["Model page"] == f"{world.cluster.url}/ml/models#recsys-{version}"
+    assert extra["BigQuery table"] is None  # the embedded default has no console
+    page.goto(extra["Model page"])
+    row = page.locator(f"tr[id='recsys-{version}']")
+    assert row.count() == 1
+    assert "champion" in row.inner_text()
+    shot(page, "model-page-link")
