@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 #: Seconds a page waits for a busy DuckDB file before it answers 503 (tasks wait much longer).
 UI_LOCK_TIMEOUT = 5.0
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+RANKING_METRICS = ("ndcg", "map", "recall", "precision", "coverage")
 EMPTY_HINT = "No data yet: run `make demo` (or the recsys DAGs) to fill the warehouse."
 
 
@@ -105,6 +106,23 @@ def models_chart(models: list[dict[str, Any]], model_name: str) -> str:
         ],
         title=f"{model_name}: {data.METRIC}{at_k} on the validation window, by version",
         y_label=f"{data.METRIC}{at_k}",
+    )
+
+
+def metrics_chart(record: dict[str, Any]) -> str:
+    """Every ranking metric at k of one version (the champion) next to the popularity baseline."""
+    metrics = record.get("metrics") or {}
+    model, baseline = metrics.get("model") or {}, metrics.get("baseline") or {}
+    names = [m for m in RANKING_METRICS if m in model or m in baseline]
+    at_k = f"@{record['k']}" if record.get("k") else ""
+    return charts.bar_chart(
+        [f"{m}{at_k}" for m in names],
+        [
+            charts.Series(f"{record['version']}", [model.get(m) for m in names], colour=charts.PALETTE[0]),
+            charts.Series("popularity baseline", [baseline.get(m) for m in names], colour=charts.PALETTE[1]),
+        ],
+        title=f"{record['model_name']} {record['status']} {record['version']}: ranking metrics vs the popularity "
+        "baseline (same validation rows)",
     )
 
 
@@ -191,6 +209,11 @@ def models_page(request: Request, warehouse: WarehouseDep) -> HTMLResponse:
     found = _read(data.models, warehouse)
     models = found["models"]
     names = sorted({m["model_name"] for m in models})
+    # Per model: the champion, else the newest version (models are newest first).
+    featured: dict[str, dict[str, Any]] = {}
+    for m in models:
+        if m["model_name"] not in featured or m["status"] == "champion":
+            featured[m["model_name"]] = m
     return _page(
         request,
         "models.html",
@@ -198,7 +221,8 @@ def models_page(request: Request, warehouse: WarehouseDep) -> HTMLResponse:
         models=models,
         metric=found["metric"],
         charts={name: models_chart(models, name) for name in names},
-        champions={m["model_name"]: m for m in models if m["status"] == "champion"},
+        metric_charts={name: metrics_chart(featured[name]) for name in names},
+        champions={name: record for name, record in featured.items() if record["status"] == "champion"},
     )
 
 

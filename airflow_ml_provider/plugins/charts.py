@@ -40,7 +40,8 @@ class Cell:
 def _svg_open(width: int, height: int, label: str, css_class: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class={quoteattr(css_class)} viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" style="max-width:100%;height:auto" role="img" aria-label={quoteattr(label)} {_FONT} font-size="12">'
+        f'width="{width}" height="{height}" style="max-width:100%;height:auto" role="img" '
+        f'aria-label={quoteattr(label)} {_FONT} font-size="12">'
         f"<title>{escape(label)}</title>"
     )
 
@@ -226,5 +227,73 @@ def heatmap(
         out.append(f'<rect x="{lx}" y="{ly - 10:.1f}" width="14" height="14" rx="3" fill="{fill}"/>')
         out.append(f'<text x="{lx + 20}" y="{ly + 1:.1f}" fill="#374151">{escape(text)}</text>')
         lx += 34 + 7 * len(text)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def bar_chart(
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    y_max: float | None = None,
+    width: int = 1040,
+    height: int = 280,
+) -> str:
+    """Grouped vertical bars: one group per category, one bar per series; None draws no bar."""
+    for s in series:
+        if len(s.values) != len(categories):
+            raise ValueError(
+                f"series {s.name!r} has {len(s.values)} values for {len(categories)} categories; give one value "
+                "(or None) per category."
+            )
+    values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
+    hi = max([*values, 0.0]) if y_max is None else y_max
+    ticks = nice_ticks(0.0, hi or 1.0)
+    hi = max(ticks[-1], hi)
+    left, right, top, bottom = 64, 24, 40, 64
+    plot_w, plot_h = width - left - right, height - top - bottom
+    group_w = plot_w / max(len(categories), 1)
+    bar_w = min(48.0, group_w * 0.7 / max(len(series), 1))
+
+    def y_at(v: float) -> float:
+        return top + plot_h - v / hi * plot_h
+
+    out = [_svg_open(width, height, title, "chart bar-chart")]
+    out.append(f'<text x="{left}" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')
+    for t in ticks:
+        y = y_at(t)
+        out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
+        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end" fill="#6b7280">{escape(_fmt(t))}</text>')
+    for i, category in enumerate(categories):
+        centre = left + group_w * (i + 0.5)
+        out.append(
+            f'<text x="{centre:.1f}" y="{top + plot_h + 18}" text-anchor="middle" fill="#374151">'
+            f"{escape(category)}</text>"
+        )
+    for idx, s in enumerate(series):
+        colour = s.colour or PALETTE[idx % len(PALETTE)]
+        out.append(f'<g class="series" data-series={quoteattr(s.name)}>')
+        for i, v in enumerate(s.values):
+            if v is None or not math.isfinite(v):
+                continue
+            x = left + group_w * (i + 0.5) - bar_w * len(series) / 2 + idx * bar_w
+            y = y_at(max(v, 0.0))
+            out.append(
+                f'<rect x="{x + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{top + plot_h - y:.1f}" rx="2" '
+                f'fill="{colour}"><title>{escape(f"{s.name} {categories[i]}: {v:.4f}")}</title></rect>'
+            )
+            out.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" font-size="11" '
+                f'fill="#374151">{escape(f"{v:.3f}")}</text>'
+            )
+        out.append("</g>")
+    lx = left
+    for idx, s in enumerate(series):
+        colour = s.colour or PALETTE[idx % len(PALETTE)]
+        ly = height - 16
+        out.append(f'<rect x="{lx}" y="{ly - 10}" width="14" height="14" rx="3" fill="{colour}"/>')
+        out.append(f'<text x="{lx + 20}" y="{ly + 1}" fill="#374151">{escape(s.name)}</text>')
+        lx += 48 + 7 * len(s.name)
     out.append("</svg>")
     return "".join(out)

@@ -257,7 +257,9 @@ def test_models_page_marks_the_champion_and_charts_model_vs_baseline(client, tok
     html = client.get("/ml/models", headers=auth(tokens["viewer"])).text
     assert 'id="recsys-v2"' in html  # the anchor the model-page extra link points at
     assert "★" in html and "rejected" in html
-    (chart,) = svgs(html)
+    line, bars = svgs(html)
+    assert line.get("class") == "chart line-chart" and bars.get("class") == "chart bar-chart"
+    chart = line
     series = {g.get("data-series"): g for g in chart.iter(f"{SVG}g") if g.get("data-series")}
     assert set(series) == {"model ndcg@10", "popularity baseline ndcg@10"}
     # One point per version, oldest first, and the values are in the tooltips.
@@ -265,6 +267,14 @@ def test_models_page_marks_the_champion_and_charts_model_vs_baseline(client, tok
     assert model_points == ["model ndcg@10 @ v1: 0.4100", "model ndcg@10 @ v2: 0.4700", "model ndcg@10 @ v3: 0.3900"]
     base_points = [c.find(f"{SVG}title").text for c in series["popularity baseline ndcg@10"].iter(f"{SVG}circle")]
     assert base_points[-1].endswith("v3: 0.4300")
+    # The bars compare the champion (v2), not the newest version, with the baseline metric by metric.
+    bar_titles = [r.find(f"{SVG}title").text for r in bars.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+    assert bar_titles == [
+        "v2 ndcg@10: 0.4700",
+        "v2 recall@10: 0.7000",
+        "popularity baseline ndcg@10: 0.4200",
+        "popularity baseline recall@10: 0.6000",
+    ]
 
 
 def test_drift_page_heatmap_has_a_cell_per_feature_and_date(client, tokens):
