@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import attrs
 from airflow.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def bigquery_table_url(project: str, dataset: str, table: str) -> str:
     return CONSOLE_TABLE_URL.format(project=quote(project), dataset=quote(dataset), table=quote(table))
 
 
+@attrs.define()
 class BigQueryTableLink(BaseOperatorLink):
     """The console page of the table the task writes.
 
@@ -37,15 +39,7 @@ class BigQueryTableLink(BaseOperatorLink):
     """
 
     name = "BigQuery table"
-
-    def __init__(self, table: str | None = None) -> None:
-        self.table = table
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BigQueryTableLink) and other.table == self.table
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.table))
+    table: str | None = None
 
     @property
     def xcom_key(self) -> str:
