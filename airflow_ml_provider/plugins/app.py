@@ -11,6 +11,7 @@ DuckDB file, it answers 503 with a message instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from airflow_ml_provider.core.config import PlatformConfig
 from airflow_ml_provider.core.warehouse import Warehouse
 from airflow_ml_provider.exceptions import MLProviderError, WarehouseLockedError
 from airflow_ml_provider.plugins import charts, data
@@ -37,13 +39,20 @@ EMPTY_HINT = "No data yet: run `make demo` (or the recsys DAGs) to fill the ware
 
 def get_warehouse() -> Warehouse:
     """The warehouse of the ``ml_platform_default`` connection, or the embedded default when it does not exist."""
-    from airflow_ml_provider.backends import get_warehouse as backend_warehouse
     from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
 
     config = MLPlatformHook().config
     timeout = min(config.lock_timeout_seconds, UI_LOCK_TIMEOUT)
-    ui_config = config.model_copy(update={"lock_timeout_seconds": timeout})
-    return backend_warehouse(ui_config, labels={"managed-by": "airflow-ml-ui"})
+    return _warehouse_for(config.model_copy(update={"lock_timeout_seconds": timeout}))
+
+
+@functools.lru_cache(maxsize=4)
+def _warehouse_for(config: PlatformConfig) -> Warehouse:
+    # The connection is read on every request (it may change); the warehouse, and with it a
+    # BigQuery client and its credentials, is reused while the configuration stays the same.
+    from airflow_ml_provider.backends import get_warehouse as backend_warehouse
+
+    return backend_warehouse(config, labels={"managed-by": "airflow-ml-ui"})
 
 
 WarehouseDep = Annotated[Warehouse, Depends(get_warehouse)]

@@ -369,6 +369,18 @@ def test_default_warehouse_follows_the_connection_with_a_short_lock_timeout(tmp_
     assert warehouse.path == path and warehouse.lock_timeout == ml_app.UI_LOCK_TIMEOUT
 
 
+def test_the_warehouse_is_reused_until_the_connection_changes(tmp_path, monkeypatch):
+    def connect(path):
+        extra = {"warehouse_path": str(path)}
+        monkeypatch.setenv("AIRFLOW_CONN_ML_PLATFORM_DEFAULT", json.dumps({"conn_type": "ml_platform", "extra": extra}))
+        return ml_app.get_warehouse()
+
+    first = connect(tmp_path / "a.duckdb")
+    assert connect(tmp_path / "a.duckdb") is first
+    other = connect(tmp_path / "b.duckdb")
+    assert other is not first and other.path == tmp_path / "b.duckdb"
+
+
 def test_without_a_connection_the_embedded_default_is_read(monkeypatch):
     import os
     from pathlib import Path
