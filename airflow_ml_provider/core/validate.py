@@ -497,6 +497,8 @@ def check_model_hooks(
         frame = _sample_frame(spec, sample, run)
         if frame is not None:
             detail += _check_transform(spec, hooks.transform, frame, str(path))
+        else:
+            detail += "; transform() not run: the sample has no feature rows matching the declared features"
     except Exception as err:
         return report.add("model.py", "FAIL", _sentence(err))
     return report.add("model.py", "PASS", detail)
