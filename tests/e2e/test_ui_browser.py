@@ -12,6 +12,7 @@ in the repository root).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 REPO = Path(__file__).resolve().parents[2]
+DAYS = [RUN_DATE - dt.timedelta(days=2), RUN_DATE - dt.timedelta(days=1), RUN_DATE]
 SCREENSHOTS = Path(os.environ.get("TEST_ARTIFACTS_DIR") or REPO / "test-artifacts") / "screenshots"
 #: Page -> (nav entry, the chart's CSS class, the tables that must be there).
 PAGES = {
@@ -53,13 +55,20 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 @pytest.fixture(scope="module")
 def world(recsys):
-    """The recsys world with a champion, the RUN_DATE recommendations and their drift check."""
+    """The recsys world with a champion, three days of recommendations and their drift checks.
+
+    Two days before RUN_DATE get features and recommendations too, so the coverage chart and
+    the PSI heatmap have a history to show, as they would after a few days in production.
+    """
     recsys.trained()
-    recsys.run("recsys_batch_inference", RUN_DATE)
-    # The recommendations asset starts recsys_drift; wait for a successful check of RUN_DATE.
-    deadline = time.monotonic() + 420
-    while not recsys.query("SELECT 1 AS x FROM drift_results WHERE logical_date = @d LIMIT 1", d=RUN_DATE):
-        assert time.monotonic() < deadline, "no drift_results for the run date: recsys_drift did not run"
+    for day in DAYS:
+        if day != RUN_DATE:
+            recsys.run("recsys_features", day)
+        recsys.run("recsys_batch_inference", day)
+    # Each day's recommendations asset event starts recsys_drift for that day; wait for the checks.
+    deadline = time.monotonic() + 600
+    while len(checked := recsys.query("SELECT DISTINCT logical_date FROM drift_results")) < len(DAYS):
+        assert time.monotonic() < deadline, f"recsys_drift checked only {checked} of {DAYS}"
         time.sleep(3)
     return recsys
 
@@ -152,3 +161,14 @@ def test_the_model_page_link_of_the_inference_task_opens_the_champion_row(page, 
     assert row.count() == 1
     assert "champion" in row.inner_text()
     shot(page, "model-page-link")
+
+
+def test_the_charts_show_every_day_the_pipeline_ran(page, world):
+    page.goto(f"{world.cluster.url}/ml/recommendations")
+    points = page.locator("svg.line-chart circle title").all_inner_texts()
+    assert [p.split(":")[0] for p in points] == [f"catalog coverage @ {d}" for d in DAYS]
+    page.goto(f"{world.cluster.url}/ml/drift")
+    heat = page.locator("svg.heatmap").inner_html()
+    for day in DAYS:
+        assert f">{day}</text>" in heat
+    assert page.locator("#verdicts tbody tr").count() == len(DAYS)
