@@ -346,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
         "line on the embedded DuckDB warehouse or on a configured ml_platform connection.",
         epilog="Examples:\n  airflow-ml seed-demo --users 5000 --drift-from 2026-03-25\n"
         "  airflow-ml features --date 2026-03-31\n  airflow-ml train --smoke\n"
-        "  airflow-ml models list\n  airflow-ml tables",
+        "  airflow-ml models list\n  airflow-ml tables\n"
+        "  airflow-ml validate --pipeline dags/recsys/pipeline.yaml\n  airflow-ml init churn --pattern churn",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -383,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pipeline", type=Path, default=DEFAULT_PIPELINE, help="pipeline.yaml (default: the recsys reference)"
     )
     feat.add_argument(
-        "--sql-dir", type=Path, default=DEFAULT_SQL_DIR, help="folder the contract's SQL paths are relative to"
+        "--sql-dir", type=Path, help="folder the contract's SQL paths are relative to (default: ROOT/sql beside dags/)"
     )
     feat.add_argument("--date", type=_date, required=True, help="as-of date (YYYY-MM-DD)")
     feat.add_argument("--to", type=_date, help="last as-of date of a range (inclusive)")
@@ -397,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", parents=[common], help="validate, build features, train, evaluate", description=cmd_train.__doc__
     )
     train.add_argument("--pipeline", type=Path, default=DEFAULT_PIPELINE, help="pipeline.yaml")
-    train.add_argument("--sql-dir", type=Path, default=DEFAULT_SQL_DIR, help="folder the contract's SQL paths are in")
+    train.add_argument("--sql-dir", type=Path, help="folder the contract's SQL paths are in (default: ROOT/sql)")
     train.add_argument("--date", type=_date, default=dt.date(2026, 3, 31), help="run date (default: %(default)s)")
     train.add_argument("--backend", choices=["local", "vertex"], default="local", help="where the trainer runs")
     train.add_argument("--smoke", action="store_true", help="train on a small synthetic world in a temp dir")
@@ -479,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``airflow-ml`` console script."""
     args = build_parser().parse_args(argv)
+    if "sql_dir" in args and args.sql_dir is None:
+        # ROOT/sql for ROOT/dags/NAME/pipeline.yaml: a scaffolded pipeline works from its project root.
+        args.sql_dir = _default_sql_dir(args.pipeline)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",

@@ -189,3 +189,16 @@ def test_churn_scaffold_runs_features_train_and_scores_one_row_per_user(tmp_path
     assert rows["users"] == users and (rows["lo"], rows["hi"]) == (1, 1)
     assert (rows["item"], rows["items"]) == ("churn", 1)
     assert 0 < rows["smin"] < rows["smax"] < 1  # probabilities, and they tell users apart
+
+
+def test_features_on_a_scaffold_find_its_sql_beside_dags_without_sql_dir(tmp_path, capsys):
+    scaffold("winback", "churn", tmp_path)
+    wh = tmp_path / "wh.duckdb"
+    assert main(["seed-demo", "-q", "--users", "60", "--items", "24", "--days", "40", "--warehouse", str(wh)]) == 0
+    pipeline = tmp_path / "dags" / "winback" / "pipeline.yaml"
+    assert (
+        main(["features", "-q", "--pipeline", str(pipeline), "--date", "2026-03-31", "--warehouse", str(wh), "--json"])
+        == 0
+    )
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["table"] == "winback_features" and result["rows"] > 0
