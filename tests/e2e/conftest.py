@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -58,9 +59,10 @@ FAULTS_DIR = Path(__file__).with_name("faults")
 RECSYS_DAGS = ("recsys_features", "recsys_training", "recsys_batch_inference", "recsys_drift")
 #: The demo world: small, but big enough to train, gate and check drift (min_rows 1000).
 WORLD_ARGS = ("--users", "200", "--items", "80", "--days", "60", "--end-date", "2026-03-31", "-q")
-#: The day the pipeline test runs end to end; training looks at as-of dates 02-26..03-24.
+#: The day the pipeline test runs end to end; training for it looks at as-of
+#: dates 02-26..03-24, for 03-30 (a fault test) at 02-25..03-23.
 RUN_DATE = dt.date(2026, 3, 31)
-HISTORY = (dt.date(2026, 2, 26), dt.date(2026, 3, 24))
+HISTORY = (dt.date(2026, 2, 25), dt.date(2026, 3, 24))
 
 
 class RecsysWorld:
@@ -94,22 +96,36 @@ class RecsysWorld:
         self.run("recsys_features", RUN_DATE)
         self.run("recsys_training", RUN_DATE, timeout=600)
 
+    def settle(self, timeout: float = 300) -> None:
+        """Wait until no DAG run is queued or running (asset-triggered ones included)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = self.client.get("/api/v2/dags/~/dagRuns", state=["queued", "running"], limit=50)["dag_runs"]
+            if not busy:
+                return
+            assert time.monotonic() < deadline, f"DAG runs still busy after {timeout:g}s: " + ", ".join(
+                f"{r['dag_id']} {r['dag_run_id']} {r['state']}" for r in busy
+            )
+            time.sleep(2)
+
     def query(self, sql: str, **params) -> list[dict]:
         return self.warehouse.query(sql, params).to_pylist()
 
     def checksum(self, table: str) -> tuple[int, int]:
-        """(rows, order-independent hash of all rows) of a table."""
-        row = self.query(f"SELECT COUNT(*) AS n, SUM(HASH(x)) AS h FROM (SELECT * FROM {table}) AS x")[0]
+        """(rows, order-independent checksum of all rows) of a table; a duplicated row changes both."""
+        row = self.query(f"SELECT COUNT(*) AS n, SUM(HASH(x) % 1000000007) AS h FROM (SELECT * FROM {table}) AS x")[0]
         return int(row["n"]), int(row["h"] or 0)
 
 
-def _airflow_ml(env: Mapping[str, str], *args: str) -> subprocess.Popen:
+def _prepare_warehouse(env: Mapping[str, str]) -> subprocess.Popen:
+    """Seed the demo world, then build the feature history, in the background."""
+    bin_dir = Path(sys.executable).parent
+    script = (
+        f"{bin_dir / 'airflow-ml'} seed-demo {' '.join(WORLD_ARGS)} && "
+        f"{bin_dir / 'airflow-ml'} features --date {HISTORY[0]} --to {HISTORY[1]} -q"
+    )
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "airflow-ml"), *args],
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        ["bash", "-c", script], env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -123,22 +139,18 @@ def recsys(tmp_path_factory) -> Iterator[RecsysWorld]:
         env={**FAST_POLICY, "AML_E2E_STALL_DIR": str(stall_dir)},
         pythonpath=[FAULTS_DIR],
     )
-    # Seed the warehouse and build the feature history while Airflow starts.
-    seed_env = {k: v for k, v in cluster.env.items() if k != "AML_E2E_STALL_DIR"}
-    seed = _airflow_ml(seed_env, "seed-demo", *WORLD_ARGS)
+    # The warehouse is prepared while Airflow starts (the DAGs only read it when triggered).
+    prepare = _prepare_warehouse({k: v for k, v in cluster.env.items() if k != "AML_E2E_STALL_DIR"})
     try:
         cluster.start()
-        out, _ = seed.communicate(timeout=300)
-        assert seed.returncode == 0, out[-3000:]
-        history = _airflow_ml(seed_env, "features", "--date", str(HISTORY[0]), "--to", str(HISTORY[1]), "-q")
-        out, _ = history.communicate(timeout=600)
-        assert history.returncode == 0, out[-3000:]
+        out, _ = prepare.communicate(timeout=900)
+        assert prepare.returncode == 0, out[-3000:]
         world = RecsysWorld(cluster, stall_dir)
         world.client.wait_for_dags(RECSYS_DAGS)
         for dag_id in RECSYS_DAGS:
             world.client.unpause(dag_id)
         yield world
     finally:
-        if seed.poll() is None:
-            seed.kill()
+        if prepare.poll() is None:
+            prepare.kill()
         stop_and_check(cluster)

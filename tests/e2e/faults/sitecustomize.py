@@ -3,7 +3,7 @@
 On the PYTHONPATH of the e2e cluster's processes only (never installed). With
 ``AML_E2E_STALL_DIR`` set, ``DuckDBWarehouse._open`` returns a connection whose
 ``execute`` watches for the statement named in ``<dir>/stall.json``
-(``{"table": "features"}``): the first ``INSERT INTO`` that table -- inside the
+(``{"table": "features"}``, optionally ``"verb": "UPDATE"``): the first ``INSERT INTO`` that table -- inside the
 partition-replacing transaction, after the old rows were deleted; or the registry's
 single-statement insert -- writes ``<dir>/stalled.json`` with its pid and sleeps, still
 holding the connection and the warehouse lock. Only the first process stalls
@@ -24,11 +24,14 @@ from pathlib import Path
 _DIR = os.environ.get("AML_E2E_STALL_DIR")
 
 
-def _armed_table(stall_dir: Path) -> str | None:
+def _armed_pattern(stall_dir: Path) -> str | None:
+    """The statement to stall on: ``INSERT INTO <table>`` (or ``UPDATE <table>`` with ``"verb"``)."""
     try:
-        return json.loads((stall_dir / "stall.json").read_text())["table"]
-    except (OSError, ValueError, KeyError):
+        armed = json.loads((stall_dir / "stall.json").read_text())
+    except (OSError, ValueError):
         return None
+    verb = r"INSERT\s+INTO" if armed.get("verb", "INSERT") == "INSERT" else r"UPDATE"
+    return rf'^\s*{verb}\s+(?:"?\w+"?\.)?"?{re.escape(armed["table"])}"?[\s(]'
 
 
 class _Stalling:
@@ -40,8 +43,7 @@ class _Stalling:
         return getattr(self._con, name)
 
     def execute(self, sql, *args, **kwargs):
-        table = _armed_table(self._dir)
-        pattern = rf'^\s*INSERT\s+INTO\s+(?:"?\w+"?\.)?"?{re.escape(table)}"?[\s(]' if table else None
+        pattern = _armed_pattern(self._dir)
         if pattern and isinstance(sql, str) and re.match(pattern, sql, re.IGNORECASE):
             try:
                 fd = os.open(self._dir / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
@@ -49,7 +51,7 @@ class _Stalling:
                 pass  # a retry, or another writer: no stall
             else:
                 os.close(fd)
-                info = {"pid": os.getpid(), "table": table, "sql": sql[:200]}
+                info = {"pid": os.getpid(), "sql": sql[:300]}
                 (self._dir / "stalled.json.tmp").write_text(json.dumps(info))
                 os.replace(self._dir / "stalled.json.tmp", self._dir / "stalled.json")
                 time.sleep(600)  # the test SIGKILLs us here
