@@ -116,7 +116,7 @@ def validate_pipeline(pipeline: str | Path, sql_dir: str | Path, sample: Warehou
         f"{spec.name}: {len(spec.steps)} feature step(s), {len(spec.features)} declared feature(s), "
         f"label {spec.label.step.table}.{spec.label.column}, objective {spec.model.objective}",
     )
-    check_windows(report, spec, sql_dir)
+    _guarded(report, "windows", lambda: check_windows(report, spec, sql_dir))
     run = _Run(as_of=sample_as_of(spec))
     if _seed_sample(report, spec, sample):
         for step in [*spec.steps, spec.label.step]:

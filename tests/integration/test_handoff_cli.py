@@ -53,8 +53,10 @@ def test_validate_exits_1_and_names_a_renamed_feature_column(tmp_path):
     assert "FAILED: 1 check(s) failed (features)" in out.stdout
 
 
-def test_validate_json_on_the_reference_pipeline(tmp_path, capsys):
+def test_validate_json_on_the_reference_pipeline_leaves_the_real_warehouse_alone(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_ML_HOME", str(tmp_path / "ml"))
     assert main(["validate", "--json"]) == 0
+    assert not (tmp_path / "ml").exists()  # the sample lives in a throwaway temp dir
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True and data["pipeline"] == str(PIPELINE)
     assert [c["check"] for c in data["checks"]][:3] == ["contract", "windows", "sample data"]
