@@ -76,9 +76,10 @@ def _read(fn: Callable[[Warehouse], dict[str, Any]], warehouse: Warehouse) -> di
             f"Another process is writing to the warehouse right now, so this page could not read it. "
             f"Reload in a few seconds. ({err})",
         ) from err
-    except MLProviderError as err:
+    except Exception as err:  # e.g. a BigQuery permission error: a message page, not a bare 500
         log.exception("ML page read failed")
-        raise PageError(500, "The warehouse could not be read", str(err)) from err
+        message = str(err) if isinstance(err, MLProviderError) else f"{type(err).__name__}: {err}"
+        raise PageError(500, "The warehouse could not be read", message) from err
 
 
 def _base(request: Request) -> str:

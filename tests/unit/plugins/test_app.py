@@ -357,6 +357,20 @@ def test_a_locked_warehouse_answers_503_with_a_message(seeded, tokens):
     assert client.get("/ml/drift", headers=auth(tokens["viewer"])).status_code == 200
 
 
+class BrokenWarehouse(DuckDBWarehouse):
+    def query(self, sql, params=None, *, source="<sql>"):
+        raise RuntimeError("403 Access Denied: dataset recsys")
+
+
+def test_a_failing_warehouse_shows_the_error_on_a_page(tmp_path, tokens):
+    client = make_client(BrokenWarehouse(tmp_path / "x.duckdb"))
+    page = client.get("/ml/models", headers=auth(tokens["viewer"]))
+    assert page.status_code == 500
+    assert "The warehouse could not be read" in page.text and "403 Access Denied: dataset recsys" in page.text
+    api = client.get("/ml/api/models", headers=auth(tokens["viewer"]))
+    assert api.status_code == 500 and api.json() == {"detail": "RuntimeError: 403 Access Denied: dataset recsys"}
+
+
 # --- wiring --------------------------------------------------------------------------------
 
 
