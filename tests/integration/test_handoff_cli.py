@@ -204,3 +204,19 @@ def test_features_on_a_scaffold_find_its_sql_beside_dags_without_sql_dir(tmp_pat
     )
     [result] = json.loads(capsys.readouterr().out)
     assert result["table"] == "winback_features" and result["rows"] > 0
+
+
+@pytest.mark.parametrize("pattern", ["recsys", "churn"])
+def test_scaffolded_dag_file_does_no_heavy_imports_at_parse_time(tmp_path, pattern):
+    """Like the reference DAGs: pandas, lightgbm, duckdb and sqlglot load inside tasks, not at parse time."""
+    scaffold("scaffolded", pattern, tmp_path)
+    dag_file = tmp_path / "dags" / "scaffolded_pipeline.py"
+    heavy = ("pandas", "lightgbm", "google.cloud.bigquery", "duckdb", "sqlglot")
+    script = (
+        "import sys, runpy, json\n"
+        f"sys.path.insert(0, {str(dag_file.parent)!r})\n"
+        f"runpy.run_path({str(dag_file)!r})\n"
+        f"print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
