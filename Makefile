@@ -24,7 +24,7 @@ HISTORY_TO ?= 2026-03-30
 # A day before the drift shows in the features, for the clean half of the drift demo.
 CLEAN_DATE ?= 2026-03-28
 
-.PHONY: help install system-deps demo airflow test lint bench lock airflow-db clean
+.PHONY: help install system-deps demo airflow validate test lint bench lock airflow-db clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 
 system-deps: ## Debian packages the tests need (Chromium for the UI browser test)
 	@./scripts/install-system-deps.sh
+
+validate: install ## check every pipeline's contract, SQL and model.py on a tiny DuckDB sample (seconds, no cloud)
+	@for p in dags/*/pipeline.yaml; do $(BIN)/airflow-ml validate --pipeline $$p || exit 1; done
 
 AIRFLOW_PORT ?= 8080
 
