@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 UI_LOCK_TIMEOUT = 5.0
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 RANKING_METRICS = ("ndcg", "map", "recall", "precision", "coverage")
-EMPTY_HINT = "No data yet: run `make demo` (or the recsys DAGs) to fill the warehouse."
 
 
 def get_warehouse() -> Warehouse:
@@ -88,7 +87,7 @@ def _base(request: Request) -> str:
 
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, template, {"base": _base(request), "empty_hint": EMPTY_HINT, **context})
+    return TEMPLATES.TemplateResponse(request, template, {"base": _base(request), **context})
 
 
 def _short_date(value: str | None) -> str:
