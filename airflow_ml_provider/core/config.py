@@ -28,7 +28,8 @@ def ml_home() -> Path:
 class PlatformConfig(BaseModel):
     """Validated extras of an ``ml_platform`` connection."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Extras may hold secrets a user put in the wrong key: never echo them in tracebacks (task logs).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     backend: Literal["local", "gcp"] = "local"
     project: str | None = None

@@ -1,6 +1,6 @@
 """Shared world for the reliability suite: a small seeded warehouse with everything a day of the pipeline leaves.
 
-``world`` (module-scoped) builds it once: the demo sources, features and labels for a
+``world`` (session-scoped) builds it once: the demo sources, features and labels for a
 training window, a trained LightGBM champion (with its drift profile), the day's
 recommendations and drift results. ``case`` copies the DuckDB file and the artifacts into
 the test's tmp dir and points the default ``ml_platform`` connection at the copy, so a test
@@ -134,9 +134,9 @@ def copy_world(src: World, dest: Path) -> World:
     return w
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def world(tmp_path_factory) -> World:
-    """The world, built once per test module."""
+    """The world, built once per session (every test works on its own copy)."""
     return build_world(tmp_path_factory.mktemp("world"))
 
 

@@ -11,7 +11,7 @@ Every case asserts three things:
   error may appear, and nothing else.
 
 The world (features, labels, a trained champion, recommendations and drift results) is
-built once per module; each case works on its own copy of the DuckDB file and artifacts.
+built once per session; each case works on its own copy of the DuckDB file and artifacts.
 The module prints ``bad input: tried N, passed M, rows lost 0`` for the closing note.
 """
 
@@ -59,7 +59,9 @@ class CLIFailed(Exception):
 # --- entry points -------------------------------------------------------------------------
 
 
-def features(w: World, *, table: str = "user_features", searchpath: Path = SQL_DIR, **kwargs: Any) -> Any:
+def features(
+    w: World, *, table: str = "user_features", searchpath: Path = SQL_DIR, run_id: str = "bad-input", **kwargs: Any
+) -> Any:
     """FeatureExtractOperator, rendered and executed as the task runner would."""
     from airflow_ml_provider.operators.features import FeatureExtractOperator
 
@@ -67,43 +69,43 @@ def features(w: World, *, table: str = "user_features", searchpath: Path = SQL_D
     kwargs.setdefault("partition_date", str(DAY))
     with DAG("reliability_features", schedule=None, template_searchpath=[str(searchpath)]):
         op = FeatureExtractOperator(task_id="features", table=table, **kwargs)
-    ctx = context("features")
+    ctx = context("features", run_id=run_id)
     op.render_template_fields(ctx)
     return op.execute(ctx)
 
 
-def recommend(w: World, **kwargs: Any) -> Any:
+def recommend(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     from airflow_ml_provider.operators.inference import BatchRecommendOperator
 
     kwargs.setdefault("prediction_date", str(DAY))
     with DAG("reliability_inference", schedule=None):
         op = BatchRecommendOperator(task_id="recommend", pipeline=str(w.pipeline), **kwargs)
-    return op.execute(context("recommend", run_id="bad-input"))
+    return op.execute(context("recommend", run_id=run_id))
 
 
-def drift(w: World, **kwargs: Any) -> Any:
+def drift(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     from airflow_ml_provider.operators.drift import DriftCheckOperator
 
     kwargs.setdefault("partition_date", str(DAY))
     with DAG("reliability_drift", schedule=None):
         op = DriftCheckOperator(task_id="drift", pipeline=str(w.pipeline), **kwargs)
-    return op.execute(context("drift", run_id="bad-input"))
+    return op.execute(context("drift", run_id=run_id))
 
 
-def train(w: World, **kwargs: Any) -> Any:
+def train(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     from airflow_ml_provider.operators.training import TrainModelOperator
 
     with DAG("reliability_training", schedule=None):
         op = TrainModelOperator(task_id="train", pipeline=str(w.pipeline), run_date=str(DAY), **kwargs)
-    return op.execute(context("train", run_id="bad-input"))
+    return op.execute(context("train", run_id=run_id))
 
 
-def promote(w: World, **kwargs: Any) -> Any:
+def promote(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     from airflow_ml_provider.operators.evaluation import EvaluateAndPromoteOperator
 
     with DAG("reliability_training", schedule=None):
         op = EvaluateAndPromoteOperator(task_id="promote", pipeline=str(w.pipeline), **kwargs)
-    return op.execute(context("promote", run_id="bad-input"))
+    return op.execute(context("promote", run_id=run_id))
 
 
 def cli(w: World, *argv: str) -> Any:
