@@ -165,7 +165,7 @@ def test_the_model_page_link_of_the_inference_task_opens_the_champion_row(page, 
 
 def test_the_charts_show_every_day_the_pipeline_ran(page, world):
     page.goto(f"{world.cluster.url}/ml/recommendations")
-    points = page.locator("svg.line-chart circle title").all_inner_texts()
+    points = page.locator("svg.line-chart circle title").evaluate_all("els => els.map(e => e.textContent)")
     assert [p.split(":")[0] for p in points] == [f"catalog coverage @ {d}" for d in DAYS]
     page.goto(f"{world.cluster.url}/ml/drift")
     heat = page.locator("svg.heatmap").inner_html()
