@@ -3,13 +3,17 @@
 The FastAPI app (``plugins/app.py``) serves the Models, Drift and Recommendations pages and
 their JSON; the ``external_views`` put the pages in the nav (Browse menu), loaded in an
 iframe with the user's session cookie. Every route requires Airflow's auth.
+
+Every Airflow process loads plugins (each task process too, for macros), but only the API
+server mounts FastAPI apps: the app, and Airflow's API security module it needs, are
+imported on first access of ``fastapi_apps``.
 """
 
 from __future__ import annotations
 
-from airflow.plugins_manager import AirflowPlugin
+from typing import Any
 
-from airflow_ml_provider.plugins.app import app
+from airflow.plugins_manager import AirflowPlugin
 
 URL_PREFIX = "/ml"
 
@@ -24,11 +28,25 @@ def _view(name: str, page: str) -> dict[str, str]:
     }
 
 
+class _FastAPIApps:
+    """``fastapi_apps`` built on first access, on the class or an instance alike."""
+
+    def __init__(self) -> None:
+        self._apps: list[dict[str, Any]] | None = None
+
+    def __get__(self, obj: object, objtype: type | None = None) -> list[dict[str, Any]]:
+        if self._apps is None:
+            from airflow_ml_provider.plugins.app import app
+
+            self._apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "ML platform"}]
+        return self._apps
+
+
 class MLPlatformPlugin(AirflowPlugin):
     """Registers the ML pages (models, drift, recommendations) with Airflow's API server and UI."""
 
     name = "ml_platform"
-    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "ML platform"}]
+    fastapi_apps = _FastAPIApps()  # type: ignore[assignment]
     external_views = [
         _view("Models", "models"),
         _view("Drift", "drift"),

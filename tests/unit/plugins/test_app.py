@@ -420,6 +420,21 @@ def test_plugin_mounts_the_app_and_puts_the_pages_in_the_browse_menu():
         ExternalViewResponse.model_validate(view)
 
 
+def test_loading_the_plugin_does_not_import_the_app():
+    # Every task process loads plugins (for macros); only the API server needs the FastAPI app.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow_ml_provider.plugins.ml_platform as m; "
+        "print('airflow_ml_provider.plugins.app' in sys.modules, "
+        "'airflow.api_fastapi.core_api.security' in sys.modules); "
+        "m.MLPlatformPlugin.fastapi_apps; print('airflow_ml_provider.plugins.app' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "True"]
+
+
 def test_every_route_of_the_real_app_requires_auth():
     # Guard against a route added later without the dependency: the app-level dependency covers all.
     from fastapi.routing import APIRoute
