@@ -146,6 +146,7 @@ class AirflowCluster:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN}:admin",
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.passwords_file),
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{self.airflow_home / 'airflow.db'}",
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS="airflow_local_settings.SQLITE_CONNECT_ARGS",
             AIRFLOW__API__HOST="127.0.0.1",
             AIRFLOW__API__PORT=str(self.port),
             AIRFLOW__API__BASE_URL=self.url,
@@ -163,7 +164,6 @@ class AirflowCluster:
             AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="0.5",
             AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK="False",
             AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC="2",
-            AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL="10",
             PYTHONPATH=os.pathsep.join([*(str(p) for p in pythonpath), str(config_dir), str(REPO)]),
         )
         self.env.update(env or {})
@@ -281,14 +281,14 @@ class AirflowCluster:
             return "(no log)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def client(self, timeout: float = 30.0) -> AirflowClient:
+    def client(self, timeout: float = 60.0) -> AirflowClient:
         return AirflowClient(self.url, ADMIN, self.password, timeout=timeout)
 
 
 class AirflowClient:
     """A small REST API v2 client: a JWT from ``POST /auth/token`` and the calls tests need."""
 
-    def __init__(self, url: str, username: str, password: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, username: str, password: str, *, timeout: float = 60.0) -> None:
         self.url = url
         token = httpx.post(f"{url}/auth/token", json={"username": username, "password": password}, timeout=timeout)
         token.raise_for_status()
@@ -402,4 +402,13 @@ class AirflowClient:
             "max_active_runs": max_active_runs,
             "reprocess_behavior": "completed",
         }
-        return self.request("POST", "/api/v2/backfills", json=body)
+        # On SQLite the API answers 503 when the metadata DB stayed locked (the scheduler writes
+        # all the time); creation is one transaction, so asking again is safe.
+        for attempt in range(6):
+            resp = self.http.post("/api/v2/backfills", json=body)
+            if resp.status_code != 503 or attempt == 5:
+                break
+            time.sleep(2 + 2 * attempt)
+        if resp.is_error:
+            raise AssertionError(f"POST /api/v2/backfills -> {resp.status_code}: {resp.text[:2000]}")
+        return resp.json()

@@ -168,6 +168,17 @@ def test_sigkill_mid_drift_results_write_keeps_the_results_and_the_retry_rewrite
 def test_sigkill_mid_model_registration_leaves_the_registry_and_the_retry_registers_once(recsys, fault):
     recsys.trained()
     recsys.settle()
+    champion = recsys.query("SELECT version FROM ml_models WHERE status = 'champion'")[0]["version"]
+    try:
+        registration_fault(recsys, fault)
+    finally:  # the session's later tests (UI, pipeline) look at the RUN_DATE champion
+        from airflow_ml_provider.core.registry import ModelRegistry
+
+        if recsys.query("SELECT version FROM ml_models WHERE status = 'champion'")[0]["version"] != champion:
+            ModelRegistry(recsys.warehouse).promote("recsys", champion, "e2e", "restore the session's champion")
+
+
+def registration_fault(recsys, fault) -> None:
     before = recsys.checksum("ml_models")
     profiles_before = recsys.checksum("drift_profiles")
     versions_before = {r["version"] for r in recsys.query("SELECT version FROM ml_models")}
