@@ -707,10 +707,11 @@ def report(request):
     lost = sum(r["rows_lost"] for r in RESULTS)
     line = f"bad input: tried {tried}, passed {passed}, rows lost {lost}"
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("")
-        reporter.write_line(line)
-    print(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+            reporter.write_line("")
+            reporter.write_line(line)
 
 
 def test_bad_input_table_has_enough_cases():
