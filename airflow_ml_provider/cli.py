@@ -227,7 +227,7 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
     for reason in gate.reasons:
         log.info("Gate: %s", reason)
     if gate.passes and args.promote:
-        registry.promote(spec.name, version, blessed_by="airflow-ml train", reason="; ".join(gate.reasons))
+        registry.promote(spec.name, version, blessed_by="airflow-ml train", reason=" ".join(gate.reasons))
     k = spec.evaluation.k
     return {
         "model_name": spec.name,

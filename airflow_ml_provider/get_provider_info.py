@@ -35,9 +35,12 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml_provider.operators.features",
                     "airflow_ml_provider.operators.training",
                     "airflow_ml_provider.operators.evaluation",
+                    "airflow_ml_provider.operators.inference",
+                    "airflow_ml_provider.operators.drift",
                 ],
             }
         ],
+        "sensors": [{"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.sensors.warehouse"]}],
         "triggers": [{"integration-name": "ML Platform", "python-modules": ["airflow_ml_provider.triggers.vertex_ai"]}],
         "extra-links": [
             "airflow_ml_provider.links.vertex_ai.VertexTrainingJobLink",
@@ -74,8 +77,5 @@ def get_provider_info() -> dict[str, Any]:
                     "training_service_account": _field("Vertex AI training service account"),
                 },
             }
-        ],
-        "plugins": [
-            {"name": "ml_platform", "plugin-class": "airflow_ml_provider.plugins.ml_platform.MLPlatformPlugin"}
         ],
     }

@@ -64,7 +64,7 @@ class EvaluateAndPromoteOperator(MLPlatformOperator):
                 reasons.append(f"champion {champion['version']} could not be scored on this data: {champion['reason']}")
             for reason in reasons:
                 self.log.info("Gate: %s", reason)
-            summary = "; ".join(reasons)
+            summary = " ".join(reasons)
             if result.passes:
                 registry.promote(name, self.version, blessed_by=self.blessed_by, reason=summary)
                 if self.hook.config.backend == "gcp":

@@ -22,6 +22,9 @@ def test_entry_points_are_registered():
     eps = {(g, ep.value) for g in groups for ep in entry_points(group=g) if ep.value.startswith("airflow_ml_provider")}
     assert ("apache_airflow_provider", "airflow_ml_provider.get_provider_info:get_provider_info") in eps
     assert ("airflow.plugins", "airflow_ml_provider.plugins.ml_platform:MLPlatformPlugin") in eps
+    # Only the entry point registers the plugin: Airflow skips provider-info plugins while
+    # [core] lazy_load_providers is on (the default) and loads them twice when it is off.
+    assert "plugins" not in get_provider_info()
     assert ("console_scripts", "airflow_ml_provider.cli:main") in eps
 
 
@@ -29,7 +32,7 @@ def test_declared_modules_and_hook_import():
     import importlib
 
     info = get_provider_info()
-    for section in ("hooks", "operators"):
+    for section in ("hooks", "operators", "sensors", "triggers"):
         for entry in info[section]:
             for module in entry["python-modules"]:
                 importlib.import_module(module)
