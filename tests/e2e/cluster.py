@@ -395,10 +395,12 @@ class AirflowClient:
         return run_id
 
     def backfill(self, dag_id: str, start: dt.date, end: dt.date, max_active_runs: int) -> dict[str, Any]:
+        """``POST /api/v2/backfills`` for the days ``start``..``end`` (inclusive), rerunning completed runs."""
         body = {
             "dag_id": dag_id,
             "from_date": dt.datetime.combine(start, dt.time(), dt.UTC).isoformat(),
-            "to_date": dt.datetime.combine(end, dt.time(), dt.UTC).isoformat(),
+            # The end of the last day, so a DAG scheduled later in the day (06:00) gets it too.
+            "to_date": dt.datetime.combine(end, dt.time(23, 59, 59), dt.UTC).isoformat(),
             "max_active_runs": max_active_runs,
             "reprocess_behavior": "completed",
         }
