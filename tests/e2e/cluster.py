@@ -34,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -282,14 +282,30 @@ class AirflowCluster:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def client(self, timeout: float = 60.0) -> AirflowClient:
-        return AirflowClient(self.url, ADMIN, self.password, timeout=timeout)
+        return AirflowClient(self.url, ADMIN, self.password, timeout=timeout, liveness=self.check_alive)
+
+    def check_alive(self) -> None:
+        """Fail with the log tail of any component that has exited."""
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise AssertionError(f"airflow {name} exited with {proc.returncode}:\n{self.log_tail(name, 80)}")
 
 
 class AirflowClient:
     """A small REST API v2 client: a JWT from ``POST /auth/token`` and the calls tests need."""
 
-    def __init__(self, url: str, username: str, password: str, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 60.0,
+        liveness: Callable[[], None] | None = None,
+    ) -> None:
         self.url = url
+        #: Raises when a component died, so waits fail at once with its log instead of at the bound.
+        self.check_alive = liveness or (lambda: None)
         token = httpx.post(f"{url}/auth/token", json={"username": username, "password": password}, timeout=timeout)
         token.raise_for_status()
         self.http = httpx.Client(
@@ -374,6 +390,7 @@ class AirflowClient:
         """Wait until the run is terminal; fail with task states and log tails unless it is ``state``."""
         deadline = time.monotonic() + timeout
         while True:
+            self.check_alive()
             run = self.dag_run(dag_id, run_id)
             if run["state"] in TERMINAL:
                 break

@@ -100,6 +100,7 @@ class RecsysWorld:
         """Wait until no DAG run is queued or running (asset-triggered ones included)."""
         deadline = time.monotonic() + timeout
         while True:
+            self.cluster.check_alive()
             busy = self.client.get("/api/v2/dags/~/dagRuns", state=["queued", "running"], limit=50)["dag_runs"]
             if not busy:
                 return

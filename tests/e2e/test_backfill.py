@@ -27,6 +27,7 @@ DAYS = 7
 def wait_for_backfill(client, backfill_id: int, dag_id: str, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while client.get(f"/api/v2/backfills/{backfill_id}")["completed_at"] is None:
+        client.check_alive()
         if time.monotonic() > deadline:
             runs = client.dag_runs(dag_id)
             detail = "\n".join(f"{r['dag_run_id']} {r['state']}" for r in runs if r["run_type"] == "backfill")

@@ -45,6 +45,7 @@ class Fault:
         stalled = self.dir / "stalled.json"
         deadline = time.monotonic() + timeout
         while not stalled.exists():
+            self.recsys.cluster.check_alive()
             run = self.recsys.client.dag_run(dag_id, run_id)
             assert run["state"] not in ("success", "failed"), (
                 f"{dag_id} {run_id} ended {run['state']} without reaching the write into {self.table}:\n"
