@@ -34,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -200,25 +200,46 @@ class AirflowCluster:
         _RUNNING.add(self)
         try:
             for name in self.components:
-                log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed in stop())
-                self._log_files.append(log)
-                args = [name, "--port", str(self.port)] if name == "api-server" else [name]
-                proc = subprocess.Popen(
-                    [str(Path(sys.executable).parent / "airflow"), *args],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    cwd=self.home,
-                )
-                self.procs[name] = proc
-                self._sids.add(proc.pid)  # a session leader's session id is its pid
+                self.start_component(name)
             self.wait_healthy()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def start_component(self, name: str) -> None:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (closed in stop())
+        self._log_files.append(log)
+        args = [name, "--port", str(self.port)] if name == "api-server" else [name]
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.home,
+        )
+        self.procs[name] = proc
+        self._sids.add(proc.pid)  # a session leader's session id is its pid
+
+    @contextlib.contextmanager
+    def paused_component(self, name: str, grace: float = 60.0) -> Iterator[None]:
+        """Stop one component (SIGTERM, it finishes its running tasks), run the body, start it again."""
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        try:
+            yield
+        finally:
+            self.start_component(name)
+            self.wait_healthy()
 
     def wait_healthy(self) -> dict[str, Any]:
         deadline = time.monotonic() + self.start_timeout
