@@ -24,7 +24,7 @@ HISTORY_TO ?= 2026-03-30
 # A day before the drift shows in the features, for the clean half of the drift demo.
 CLEAN_DATE ?= 2026-03-28
 
-.PHONY: help install system-deps demo airflow validate test lint bench lock airflow-db clean
+.PHONY: help install system-deps demo airflow validate test e2e lint bench lock airflow-db clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ airflow: install airflow-db ## start Airflow (standalone) on the embedded defaul
 
 test: install system-deps ## run the test suite (unit, integration with DuckDB and Airflow; system tests skip without GCP)
 	$(BIN)/pytest
+
+e2e: install system-deps ## only the real-Airflow tests: REST API pipeline, 7-day backfill, SIGKILL faults, UI browser test
+	$(BIN)/pytest tests/e2e
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check airflow_ml_provider dags tests bench

@@ -166,9 +166,14 @@ def test_the_model_page_link_of_the_inference_task_opens_the_champion_row(page, 
 def test_the_charts_show_every_day_the_pipeline_ran(page, world):
     page.goto(f"{world.cluster.url}/ml/recommendations")
     points = page.locator("svg.line-chart circle title").evaluate_all("els => els.map(e => e.textContent)")
-    assert [p.split(":")[0] for p in points] == [f"catalog coverage @ {d}" for d in DAYS]
+    # Other e2e tests (the backfill) share this warehouse, so other days may be there too.
+    charted = [p.split(":")[0].removeprefix("catalog coverage @ ") for p in points]
+    assert set(map(str, DAYS)) <= set(charted), charted
+    assert charted == sorted(charted)
     page.goto(f"{world.cluster.url}/ml/drift")
     heat = page.locator("svg.heatmap").inner_html()
     for day in DAYS:
         assert f">{day}</text>" in heat
-    assert page.locator("#verdicts tbody tr").count() == len(DAYS)
+    verdicts = page.locator("#verdicts tbody tr").all_inner_texts()
+    for day in DAYS:
+        assert any(str(day) in row for row in verdicts), verdicts
