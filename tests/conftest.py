@@ -32,6 +32,9 @@ for _key in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
 
 from airflow_ml_provider.core.demo import DemoConfig, DemoWorld, generate  # noqa: E402 (env first)
 
+# Local Google Cloud endpoints (fixtures ``gcp`` and ``gcs_server``) for any test that needs them.
+pytest_plugins = ["tests.fakes.gcp"]
+
 #: Quick to generate, yet big enough for every recsys SQL step to return rows.
 SMALL_DEMO = DemoConfig(users=300, items=80, days=40)
 

@@ -3,15 +3,15 @@
 -- One partition per prediction_date, replaced atomically by each inference run
 -- (a rerun replaces, never appends). Columns are documented in docs/tables.md.
 CREATE TABLE IF NOT EXISTS recommendations (
-  prediction_date DATE NOT NULL,
-  user_id STRING NOT NULL,
-  item_id STRING NOT NULL,
-  rank INT64 NOT NULL,
-  score FLOAT64 NOT NULL,
-  model_name STRING NOT NULL,
-  model_version STRING NOT NULL,
-  run_id STRING NOT NULL,
-  generated_at TIMESTAMP NOT NULL
+  prediction_date DATE,
+  user_id STRING,
+  item_id STRING,
+  rank INT64,
+  score FLOAT64,
+  model_name STRING,
+  model_version STRING,
+  run_id STRING,
+  generated_at TIMESTAMP
 )
 PARTITION BY prediction_date
 CLUSTER BY user_id
