@@ -3,11 +3,17 @@
 The trainer runs inside Vertex AI jobs without Airflow, so the core cannot use Airflow's
 ObjectStoragePath; pyarrow's filesystems cover the same two schemes. Operators use
 ObjectStoragePath.
+
+``STORAGE_EMULATOR_HOST`` (the variable google-cloud-storage and gcsfs read) points gs://
+URIs at a local GCS emulator, anonymously, so the trainer runs against the same local
+endpoint as the rest of the gcp backend in tests.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
@@ -24,7 +30,13 @@ def join(uri: str, *parts: str) -> str:
 
 
 def _resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
-    return pafs.FileSystem.from_uri(to_uri(uri))
+    text = to_uri(uri)
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    if emulator and text.startswith("gs://"):
+        parts = urlsplit(emulator if "://" in emulator else f"http://{emulator}")
+        fs = pafs.GcsFileSystem(anonymous=True, scheme=parts.scheme, endpoint_override=parts.netloc)
+        return fs, text.removeprefix("gs://")
+    return pafs.FileSystem.from_uri(text)
 
 
 def read_bytes(uri: str | Path) -> bytes:
