@@ -56,7 +56,7 @@ class LocalGcp:
             "project": self.project,
             "dataset": self.dataset,
             "location": "US",
-            "staging_bucket": f"gs://{self.bucket}/airflow-ml",
+            "staging_bucket": f"gs://{self.bucket}",
             **extra,
         }
         return json.dumps({"conn_type": "ml_platform", "extra": extras})
