@@ -24,7 +24,7 @@ HISTORY_TO ?= 2026-03-30
 # A day before the drift shows in the features, for the clean half of the drift demo.
 CLEAN_DATE ?= 2026-03-28
 
-.PHONY: help install system-deps demo airflow validate test e2e lint bench lock airflow-db clean
+.PHONY: help install system-deps demo airflow validate test e2e system-test lint bench lock airflow-db clean
 
 help: ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,10 @@ test: install system-deps ## run the test suite (unit, integration with DuckDB a
 
 e2e: install system-deps ## only the real-Airflow tests: REST API pipeline, 7-day backfill, SIGKILL faults, UI browser test
 	$(BIN)/pytest tests/e2e
+
+system-test: install ## the system tests on a real GCP project (needs SYSTEM_TESTS_GCP_PROJECT, _BUCKET, TRAINING_IMAGE; docs/gcp.md)
+	@test -n "$$SYSTEM_TESTS_GCP_PROJECT" || { echo "set SYSTEM_TESTS_GCP_PROJECT (and SYSTEM_TESTS_GCP_BUCKET, SYSTEM_TESTS_TRAINING_IMAGE): see docs/gcp.md"; exit 2; }
+	$(BIN)/pytest tests/system -m system -v
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check airflow_ml_provider dags tests bench

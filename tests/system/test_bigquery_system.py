@@ -1,33 +1,25 @@
-"""BigQueryWarehouse against real BigQuery: partition writes are idempotent and never mix.
+"""BigQueryWarehouse against real BigQuery: the same behaviours tests/unit/backends/test_bigquery.py
+checks on the local endpoint, so the two stay comparable.
 
-Runs only when ``SYSTEM_TESTS_GCP_PROJECT`` is set (Airflow's system-test convention), with
-credentials from ``google_cloud_default`` (Application Default Credentials unless the
-connection is defined). Each run uses its own dataset and deletes it afterwards.
+Runs only when ``SYSTEM_TESTS_GCP_PROJECT`` is set (Airflow's system-test convention; see
+tests/system/conftest.py and docs/gcp.md). Each test uses its own dataset and deletes it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
-from collections.abc import Iterator
 
 import pyarrow as pa
 import pytest
-from google.cloud import bigquery
 
 from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
 from airflow_ml_provider.core.config import PlatformConfig
 from airflow_ml_provider.core.labels import job_labels
 from airflow_ml_provider.core.warehouse import WriteResult
+from airflow_ml_provider.exceptions import SchemaMismatchError
 
-pytestmark = [
-    pytest.mark.system,
-    pytest.mark.skipif(
-        not os.environ.get("SYSTEM_TESTS_GCP_PROJECT"),
-        reason="system test: set SYSTEM_TESTS_GCP_PROJECT (and credentials) to run against real BigQuery",
-    ),
-]
+pytestmark = pytest.mark.system
 
 DAY = dt.date(2024, 5, 1)
 TABLE = "recommendations"
@@ -48,29 +40,16 @@ ITEMS_SQL = "SELECT item_id FROM recommendations WHERE prediction_date = @day OR
 
 
 @pytest.fixture
-def warehouse(monkeypatch: pytest.MonkeyPatch) -> Iterator[BigQueryWarehouse]:
-    if not os.environ.get("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"):
-        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", "google-cloud-platform://")
-    project = os.environ["SYSTEM_TESTS_GCP_PROJECT"]
-    location = os.environ.get("SYSTEM_TESTS_GCP_LOCATION", "US")
-    dataset_name = f"aml_system_{uuid.uuid4().hex[:12]}"
+def warehouse(real_gcp) -> BigQueryWarehouse:
     config = PlatformConfig(
         backend="gcp",
-        project=project,
-        dataset=dataset_name,
-        location=location,
+        project=real_gcp.project,
+        dataset=real_gcp.dataset,
+        location=real_gcp.location,
         maximum_bytes_billed=10 * 2**30,
     )
     labels = job_labels("system_tests", "test_bigquery_system", f"manual-{uuid.uuid4().hex[:8]}")
-    wh = BigQueryWarehouse(config, labels=labels)
-    dataset = bigquery.Dataset(f"{project}.{dataset_name}")
-    dataset.location = location
-    dataset.default_table_expiration_ms = 24 * 3600 * 1000  # belt and braces if the finally never runs
-    wh.client.create_dataset(dataset)
-    try:
-        yield wh
-    finally:
-        wh.client.delete_dataset(dataset.reference, delete_contents=True, not_found_ok=True)
+    return BigQueryWarehouse(config, labels=labels)
 
 
 def _write(wh: BigQueryWarehouse, day: dt.date, n: int, variant: int) -> WriteResult:
@@ -127,3 +106,34 @@ def test_replace_partition_from_arrow_replaces_the_sql_rows(warehouse: BigQueryW
 
     assert result.rows == 2
     assert _items(wh, DAY) == ["x", "y"]
+
+
+def test_required_columns_are_refused_with_the_column_named(warehouse: BigQueryWarehouse) -> None:
+    wh = warehouse
+    wh.execute(
+        f"CREATE TABLE IF NOT EXISTS {TABLE} (prediction_date DATE NOT NULL, user_id STRING NOT NULL, "
+        "item_id STRING, score FLOAT64) PARTITION BY prediction_date CLUSTER BY user_id"
+    )
+    with pytest.raises(SchemaMismatchError, match="user_id is REQUIRED"):
+        _write(wh, DAY, n=2, variant=1)
+
+
+def test_candidates_stream_through_the_storage_read_api(warehouse: BigQueryWarehouse) -> None:
+    wh = warehouse
+    _write(wh, DAY, n=2000, variant=1)
+    with wh.query_batches(ITEMS_SQL, {"day": DAY}, batch_rows=500) as batches:
+        sizes = [b.num_rows for b in batches]
+    assert sum(sizes) == 2000 and max(sizes) <= 500
+
+
+def test_each_export_writes_its_own_folder(warehouse: BigQueryWarehouse, real_gcp, real_bucket: str) -> None:
+    import gcsfs
+
+    wh = warehouse
+    _write(wh, DAY, n=50, variant=1)
+    base = f"gs://{real_bucket}/{real_gcp.prefix}/data"
+    first = wh.export_parquet(ITEMS_SQL, {"day": DAY}, base)
+    second = wh.export_parquet(ITEMS_SQL, {"day": DAY}, base)
+    assert first != second
+    fs = gcsfs.GCSFileSystem(project=real_gcp.project)
+    assert fs.find(first.removeprefix("gs://")) and fs.find(second.removeprefix("gs://"))
