@@ -265,6 +265,8 @@ class DuckDBWarehouse(Warehouse):
                 )
             query = check(_STAGE) if check else None
             if query is not None and gate is not None:
+                if self._columns(con, table):  # a wrong schema is the clearer error than a check's SQL error
+                    self._check_schema(con, table, sql_source)
                 where = f"data checks of {sql_source}"
                 text, bound = self._compile(query.sql, {**(params or {}), **query.params}, where)
                 with _translate_errors(where):

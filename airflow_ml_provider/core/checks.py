@@ -370,12 +370,11 @@ def _judge_row_count(max_change: float, severity: str, table: str, as_of: dt.dat
 # --- verdicts ---------------------------------------------------------------------------------
 
 
-def log_results(results: Sequence[CheckResult], logger: logging.Logger | None = None) -> None:
-    """One log line per check: failures as errors, warnings as warnings."""
+def log_results(results: Sequence[CheckResult], logger: Any = None) -> None:
+    """One log line per check on ``logger`` (stdlib or Airflow's): failures as errors, warnings as warnings."""
     out = logger or log
     for r in results:
-        level = {"fail": logging.ERROR, "warn": logging.WARNING}.get(r.status, logging.INFO)
-        out.log(level, "%s", r.log_line())
+        getattr(out, {"fail": "error", "warn": "warning"}.get(r.status, "info"))("%s", r.log_line())
 
 
 def raise_on_errors(results: Sequence[CheckResult], where: str) -> None:
