@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -67,13 +68,26 @@ class MLPlatformOperator(BaseOperator):
             raise AirflowFailException(f"{type(err).__name__}: {err}") from err
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def parse_date(value: str | dt.date, field: str = "partition_date") -> dt.date:
-    """A rendered ``{{ ds }}`` (or a date) as a date; anything else is a clear error."""
+    """A rendered ``{{ ds }}`` (or a date) as a date: exactly ``YYYY-MM-DD``, a real calendar day.
+
+    Nothing is cut off: ``'2026-03-31; DROP TABLE events'`` is refused, not read as 2026-03-31.
+    """
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
-    try:
-        return dt.date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
-        raise ContractError(f"{field} must render to a YYYY-MM-DD date, got {value!r}.") from None
+    text = str(value).strip()
+    if _DATE.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError as err:
+            raise ContractError(
+                f"{field} {value!r} is not a calendar date ({err}). Pass a real YYYY-MM-DD date."
+            ) from None
+    raise ContractError(
+        f"{field} must render to a YYYY-MM-DD date, got {value!r}. Pass a date such as '{{{{ ds }}}}' or '2026-03-31'."
+    )
