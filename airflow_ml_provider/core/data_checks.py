@@ -7,7 +7,7 @@ rows before publishing (``Warehouse.replace_partition_checked``).
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from airflow_ml_provider.core.checks import CHECK_COLUMNS, CheckResult, check_rows, event_check_query, table_check_query
 
@@ -83,3 +83,24 @@ def record_checks(
         cluster_by=("table_name",),
         allow_empty=True,
     )
+
+
+def sample_verdict(sample: Warehouse, spec: PipelineSpec, as_of: dt.date) -> tuple[Literal["PASS", "FAIL"], str]:
+    """``airflow-ml validate``'s line for the checks on its sample: (PASS | FAIL, detail); warnings pass.
+
+    The sample is synthetic, so this proves the checks compile and run on DuckDB and that
+    the contract's SQL satisfies the table checks; it says nothing about production data.
+    """
+    from airflow_ml_provider.core.runs import utcnow
+
+    results = run_checks(sample, spec, as_of, utcnow())
+    failed = [r for r in results if r.failed]
+    warned = [r for r in results if r.status == "warn"]
+    summary = f"{len(results)} check(s) ran on the sample for {as_of}"
+    if failed:
+        return "FAIL", f"{summary}; failed: " + " ".join(f"[{r.table} {r.name}] {r.message}" for r in failed)
+    if warned:
+        return "PASS", f"{summary}; no error, warnings on the synthetic sample: " + ", ".join(
+            f"{r.table} {r.name}" for r in warned
+        )
+    return "PASS", f"{summary}, all passed"
