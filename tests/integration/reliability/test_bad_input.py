@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 from airflow_ml_provider.backends.local_trainer import TrainingJobError
@@ -101,6 +101,18 @@ def checks(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     with DAG("reliability_checks", schedule=None):
         op = DataCheckOperator(task_id="checks", pipeline=str(w.pipeline), **kwargs)
     return op.execute(context("checks", run_id=run_id))
+
+
+def sensor(w: World, kind: str, **kwargs: Any) -> Any:
+    """A warehouse sensor that gives up at once (timeout 0, poke mode)."""
+    from airflow_ml_provider.sensors.warehouse import ChampionModelSensor, WarehousePartitionSensor
+
+    with DAG("reliability_sensors", schedule=None):
+        if kind == "partition":
+            op: Any = WarehousePartitionSensor(task_id="ready", mode="poke", timeout=0, poke_interval=0, **kwargs)
+        else:
+            op = ChampionModelSensor(task_id="ready", mode="poke", timeout=0, poke_interval=0, **kwargs)
+    return op.execute(context("ready"))
 
 
 def train(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
@@ -838,6 +850,48 @@ CASES: dict[str, Case] = {
         r"task 'checks': scope must be one of all, events, tables, got 'everything'",
         r"must be one of",
     ),
+    "check-events-role-missing": op_case(
+        "data checks",
+        contract(setdeep("checks", {"events": {"source": "clicks"}})),
+        lambda w: checks(w, scope="events"),
+        ContractError,
+        r"pipeline\.yaml: .*checks\.events\.source: 'clicks' is not a role in `sources`",
+        r"name the events role, or set `events: null`",
+    ),
+    "check-on-unknown-column": op_case(
+        "data checks",
+        contract(setdeep("checks", {"tables": {"features": [{"check": "not_null", "column": "no_such_column"}]}})),
+        lambda w: features(w, table="features"),
+        SQLTemplateError,
+        r"data checks of recsys/features\.sql: DuckDB rejected the query: .*no_such_column",
+        r"Fix the SQL",
+    ),
+    "sensor-partition-never-built": op_case(
+        "data checks",
+        nothing,
+        lambda w: sensor(w, "partition", table="features", partition_date="2026-04-15", producer_dag="recsys_features"),
+        AirflowSensorTimeout,
+        r"features partition as_of_date=2026-04-15 still has fewer than 1 row\(s\).*DAG 'recsys_features'",
+        r"airflow backfill create --dag-id recsys_features --from-date 2026-04-15 --to-date 2026-04-15",
+        raised=AirflowSensorTimeout,
+    ),
+    "sensor-no-champion": op_case(
+        "data checks",
+        sql("UPDATE ml_models SET status = 'candidate'"),
+        lambda w: sensor(w, "champion", model_name=MODEL),
+        AirflowSensorTimeout,
+        rf"model '{MODEL}' still has no champion in ml_models",
+        r"airflow-ml models rollback",
+        raised=AirflowSensorTimeout,
+    ),
+    "date-empty-prediction-date": op_case(
+        "configuration",
+        nothing,
+        lambda w: recommend(w, prediction_date=""),
+        ContractError,
+        r"prediction_date must render to a YYYY-MM-DD date, got ''",
+        r"Pass a date such as",
+    ),
     # --- strict dates ----------------------------------------------------------------------
     "date-injection-in-prediction-date": op_case(
         "configuration",
@@ -902,6 +956,13 @@ CASES: dict[str, Case] = {
         r"airflow-ml features: error: .*user_features\.sql: produced no rows for user_features",
         r"Check that the source tables have data up to that date",
     ),
+    "cli-check-duplicated-events": cli_case(
+        "cli",
+        sql("INSERT INTO events SELECT * FROM events"),
+        lambda w: ["check", "--pipeline", str(w.pipeline), "--date", str(DAY), "--record"],
+        r"airflow-ml check: error: data checks of 2026-03-31: .*\[duplicate_events\]",
+        r"Deduplicate the source",
+    ),
 }
 
 RESULTS: list[dict[str, Any]] = []
@@ -924,7 +985,7 @@ def report(request):
 
 
 def test_bad_input_table_has_enough_cases():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 80
     assert {c.area for c in CASES.values()} >= {
         "contract",
         "sql",
