@@ -126,7 +126,13 @@ def validate_pipeline(pipeline: str | Path, sql_dir: str | Path, sample: Warehou
         report.add("sql", "SKIP", "no sample data to run the SQL on")
     _guarded(report, "features", lambda: check_features(report, spec, sql_dir, sample, run))
     _guarded(report, "label", lambda: check_label(report, spec, sample, run))
-    _guarded(report, "data checks", lambda: report.add("data checks", *sample_verdict(sample, spec, run.as_of)))
+    failed = ", ".join(c.check for c in report.checks if c.status == "FAIL")
+    skip = f"the SQL must run first; fix {failed}" if failed else ""
+    _guarded(
+        report,
+        "data checks",
+        lambda: report.add("data checks", *sample_verdict(sample, spec, run.as_of, skip_because=skip)),
+    )
     _guarded(report, "model.py", lambda: check_model_hooks(report, spec, pipeline, sample, run))
     return report
 

@@ -69,21 +69,25 @@ class MLPlatformOperator(BaseOperator):
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A whole ISO timestamp (what `{{ logical_date }}` renders): its date is taken as written.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
 
 
 def parse_date(value: str | dt.date, field: str = "partition_date") -> dt.date:
-    """A rendered ``{{ ds }}`` (or a date) as a date: exactly ``YYYY-MM-DD``, a real calendar day.
+    """A rendered ``{{ ds }}`` (or a date) as a date: ``YYYY-MM-DD`` (or a whole ISO timestamp), a real day.
 
-    Nothing is cut off: ``'2026-03-31; DROP TABLE events'`` is refused, not read as 2026-03-31.
+    The whole string must parse; nothing is cut off: ``'2026-03-31; DROP TABLE events'`` is
+    refused, never read as 2026-03-31.
     """
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
     text = str(value).strip()
-    if _DATE.fullmatch(text):
+    is_date, is_timestamp = bool(_DATE.fullmatch(text)), bool(_TIMESTAMP.fullmatch(text))
+    if is_date or is_timestamp:
         try:
-            return dt.date.fromisoformat(text)
+            return dt.date.fromisoformat(text) if is_date else dt.datetime.fromisoformat(text).date()
         except ValueError as err:
             raise ContractError(
                 f"{field} {value!r} is not a calendar date ({err}). Pass a real YYYY-MM-DD date."

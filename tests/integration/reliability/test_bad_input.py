@@ -917,12 +917,12 @@ CASES: dict[str, Case] = {
         r"partition_date '2026-02-30' is not a calendar date",
         r"Pass a real YYYY-MM-DD date",
     ),
-    "date-timestamp-in-run-date": op_case(
+    "date-compact-run-date": op_case(
         "configuration",
         nothing,
-        lambda w: train(w, run_date="2026-03-31T06:00:00+00:00"),
+        lambda w: train(w, run_date="20260331"),
         ContractError,
-        r"run_date must render to a YYYY-MM-DD date, got '2026-03-31T06:00:00\+00:00'",
+        r"run_date must render to a YYYY-MM-DD date, got '20260331'",
         r"Pass a date such as",
     ),
     "date-bad-date-in-drift": op_case(
