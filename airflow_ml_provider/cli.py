@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from airflow_ml_provider import __version__
+from airflow_ml_provider.cli_check import add_check_parser
 from airflow_ml_provider.exceptions import MLProviderError
 
 log = logging.getLogger("airflow_ml")
@@ -474,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tables.add_argument("--json", action="store_true", help="print as JSON")
     tables.set_defaults(func=cmd_tables)
+    add_check_parser(sub, common, DEFAULT_PIPELINE, _date)
     return parser
 
 

@@ -37,6 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml_provider.operators.evaluation",
                     "airflow_ml_provider.operators.inference",
                     "airflow_ml_provider.operators.drift",
+                    "airflow_ml_provider.operators.checks",
                 ],
             }
         ],

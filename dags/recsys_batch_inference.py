@@ -44,7 +44,12 @@ with DAG(
     tags=["ml", "recsys", "inference"],
 ):
     features_ready = WarehousePartitionSensor(
-        task_id="features_ready", table="features", poke_interval=300, timeout=6 * 3600, mode="reschedule"
+        task_id="features_ready",
+        table="features",
+        producer_dag="recsys_features",
+        poke_interval=300,
+        timeout=6 * 3600,
+        mode="reschedule",
     )
     champion_ready = ChampionModelSensor(
         task_id="champion_ready", model_name="recsys", poke_interval=600, timeout=12 * 3600, mode="reschedule"

@@ -6,14 +6,20 @@ steps named in `dags/recsys/pipeline.yaml`:
 
 | task | table | reads |
 |---|---|---|
+| `source_checks` | (none: a gate) | events |
 | `user_features` | `user_features` | events, items |
 | `item_features` | `item_features` | events, items |
 | `candidates` | `candidates` | events, items |
 | `features` | `features` (the model input) | the three above, events |
+| `data_checks` | `data_checks` | events, the four above |
 
 Every write replaces its partition atomically, so reruns and backfills never duplicate
-rows. The `features` task emits the `recsys_features` asset that training and batch
-inference wait for.
+rows. The data checks of the contract's `checks:` section guard the date: `source_checks`
+stops it before any step writes when the events are stale, duplicated or in the future;
+each step checks its own new rows (not_null, unique, accepted_values, range) before
+publishing them; `data_checks` records every verdict of the date in `data_checks`. The
+`features` task emits the `recsys_features` asset that training and batch inference wait
+for.
 
 **Owners:** SQL and the contract: data science (`sql/recsys/`, `pipeline.yaml`).
 This DAG: ML platform engineering. Backend: the `ml_platform_default` connection
@@ -30,6 +36,7 @@ import pendulum
 from airflow.sdk import DAG
 from recsys.assets import FEATURES
 
+from airflow_ml_provider.operators.checks import DataCheckOperator
 from airflow_ml_provider.operators.features import FeatureExtractOperator
 
 PIPELINE = Path(__file__).parent / "recsys" / "pipeline.yaml"
@@ -46,9 +53,12 @@ with DAG(
     default_args={"pipeline": str(PIPELINE), "retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["ml", "recsys", "features"],
 ):
+    source_checks = DataCheckOperator(task_id="source_checks", scope="events", record=False)
     user_features = FeatureExtractOperator(task_id="user_features", table="user_features")
     item_features = FeatureExtractOperator(task_id="item_features", table="item_features")
     candidates = FeatureExtractOperator(task_id="candidates", table="candidates")
     features = FeatureExtractOperator(task_id="features", table="features", outlets=[FEATURES])
 
-    [user_features, item_features, candidates] >> features
+    data_checks = DataCheckOperator(task_id="data_checks")
+
+    source_checks >> [user_features, item_features, candidates] >> features >> data_checks

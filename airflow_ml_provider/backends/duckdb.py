@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier
 from airflow_ml_provider.core.sql import bind_params, partition_select, to_duckdb
 from airflow_ml_provider.core.storage import local_path, to_uri
-from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
+from airflow_ml_provider.core.warehouse import CheckBuilder, CheckGate, Warehouse, WriteResult
 from airflow_ml_provider.exceptions import (
     EmptyResultError,
     SchemaMismatchError,
@@ -33,6 +33,9 @@ from airflow_ml_provider.exceptions import (
     WarehouseError,
     WarehouseLockedError,
 )
+
+if TYPE_CHECKING:
+    from airflow_ml_provider.core.checks import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +204,56 @@ class DuckDBWarehouse(Warehouse):
         cluster_by: tuple[str, ...] = (),
         allow_empty: bool = False,
     ) -> WriteResult:
+        return self._replace(table, partition_column, partition, source, params, sql_source, allow_empty, cluster_by)[0]
+
+    def replace_partition_checked(
+        self,
+        table: str,
+        partition_column: str,
+        partition: dt.date,
+        source: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        check: CheckBuilder,
+        gate: CheckGate,
+        sql_source: str = "<sql>",
+        cluster_by: tuple[str, ...] = (),
+        allow_empty: bool = False,
+    ) -> tuple[WriteResult, list[CheckResult]]:
+        # The checks read the staged rows in the writing connection: the query runs once.
+        return self._replace(
+            table,
+            partition_column,
+            partition,
+            source,
+            params,
+            sql_source,
+            allow_empty,
+            cluster_by,
+            check=check,
+            gate=gate,
+        )
+
+    def _replace(
+        self,
+        table: str,
+        partition_column: str,
+        partition: dt.date,
+        source: str | pa.Table,
+        params: Mapping[str, Any] | None,
+        sql_source: str,
+        allow_empty: bool,
+        cluster_by: tuple[str, ...],
+        *,
+        check: CheckBuilder | None = None,
+        gate: CheckGate | None = None,
+    ) -> tuple[WriteResult, list[CheckResult]]:
         validate_identifier(table)
         validate_identifier(partition_column, kind="partition column")
         for col in cluster_by:
             validate_identifier(col, kind="cluster column")
         started = time.monotonic()
+        results: list[CheckResult] = []
         with self.connect() as con:
             self._stage(con, partition_column, partition, source, params, sql_source)
             rows = con.execute(f"SELECT count(*) FROM {_STAGE}").fetchone()[0]  # type: ignore[index]
@@ -215,6 +263,17 @@ class DuckDBWarehouse(Warehouse):
                     f"{partition}; the existing partition was left as it was. Check that the "
                     "source tables have data up to that date."
                 )
+            query = check(_STAGE) if check else None
+            if query is not None and gate is not None:
+                if self._columns(con, table):  # a wrong schema is the clearer error than a check's SQL error
+                    self._check_schema(con, table, sql_source)
+                where = f"data checks of {sql_source}"
+                text, bound = self._compile(query.sql, {**(params or {}), **query.params}, where)
+                with _translate_errors(where):
+                    row = con.execute(text, bound or None)
+                    names = [d[0] for d in row.description]
+                    results = query.evaluate(dict(zip(names, row.fetchone() or (), strict=True)))
+                gate(results)
             con.execute("BEGIN TRANSACTION")
             try:
                 target = f'"{self.schema}"."{table}"'
@@ -235,7 +294,7 @@ class DuckDBWarehouse(Warehouse):
             rows,
             time.monotonic() - started,
         )
-        return WriteResult(table=table, partition=partition.isoformat(), rows=int(rows))
+        return WriteResult(table=table, partition=partition.isoformat(), rows=int(rows)), results
 
     def _stage(
         self,

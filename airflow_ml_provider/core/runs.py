@@ -1,4 +1,10 @@
-"""The ``recommendation_runs`` table: one row per batch inference attempt, failures included."""
+"""The ``recommendation_runs`` table: one row per batch inference attempt, failures included.
+
+An attempt writes a ``running`` row before scoring (``start_run``) and updates it at the end
+(``finish_run``); a rerun of the same (run_id, try_number) updates the same row. An attempt
+killed outright (SIGKILL, a lost worker) leaves its row ``running``; the next attempt of the
+run marks it ``lost``, since Airflow runs one try of a task at a time.
+"""
 
 from __future__ import annotations
 
@@ -32,11 +38,8 @@ RUN_COLUMNS: dict[str, str] = {
 }
 
 
-def record_run(warehouse: Warehouse, row: Mapping[str, Any]) -> None:
-    """Insert one run row unless (run_id, try_number) is already recorded: a retried write never duplicates.
-
-    Values travel as parameters; a missing value is a typed NULL written by the SQL itself.
-    """
+def _values(row: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """SQL value expressions per column (a typed NULL for a missing value) and their parameters."""
     unknown = set(row) - set(RUN_COLUMNS)
     if unknown:
         raise ValueError(f"recommendation_runs has no column(s) {sorted(unknown)}")
@@ -53,6 +56,15 @@ def record_run(warehouse: Warehouse, row: Mapping[str, Any]) -> None:
             value = int(value)
         params[col] = value
         values.append(f"@{col}")
+    return values, params
+
+
+def record_run(warehouse: Warehouse, row: Mapping[str, Any]) -> None:
+    """Insert one run row unless (run_id, try_number) is already recorded: a retried write never duplicates.
+
+    Values travel as parameters; a missing value is a typed NULL written by the SQL itself.
+    """
+    values, params = _values(row)
     sql = (
         f"INSERT INTO recommendation_runs ({', '.join(RUN_COLUMNS)})\n"
         f"SELECT {', '.join(values)}\nFROM (SELECT 1) AS one\n"
@@ -64,3 +76,36 @@ def record_run(warehouse: Warehouse, row: Mapping[str, Any]) -> None:
 def utcnow() -> dt.datetime:
     """Now, timezone-aware UTC (TIMESTAMP parameters must not be naive)."""
     return dt.datetime.now(dt.UTC)
+
+
+def start_run(warehouse: Warehouse, row: Mapping[str, Any]) -> None:
+    """Record an attempt as ``running`` before it scores; earlier tries of the run still ``running`` become ``lost``.
+
+    ``row`` needs run_id, try_number, prediction_date and started_at. A rerun of the same
+    (run_id, try_number) resets its row to ``running``.
+    """
+    running = {**row, "status": "running", "finished_at": row["started_at"]}
+    params = {"run_id": row["run_id"], "try_number": int(row["try_number"])}
+    warehouse.execute(
+        "UPDATE recommendation_runs SET status = 'lost', error = CONCAT('try ', CAST(try_number AS STRING), "
+        "' stopped without finishing (killed, or its worker was lost); try ', CAST(@try_number AS STRING), "
+        "' took over') WHERE run_id = @run_id AND try_number < @try_number AND status = 'running'",
+        params,
+        source="recommendation_runs lost",
+    )
+    finish_run(warehouse, running)
+
+
+def finish_run(warehouse: Warehouse, row: Mapping[str, Any]) -> None:
+    """Write the attempt's row as it is now: insert it if missing, else update every column in place."""
+    record_run(warehouse, row)
+    values, params = _values(row)
+    assignments = ", ".join(f"{c} = {v}" for c, v in zip(RUN_COLUMNS, values, strict=True) if c not in _KEY)
+    warehouse.execute(
+        f"UPDATE recommendation_runs SET {assignments} WHERE run_id = @run_id AND try_number = @try_number",
+        params,
+        source="recommendation_runs update",
+    )
+
+
+_KEY = ("run_id", "try_number")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from airflow_ml_provider.core.checks_spec import ChecksSpec
 from airflow_ml_provider.core.config import format_validation_error
 from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import ContractError
@@ -300,6 +301,7 @@ class PipelineSpec(_Strict):
     evaluation: EvaluationGate = EvaluationGate()
     drift: DriftSpec = DriftSpec()
     inference: InferenceSpec = InferenceSpec()
+    checks: ChecksSpec = ChecksSpec()
 
     @field_validator("name", "feature_table")
     @classmethod
@@ -329,6 +331,7 @@ class PipelineSpec(_Strict):
         if keys & set(names):
             raise ValueError(f"features: entity keys {sorted(keys & set(names))} are keys, not features; remove them")
         self.drift.check_names(self.features)
+        self.checks.check_names(written, self.sources)
         return self
 
     def find_step(self, table: str) -> SqlStep | None:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from airflow_ml_provider.core.data_checks import sample_verdict
 from airflow_ml_provider.core.spec import FEATURE_TYPES, PipelineSpec, SqlStep, load_spec
 from airflow_ml_provider.core.warehouse import Warehouse
 
@@ -107,7 +108,7 @@ def validate_pipeline(pipeline: str | Path, sql_dir: str | Path, sample: Warehou
         spec = load_spec(pipeline)
     except Exception as err:  # the contract's own precise error (file, key path, fix)
         report.add("contract", "FAIL", str(err))
-        for name in ("windows", "sample data", "sql", "features", "label", "model.py"):
+        for name in ("windows", "sample data", "sql", "features", "label", "data checks", "model.py"):
             report.add(name, "SKIP", "the contract does not parse; fix it first")
         return report
     report.add(
@@ -125,6 +126,13 @@ def validate_pipeline(pipeline: str | Path, sql_dir: str | Path, sample: Warehou
         report.add("sql", "SKIP", "no sample data to run the SQL on")
     _guarded(report, "features", lambda: check_features(report, spec, sql_dir, sample, run))
     _guarded(report, "label", lambda: check_label(report, spec, sample, run))
+    failed = ", ".join(c.check for c in report.checks if c.status == "FAIL")
+    skip = f"the SQL must run first; fix {failed}" if failed else ""
+    _guarded(
+        report,
+        "data checks",
+        lambda: report.add("data checks", *sample_verdict(sample, spec, run.as_of, skip_because=skip)),
+    )
     _guarded(report, "model.py", lambda: check_model_hooks(report, spec, pipeline, sample, run))
     return report
 

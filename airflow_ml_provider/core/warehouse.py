@@ -9,13 +9,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+    from airflow_ml_provider.core.checks import CheckQuery, CheckResult
+
+#: Given the relation holding a partition's new rows, the checks to run on it (None: no checks).
+CheckBuilder = Callable[[str], "CheckQuery | None"]
+#: Judges the check results before anything is published; raises to stop the write.
+CheckGate = Callable[[list["CheckResult"]], None]
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,50 @@ class Warehouse(ABC):
         partitioned by ``partition_column`` and clustered by ``cluster_by``. An empty
         result raises ``EmptyResultError`` unless ``allow_empty``.
         """
+
+    def replace_partition_checked(
+        self,
+        table: str,
+        partition_column: str,
+        partition: dt.date,
+        source: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        check: CheckBuilder,
+        gate: CheckGate,
+        sql_source: str = "<sql>",
+        cluster_by: tuple[str, ...] = (),
+        allow_empty: bool = False,
+    ) -> tuple[WriteResult, list[CheckResult]]:
+        """``replace_partition`` of a query's rows, after ``gate`` accepted the checks run on those rows.
+
+        A gate that raises leaves the partition as it was. This default runs the checks on
+        the query itself, then writes (the query runs twice); a backend that stages the new
+        rows (DuckDB's temp table, a BigQuery script's temp table) checks the staged rows and
+        publishes them from the same stage.
+        """
+        from airflow_ml_provider.core.sql import partition_select
+
+        relation = f"(\n{partition_select(source, partition_column, sql_source)}\n)"
+        results = self._run_checks(check(relation), {**(params or {}), "__partition": partition}, sql_source)
+        gate(results)
+        written = self.replace_partition(
+            table,
+            partition_column,
+            partition,
+            source,
+            params,
+            sql_source=sql_source,
+            cluster_by=cluster_by,
+            allow_empty=allow_empty,
+        )
+        return written, results
+
+    def _run_checks(self, query: CheckQuery | None, params: Mapping[str, Any], sql_source: str) -> list[CheckResult]:
+        if query is None:
+            return []
+        rows = self.query(query.sql, {**params, **query.params}, source=f"data checks of {sql_source}").to_pylist()
+        return query.evaluate(rows[0])
 
     @abstractmethod
     def replace_table(self, table: str, data: pa.Table) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -67,13 +68,30 @@ class MLPlatformOperator(BaseOperator):
             raise AirflowFailException(f"{type(err).__name__}: {err}") from err
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A whole ISO timestamp (what `{{ logical_date }}` renders): its date is taken as written.
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?")
+
+
 def parse_date(value: str | dt.date, field: str = "partition_date") -> dt.date:
-    """A rendered ``{{ ds }}`` (or a date) as a date; anything else is a clear error."""
+    """A rendered ``{{ ds }}`` (or a date) as a date: ``YYYY-MM-DD`` (or a whole ISO timestamp), a real day.
+
+    The whole string must parse; nothing is cut off: ``'2026-03-31; DROP TABLE events'`` is
+    refused, never read as 2026-03-31.
+    """
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
-    try:
-        return dt.date.fromisoformat(str(value).strip()[:10])
-    except ValueError:
-        raise ContractError(f"{field} must render to a YYYY-MM-DD date, got {value!r}.") from None
+    text = str(value).strip()
+    is_date, is_timestamp = bool(_DATE.fullmatch(text)), bool(_TIMESTAMP.fullmatch(text))
+    if is_date or is_timestamp:
+        try:
+            return dt.date.fromisoformat(text) if is_date else dt.datetime.fromisoformat(text).date()
+        except ValueError as err:
+            raise ContractError(
+                f"{field} {value!r} is not a calendar date ({err}). Pass a real YYYY-MM-DD date."
+            ) from None
+    raise ContractError(
+        f"{field} must render to a YYYY-MM-DD date, got {value!r}. Pass a date such as '{{{{ ds }}}}' or '2026-03-31'."
+    )

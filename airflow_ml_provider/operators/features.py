@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -14,6 +15,8 @@ from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_ml_provider.core.checks import CheckQuery, CheckResult
 
 
 class FeatureExtractOperator(MLPlatformOperator):
@@ -26,6 +29,9 @@ class FeatureExtractOperator(MLPlatformOperator):
     :param query_params: extra ``@name`` values; the contract's windows are added for you.
     :param cluster_by: clustering columns; defaults to the contract step's.
     :param allow_empty: write an empty partition instead of failing on zero rows.
+    :param data_checks: run the contract's checks of ``table`` (``checks:`` in pipeline.yaml) on the
+        new rows before publishing them: a failed ``error`` check leaves the partition as it was,
+        a ``warn`` is logged and the rows are written.
     """
 
     template_fields: Sequence[str] = ("sql", "table", "partition_date", "query_params")
@@ -44,6 +50,7 @@ class FeatureExtractOperator(MLPlatformOperator):
         query_params: dict[str, Any] | None = None,
         cluster_by: Sequence[str] | None = None,
         allow_empty: bool = False,
+        data_checks: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,6 +61,7 @@ class FeatureExtractOperator(MLPlatformOperator):
         self.query_params = query_params
         self.cluster_by = cluster_by
         self.allow_empty = allow_empty
+        self.data_checks = data_checks
         self.sql_file: str | None = None
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
@@ -102,15 +110,35 @@ class FeatureExtractOperator(MLPlatformOperator):
                 self.sql_file,
                 warehouse,
             )
-            result = warehouse.replace_partition(
-                self.table,
-                self.partition_column,
-                as_of,
-                str(self.sql),
-                params,
-                sql_source=self.sql_file or f"task {self.task_id}",
-                cluster_by=tuple(cluster_by or ()),
-                allow_empty=self.allow_empty,
-            )
+            sql_source = self.sql_file or f"task {self.task_id}"
+            clusters = tuple(cluster_by or ())
+            source = (self.table, self.partition_column, as_of, str(self.sql), params)
+            if step is not None and self.data_checks:
+                result, _ = warehouse.replace_partition_checked(
+                    *source,
+                    check=self._checks(as_of),
+                    gate=self._gate(as_of),
+                    sql_source=sql_source,
+                    cluster_by=clusters,
+                    allow_empty=self.allow_empty,
+                )
+            else:
+                result = warehouse.replace_partition(
+                    *source, sql_source=sql_source, cluster_by=clusters, allow_empty=self.allow_empty
+                )
         self.log.info("Wrote %d rows to %s (partition %s)", result.rows, result.table, result.partition)
         return result.as_dict()
+
+    def _checks(self, as_of: dt.date) -> Callable[[str], CheckQuery | None]:
+        from airflow_ml_provider.core.checks import table_check_query
+
+        return lambda relation: table_check_query(self.spec, self.table, relation, as_of)
+
+    def _gate(self, as_of: dt.date) -> Callable[[list[CheckResult]], None]:
+        from airflow_ml_provider.core.checks import log_results, raise_on_errors
+
+        def gate(results: list[CheckResult]) -> None:
+            log_results(results, self.log)
+            raise_on_errors(results, f"{self.table} partition {self.partition_column}={as_of}")
+
+        return gate

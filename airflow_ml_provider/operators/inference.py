@@ -32,8 +32,9 @@ class BatchRecommendOperator(MLPlatformOperator):
     The model is a pinned version or the ``champion`` alias, never an implicit latest. The
     serving schema is checked against the model's before any scoring; candidates stream in
     bounded Arrow batches; the partition is replaced in one atomic write, so readers see the
-    old lists or the new ones. Every attempt, failed ones included, adds a row to
-    ``recommendation_runs``.
+    old lists or the new ones. Every attempt, failed ones included, has a row in
+    ``recommendation_runs``: ``running`` before scoring, then ``success`` or ``failed``; a
+    rerun of the same try updates it, and a try killed outright shows as ``lost``.
 
     :param prediction_date: the as-of date of the features to score (default: logical date).
     :param model_version: a version from ``ml_models`` or ``champion``.
@@ -61,7 +62,7 @@ class BatchRecommendOperator(MLPlatformOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml_provider.core.ddl import ensure_tables
-        from airflow_ml_provider.core.runs import record_run, utcnow
+        from airflow_ml_provider.core.runs import finish_run, start_run, utcnow
 
         started_at, started = utcnow(), time.monotonic()
         ti = context["ti"]
@@ -71,6 +72,7 @@ class BatchRecommendOperator(MLPlatformOperator):
             run["prediction_date"] = day
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
             ensure_tables(warehouse, "recommendations", "recommendations_latest", "recommendation_runs")
+            start_run(warehouse, {**run, "started_at": started_at})
             try:
                 run.update(self.recommend(warehouse, day, ti.run_id, run))
                 run["status"] = "success"
@@ -79,7 +81,7 @@ class BatchRecommendOperator(MLPlatformOperator):
                 raise
             finally:
                 run.update(started_at=started_at, finished_at=utcnow(), seconds_total=time.monotonic() - started)
-                record_run(warehouse, run)
+                finish_run(warehouse, run)
         # Tell downstream (recsys_drift) which date and model the asset event is about.
         outlet_events = context.get("outlet_events")
         if outlet_events is not None:

@@ -1,4 +1,8 @@
-"""Sensors on the ml_platform warehouse: wait for a date partition, or for a champion model."""
+"""Sensors on the ml_platform warehouse: wait for a date partition, or for a champion model.
+
+Both default to ``mode="reschedule"`` (no worker slot held while waiting) with a bounded
+``timeout``; on timeout the error names what is missing and the DAG that builds it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import TableNotFoundError
@@ -17,8 +22,19 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+def _sensor_defaults(kwargs: dict[str, Any], poke_interval: int, timeout: int) -> dict[str, Any]:
+    """Reschedule mode and a bounded wait unless the DAG says otherwise."""
+    kwargs.setdefault("mode", "reschedule")
+    kwargs.setdefault("poke_interval", poke_interval)
+    kwargs.setdefault("timeout", timeout)
+    return kwargs
+
+
 class WarehousePartitionSensor(BaseSensorOperator):
-    """Wait until ``table`` has at least ``min_rows`` rows for ``partition_date`` (a missing table is not yet)."""
+    """Wait until ``table`` has at least ``min_rows`` rows for ``partition_date`` (a missing table is not yet).
+
+    :param producer_dag: the DAG that builds ``table`` (named in the log and the timeout error).
+    """
 
     template_fields: Sequence[str] = ("table", "partition_date")
 
@@ -29,11 +45,13 @@ class WarehousePartitionSensor(BaseSensorOperator):
         partition_date: str = "{{ ds }}",
         partition_column: str = "as_of_date",
         min_rows: int = 1,
+        producer_dag: str | None = None,
         ml_conn_id: str = MLPlatformHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**_sensor_defaults(kwargs, poke_interval=300, timeout=6 * 3600))
         self.table = table
+        self.producer_dag = producer_dag
         self.partition_date = partition_date
         self.partition_column = partition_column
         self.min_rows = min_rows
@@ -53,8 +71,31 @@ class WarehousePartitionSensor(BaseSensorOperator):
             rows = self.hook.get_warehouse().query(sql, {"d": day}, source=f"sensor on {table}").to_pylist()[0]["n"]
         except TableNotFoundError:
             rows = 0
-        self.log.info("%s partition %s=%s has %d rows (waiting for %d)", table, column, day, rows, self.min_rows)
+        self.log.info(
+            "%s partition %s=%s has %d rows (waiting for %d; built by %s)",
+            table,
+            column,
+            day,
+            rows,
+            self.min_rows,
+            self._producer(),
+        )
         return rows >= self.min_rows
+
+    def _producer(self) -> str:
+        return f"DAG {self.producer_dag!r}" if self.producer_dag else "the DAG that writes it"
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as err:
+            day = parse_date(self.partition_date)
+            raise AirflowSensorTimeout(
+                f"{self.table} partition {self.partition_column}={day} still has fewer than {self.min_rows} row(s) "
+                f"after {self.timeout:g}s. It is built by {self._producer()}: run or backfill it for {day} "
+                f"(`airflow backfill create --dag-id {self.producer_dag or '<dag_id>'} --from-date {day} "
+                f"--to-date {day}`), then clear this task."
+            ) from err
 
 
 class ChampionModelSensor(BaseSensorOperator):
@@ -63,7 +104,7 @@ class ChampionModelSensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("model_name",)
 
     def __init__(self, *, model_name: str, ml_conn_id: str = MLPlatformHook.default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**_sensor_defaults(kwargs, poke_interval=600, timeout=12 * 3600))
         self.model_name = model_name
         self.ml_conn_id = ml_conn_id
 
@@ -73,3 +114,13 @@ class ChampionModelSensor(BaseSensorOperator):
         champion = ModelRegistry(MLPlatformHook(ml_conn_id=self.ml_conn_id).get_warehouse()).champion(self.model_name)
         self.log.info("Champion of %s: %s", self.model_name, champion.version if champion else "none yet")
         return champion is not None
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as err:
+            raise AirflowSensorTimeout(
+                f"model {self.model_name!r} still has no champion in ml_models after {self.timeout:g}s. It comes "
+                "from the training DAG (train, then evaluate and promote): run it, or restore the previous champion "
+                "with `airflow-ml models rollback`, then clear this task."
+            ) from err

@@ -32,8 +32,11 @@ def test_dags_import_without_errors_or_connections(monkeypatch, airflow_db):
     assert {"recsys_features", "recsys_training"} <= set(bag.dag_ids)
     dag = bag.get_dag("recsys_features")
     assert dag.doc_md and "Owners" in dag.doc_md
-    assert {t.task_id for t in dag.tasks} == {"user_features", "item_features", "candidates", "features"}
-    assert dag.get_task("features").upstream_task_ids == {"user_features", "item_features", "candidates"}
+    steps = {"user_features", "item_features", "candidates"}
+    assert {t.task_id for t in dag.tasks} == {"source_checks", *steps, "features", "data_checks"}
+    assert all(dag.get_task(t).upstream_task_ids == {"source_checks"} for t in steps)
+    assert dag.get_task("features").upstream_task_ids == steps
+    assert dag.get_task("data_checks").upstream_task_ids == {"features"}
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)

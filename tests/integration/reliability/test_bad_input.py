@@ -30,10 +30,11 @@ from typing import Any
 import pytest
 import yaml
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 from airflow_ml_provider.backends.local_trainer import TrainingJobError
+from airflow_ml_provider.core.checks import DataCheckError
 from airflow_ml_provider.core.drift import DriftProfileError
 from airflow_ml_provider.core.encoding import FeatureDataError
 from airflow_ml_provider.core.envelope import ENVELOPE_FILE, MODEL_FILE, ModelLoadError
@@ -92,11 +93,34 @@ def drift(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     return op.execute(context("drift", run_id=run_id))
 
 
+def checks(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
+    """DataCheckOperator (recsys_features' gate and its closing record)."""
+    from airflow_ml_provider.operators.checks import DataCheckOperator
+
+    kwargs.setdefault("partition_date", str(DAY))
+    with DAG("reliability_checks", schedule=None):
+        op = DataCheckOperator(task_id="checks", pipeline=str(w.pipeline), **kwargs)
+    return op.execute(context("checks", run_id=run_id))
+
+
+def sensor(w: World, kind: str, **kwargs: Any) -> Any:
+    """A warehouse sensor that gives up at once (timeout 0, poke mode)."""
+    from airflow_ml_provider.sensors.warehouse import ChampionModelSensor, WarehousePartitionSensor
+
+    with DAG("reliability_sensors", schedule=None):
+        if kind == "partition":
+            op: Any = WarehousePartitionSensor(task_id="ready", mode="poke", timeout=0, poke_interval=0, **kwargs)
+        else:
+            op = ChampionModelSensor(task_id="ready", mode="poke", timeout=0, poke_interval=0, **kwargs)
+    return op.execute(context("ready"))
+
+
 def train(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     from airflow_ml_provider.operators.training import TrainModelOperator
 
+    kwargs.setdefault("run_date", str(DAY))
     with DAG("reliability_training", schedule=None):
-        op = TrainModelOperator(task_id="train", pipeline=str(w.pipeline), run_date=str(DAY), **kwargs)
+        op = TrainModelOperator(task_id="train", pipeline=str(w.pipeline), **kwargs)
     return op.execute(context("train", run_id=run_id))
 
 
@@ -678,6 +702,245 @@ CASES: dict[str, Case] = {
         r"prediction_date must render to a YYYY-MM-DD date, got 'yesterday'",
         r"YYYY-MM-DD",
     ),
+    # --- data that is wrong but valid: the contract's data checks (issue 14) ---------------------
+    "check-duplicated-events": op_case(
+        "data checks",
+        sql("INSERT INTO events SELECT * FROM events"),
+        lambda w: checks(w, scope="events"),
+        DataCheckError,
+        r"data checks of 2026-03-31: .*\[duplicate_events\] events: \d+ of \d+ events .*\(50\.0%\) repeat another",
+        r"Deduplicate the source",
+    ),
+    "check-duplicated-events-all-scopes": op_case(
+        "data checks",
+        sql("INSERT INTO events SELECT * FROM events"),
+        checks,
+        DataCheckError,
+        r"\[duplicate_events\]",
+        r"nothing was written",
+    ),
+    "check-null-in-non-nullable-feature": op_case(
+        "data checks",
+        sql_file(
+            "features_null.sql",
+            "SELECT * EXCEPT (as_of_date) REPLACE (IF(item_id < 'i00040', NULL, item_category) AS item_category) "
+            "FROM features WHERE as_of_date = @as_of",
+        ),
+        lambda w: features(w, table="features", sql="features_null.sql", searchpath=w.root / "sql"),
+        DataCheckError,
+        r"features\.item_category has \d+ NULL value\(s\) in partition 2026-03-31 but must have none",
+        r"declare the column nullable in pipeline\.yaml",
+    ),
+    "check-nan-in-non-nullable-feature": op_case(
+        "data checks",
+        sql_file(
+            "features_nan.sql",
+            "SELECT * EXCEPT (as_of_date) REPLACE (IF(item_id = 'i00003', CAST('NaN' AS FLOAT64), item_price) "
+            "AS item_price) FROM features WHERE as_of_date = @as_of",
+        ),
+        lambda w: features(w, table="features", sql="features_nan.sql", searchpath=w.root / "sql"),
+        DataCheckError,
+        r"features\.item_price has \d+ NULL value\(s\)",
+        r"IFNULL",
+    ),
+    "check-duplicate-feature-keys": op_case(
+        "data checks",
+        sql_file(
+            "features_dupes.sql",
+            "SELECT * EXCEPT (as_of_date) FROM features WHERE as_of_date = @as_of UNION ALL "
+            "SELECT * EXCEPT (as_of_date) FROM features WHERE as_of_date = @as_of AND user_id < 'u00010'",
+        ),
+        lambda w: features(w, table="features", sql="features_dupes.sql", searchpath=w.root / "sql"),
+        DataCheckError,
+        r"features partition 2026-03-31: \d+ row\(s\) repeat a \(user_id, item_id\) key that must be unique",
+        r"a join fanned out",
+    ),
+    "check-accepted-values": op_case(
+        "data checks",
+        contract(
+            setdeep(
+                "checks",
+                {
+                    "tables": {
+                        "features": [
+                            {"check": "accepted_values", "column": "candidate_source", "values": ["history", "covisit"]}
+                        ]
+                    }
+                },
+            )
+        ),
+        lambda w: features(w, table="features"),
+        DataCheckError,
+        r"features\.candidate_source has \d+ value\(s\) in partition 2026-03-31 outside the accepted values",
+        r"add the value to checks\.tables\.features",
+    ),
+    "check-range": op_case(
+        "data checks",
+        contract(
+            setdeep("checks", {"tables": {"item_features": [{"check": "range", "column": "item_price", "max": 1}]}})
+        ),
+        lambda w: features(w, table="item_features"),
+        DataCheckError,
+        r"item_features\.item_price has \d+ value\(s\) in partition 2026-03-31 outside the range \[-inf, 1\]",
+        r"widen the range in checks\.tables\.item_features",
+    ),
+    "check-future-events": op_case(
+        "data checks",
+        sql(
+            "INSERT INTO events SELECT * REPLACE (TIMESTAMPTZ '2099-01-01 00:00:00+00' AS event_ts) FROM events LIMIT 5"
+        ),
+        lambda w: checks(w, scope="events"),
+        DataCheckError,
+        r"\[future_events\] events: 5 event\(s\) have event_ts after",
+        r"Fix the loader's clock or time zone",
+    ),
+    "check-day-without-events": op_case(
+        "data checks",
+        sql(f"DELETE FROM events WHERE CAST(event_ts AS DATE) = DATE '{DAY}'"),
+        lambda w: checks(w, scope="events"),
+        DataCheckError,
+        rf"\[freshness\] events: events must reach {DAY} for as-of date {DAY}, but the newest is on 2026-03-30",
+        r"Load the missing events",
+    ),
+    "check-label-horizon-without-events": op_case(
+        "data checks",
+        nothing,
+        lambda w: features(w, table="labels"),
+        DataCheckError,
+        rf"labels partition {DAY}: events reach only {DAY}, before the end of the label horizon 2026-04-07",
+        r"Build labels for 2026-03-31 once events through 2026-04-07 are loaded",
+    ),
+    "check-label-horizon-no-interactions": op_case(
+        "data checks",
+        sql("DELETE FROM events WHERE CAST(event_ts AS DATE) BETWEEN DATE '2026-03-22' AND DATE '2026-03-28'"),
+        lambda w: features(w, table="labels", partition_date="2026-03-21"),
+        DataCheckError,
+        r"labels partition 2026-03-21: 0 positive label\(s\) of \d+ row\(s\)",
+        r"Check that events cover the horizon",
+    ),
+    "check-contract-unknown-table": op_case(
+        "data checks",
+        contract(setdeep("checks", {"tables": {"user_featurez": [{"check": "not_null", "column": "user_id"}]}})),
+        features,
+        ContractError,
+        r"pipeline\.yaml: .*checks\.tables: 'user_featurez' is not written by a step",
+        r"check one of user_features",
+    ),
+    "check-contract-unique-without-columns": op_case(
+        "data checks",
+        contract(setdeep("checks", {"tables": {"features": [{"check": "unique"}]}})),
+        features,
+        ContractError,
+        r"pipeline\.yaml: checks\.tables\.features\.0",
+        r"unique needs `columns`",
+    ),
+    "check-contract-unknown-severity": op_case(
+        "data checks",
+        contract(setdeep("checks", {"events": {"freshness": {"severity": "fatal"}}})),
+        lambda w: checks(w, scope="events"),
+        ContractError,
+        r"pipeline\.yaml: checks\.events\.freshness\.severity",
+        r"'error' or 'warn'",
+    ),
+    "check-bad-scope": op_case(
+        "data checks",
+        nothing,
+        lambda w: checks(w, scope="everything"),
+        ContractError,
+        r"task 'checks': scope must be one of all, events, tables, got 'everything'",
+        r"must be one of",
+    ),
+    "check-events-role-missing": op_case(
+        "data checks",
+        contract(setdeep("checks", {"events": {"source": "clicks"}})),
+        lambda w: checks(w, scope="events"),
+        ContractError,
+        r"pipeline\.yaml: .*checks\.events\.source: 'clicks' is not a role in `sources`",
+        r"name the events role, or set `events: null`",
+    ),
+    "check-on-unknown-column": op_case(
+        "data checks",
+        contract(setdeep("checks", {"tables": {"features": [{"check": "not_null", "column": "no_such_column"}]}})),
+        lambda w: features(w, table="features"),
+        SQLTemplateError,
+        r"data checks of recsys/features\.sql: DuckDB rejected the query: .*no_such_column",
+        r"Fix the SQL",
+    ),
+    "sensor-partition-never-built": op_case(
+        "data checks",
+        nothing,
+        lambda w: sensor(w, "partition", table="features", partition_date="2026-04-15", producer_dag="recsys_features"),
+        AirflowSensorTimeout,
+        r"features partition as_of_date=2026-04-15 still has fewer than 1 row\(s\).*DAG 'recsys_features'",
+        r"airflow backfill create --dag-id recsys_features --from-date 2026-04-15 --to-date 2026-04-15",
+        raised=AirflowSensorTimeout,
+    ),
+    "sensor-no-champion": op_case(
+        "data checks",
+        sql("UPDATE ml_models SET status = 'candidate'"),
+        lambda w: sensor(w, "champion", model_name=MODEL),
+        AirflowSensorTimeout,
+        rf"model '{MODEL}' still has no champion in ml_models",
+        r"airflow-ml models rollback",
+        raised=AirflowSensorTimeout,
+    ),
+    "date-empty-prediction-date": op_case(
+        "configuration",
+        nothing,
+        lambda w: recommend(w, prediction_date=""),
+        ContractError,
+        r"prediction_date must render to a YYYY-MM-DD date, got ''",
+        r"Pass a date such as",
+    ),
+    # --- strict dates ----------------------------------------------------------------------
+    "date-injection-in-prediction-date": op_case(
+        "configuration",
+        nothing,
+        lambda w: recommend(w, prediction_date=f"{DAY}; DROP TABLE events"),
+        ContractError,
+        r"prediction_date must render to a YYYY-MM-DD date, got '2026-03-31; DROP TABLE events'",
+        r"Pass a date such as",
+    ),
+    "date-injection-in-partition-date": op_case(
+        "configuration",
+        nothing,
+        lambda w: features(w, partition_date=f"{DAY}; DROP TABLE events"),
+        ContractError,
+        r"partition_date must render to a YYYY-MM-DD date, got '2026-03-31; DROP TABLE events'",
+        r"Pass a date such as",
+    ),
+    "date-not-a-calendar-day": op_case(
+        "configuration",
+        nothing,
+        lambda w: features(w, partition_date="2026-02-30"),
+        ContractError,
+        r"partition_date '2026-02-30' is not a calendar date",
+        r"Pass a real YYYY-MM-DD date",
+    ),
+    "date-compact-run-date": op_case(
+        "configuration",
+        nothing,
+        lambda w: train(w, run_date="20260331"),
+        ContractError,
+        r"run_date must render to a YYYY-MM-DD date, got '20260331'",
+        r"Pass a date such as",
+    ),
+    "date-bad-date-in-drift": op_case(
+        "configuration",
+        nothing,
+        lambda w: drift(w, partition_date="31/03/2026"),
+        ContractError,
+        r"partition_date must render to a YYYY-MM-DD date, got '31/03/2026'",
+        r"Pass a date such as",
+    ),
+    "date-bad-date-in-checks": op_case(
+        "configuration",
+        nothing,
+        lambda w: checks(w, partition_date="2026-13-01"),
+        ContractError,
+        r"partition_date '2026-13-01' is not a calendar date",
+        r"Pass a real YYYY-MM-DD date",
+    ),
     # --- the CLI ---------------------------------------------------------------------------
     "cli-contract-unknown-key": cli_case(
         "cli",
@@ -692,6 +955,13 @@ CASES: dict[str, Case] = {
         lambda w: ["features", "--pipeline", str(w.pipeline), "--date", "2025-01-01"],
         r"airflow-ml features: error: .*user_features\.sql: produced no rows for user_features",
         r"Check that the source tables have data up to that date",
+    ),
+    "cli-check-duplicated-events": cli_case(
+        "cli",
+        sql("INSERT INTO events SELECT * FROM events"),
+        lambda w: ["check", "--pipeline", str(w.pipeline), "--date", str(DAY), "--record"],
+        r"airflow-ml check: error: data checks of 2026-03-31: .*\[duplicate_events\]",
+        r"Deduplicate the source",
     ),
 }
 
@@ -715,8 +985,16 @@ def report(request):
 
 
 def test_bad_input_table_has_enough_cases():
-    assert len(CASES) >= 30
-    assert {c.area for c in CASES.values()} >= {"contract", "sql", "identifiers", "data", "models", "configuration"}
+    assert len(CASES) >= 80
+    assert {c.area for c in CASES.values()} >= {
+        "contract",
+        "sql",
+        "identifiers",
+        "data",
+        "data checks",
+        "models",
+        "configuration",
+    }
 
 
 @pytest.mark.parametrize("name", list(CASES), ids=list(CASES))

@@ -13,7 +13,7 @@ from airflow_ml_provider.core.spec import load_spec
 from airflow_ml_provider.core.validate import ValidationReport, feature_problems, validate_pipeline, window_problems
 from tests.paths import PIPELINE, SQL_DIR
 
-CHECKS = {"contract", "windows", "sample data", "features", "label", "model.py"}
+CHECKS = {"contract", "windows", "sample data", "features", "label", "data checks", "model.py"}
 
 
 @pytest.fixture

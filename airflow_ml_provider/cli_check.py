@@ -1,0 +1,68 @@
+"""``airflow-ml check``: run the contract's data checks on the warehouse for a date (as DataCheckOperator does)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("airflow_ml")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the data checks of pipeline.yaml (`checks:`) for one date on the warehouse.
+
+    One aggregation for the events source and one per published step table. Prints one
+    line per check (or JSON with --json). Exit code 1 when an `error` check fails; `warn`
+    checks print and exit 0. With --record the results replace the date's partition of
+    data_checks (only when no error check failed, as in the DAG).
+    """
+    from airflow_ml_provider.cli import _warehouse
+    from airflow_ml_provider.core.checks import DataCheckError, raise_on_errors
+    from airflow_ml_provider.core.data_checks import record_checks, run_checks
+    from airflow_ml_provider.core.runs import utcnow
+    from airflow_ml_provider.core.spec import load_spec
+
+    spec = load_spec(args.pipeline)
+    warehouse = _warehouse(args)
+    checked_at = utcnow()
+    log.info("Checking %s data for %s on %r (contract %s)", spec.name, args.date, warehouse, args.pipeline)
+    results = run_checks(warehouse, spec, args.date, checked_at, scope=args.scope)
+    if args.json:
+        failed = [r for r in results if r.failed]
+        print(json.dumps({"date": args.date.isoformat(), "ok": not failed, "checks": [r.as_dict() for r in results]}))
+    else:
+        for r in results:
+            print(r.log_line())
+    try:
+        raise_on_errors(results, f"data checks of {args.date}")
+    except DataCheckError:
+        if args.json:  # the JSON already says what failed
+            return 1
+        raise
+    if args.record:
+        record_checks(warehouse, args.date, results, "cli", checked_at)
+    return 0
+
+
+def add_check_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Path, date: Callable[[str], Any]) -> None:
+    """Register ``check`` on the ``airflow-ml`` subcommands."""
+    from airflow_ml_provider.core.data_checks import SCOPES
+
+    check = sub.add_parser(
+        "check",
+        parents=[common],
+        help="run the contract's data checks for a date on the warehouse",
+        description=cmd_check.__doc__,
+        epilog="Examples:\n  airflow-ml check --date 2026-03-31\n  airflow-ml check --date 2026-03-31 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)")
+    check.add_argument("--date", type=date, required=True, help="as-of date to check (YYYY-MM-DD)")
+    check.add_argument("--scope", choices=SCOPES, default="all", help="events, tables (step partitions) or all")
+    check.add_argument("--record", action="store_true", help="write the results to the data_checks table")
+    check.add_argument("--json", action="store_true", help='print {"date", "ok", "checks": [...]}')
+    check.set_defaults(func=cmd_check)

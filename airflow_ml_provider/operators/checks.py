@@ -1,0 +1,60 @@
+"""DataCheckOperator: run the contract's data checks for a date in the warehouse, record them in data_checks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_ml_provider.links.bigquery import BigQueryTableLink
+from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DataCheckOperator(MLPlatformOperator):
+    """Run the ``checks:`` of pipeline.yaml for ``partition_date``: one aggregation per table.
+
+    A failed ``error`` check fails the task (no retries) and writes nothing; warnings are
+    logged, one line per check, and the results replace the date's ``data_checks`` partition.
+
+    :param partition_date: the as-of date to check.
+    :param scope: ``events`` (the source, e.g. before the feature steps), ``tables`` (the
+        published step partitions) or ``all``.
+    :param record: write the results to ``data_checks`` (a gate before the steps need not).
+    """
+
+    template_fields: Sequence[str] = ("partition_date", "scope")
+    ui_color = "#fbf3e8"
+    operator_extra_links = (BigQueryTableLink("data_checks"),)
+
+    def __init__(
+        self, *, partition_date: str = "{{ ds }}", scope: str = "all", record: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.partition_date = partition_date
+        self.scope = scope
+        self.record = record
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml_provider.core.checks import log_results, raise_on_errors
+        from airflow_ml_provider.core.data_checks import record_checks, run_checks
+        from airflow_ml_provider.core.runs import utcnow
+        from airflow_ml_provider.exceptions import ContractError
+
+        with self.fail_fast():
+            day = parse_date(self.partition_date, "partition_date")
+            if self.scope not in ("all", "events", "tables"):
+                raise ContractError(
+                    f"task {self.task_id!r}: scope must be one of all, events, tables, got {self.scope!r}."
+                )
+            warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            checked_at = utcnow()
+            results = run_checks(warehouse, self.spec, day, checked_at, scope=self.scope)
+            log_results(results, self.log)
+            raise_on_errors(results, f"data checks of {day}")
+            if self.record:
+                record_checks(warehouse, day, results, context["ti"].run_id, checked_at)
+        counts = {s: sum(r.status == s for r in results) for s in ("pass", "warn", "skipped")}
+        self.log.info("Data checks of %s: %d passed, %d warned, %d skipped", day, *counts.values())
+        return {"date": day.isoformat(), "checks": len(results), **counts}

@@ -1,0 +1,54 @@
+"""recommendation_runs tells the truth: a running row before scoring, one row per (run_id, try), lost tries."""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+from airflow_ml_provider.core.runs import start_run, utcnow
+from tests.integration.reliability.conftest import DAY, World, context
+
+
+def recommend(w: World, run_id: str, try_number: int = 1) -> dict:
+    from airflow_ml_provider.operators.inference import BatchRecommendOperator
+
+    with DAG("reliability_runs", schedule=None):
+        op = BatchRecommendOperator(task_id="recommend", pipeline=str(w.pipeline), prediction_date=str(DAY))
+    return op.execute(context("recommend", run_id=run_id, try_number=try_number))
+
+
+def runs(w: World, run_id: str) -> list[dict]:
+    return (
+        DuckDBWarehouse(w.warehouse)
+        .query(
+            "SELECT try_number, status, rows_written, error FROM recommendation_runs WHERE run_id = @r "
+            "ORDER BY try_number",
+            {"r": run_id},
+        )
+        .to_pylist()
+    )
+
+
+def test_a_rerun_of_the_same_try_updates_its_row(case: World):
+    wh = DuckDBWarehouse(case.warehouse)
+    first = recommend(case, "rerun")
+    with wh.connect() as con:  # make the second attempt write a different number of rows
+        con.execute(f"DELETE FROM features WHERE as_of_date = '{DAY}' AND user_id = (SELECT min(user_id) FROM users)")
+    second = recommend(case, "rerun")
+    assert second["rows_written"] != first["rows_written"]
+    assert runs(case, "rerun") == [
+        {"try_number": 1, "status": "success", "rows_written": second["rows_written"], "error": None}
+    ]
+    written = wh.query("SELECT COUNT(*) AS n FROM recommendations WHERE prediction_date = @d", {"d": DAY})
+    assert written.to_pylist()[0]["n"] == second["rows_written"]
+
+
+def test_a_try_killed_while_running_shows_as_lost_to_the_next_try(case: World):
+    wh = DuckDBWarehouse(case.warehouse)
+    # What try 1 leaves when it is SIGKILLed after its start: the running row, nothing else.
+    start_run(wh, {"run_id": "killed", "try_number": 1, "prediction_date": DAY, "started_at": utcnow()})
+    assert [r["status"] for r in runs(case, "killed")] == ["running"]
+    recommend(case, "killed", try_number=2)
+    got = runs(case, "killed")
+    assert [(r["try_number"], r["status"]) for r in got] == [(1, "lost"), (2, "success")]
+    assert got[0]["error"] == "try 1 stopped without finishing (killed, or its worker was lost); try 2 took over"
