@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +53,9 @@ from airflow_ml_provider.exceptions import (
 
 if TYPE_CHECKING:
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
+
+    from airflow_ml_provider.core.checks import CheckResult
+    from airflow_ml_provider.core.warehouse import CheckBuilder, CheckGate
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +298,46 @@ class BigQueryWarehouse(Warehouse):
         allow_empty: bool = False,
     ) -> WriteResult:
         """Replace one date partition: fill a staging table, check it, publish it into ``table$YYYYMMDD``."""
+        return self._replace(table, partition_column, partition, source, params, sql_source, cluster_by, allow_empty)
+
+    def replace_partition_checked(
+        self,
+        table: str,
+        partition_column: str,
+        partition: dt.date,
+        source: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        check: CheckBuilder,
+        gate: CheckGate,
+        sql_source: str = "<sql>",
+        cluster_by: tuple[str, ...] = (),
+        allow_empty: bool = False,
+    ) -> tuple[WriteResult, list[CheckResult]]:
+        """Like ``replace_partition``, with the data checks run on the staged rows before they are published."""
+        results: list[CheckResult] = []
+
+        def inspect(staging_id: str) -> None:
+            results.extend(self._run_checks(check(f"`{staging_id}`"), {}, sql_source))
+            gate(results)  # raising here publishes nothing; the staging table is deleted
+
+        written = self._replace(
+            table, partition_column, partition, source, params, sql_source, cluster_by, allow_empty, inspect
+        )
+        return written, results
+
+    def _replace(
+        self,
+        table: str,
+        partition_column: str,
+        partition: dt.date,
+        source: str | pa.Table,
+        params: Mapping[str, Any] | None,
+        sql_source: str,
+        cluster_by: tuple[str, ...],
+        allow_empty: bool,
+        before_publish: Callable[[str], None] | None = None,
+    ) -> WriteResult:
         table_id = self._table_id(table)
         validate_identifier(partition_column, kind="partition column")
         for column in cluster_by:
@@ -318,6 +361,8 @@ class BigQueryWarehouse(Warehouse):
             if target is None:
                 target = self._create_partitioned(table_id, nullable(staging.schema), partition_column, cluster_by)
             check_schema(staging.schema, target.schema, table_id, sql_source)
+            if before_publish is not None:
+                before_publish(staging_id)
             self._publish(staging_id, target, partition, sql_source)
         finally:
             self.client.delete_table(staging_id, not_found_ok=True)

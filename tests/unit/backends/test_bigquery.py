@@ -505,3 +505,40 @@ def test_schema_differences_ignore_order_and_name_what_differs() -> None:
 @pytest.mark.parametrize(("n", "text"), [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (3 * 2**30, "3.0 GiB")])
 def test_human_bytes(n: int, text: str) -> None:
     assert human_bytes(n) == text
+
+
+# --- data checks on the staged rows (issue 14's gate, on BigQuery) --------------------
+
+
+def test_checks_run_on_the_staged_rows_and_a_failed_gate_publishes_nothing(
+    gcp: LocalGcp, wh: BigQueryWarehouse
+) -> None:
+    from airflow_ml_provider.core.checks import CheckQuery, CheckResult
+
+    _write(wh)
+    before = _rows(gcp)
+    seen: list[str] = []
+
+    def check(relation: str) -> CheckQuery:
+        seen.append(relation)
+        sql = f"SELECT COUNTIF(score > @max_score) AS too_high FROM {relation}"
+        return CheckQuery("recommendations", sql, {"max_score": 0.25}, judge=lambda row: [row["too_high"]])  # type: ignore[list-item]
+
+    def gate(results: list[CheckResult]) -> None:
+        if results[0]:
+            raise ValueError(f"{results[0]} scores above the range")
+
+    with pytest.raises(ValueError, match="scores above the range"):
+        wh.replace_partition_checked(
+            "recommendations", "prediction_date", DAY, ROWS_SQL, {"n": 5, "variant": 2}, check=check, gate=gate
+        )
+    assert _rows(gcp) == before
+    assert seen[0].startswith("`my-project.recsys._staging_recommendations_20240501_")
+    assert wh.list_tables() == ["recommendations"]
+
+    written, results = wh.replace_partition_checked(
+        "recommendations", "prediction_date", DAY, ROWS_SQL, {"n": 2, "variant": 2}, check=check, gate=gate
+    )
+    assert written.rows == 2 and results == [0]
+    staged = [c for c in _non_dry(gcp) if "ROWS_SQL" not in c["query"] and "GENERATE_ARRAY" in c["query"]]
+    assert len(staged) == 3  # the step query ran once per write (the first write, and one per checked write)
