@@ -5,6 +5,7 @@
 - ``demo_world``: a small deterministic synthetic world (users, items, events as Arrow), built once.
 - ``warehouse``: an empty DuckDBWarehouse on a file in ``tmp_path`` (the file is not created yet).
 - ``seeded_warehouse``: ``warehouse`` with the demo world loaded as tables ``users``, ``items``, ``events``.
+- ``gcs_endpoint``, ``vertex_endpoint`` (tests/fakes/fixtures.py): local Cloud Storage and Vertex AI.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ for _key in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
     del os.environ[_key]
 
 from airflow_ml_provider.core.demo import DemoConfig, DemoWorld, generate  # noqa: E402 (env first)
+
+#: Local Google Cloud endpoints (``gcs_endpoint``, ``vertex_endpoint``) for any test; see tests/fakes/.
+pytest_plugins = ["tests.fakes.fixtures"]
 
 #: Quick to generate, yet big enough for every recsys SQL step to return rows.
 SMALL_DEMO = DemoConfig(users=300, items=80, days=40)
