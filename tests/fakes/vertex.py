@@ -117,6 +117,7 @@ class Job:
     log_dir: Path | None = None
     held: threading.Event = field(default_factory=threading.Event)
     cancel_requested: bool = False
+    forced: bool = False  # set_state took over: the process's exit no longer decides the state
 
     @property
     def state(self) -> str:
@@ -159,6 +160,7 @@ class VertexEndpoint:
         """Kill running jobs and forget everything (between tests)."""
         with self._lock:
             for job in getattr(self, "jobs", {}).values():
+                job.cancel_requested = True
                 job.held.set()
                 self._kill(job)
             self.jobs: dict[str, Job] = {}
@@ -197,7 +199,9 @@ class VertexEndpoint:
         """Force a state Vertex AI reports but this fake does not reach by itself (e.g. EXPIRED)."""
         with self._lock:
             job = self.job(name)
+            job.forced = True
             self._kill(job)
+            job.held.set()
             job.job.state = v1.JobState[state]
             if error:
                 job.job.error = status_pb2.Status(code=13, message=error)
@@ -315,7 +319,7 @@ class VertexEndpoint:
         container = job.job.job_spec.worker_pool_specs[0].container_spec
         command = [sys.executable if c == "python" else c for c in [*container.command, *container.args]]
         with self._lock:
-            if job.cancel_requested or job.state in JOB_ENDED:
+            if job.cancel_requested or job.forced:  # cancelled, reset or forced meanwhile
                 return
             job.log_dir = self._logs / job.job.name.rsplit("/", 1)[-1]
             job.log_dir.mkdir(parents=True, exist_ok=True)
@@ -327,7 +331,7 @@ class VertexEndpoint:
             job.job.state = v1.JobState.JOB_STATE_RUNNING
         code = job.proc.wait()
         with self._lock:
-            if job.state in JOB_ENDED:  # forced by set_state
+            if job.forced:
                 return
             job.job.end_time = job.job.update_time = _now()
             if job.cancel_requested:
@@ -344,7 +348,7 @@ class VertexEndpoint:
 
     def _set(self, job: Job, state: str) -> None:
         with self._lock:
-            if job.state not in JOB_ENDED and not job.cancel_requested:
+            if job.state not in JOB_ENDED and not job.cancel_requested and not job.forced:
                 job.job.state = v1.JobState[state]
                 job.job.update_time = _now()
 
