@@ -46,6 +46,8 @@ NOT enforced (the code relies on them untested here):
 - which wins when a container ``env`` sets an ``AIP_*`` variable too (here Vertex AI's value wins)
 - page tokens (one page), ``read_mask``, filters with OR/NOT/functions, create_time ordering
 - model artifacts are not copied or checked; upload never fails asynchronously
+
+Test hooks (not Vertex AI behaviour): ``run_jobs=False`` + ``release``, ``set_state``, ``fail_next``.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ class VertexEndpoint:
             self.operations: dict[str, operations_pb2.Operation] = {}
             self.requests: list[tuple[str, Any]] = []
             self.run_jobs = True
+            self._faults: dict[str, list[tuple[grpc.StatusCode, str]]] = {}
             self._ids = itertools.count(1001)
 
     # --- what tests look at -------------------------------------------------------------
@@ -195,6 +198,11 @@ class VertexEndpoint:
         """Let a job created while ``run_jobs`` was False leave PENDING and run."""
         self.job(name).held.set()
 
+    def fail_next(self, method: str, code: grpc.StatusCode, message: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with an error (a transient outage, say)."""
+        with self._lock:
+            self._faults.setdefault(method, []).extend([(code, message)] * times)
+
     def set_state(self, name: str, state: str, error: str | None = None) -> None:
         """Force a state Vertex AI reports but this fake does not reach by itself (e.g. EXPIRED)."""
         with self._lock:
@@ -217,6 +225,9 @@ class VertexEndpoint:
             def handle(request: Any, context: grpc.ServicerContext) -> Any:
                 with self._lock:
                     self.requests.append((method, request))
+                    fault = self._faults[method].pop(0) if self._faults.get(method) else None
+                if fault is not None:
+                    context.abort(*fault)
                 try:
                     return fn(request)
                 except Refused as err:
