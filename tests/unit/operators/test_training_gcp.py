@@ -29,6 +29,7 @@ from airflow_ml_provider.core.registry import ModelRegistry
 from airflow_ml_provider.core.training import model_version
 from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
 from airflow_ml_provider.links.vertex_ai import VertexTrainingJobLink
+from airflow_ml_provider.operators.evaluation import EvaluateAndPromoteOperator
 from airflow_ml_provider.operators.training import TrainModelOperator, job_from_kwargs
 from airflow_ml_provider.triggers.vertex_ai import VertexTrainingJobTrigger
 from tests.fakes.gcs import GcsEndpoint
@@ -266,6 +267,13 @@ def test_the_job_runs_the_real_trainer_with_vertex_env_and_gcs_artifacts(edge):
     assert result["vertex_model"] == f"projects/{PROJECT_NUMBER}/locations/{REGION}/models/recsys@1"
     record = ModelRegistry(edge.warehouse).get("recsys", VERSION)
     assert (record.status, record.uri) == ("candidate", f"{RUN_DIR}/model")
+
+    # The gate passes on the trained metrics: the champion alias lands on the uploaded version.
+    with DAG("recsys_training", schedule=None):
+        promote = EvaluateAndPromoteOperator(task_id="promote", pipeline=str(edge.pipeline), version=VERSION)
+    assert promote.execute(context())["promoted"] is True
+    assert edge.vertex.aliases("recsys") == {"1": ["champion", "default", f"v-{VERSION}"]}
+    assert ModelRegistry(edge.warehouse).champion("recsys").version == VERSION
 
 
 def test_execute_complete_registers_the_candidate_and_uploads_a_vertex_model_version(edge):
