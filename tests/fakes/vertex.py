@@ -71,42 +71,19 @@ import grpc
 import proto
 from google.cloud import aiplatform_v1 as v1
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2
+from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
 from tests.fakes import tls
+from tests.fakes.vertex_models import PROJECT_NUMBER, ModelRegistryService, Refused, check_labels, location, now
 
-PROJECT_NUMBER = "123456789012"
+__all__ = ["PROJECT_NUMBER", "Job", "Refused", "VertexEndpoint"]
+
 JOB_ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
              "JOB_STATE_PARTIALLY_SUCCEEDED"}  # fmt: skip
-_LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
-_MODEL_ID = re.compile(r"[a-z_][a-z0-9_-]{0,62}")
-_ALIAS = re.compile(r"[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]")
-_PARENT = re.compile(r"projects/([^/]+)/locations/([^/]+)")
 _FILTER_TERM = re.compile(r'\s*(display_name|state|labels\.[a-z][a-z0-9_-]*)\s*(=|!=)\s*"?([^"\s]*)"?\s*')
 #: The repository root, so the job's ``python -m airflow_ml_provider...`` imports the code under test.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class Refused(Exception):
-    """A request Vertex AI would refuse: the gRPC status and message it answers with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _check_labels(labels: Any, what: str) -> None:
-    if len(labels) > 64:
-        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"{what} has {len(labels)} labels; at most 64 are allowed")
-    for key, value in labels.items():
-        if not _LABEL_KEY.fullmatch(key) or not _LABEL_VALUE.fullmatch(value):
-            raise Refused(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"{what} label {key!r}={value!r} is invalid: keys match [a-z][a-z0-9_-]{{0,62}}, "
-                "values [a-z0-9_-]{0,63}",
-            )
 
 
 @dataclass
@@ -132,7 +109,7 @@ class Job:
         return (self.log_dir / "stdout").read_text(errors="replace") if self.log_dir else ""
 
 
-class VertexEndpoint:
+class VertexEndpoint(ModelRegistryService):
     """The server, its state (``jobs``, ``models``, ``operations``) and the ``requests`` it received.
 
     ``run_jobs=False`` keeps new jobs PENDING (as while Vertex AI provisions) until ``release(name)``.
@@ -267,24 +244,17 @@ class VertexEndpoint:
             grpc.method_handlers_generic_handler("google.longrunning.Operations", operations),
         ]
 
-    @staticmethod
-    def _location(parent: str) -> str:
-        found = _PARENT.fullmatch(parent)
-        if not found:
-            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"parent {parent!r} is not projects/*/locations/*")
-        return f"projects/{PROJECT_NUMBER}/locations/{found.group(2)}"
-
     # --- JobService ----------------------------------------------------------------------
 
     def create_custom_job(self, request: v1.CreateCustomJobRequest) -> v1.CustomJob:
-        location = self._location(request.parent)
+        where = location(request.parent)
         spec = v1.CustomJob(request.custom_job)
         if not spec.display_name or len(spec.display_name) > 128:
             raise Refused(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"CustomJob display_name must be 1 to 128 characters, got {len(spec.display_name)}",
             )
-        _check_labels(spec.labels, "CustomJob")
+        check_labels(spec.labels, "CustomJob")
         pools = spec.job_spec.worker_pool_specs
         if not pools or not pools[0].container_spec.image_uri:
             raise Refused(
@@ -293,9 +263,9 @@ class VertexEndpoint:
             )
         with self._lock:
             job_id = str(next(self._ids))
-            spec.name = f"{location}/customJobs/{job_id}"
+            spec.name = f"{where}/customJobs/{job_id}"
             spec.state = v1.JobState.JOB_STATE_QUEUED
-            spec.create_time = spec.update_time = _now()
+            spec.create_time = spec.update_time = now()
             job = Job(job=spec, env=self._job_env(spec))
             if self.run_jobs:
                 job.held.set()
@@ -338,13 +308,13 @@ class VertexEndpoint:
                 job.proc = subprocess.Popen(
                     command, env=job.env, stdout=out, stderr=err, cwd=job.log_dir, start_new_session=True
                 )
-            job.job.start_time = _now()
+            job.job.start_time = now()
             job.job.state = v1.JobState.JOB_STATE_RUNNING
         code = job.proc.wait()
         with self._lock:
             if job.forced:
                 return
-            job.job.end_time = job.job.update_time = _now()
+            job.job.end_time = job.job.update_time = now()
             if job.cancel_requested:
                 job.job.state = v1.JobState.JOB_STATE_CANCELLED
                 job.job.error = status_pb2.Status(code=1, message="CANCELED")
@@ -361,7 +331,7 @@ class VertexEndpoint:
         with self._lock:
             if job.state not in JOB_ENDED and not job.cancel_requested and not job.forced:
                 job.job.state = v1.JobState[state]
-                job.job.update_time = _now()
+                job.job.update_time = now()
 
     def _find(self, name: str) -> Job:
         job = self.jobs.get(name.rsplit("/", 1)[-1]) if "/customJobs/" in name else None
@@ -374,7 +344,7 @@ class VertexEndpoint:
             return v1.CustomJob(self._find(request.name).job)
 
     def list_custom_jobs(self, request: v1.ListCustomJobsRequest) -> v1.ListCustomJobsResponse:
-        self._location(request.parent)
+        location(request.parent)
         terms = [t for t in re.split(r"\s+AND\s+", request.filter.strip()) if t] if request.filter else []
         checks = []
         for term in terms:
@@ -423,122 +393,9 @@ class VertexEndpoint:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(job.proc.pid, signal.SIGTERM)
 
-    # --- ModelService ----------------------------------------------------------------------
-
-    def upload_model(self, request: v1.UploadModelRequest) -> operations_pb2.Operation:
-        location = self._location(request.parent)
-        model = v1.Model(request.model)
-        if not model.display_name or len(model.display_name) > 128:
-            raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "Model display_name must be 1 to 128 characters")
-        if not model.container_spec.image_uri:
-            raise Refused(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "Model container_spec.image_uri is required: a custom model needs a serving container",
-            )
-        _check_labels(model.labels, "Model")
-        for alias in model.version_aliases:
-            self._check_alias(alias)
-        with self._lock:
-            if request.parent_model and request.model_id:
-                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "set either parent_model or model_id, not both")
-            if request.parent_model:
-                mid = request.parent_model.rsplit("/", 1)[-1]
-                if mid not in self.models:
-                    raise Refused(grpc.StatusCode.NOT_FOUND, f"parent_model {request.parent_model} does not exist")
-            else:
-                mid = request.model_id or str(next(self._ids))
-                if not _MODEL_ID.fullmatch(mid):
-                    raise Refused(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"model_id {mid!r} is invalid: up to 63 of [a-z0-9_-], not starting with a digit or hyphen",
-                    )
-                if mid in self.models:
-                    raise Refused(
-                        grpc.StatusCode.ALREADY_EXISTS,
-                        f"Model {mid} already exists; upload a new version with parent_model",
-                    )
-            versions = self.models.setdefault(mid, [])
-            model.name = f"{location}/models/{mid}"
-            model.version_id = str(len(versions) + 1)
-            model.create_time = model.version_create_time = _now()
-            aliases = list(model.version_aliases) + ([] if versions else ["default"])
-            self._claim(mid, aliases)
-            del model.version_aliases[:]
-            model.version_aliases.extend(aliases)
-            versions.append(model)
-            op_name = f"{location}/models/{mid}/operations/{next(self._ids)}"
-            response = v1.UploadModelResponse(model=model.name, model_version_id=model.version_id)
-            packed = any_pb2.Any()
-            packed.Pack(v1.UploadModelResponse.pb(response))
-            # Done only when the client polls: the client's GetOperation path is exercised too.
-            self.operations[op_name] = operations_pb2.Operation(name=op_name, done=True, response=packed)
-            return operations_pb2.Operation(name=op_name, done=False)
-
-    def get_operation(self, request: operations_pb2.GetOperationRequest) -> operations_pb2.Operation:
-        with self._lock:
-            if request.name not in self.operations:
-                raise Refused(grpc.StatusCode.NOT_FOUND, f"operation {request.name} does not exist")
-            return self.operations[request.name]
-
-    @staticmethod
-    def _check_alias(alias: str) -> None:
-        if not _ALIAS.fullmatch(alias):
-            raise Refused(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"version alias {alias!r} does not match [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9]",
-            )
-
-    def _claim(self, mid: str, aliases: list[str]) -> None:
-        """An alias names one version: take it off the others."""
-        for version in self.models.get(mid, []):
-            kept = [a for a in version.version_aliases if a not in aliases]
-            del version.version_aliases[:]
-            version.version_aliases.extend(kept)
-
-    def _resolve(self, name: str) -> v1.Model:
-        path, _, ref = name.partition("@")
-        mid = path.rsplit("/", 1)[-1] if "/models/" in path else ""
-        for version in self.models.get(mid, []):
-            if (ref or "default") in version.version_aliases or ref == version.version_id:
-                return version
-        raise Refused(grpc.StatusCode.NOT_FOUND, f"Model {name} does not exist")
-
-    def get_model(self, request: v1.GetModelRequest) -> v1.Model:
-        with self._lock:
-            return v1.Model(self._resolve(request.name))
-
-    def merge_version_aliases(self, request: v1.MergeVersionAliasesRequest) -> v1.Model:
-        ref = request.name.partition("@")[2]
-        if not ref.isdigit():
-            raise Refused(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "MergeVersionAliases needs the model version id in the name (models/<id>@<version id>), "
-                f"got {request.name}",
-            )
-        with self._lock:
-            target = self._resolve(request.name)
-            mid = target.name.rsplit("/", 1)[-1]
-            added = [a for a in request.version_aliases if not a.startswith("-")]
-            removed = [a[1:] for a in request.version_aliases if a.startswith("-")]
-            for alias in added + removed:
-                self._check_alias(alias)
-            if "default" in removed:
-                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "the default version alias cannot be removed")
-            self._claim(mid, added)
-            kept = [a for a in target.version_aliases if a not in removed]
-            del target.version_aliases[:]
-            target.version_aliases.extend(kept + added)
-            return v1.Model(target)
-
 
 def _codec(message_type: Any) -> tuple[Any, Any]:
     """(deserialise, serialise) for a proto-plus type or a plain protobuf type."""
     if isinstance(message_type, proto.message.MessageMeta):
         return message_type.deserialize, message_type.serialize
     return message_type.FromString, lambda m: m.SerializeToString()
-
-
-def _now() -> Any:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
