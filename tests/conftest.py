@@ -5,6 +5,9 @@
 - ``demo_world``: a small deterministic synthetic world (users, items, events as Arrow), built once.
 - ``warehouse``: an empty DuckDBWarehouse on a file in ``tmp_path`` (the file is not created yet).
 - ``seeded_warehouse``: ``warehouse`` with the demo world loaded as tables ``users``, ``items``, ``events``.
+- ``training_warehouse_file``: a DuckDB file with a small world's features and labels for training on 2026-03-24.
+- ``fast_pipeline_file``: the reference contract (and model.py) with fewer, larger boosting steps.
+- ``gcs_endpoint``, ``vertex_endpoint`` (tests/fakes/fixtures.py): local Cloud Storage and Vertex AI.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ for _key in [k for k in os.environ if k.startswith("AIRFLOW_CONN_")]:
 
 from airflow_ml_provider.core.demo import DemoConfig, DemoWorld, generate  # noqa: E402 (env first)
 
-# Local Google Cloud endpoints (fixtures ``gcp`` and ``gcs_server``) for any test that needs them.
-pytest_plugins = ["tests.fakes.gcp"]
+# Local Google Cloud endpoints for any test that needs them (tests/fakes/): ``gcs_endpoint``,
+# ``vertex_endpoint`` and ``gcp`` (BigQuery, Storage Read and GCS, with the environment pointing there).
+pytest_plugins = ["tests.fakes.fixtures", "tests.fakes.gcp"]
 
 #: Quick to generate, yet big enough for every recsys SQL step to return rows.
 SMALL_DEMO = DemoConfig(users=300, items=80, days=40)
@@ -69,3 +73,43 @@ def seeded_warehouse(warehouse, demo_world: DemoWorld):
     warehouse.replace_table("items", demo_world.items)
     warehouse.replace_table("events", demo_world.events)
     return warehouse
+
+
+#: The run date ``training_warehouse_file`` holds the training and validation windows of.
+TRAINING_RUN_DATE = "2026-03-24"
+
+
+@pytest.fixture(scope="session")
+def training_warehouse_file(tmp_path_factory) -> Path:
+    """Features and labels for the training windows of ``TRAINING_RUN_DATE`` on a small world, built once."""
+    import datetime as dt
+
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+    from airflow_ml_provider.core.features import build_features
+    from airflow_ml_provider.core.spec import load_spec
+    from tests.paths import PIPELINE, SQL_DIR
+
+    path = tmp_path_factory.mktemp("training-warehouse") / "warehouse.duckdb"
+    wh = DuckDBWarehouse(path)
+    world = generate(DemoConfig(users=150, items=60, days=60))
+    for name in ("users", "items", "events"):
+        wh.replace_table(name, getattr(world, name))
+    spec = load_spec(PIPELINE)
+    train, valid = spec.training_dates(dt.date.fromisoformat(TRAINING_RUN_DATE))
+    build_features(wh, spec, SQL_DIR, [*train, *valid], labels=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fast_pipeline_file(tmp_path_factory) -> Path:
+    """The reference contract with fewer, larger boosting steps (same code path, seconds not minutes)."""
+    import yaml
+
+    from tests.paths import PIPELINE
+
+    folder = tmp_path_factory.mktemp("fast-pipeline")
+    raw = yaml.safe_load(PIPELINE.read_text())
+    raw["model"].update(num_boost_round=40, params={"learning_rate": 0.15})
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(PIPELINE.parent / "model.py", folder / "model.py")
+    return folder / "pipeline.yaml"

@@ -11,9 +11,9 @@ endpoint as the rest of the gcp backend in tests.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
@@ -33,10 +33,23 @@ def _resolve(uri: str | Path) -> tuple[pafs.FileSystem, str]:
     text = to_uri(uri)
     emulator = os.environ.get("STORAGE_EMULATOR_HOST")
     if emulator and text.startswith("gs://"):
-        parts = urlsplit(emulator if "://" in emulator else f"http://{emulator}")
-        fs = pafs.GcsFileSystem(anonymous=True, scheme=parts.scheme, endpoint_override=parts.netloc)
-        return fs, text.removeprefix("gs://")
+        return _emulated_gcs(emulator), text.removeprefix("gs://")
     return pafs.FileSystem.from_uri(text)
+
+
+def _emulated_gcs(host: str) -> pafs.FileSystem:
+    """GCS at a local emulator: the convention Google's client libraries and gcsfs honour, Arrow does not.
+
+    Emulators check no credentials, so the client is anonymous (Arrow would otherwise look for
+    application default credentials, e.g. a metadata server, and stall).
+    """
+    scheme, _, endpoint = host.rpartition("://")
+    return pafs.GcsFileSystem(
+        anonymous=True,
+        scheme=scheme or "http",
+        endpoint_override=endpoint.rstrip("/"),
+        retry_time_limit=dt.timedelta(seconds=15),
+    )
 
 
 def read_bytes(uri: str | Path) -> bytes:

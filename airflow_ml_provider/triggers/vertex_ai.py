@@ -1,16 +1,23 @@
-"""VertexTrainingJobTrigger: waits in the triggerer for a Vertex AI training CustomJob to finish."""
+"""VertexTrainingJobTrigger: waits in the triggerer for a Vertex AI training CustomJob to finish (or cancels it)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.google.cloud.hooks.vertex_ai.custom_job import CustomJobAsyncHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from google.api_core.exceptions import FailedPrecondition, NotFound
 
 from airflow_ml_provider.backends.vertex import job_event, job_id, state_name
+
+if TYPE_CHECKING:
+    from google.cloud.aiplatform_v1 import JobServiceAsyncClient
+
+#: Seconds for the cancel call; the triggerer bounds on_kill too ([triggerer] on_kill_timeout, 30 s).
+_CANCEL_TIMEOUT = 20.0
 
 
 class VertexTrainingJobTrigger(BaseTrigger):
@@ -35,6 +42,7 @@ class VertexTrainingJobTrigger(BaseTrigger):
         self.gcp_conn_id = gcp_conn_id
         self.impersonation_chain = impersonation_chain
         self.poll_interval = poll_interval
+        self._job_client: JobServiceAsyncClient | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -54,9 +62,15 @@ class VertexTrainingJobTrigger(BaseTrigger):
         """The Google provider's async CustomJob hook."""
         return CustomJobAsyncHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
 
+    async def _client(self) -> JobServiceAsyncClient:
+        """One async client per trigger instance, closed by ``cleanup``."""
+        if self._job_client is None:
+            self._job_client = await self.hook.get_job_service_client(region=self.location)
+        return self._job_client
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            client = await self.hook.get_job_service_client(region=self.location)
+            client = await self._client()
             while True:
                 job = await self.hook.get_custom_job(
                     project_id=self.project, location=self.location, job_id=job_id(self.job_name), client=client
@@ -70,3 +84,23 @@ class VertexTrainingJobTrigger(BaseTrigger):
         except Exception as err:  # the event carries it to the task, whose retry reattaches to the job
             self.log.exception("Polling Vertex AI training job %s failed", self.job_name)
             yield TriggerEvent({"status": "error", "job_name": self.job_name, "state": None, "message": str(err)})
+
+    async def on_kill(self) -> None:
+        """Cancel the CustomJob: the user marked the deferred task failed (or cleared or succeeded it).
+
+        The operator's ``on_kill`` never runs while the task is deferred, so without this the job
+        would keep running (and billing). Not called on triggerer restarts or timeouts, where the
+        job must go on. A job that already ended is left as it is.
+        """
+        self.log.warning("Cancelling Vertex AI training job %s: its task was stopped", self.job_name)
+        client = await self._client()
+        try:
+            await client.cancel_custom_job(request={"name": self.job_name}, timeout=_CANCEL_TIMEOUT)
+        except (FailedPrecondition, NotFound) as err:
+            self.log.warning("Vertex AI training job %s was not cancelled: %s", self.job_name, err)
+
+    async def cleanup(self) -> None:
+        """Close the async client's channel (runs on every exit, after ``on_kill``)."""
+        client, self._job_client = self._job_client, None
+        if client is not None:
+            await client.transport.close()

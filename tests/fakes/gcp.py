@@ -1,4 +1,4 @@
-"""Local Google Cloud for tests: BigQuery (REST + Storage Read), GCS and an OAuth token endpoint.
+"""Local BigQuery for tests (REST + Storage Read, and an OAuth token endpoint), on the local GCS.
 
 ``gcp`` starts them on 127.0.0.1 and points the real client libraries at them the way their
 documentation allows: ``BIGQUERY_EMULATOR_HOST`` (google-cloud-bigquery),
@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
 from tests.fakes.bigquery import FakeBigQuery
 from tests.fakes.bigquery_storage import FakeBigQueryStorage
+from tests.fakes.gcs import DEFAULT_BUCKET, GcsEndpoint
 from tests.fakes.google_auth import google_cloud_connection_uri
 
-PROJECT, DATASET, BUCKET = "my-project", "recsys", "ml-artifacts"
+PROJECT, DATASET, BUCKET = "my-project", "recsys", DEFAULT_BUCKET
 
 
 @dataclass
@@ -62,31 +62,12 @@ class LocalGcp:
         return json.dumps({"conn_type": "ml_platform", "extra": extras})
 
 
-@pytest.fixture(scope="session")
-def gcs_server() -> Iterator[tuple[Any, str]]:
-    """gcp-storage-emulator (in memory) for the session: it takes half a second to stop."""
-    from gcp_storage_emulator.server import create_server
-
-    server = create_server("127.0.0.1", 0, in_memory=True, default_bucket=BUCKET)
-    server.start()
-    try:
-        yield server, f"http://127.0.0.1:{server._api._httpd.server_address[1]}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def gcp(monkeypatch: pytest.MonkeyPatch, gcs_server: tuple[Any, str]) -> Iterator[LocalGcp]:
-    """Fresh local BigQuery, Storage Read, GCS and token endpoints, with the environment pointing at them."""
-    gcs, gcs_url = gcs_server
-    gcs.wipe()
-    from gcp_storage_emulator.handlers import buckets
-
-    buckets.create_bucket(BUCKET, gcs._api._storage)
-
-    bigquery = FakeBigQuery(gcs_endpoint=gcs_url).start()
+def gcp(monkeypatch: pytest.MonkeyPatch, gcs_endpoint: GcsEndpoint) -> Iterator[LocalGcp]:
+    """Fresh local BigQuery and Storage Read endpoints on the session's GCS, with the environment pointing there."""
+    bigquery = FakeBigQuery(gcs_endpoint=gcs_endpoint.url).start()
     storage = FakeBigQueryStorage(bigquery).start()
-    local = LocalGcp(bigquery, storage, gcs_url)
+    local = LocalGcp(bigquery, storage, gcs_endpoint.url)
     bigquery.create_dataset(PROJECT, DATASET)
     for key, value in local.env().items():
         monkeypatch.setenv(key, value)

@@ -1,35 +1,33 @@
-"""VertexTrainingRunner, its trigger and link against a fake of the Google provider's hooks.
+"""VertexTrainingRunner, its trigger and link through the real Google provider hooks and clients.
 
-The fakes keep real aiplatform_v1 protos built from the runner's requests, so a misspelled
-field fails here as it would at the API; the tests assert what Vertex AI would receive.
+They talk gRPC to the local Vertex AI endpoint (tests/fakes/vertex.py), which runs each job's
+command as a subprocess and refuses what Vertex AI documents it refuses; the tests assert the
+requests Vertex AI would receive and the states its jobs reach.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import re
 import types
 from typing import Any
-from unittest.mock import AsyncMock, MagicMock, create_autospec
+from unittest.mock import MagicMock
 
 import pytest
 from airflow.providers.google.cloud.hooks.vertex_ai.custom_job import CustomJobHook
-from airflow.providers.google.cloud.hooks.vertex_ai.model_service import ModelServiceHook
-from google.api_core.exceptions import FailedPrecondition, NotFound
-from google.cloud.aiplatform_v1 import CustomJob, JobState, Model, ModelServiceClient, UploadModelResponse
-from google.rpc.status_pb2 import Status
+from google.api_core.exceptions import InvalidArgument, NotFound
+from google.cloud.aiplatform_v1 import CustomJob
 
-from airflow_ml_provider.backends import vertex
 from airflow_ml_provider.backends.local_trainer import TrainingJobError
-from airflow_ml_provider.backends.vertex import STATE_STORE_KEY, VertexJobPollError, VertexTrainingRunner
+from airflow_ml_provider.backends.vertex import STATE_STORE_KEY, VertexJobPollError, VertexTrainingRunner, job_id
 from airflow_ml_provider.core.config import PlatformConfig
 from airflow_ml_provider.core.envelope import Envelope
 from airflow_ml_provider.core.training import TrainingJob
 from airflow_ml_provider.exceptions import ContractError
 from airflow_ml_provider.links.vertex_ai import VertexTrainingJobLink
 from airflow_ml_provider.triggers.vertex_ai import VertexTrainingJobTrigger
+from tests.fakes.vertex import PROJECT_NUMBER, VertexEndpoint
 
 PROJECT, REGION = "my-project", "us-central1"
 IMAGE = "us-docker.pkg.dev/my-project/ml/trainer:1.0"
@@ -65,139 +63,11 @@ def training_job(**overrides: Any) -> TrainingJob:
     return TrainingJob(**{**fields, **overrides})
 
 
-class FakeVertexJobs:
-    """Vertex AI's CustomJob service in memory: what was created, listed, fetched and cancelled."""
-
-    def __init__(self) -> None:
-        self.hook = create_autospec(CustomJobHook, instance=True)
-        self.jobs: dict[str, CustomJob] = {}
-        self.created: list[dict[str, Any]] = []
-        self.cancelled: list[str] = []
-        self.filters: list[str] = []
-        self._ids = itertools.count(1001)
-        self.hook.create_custom_job.side_effect = self.create
-        self.hook.list_custom_jobs.side_effect = self.list
-        self.hook.get_custom_job.side_effect = self.get
-        self.hook.cancel_custom_job.side_effect = self.cancel
-
-    def path(self, job_id: str) -> str:
-        return f"projects/{PROJECT}/locations/{REGION}/customJobs/{job_id}"
-
-    def add(self, spec: dict[str, Any], state: str) -> CustomJob:
-        job = CustomJob(spec)
-        job.name = self.path(str(next(self._ids)))
-        job.state = JobState[state]
-        self.jobs[job.name] = job
-        return job
-
-    def create(self, *, project_id: str, region: str, custom_job: dict[str, Any], **_: Any) -> CustomJob:
-        assert (project_id, region) == (PROJECT, REGION)
-        self.created.append(custom_job)
-        return self.add(custom_job, "JOB_STATE_PENDING")
-
-    def list(self, *, project_id: str, region: str, filter: str | None, **_: Any) -> list[CustomJob]:
-        assert (project_id, region) == (PROJECT, REGION)
-        self.filters.append(filter or "")
-        wanted = re.fullmatch(r'display_name="([^"]*)"', filter or "")
-        assert wanted, filter
-        return [j for j in self.jobs.values() if j.display_name == wanted.group(1)]
-
-    def get(self, *, project_id: str, region: str, custom_job: str, **_: Any) -> CustomJob:
-        assert (project_id, region) == (PROJECT, REGION)
-        assert "/" not in custom_job, "the hook takes the job id and builds the path itself"
-        try:
-            return self.jobs[self.path(custom_job)]
-        except KeyError:
-            raise NotFound(f"custom job {custom_job}") from None
-
-    def cancel(self, *, project_id: str, region: str, custom_job: str, **_: Any) -> None:
-        job = self.get(project_id=project_id, region=region, custom_job=custom_job)
-        if job.state == JobState.JOB_STATE_SUCCEEDED:
-            raise FailedPrecondition("job already succeeded")
-        self.cancelled.append(job.name)
-        job.state = JobState.JOB_STATE_CANCELLED
-
-    def set_state(self, name: str, state: str, error: str | None = None) -> None:
-        self.jobs[name].state = JobState[state]
-        if error:
-            self.jobs[name].error = Status(code=13, message=error)
-
-
-class FakeModelRegistry:
-    """Vertex AI's Model Registry in memory: models, versions and aliases (unique per model)."""
-
-    def __init__(self) -> None:
-        self.hook = create_autospec(ModelServiceHook, instance=True)
-        self.client = create_autospec(ModelServiceClient, instance=True)
-        self.client.common_location_path.side_effect = ModelServiceClient.common_location_path
-        self.hook.get_model_service_client.return_value = self.client
-        self.hook.get_model.side_effect = self.get_model
-        self.hook.add_version_aliases.side_effect = self.add_aliases
-        self.client.upload_model.side_effect = self.upload
-        self.models: dict[str, list[Model]] = {}
-        self.uploads: list[dict[str, Any]] = []
-
-    def base(self, model_id: str) -> str:
-        return f"projects/{PROJECT}/locations/{REGION}/models/{model_id}"
-
-    def get_model(self, *, region: str, project_id: str, model_id: str, **_: Any) -> Model:
-        assert (project_id, region) == (PROJECT, REGION)
-        mid, _, ref = model_id.partition("@")
-        versions = self.models.get(mid, [])
-        ref = ref or "default"  # no @: the default version
-        for v in versions:
-            if ref in v.version_aliases or ref == v.version_id:
-                return v
-        raise NotFound(f"model {model_id}")
-
-    def upload(self, *, request: dict[str, Any], **_: Any) -> MagicMock:
-        self.uploads.append(request)
-        assert request["parent"] == f"projects/{PROJECT}/locations/{REGION}"
-        if "parent_model" in request:
-            mid = request["parent_model"].rsplit("/", 1)[-1]
-            assert mid in self.models, "parent_model must exist"
-        else:
-            mid = request["model_id"]
-            assert mid not in self.models, "model_id must be new"
-        version = Model(request["model"])
-        version.name = self.base(mid)
-        version.version_id = str(len(self.models.get(mid, [])) + 1)
-        if mid not in self.models:
-            version.version_aliases.append("default")
-        self._claim(mid, list(request["model"]["version_aliases"]))
-        self.models.setdefault(mid, []).append(version)
-        operation = MagicMock()
-        operation.result.return_value = UploadModelResponse(model=version.name, model_version_id=version.version_id)
-        return operation
-
-    def add_aliases(self, *, region: str, model_id: str, project_id: str, version_aliases: list[str], **_: Any):
-        mid, _, version_id = model_id.partition("@")
-        assert version_id.isdigit(), "MergeVersionAliases needs the version id, not an alias"
-        self._claim(mid, version_aliases)
-        target = next(v for v in self.models[mid] if v.version_id == version_id)
-        target.version_aliases.extend(version_aliases)
-        return target
-
-    def _claim(self, mid: str, aliases: list[str]) -> None:
-        for v in self.models.get(mid, []):
-            kept = [a for a in v.version_aliases if a not in aliases]
-            del v.version_aliases[:]
-            v.version_aliases.extend(kept)
-
-    def aliases(self, mid: str) -> dict[str, list[str]]:
-        return {v.version_id: sorted(v.version_aliases) for v in self.models[mid]}
-
-
 @pytest.fixture
-def jobs() -> FakeVertexJobs:
-    return FakeVertexJobs()
-
-
-@pytest.fixture
-def runner(jobs: FakeVertexJobs) -> VertexTrainingRunner:
-    r = VertexTrainingRunner(config(training_service_account="trainer@my-project.iam.gserviceaccount.com"))
-    r.hook = jobs.hook
-    return r
+def runner(vertex_endpoint: VertexEndpoint) -> VertexTrainingRunner:
+    """The runner with the real Google provider hooks, on the local Vertex AI; new jobs wait in PENDING."""
+    vertex_endpoint.run_jobs = False
+    return VertexTrainingRunner(config(training_service_account="trainer@my-project.iam.gserviceaccount.com"))
 
 
 class DictStore(dict):
@@ -205,6 +75,28 @@ class DictStore(dict):
 
     def set(self, key: str, value: Any) -> None:
         self[key] = value
+
+
+def start_job(endpoint: VertexEndpoint, command: str, display: str = "probe") -> str:
+    """Create a CustomJob running ``python -c command`` through the real hook and let it run; its name."""
+    spec = {
+        "display_name": display,
+        "job_spec": {
+            "worker_pool_specs": [
+                {
+                    "machine_spec": {"machine_type": "n1-standard-4"},
+                    "replica_count": 1,
+                    "container_spec": {"image_uri": IMAGE, "command": ["python", "-c"], "args": [command]},
+                }
+            ]
+        },
+    }
+    name = CustomJobHook().create_custom_job(project_id=PROJECT, region=REGION, custom_job=spec).name
+    endpoint.release(name)
+    return name
+
+
+SLEEP = "import time; time.sleep(120)"
 
 
 # --- the CustomJob request -----------------------------------------------------------------
@@ -278,64 +170,78 @@ def test_bigquery_multi_region_maps_to_a_vertex_region():
 
 
 def test_hooks_use_the_connections_gcp_credentials(monkeypatch):
-    built: list[tuple[str, dict]] = []
-    monkeypatch.setattr(vertex, "CustomJobHook", lambda **kw: built.append(("jobs", kw)) or MagicMock())
-    monkeypatch.setattr(vertex, "ModelServiceHook", lambda **kw: built.append(("models", kw)) or MagicMock())
+    monkeypatch.setenv("AIRFLOW_CONN_GCP_ML", '{"conn_type": "google_cloud_platform", "extra": {"is_anonymous": true}}')
     r = VertexTrainingRunner(config(gcp_conn_id="gcp_ml", impersonation_chain=["sa@p.iam.gserviceaccount.com"]))
     assert r.hook is r.hook and r.model_hook is r.model_hook  # built once
-    creds = {"gcp_conn_id": "gcp_ml", "impersonation_chain": ["sa@p.iam.gserviceaccount.com"]}
-    assert built == [("jobs", creds), ("models", creds)]
+    for hook in (r.hook, r.model_hook):
+        assert (hook.gcp_conn_id, hook.impersonation_chain) == ("gcp_ml", ["sa@p.iam.gserviceaccount.com"])
 
 
 # --- submit or reattach --------------------------------------------------------------------
 
 
-def test_first_submission_creates_the_job(runner, jobs):
+def test_first_submission_creates_the_job(runner, vertex_endpoint):
     name = runner.submit_or_reattach(training_job())
-    assert jobs.created == [runner.custom_job_spec(training_job())]
-    assert name == jobs.path("1001")
-    assert jobs.filters == ['display_name="recsys-20260324-1a2b3c4d"']
+    (create,) = vertex_endpoint.calls("CreateCustomJob")
+    assert create.parent == f"projects/{PROJECT}/locations/{REGION}"
+    assert create.custom_job == CustomJob(runner.custom_job_spec(training_job()))
+    assert name == vertex_endpoint.job(name).job.name and name.endswith("/customJobs/1001")
+    assert [r.filter for r in vertex_endpoint.calls("ListCustomJobs")] == ['display_name="recsys-20260324-1a2b3c4d"']
 
 
 @pytest.mark.parametrize("state", ["JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"])
-def test_reattaches_to_a_live_or_succeeded_job_instead_of_creating(runner, jobs, state, caplog):
-    existing = jobs.add(runner.custom_job_spec(training_job()), state)
+def test_reattaches_to_a_live_or_succeeded_job_instead_of_creating(runner, vertex_endpoint, state, caplog):
+    existing = runner.submit(training_job())
+    vertex_endpoint.set_state(existing, state)
     with caplog.at_level("INFO"):
-        assert runner.submit_or_reattach(training_job()) == existing.name
-    assert jobs.created == []
+        assert runner.submit_or_reattach(training_job()) == existing
+    assert len(vertex_endpoint.calls("CreateCustomJob")) == 1
     assert "Reattaching" in caplog.text
 
 
+def end_job(runner: VertexTrainingRunner, endpoint: VertexEndpoint, name: str, state: str) -> None:
+    """End a PENDING job the way Vertex AI would: run it (the trainer fails: no data), cancel or expire it."""
+    if state == "JOB_STATE_FAILED":
+        endpoint.release(name)
+    elif state == "JOB_STATE_CANCELLED":
+        runner.cancel(name)
+    else:
+        endpoint.set_state(name, state)
+    assert endpoint.wait(name) == state
+
+
 @pytest.mark.parametrize("state", ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"])
-def test_failed_previous_job_leads_to_a_new_submission(runner, jobs, state):
-    old = jobs.add(runner.custom_job_spec(training_job()), state)
+def test_failed_previous_job_leads_to_a_new_submission(runner, vertex_endpoint, state):
+    old = runner.submit(training_job())
+    end_job(runner, vertex_endpoint, old, state)
     name = runner.submit_or_reattach(training_job())
-    assert name != old.name
-    assert len(jobs.created) == 1
+    assert name != old
+    assert len(vertex_endpoint.calls("CreateCustomJob")) == 2
 
 
-def test_same_display_name_of_another_version_is_not_reattached(runner, jobs):
+def test_same_display_name_of_another_version_is_not_reattached(runner, vertex_endpoint):
     spec = runner.custom_job_spec(training_job())
     spec["labels"]["aml-version"] = "20260324-ffffffff"
-    jobs.add(spec, "JOB_STATE_RUNNING")
-    runner.submit_or_reattach(training_job())
-    assert len(jobs.created) == 1
+    other = CustomJobHook().create_custom_job(project_id=PROJECT, region=REGION, custom_job=spec).name
+    assert runner.submit_or_reattach(training_job()) != other
+    assert len(vertex_endpoint.calls("CreateCustomJob")) == 2
 
 
-def test_state_store_remembers_the_job_across_tries(runner, jobs):
+def test_state_store_remembers_the_job_across_tries(runner, vertex_endpoint):
     store = DictStore()
     first = runner.submit_or_reattach(training_job(), store)
     assert store == {STATE_STORE_KEY: first}
-    jobs.hook.list_custom_jobs.side_effect = AssertionError("the stored name is enough")
-    jobs.set_state(first, "JOB_STATE_RUNNING")
+    vertex_endpoint.set_state(first, "JOB_STATE_RUNNING")
+    listed = len(vertex_endpoint.calls("ListCustomJobs"))
     assert runner.submit_or_reattach(training_job(), store) == first
-    assert len(jobs.created) == 1
+    assert len(vertex_endpoint.calls("ListCustomJobs")) == listed  # the stored name was enough
+    assert len(vertex_endpoint.calls("CreateCustomJob")) == 1
 
 
-def test_state_store_entry_of_a_failed_job_is_replaced(runner, jobs):
+def test_state_store_entry_of_a_failed_job_is_replaced(runner, vertex_endpoint):
     store = DictStore()
     first = runner.submit_or_reattach(training_job(), store)
-    jobs.set_state(first, "JOB_STATE_FAILED", error="OOM")
+    end_job(runner, vertex_endpoint, first, "JOB_STATE_FAILED")
     second = runner.submit_or_reattach(training_job(), store)
     assert second != first
     assert store[STATE_STORE_KEY] == second
@@ -344,29 +250,35 @@ def test_state_store_entry_of_a_failed_job_is_replaced(runner, jobs):
 # --- state, wait, cancel, console ------------------------------------------------------------
 
 
-def test_wait_returns_on_success_and_raises_with_the_jobs_error(runner, jobs):
-    name = runner.submit(training_job())
-    states = iter(["JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"])
-    jobs.hook.get_custom_job.side_effect = lambda **kw: (jobs.set_state(name, next(states)), jobs.get(**kw))[1]
-    assert runner.wait(name, poll_interval=0)["status"] == "success"
-    jobs.hook.get_custom_job.side_effect = jobs.get
-    assert runner.state(name) == "JOB_STATE_SUCCEEDED"
+def test_wait_returns_on_success_and_raises_with_the_jobs_error(runner, vertex_endpoint):
+    ok = start_job(vertex_endpoint, "print('trained')")
+    assert runner.wait(ok, poll_interval=0.05)["status"] == "success"
+    assert runner.state(ok) == "JOB_STATE_SUCCEEDED"
+    assert len(vertex_endpoint.calls("GetCustomJob")) >= 2  # it polled while the job ran
 
-    failed = runner.submit(training_job(version="20260325-00000000"))
-    jobs.set_state(failed, "JOB_STATE_FAILED", error="trainer: error: label has one class")
-    with pytest.raises(TrainingJobError, match=r"customJobs/1002 failed \(JOB_STATE_FAILED\): trainer: error: label"):
-        runner.wait(failed, poll_interval=0)
+    failed = start_job(vertex_endpoint, "import sys; sys.exit('trainer: error: label has one class')")
+    with pytest.raises(TrainingJobError, match=r"customJobs/1002 failed \(JOB_STATE_FAILED\): .*trainer: error: label"):
+        runner.wait(failed, poll_interval=0.05)
 
 
-def test_cancel_asks_vertex_and_tolerates_a_finished_job(runner, jobs):
-    name = runner.submit(training_job())
+def test_cancel_kills_a_running_job_and_tolerates_a_finished_one(runner, vertex_endpoint):
+    name = start_job(vertex_endpoint, SLEEP)
+    vertex_endpoint.wait(name, states={"JOB_STATE_RUNNING"})
+    proc = vertex_endpoint.job(name).proc
     runner.cancel(name)
-    assert jobs.cancelled == [name]
-    assert runner.state(name) == "JOB_STATE_CANCELLED"
-    done = runner.submit(training_job(version="20260325-00000000"))
-    jobs.set_state(done, "JOB_STATE_SUCCEEDED")
-    runner.cancel(done)  # FailedPrecondition is logged, not raised
+    assert [r.name.rsplit("/", 1)[-1] for r in vertex_endpoint.calls("CancelCustomJob")] == [job_id(name)]
+    assert vertex_endpoint.wait(name) == "JOB_STATE_CANCELLED"
+    assert runner.state(name) == "JOB_STATE_CANCELLED" and proc.poll() is not None
+
+    done = start_job(vertex_endpoint, "pass")
+    vertex_endpoint.wait(done)
+    runner.cancel(done)  # FAILED_PRECONDITION is logged, not raised
     assert runner.state(done) == "JOB_STATE_SUCCEEDED"
+
+
+def test_missing_job_is_not_found(runner):
+    with pytest.raises(NotFound):
+        runner.state(f"projects/{PROJECT}/locations/{REGION}/customJobs/999")
 
 
 def test_console_url_points_at_the_job(runner):
@@ -418,58 +330,69 @@ def envelope(version: str) -> Envelope:
     )
 
 
-@pytest.fixture
-def registry(runner) -> FakeModelRegistry:
-    fake = FakeModelRegistry()
-    runner.model_hook = fake.hook
-    return fake
+MODELS = f"projects/{PROJECT_NUMBER}/locations/{REGION}/models"
 
 
-def test_upload_creates_the_model_then_adds_versions(runner, registry):
+def test_upload_creates_the_model_then_adds_versions(runner, vertex_endpoint):
     first = runner.upload_model_version(envelope("20260324-1a2b3c4d"), f"{RUN_DIR}/model", labels=LABELS)
-    assert first == f"projects/{PROJECT}/locations/{REGION}/models/recsys@1"
-    (request,) = registry.uploads
-    assert request["model_id"] == "recsys" and "parent_model" not in request
-    model = request["model"]
-    Model(model)  # a valid Model message
-    assert model["artifact_uri"] == f"{RUN_DIR}/model"
-    assert model["version_aliases"] == ["v-20260324-1a2b3c4d"]
-    assert model["labels"]["aml-version"] == "20260324-1a2b3c4d"
-    assert model["labels"]["airflow-dag"] == "recsys_training"
-    assert model["container_spec"] == {"image_uri": IMAGE}
+    assert first == f"{MODELS}/recsys@1"
+    (request,) = vertex_endpoint.calls("UploadModel")
+    assert request.model_id == "recsys" and not request.parent_model
+    model = request.model
+    assert model.artifact_uri == f"{RUN_DIR}/model"
+    assert list(model.version_aliases) == ["v-20260324-1a2b3c4d"]
+    assert model.labels["aml-version"] == "20260324-1a2b3c4d"
+    assert model.labels["airflow-dag"] == "recsys_training"
+    assert model.container_spec.image_uri == IMAGE
+    assert vertex_endpoint.calls("GetOperation")  # the client waited on the upload operation
 
     second = runner.upload_model_version(envelope("20260331-99999999"), f"{RUN_DIR}/model")
-    assert second.endswith("models/recsys@2")
-    assert registry.uploads[1]["parent_model"] == f"projects/{PROJECT}/locations/{REGION}/models/recsys"
-    assert "model_id" not in registry.uploads[1]
+    assert second == f"{MODELS}/recsys@2"
+    upload = vertex_endpoint.calls("UploadModel")[1]
+    assert upload.parent_model == f"{MODELS}/recsys" and not upload.model_id
 
 
-def test_upload_retry_finds_the_version_instead_of_uploading_twice(runner, registry):
+def test_upload_retry_finds_the_version_instead_of_uploading_twice(runner, vertex_endpoint):
     first = runner.upload_model_version(envelope("20260324-1a2b3c4d"), f"{RUN_DIR}/model")
     again = runner.upload_model_version(envelope("20260324-1a2b3c4d"), f"{RUN_DIR}/model")
     assert again == first
-    assert len(registry.uploads) == 1
+    assert len(vertex_endpoint.calls("UploadModel")) == 1
 
 
-def test_set_alias_moves_champion_between_versions(runner, registry):
+def test_set_alias_moves_champion_between_versions(runner, vertex_endpoint):
     runner.upload_model_version(envelope("20260324-1a2b3c4d"), f"{RUN_DIR}/model")
     runner.upload_model_version(envelope("20260331-99999999"), f"{RUN_DIR}/model")
     runner.set_alias("recsys", "20260324-1a2b3c4d")
-    assert registry.aliases("recsys") == {
+    assert vertex_endpoint.aliases("recsys") == {
         "1": ["champion", "default", "v-20260324-1a2b3c4d"],
         "2": ["v-20260331-99999999"],
     }
     moved = runner.set_alias("recsys", "20260331-99999999")
-    assert moved.endswith("models/recsys@2")
-    assert registry.aliases("recsys") == {
+    assert moved == f"{MODELS}/recsys@2"
+    assert vertex_endpoint.aliases("recsys") == {
         "1": ["default", "v-20260324-1a2b3c4d"],
         "2": ["champion", "v-20260331-99999999"],
     }
+    merged = [r.name for r in vertex_endpoint.calls("MergeVersionAliases")]
+    assert merged == [f"projects/{PROJECT}/locations/{REGION}/models/recsys@{v}" for v in ("1", "2")]
 
 
-def test_set_alias_of_an_unknown_version_is_a_clear_error(runner, registry):
+def test_set_alias_of_an_unknown_version_is_a_clear_error(runner):
     with pytest.raises(ContractError, match=r"version '20260324-1a2b3c4d' is not in the Vertex AI Model Registry"):
         runner.set_alias("recsys", "20260324-1a2b3c4d")
+
+
+def test_model_registry_refuses_what_vertex_refuses(runner):
+    """The endpoint's documented rules: a serving container, model id format (the runner relies on them)."""
+    client = runner.model_hook.get_model_service_client(REGION)
+    parent = f"projects/{PROJECT}/locations/{REGION}"
+    model = {"display_name": "m", "artifact_uri": f"{RUN_DIR}/model"}
+    with pytest.raises(InvalidArgument, match="serving container"):
+        client.upload_model(request={"parent": parent, "model_id": "m", "model": model})
+    with pytest.raises(InvalidArgument, match="model_id '1bad'"):
+        client.upload_model(
+            request={"parent": parent, "model_id": "1bad", "model": {**model, "container_spec": {"image_uri": IMAGE}}}
+        )
 
 
 # --- trigger -----------------------------------------------------------------------------------
@@ -499,79 +422,97 @@ def test_trigger_serialises_and_round_trips_location_and_impersonation():
     assert rebuilt.serialize() == (classpath, kwargs)
 
 
-def fake_async_hook(monkeypatch, states: list[str | Exception], error: str = "") -> MagicMock:
-    hook = MagicMock()
-    hook.get_job_service_client = AsyncMock(return_value="client")
-    replies = []
-    for s in states:
-        if isinstance(s, Exception):
-            replies.append(s)
-            continue
-        job = CustomJob(name=f"projects/123/locations/{REGION}/customJobs/42", state=JobState[s])
-        if error:
-            job.error = Status(code=13, message=error)
-        replies.append(job)
-    hook.get_custom_job = AsyncMock(side_effect=replies)
-    built: list[dict] = []
-    monkeypatch.setattr(
-        "airflow_ml_provider.triggers.vertex_ai.CustomJobAsyncHook", lambda **kw: built.append(kw) or hook
-    )
-    hook.built = built
-    return hook
+def live_trigger(job_name: str, **overrides: Any) -> VertexTrainingJobTrigger:
+    """A trigger on the endpoint's job with the (anonymous) default connection."""
+    return make_trigger(job_name=job_name, gcp_conn_id="google_cloud_default", impersonation_chain=None, **overrides)
 
 
-def events(trigger: VertexTrainingJobTrigger) -> list[dict[str, Any]]:
+def run_trigger(trigger: VertexTrainingJobTrigger) -> list[dict[str, Any]]:
+    """Run the trigger as the triggerer does: collect its events, then ``cleanup``."""
+
     async def collect() -> list[dict[str, Any]]:
-        return [e.payload async for e in trigger.run()]
+        try:
+            return [e.payload async for e in trigger.run()]
+        finally:
+            await trigger.cleanup()
 
     return asyncio.run(collect())
 
 
-def test_trigger_polls_until_success(monkeypatch):
-    hook = fake_async_hook(monkeypatch, ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_SUCCEEDED"])
-    got = events(make_trigger())
-    assert got == [
-        {
-            "status": "success",
-            "job_name": f"projects/123/locations/{REGION}/customJobs/42",
-            "state": "JOB_STATE_SUCCEEDED",
-            "message": "succeeded",
-        }
-    ]
-    assert hook.built == [{"gcp_conn_id": "gcp_ml", "impersonation_chain": ["sa@my-project.iam.gserviceaccount.com"]}]
-    hook.get_job_service_client.assert_awaited_with(region=REGION)
-    assert hook.get_custom_job.await_count == 3
-    assert hook.get_custom_job.await_args.kwargs == {
-        "project_id": PROJECT,
-        "location": REGION,
-        "job_id": "42",
-        "client": "client",
-    }
+def test_trigger_polls_until_success(vertex_endpoint):
+    name = start_job(vertex_endpoint, "import time; time.sleep(0.3)")
+    got = run_trigger(live_trigger(name, poll_interval=0.05))
+    assert got == [{"status": "success", "job_name": name, "state": "JOB_STATE_SUCCEEDED", "message": "succeeded"}]
+    polls = vertex_endpoint.calls("GetCustomJob")
+    assert len(polls) >= 2 and {p.name for p in polls} == {f"projects/{PROJECT}/locations/{REGION}/customJobs/1001"}
 
 
-def test_trigger_reports_failure_with_the_jobs_error(monkeypatch):
-    fake_async_hook(monkeypatch, ["JOB_STATE_RUNNING", "JOB_STATE_FAILED"], error="Replica workerpool0-0 exited 1")
-    (event,) = events(make_trigger())
-    assert event["status"] == "error"
-    assert event["state"] == "JOB_STATE_FAILED"
-    assert event["message"] == "Replica workerpool0-0 exited 1"
+def test_trigger_reports_failure_with_the_jobs_error(vertex_endpoint):
+    name = start_job(vertex_endpoint, "import sys; sys.exit('Replica workerpool0-0: out of memory')")
+    (event,) = run_trigger(live_trigger(name))
+    assert (event["status"], event["state"]) == ("error", "JOB_STATE_FAILED")
+    assert "exited with a non-zero status of 1" in event["message"] and "out of memory" in event["message"]
 
 
-def test_trigger_reports_cancellation(monkeypatch):
-    fake_async_hook(monkeypatch, ["JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"])
-    (event,) = events(make_trigger())
+def test_trigger_reports_cancellation(vertex_endpoint):
+    name = start_job(vertex_endpoint, SLEEP)
+    CustomJobHook().cancel_custom_job(project_id=PROJECT, region=REGION, custom_job=name.rsplit("/", 1)[-1])
+    (event,) = run_trigger(live_trigger(name))
     assert (event["status"], event["state"]) == ("cancelled", "JOB_STATE_CANCELLED")
 
 
-def test_trigger_turns_a_polling_failure_into_an_error_event(monkeypatch):
-    fake_async_hook(monkeypatch, ["JOB_STATE_RUNNING", RuntimeError("503 Service Unavailable")])
-    (event,) = events(make_trigger())
-    assert event == {
-        "status": "error",
-        "job_name": f"projects/123/locations/{REGION}/customJobs/42",
-        "state": None,
-        "message": "503 Service Unavailable",
-    }
+def test_trigger_turns_a_polling_failure_into_an_error_event(vertex_endpoint):
+    missing = f"projects/{PROJECT_NUMBER}/locations/{REGION}/customJobs/404"
+    (event,) = run_trigger(live_trigger(missing))
+    assert (event["status"], event["job_name"], event["state"]) == ("error", missing, None)
+    assert "404 The CustomJob does not exist" in event["message"]
+
+
+def test_trigger_on_kill_cancels_the_running_job(vertex_endpoint):
+    """Defect 5: a deferred task marked failed must not leave its Vertex AI job running.
+
+    As the triggerer does (airflow/jobs/triggerer_job_runner.py): the trigger's task is cancelled
+    with the user-action message, then ``on_kill`` is awaited, then ``cleanup``.
+    """
+    name = start_job(vertex_endpoint, SLEEP)
+    vertex_endpoint.wait(name, states={"JOB_STATE_RUNNING"})
+    proc = vertex_endpoint.job(name).proc
+    trigger = live_trigger(name, poll_interval=0.05)
+
+    async def mark_failed() -> None:
+        async def consume() -> None:
+            async for _ in trigger.run():
+                raise AssertionError("the job is still running: no event expected")
+
+        task = asyncio.create_task(consume())
+        while not vertex_endpoint.calls("GetCustomJob"):
+            await asyncio.sleep(0.02)
+        task.cancel("User action")
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        try:
+            await trigger.on_kill()
+        finally:
+            await trigger.cleanup()
+
+    asyncio.run(mark_failed())
+    assert [r.name.rsplit("/", 1)[-1] for r in vertex_endpoint.calls("CancelCustomJob")] == [job_id(name)]
+    assert vertex_endpoint.wait(name, timeout=10) == "JOB_STATE_CANCELLED"
+    assert proc.poll() is not None  # the job's process is gone
+    assert trigger._job_client is None  # cleanup closed the client
+
+
+def test_trigger_on_kill_leaves_a_finished_job_alone(vertex_endpoint):
+    name = start_job(vertex_endpoint, "pass")
+    vertex_endpoint.wait(name)
+    trigger = live_trigger(name)
+
+    async def kill() -> None:
+        await trigger.on_kill()  # FAILED_PRECONDITION is logged, not raised
+        await trigger.cleanup()
+
+    asyncio.run(kill())
+    assert vertex_endpoint.job(name).state == "JOB_STATE_SUCCEEDED"
 
 
 # --- link --------------------------------------------------------------------------------------
