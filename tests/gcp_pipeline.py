@@ -48,9 +48,13 @@ def seed(wh: BigQueryWarehouse, config: DemoConfig = WORLD) -> None:
 
 def run_dag(dag_id: str, run_date: dt.date) -> str:
     """``dag.test()`` of one reference DAG for ``run_date``; the run's final state."""
+    import sys
+
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAGS_DIR), include_examples=False)
+    if str(DAGS_DIR) not in sys.path:
+        sys.path.insert(0, str(DAGS_DIR))  # as Airflow's DAG processor does (dags/recsys is a package)
+    bag = DagBag(dag_folder=str(DAGS_DIR))
     assert bag.import_errors == {}, bag.import_errors
     dag = bag.get_dag(dag_id)
     logical = dt.datetime.combine(run_date, dt.time(6), tzinfo=dt.UTC)

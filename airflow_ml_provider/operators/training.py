@@ -127,7 +127,9 @@ class TrainModelOperator(MLPlatformOperator):
         """Resume after the trigger: fail with the job's console URL, or register the trained model."""
         with self.fail_fast():
             self.vertex.raise_for_event(event)
-            return self.register_vertex(job_from_kwargs(job))
+            # `airflow dags test` resumes a deferred task with the trigger's event only (it drops the
+            # deferral's kwargs; the triggerer keeps them). The job is deterministic per run: rebuild it.
+            return self.register_vertex(job_from_kwargs(job) if job else self.prepare_job(context, export=False))
 
     def register_vertex(self, job: TrainingJob) -> dict[str, Any]:
         """Register the candidate in ml_models and upload it as a Vertex AI Model Registry version."""

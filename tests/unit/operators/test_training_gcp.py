@@ -52,7 +52,10 @@ METRICS = {
 class ExportStub(DuckDBWarehouse):
     """A DuckDB warehouse whose EXPORT DATA writes Parquet shards to the local GCS, as BigQuery's does.
 
-    # until the BigQuery endpoint lands: then the gcp backend's BigQueryWarehouse runs here instead.
+    Why a stand-in here: these tests isolate the training task's Vertex AI behaviours (reattach,
+    retry, cancel) on a prebuilt feature warehouse; BigQuery's own EXPORT DATA runs through the
+    real client against the local BigQuery in tests/unit/backends/test_bigquery.py and in the
+    whole gcp pipeline (tests/integration/test_gcp_pipeline.py).
     """
 
     gcs: GcsEndpoint
@@ -118,7 +121,7 @@ def edge(vertex_endpoint, gcs_endpoint, training_warehouse_file, fast_pipeline_f
         e.warehouse_labels.append(labels)
         return warehouse
 
-    # until the BigQuery endpoint lands: the one stand-in; artifacts and Vertex AI are the real path.
+    # The one stand-in (see ExportStub): artifacts and Vertex AI are the real path.
     monkeypatch.setattr(MLPlatformHook, "get_warehouse", get_warehouse)
     return e
 
@@ -293,6 +296,18 @@ def test_execute_complete_registers_the_candidate_and_uploads_a_vertex_model_ver
     assert upload.model.artifact_uri == f"{RUN_DIR}/model"
     assert list(upload.model.version_aliases) == [f"v-{VERSION}"]
     assert upload.model.labels["airflow-dag"] == "recsys_training"
+
+
+def test_execute_complete_without_the_deferral_kwargs_rebuilds_the_job(edge):
+    """`airflow dags test` resumes with the event only (Airflow drops next_kwargs there): same result."""
+    op, deferred = defer(edge, context())
+    edge.write_envelope()
+    event = {"status": "success", "job_name": deferred.trigger.job_name, "state": "JOB_STATE_SUCCEEDED"}
+
+    result = op.execute_complete(context(), event)
+
+    assert (result["version"], result["uri"]) == (VERSION, f"{RUN_DIR}/model")
+    assert ModelRegistry(edge.warehouse).get("recsys", VERSION).status == "candidate"
 
 
 def test_execute_complete_is_idempotent_on_retry(edge):
