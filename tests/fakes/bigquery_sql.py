@@ -294,8 +294,8 @@ def normalise(data: pa.Table) -> pa.Table:
     fields = []
     for f in data.schema:
         kind = f.type
-        if pa.types.is_integer(kind):
-            kind = pa.int64()
+        if pa.types.is_integer(kind) or (pa.types.is_decimal(kind) and kind.scale == 0):
+            kind = pa.int64()  # DuckDB sums integers into HUGEINT (decimal(38,0)); BigQuery into INT64
         elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
             kind = pa.float64()
         elif pa.types.is_large_string(kind):
