@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -55,12 +55,28 @@ class Entities(_Strict):
 
 
 class Windows(_Strict):
-    """Time windows. Features look back; labels look forward; validation is the latest span."""
+    """Time windows. Features look back; labels look forward.
+
+    Three as-of windows in time order, each purged from the next by ``label_horizon_days`` so
+    no label of one sees the next: training (``training_days``), early stopping
+    (``early_stopping_days``, the end of training; 0 trains all rounds with no early stopping)
+    and the held-out test window (``validation_days``, the newest dates with complete labels),
+    which nothing has seen and which metrics, the gate and the envelope read.
+    """
 
     feature_lookback_days: int = Field(default=28, ge=1, le=3650)
     label_horizon_days: int = Field(default=7, ge=1, le=365)
-    validation_days: int = Field(default=7, ge=1, le=365)
+    validation_days: int = Field(default=7, ge=1, le=365, description="the held-out test window")
     training_days: int = Field(default=28, ge=1, le=3650)
+    early_stopping_days: int = Field(default=7, ge=0, le=365)
+
+
+class EvaluationWindows(NamedTuple):
+    """The as-of dates of the three time-ordered windows of one training run."""
+
+    fit: list[dt.date]
+    early_stopping: list[dt.date]
+    test: list[dt.date]
 
 
 class SqlStep(_Strict):
@@ -161,6 +177,34 @@ class EvaluationGate(_Strict):
         "or one per as-of date ranking every row (a per-user score such as churn: of the k highest-scored "
         "users, how many turned out positive)",
     )
+    scope: Literal["end_to_end", "candidates"] = Field(
+        default="end_to_end",
+        description="what the gate judges: end_to_end scores the top k against every interaction in the label "
+        "horizon (missed candidates count); candidates only against positives among the candidates",
+    )
+    baseline: Literal["global_popularity", "candidate_popularity", "candidate_order"] = Field(
+        default="global_popularity",
+        description="the baseline the gate's lift is over: the k most popular items of the training window for "
+        "everyone, the candidates re-ranked by popularity, or the candidate generator's own order",
+    )
+    candidate_order: str | None = Field(
+        default=None,
+        description="a feature holding the candidate generator's rank (1 = best), e.g. candidate_rank; "
+        "reported as a baseline when set",
+    )
+    min_lists: int = Field(
+        default=200,
+        ge=0,
+        le=10_000_000,
+        description="lists with a positive the test window needs before the gate may promote; fewer is "
+        "'no decision, too few lists', never a pass",
+    )
+    bootstrap_samples: int = Field(default=1000, ge=0, le=100_000, description="resamples for the lift's CI")
+
+    @field_validator("candidate_order")
+    @classmethod
+    def _order(cls, v: str | None) -> str | None:
+        return None if v is None else validate_identifier(v, kind="candidate order feature")
 
 
 class InferenceSpec(_Strict):
@@ -329,6 +373,11 @@ class PipelineSpec(_Strict):
         if keys & set(names):
             raise ValueError(f"features: entity keys {sorted(keys & set(names))} are keys, not features; remove them")
         self.drift.check_names(self.features)
+        order = self.evaluation.candidate_order
+        if order is not None and order not in names:
+            raise ValueError(f"evaluation.candidate_order: {order!r} is not a declared feature; name the rank feature")
+        if self.evaluation.baseline == "candidate_order" and order is None:
+            raise ValueError("evaluation.baseline is candidate_order but evaluation.candidate_order names no feature")
         return self
 
     def find_step(self, table: str) -> SqlStep | None:
@@ -354,25 +403,43 @@ class PipelineSpec(_Strict):
             "candidates_per_user": self.candidates_per_user,
         }
 
-    def training_dates(self, end: dt.date) -> tuple[list[dt.date], list[dt.date]]:
-        """As-of dates to train and validate on for a run on ``end`` (time split, never random).
+    def evaluation_windows(self, end: dt.date) -> EvaluationWindows:
+        """The fit, early-stopping and test as-of dates for a run on ``end`` (time split, never random).
 
         Labels need ``label_horizon_days`` after an as-of date, so the newest usable date is
-        ``end - horizon``. Validation takes the newest ``validation_days``; a gap of
-        ``label_horizon_days`` keeps training labels from seeing the validation window.
+        ``end - horizon``. The test window takes the newest ``validation_days``; before it, a gap
+        of ``label_horizon_days``, then the early-stopping slice, another gap, then the fit window.
         """
+        return self.windows_before(end - dt.timedelta(days=self.windows.label_horizon_days))
+
+    def windows_before(self, test_end: dt.date) -> EvaluationWindows:
+        """The three windows whose test window ends on ``test_end``."""
         w = self.windows
-        val_end = end - dt.timedelta(days=w.label_horizon_days)
-        val_start = val_end - dt.timedelta(days=w.validation_days - 1)
-        train_end = val_start - dt.timedelta(days=w.label_horizon_days)
-        train_start = train_end - dt.timedelta(days=w.training_days - 1)
-        days = lambda a, b: [a + dt.timedelta(days=i) for i in range((b - a).days + 1)]  # noqa: E731
-        return days(train_start, train_end), days(val_start, val_end)
+        horizon = dt.timedelta(days=w.label_horizon_days)
+        test = _days_ending(test_end, w.validation_days)
+        early = _days_ending(test[0] - horizon, w.early_stopping_days)
+        fit_end = (early[0] if early else test[0]) - horizon
+        return EvaluationWindows(_days_ending(fit_end, w.training_days), early, test)
+
+    def training_dates(self, end: dt.date) -> tuple[list[dt.date], list[dt.date]]:
+        """As-of dates the training export reads (fit through early stopping) and the test dates.
+
+        The first list runs from the first fit date to the last early-stopping date, purge gap
+        included (every feature and label partition the run reads); the trainer drops the gap.
+        """
+        fit, early, test = self.evaluation_windows(end)
+        last = early[-1] if early else fit[-1]
+        return _days_ending(last, (last - fit[0]).days + 1), test
 
     @property
     def spec_hash(self) -> str:
         """A stable hash of the contract's content, recorded with every model."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _days_ending(last: dt.date, n: int) -> list[dt.date]:
+    """The ``n`` consecutive dates ending on ``last``."""
+    return [last - dt.timedelta(days=n - 1 - i) for i in range(n)]
 
 
 def load_spec(path: str | Path) -> PipelineSpec:
