@@ -214,6 +214,8 @@ class InferenceSpec(_Strict):
     batch_rows: int = Field(default=500_000, ge=1_000, le=50_000_000)
 
 
+#: Query parameters the contract sets itself; ``sql_params`` may not redefine them.
+RESERVED_SQL_PARAMS = frozenset({"as_of", "lookback_days", "label_horizon_days", "candidates_per_user"})
 #: The column name prediction drift reports for ``recommendations.score``; the contract may name it too.
 PREDICTION_COLUMN = "score"
 #: Feature types a drift check can bin (dates and timestamps are not profiled at training).
@@ -336,6 +338,10 @@ class PipelineSpec(_Strict):
     sources: dict[str, str] = Field(description="role -> source table, e.g. events: events")
     windows: Windows = Windows()
     candidates_per_user: int = Field(default=50, ge=1, le=10000)
+    sql_params: dict[str, int | float | str | bool] = Field(
+        default_factory=dict,
+        description="extra @name query parameters every SQL file may use, e.g. candidate generator knobs",
+    )
     steps: list[SqlStep] = Field(min_length=1, description="feature SQL steps in run order")
     feature_table: str
     features: list[FeatureColumn] = Field(min_length=1)
@@ -355,6 +361,15 @@ class PipelineSpec(_Strict):
     def _sources(cls, v: dict[str, str]) -> dict[str, str]:
         for table in v.values():
             validate_identifier(table, kind="source table")
+        return v
+
+    @field_validator("sql_params")
+    @classmethod
+    def _sql_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            validate_identifier(name, kind="sql_params name")
+            if name in RESERVED_SQL_PARAMS:
+                raise ValueError(f"{name!r} is set from the contract's windows; pick another name")
         return v
 
     @model_validator(mode="after")
@@ -397,6 +412,7 @@ class PipelineSpec(_Strict):
     def query_params(self, as_of: dt.date) -> dict[str, Any]:
         """The query parameters every SQL file of this pipeline may use."""
         return {
+            **self.sql_params,
             "as_of": as_of,
             "lookback_days": self.windows.feature_lookback_days,
             "label_horizon_days": self.windows.label_horizon_days,
