@@ -16,8 +16,8 @@ WITH window_events AS (
     i.category,
     CASE e.event_type WHEN 'purchase' THEN 3.0 WHEN 'add_to_cart' THEN 2.0 ELSE 1.0 END AS weight,
     POW(0.5, DATE_DIFF(@as_of, DATE(e.event_ts), DAY) / @covisit_half_life_days) AS decay
-  FROM events AS e
-  JOIN items AS i ON i.item_id = e.item_id
+  FROM {{ source('events') }} AS e
+  JOIN {{ source('items') }} AS i ON i.item_id = e.item_id
   WHERE DATE(e.event_ts) <= @as_of
     AND DATE(e.event_ts) > DATE_SUB(@as_of, INTERVAL @lookback_days DAY)
 ),

@@ -12,13 +12,13 @@ WITH horizon_events AS (
     user_id,
     item_id,
     MAX(CASE event_type WHEN 'purchase' THEN 3 WHEN 'add_to_cart' THEN 2 ELSE 1 END) AS relevance
-  FROM events
+  FROM {{ source('events') }}
   WHERE DATE(event_ts) > @as_of
     AND DATE(event_ts) <= DATE_ADD(@as_of, INTERVAL @label_horizon_days DAY)
   GROUP BY user_id, item_id
 ),
 day_candidates AS (
-  SELECT user_id, item_id FROM __NAME___candidates WHERE as_of_date = @as_of
+  SELECT user_id, item_id FROM {{ ref('candidates') }} WHERE as_of_date = @as_of
 )
 SELECT
   c.user_id,
