@@ -38,14 +38,45 @@ def ref_table(spec: PipelineSpec, name: str) -> str:
     )
 
 
+def render_source(spec: PipelineSpec, role: str, prefix: str = "") -> str:
+    """What ``{{ source(role) }}`` renders: the table, or a subquery mapping its columns and event types.
+
+    With ``source_columns.<role>`` the subquery selects every mapped column under the name the
+    SQL uses (``CustomerID AS user_id``) and the table's other columns as they are. For the
+    ``events`` role, ``event_types`` maps your types onto the ones the SQL knows; any other
+    type becomes ``'unknown'``, which the reference SQL gives relevance 0.
+    """
+    table = prefix + source_table(spec, role)
+    columns = spec.source_columns.get(role, {})
+    types = spec.event_types if role == "events" else {}
+    if not columns and not types:
+        return table
+    type_column = columns.get("event_type", "event_type")
+    select = [f"{theirs} AS {ours}" for ours, theirs in columns.items() if not (types and ours == "event_type")]
+    if types:
+        whens = " ".join(
+            f"WHEN {type_column} IN ({', '.join(_literal(raw) for raw in raws)}) THEN {_literal(ours)}"
+            for ours, raws in types.items()
+        )
+        select.append(f"CASE {whens} ELSE 'unknown' END AS event_type")
+    # The mapped columns leave under the SQL's names only, so no name appears twice.
+    mapped = sorted({*columns.values(), *([type_column] if types else [])})
+    return f"(SELECT * EXCEPT ({', '.join(mapped)}), {', '.join(select)} FROM {table})"
+
+
+def _literal(value: str) -> str:
+    """A contract event type as a GoogleSQL string literal (the spec allows no quotes or backslashes)."""
+    return f"'{value}'"
+
+
 def sql_functions(spec: PipelineSpec) -> dict[str, Callable[[str], str]]:
     """The Jinja functions every SQL file of ``spec`` may call."""
-    return {"source": lambda role: source_table(spec, role), "ref": lambda name: ref_table(spec, name)}
+    return {"source": lambda role: render_source(spec, role), "ref": lambda name: ref_table(spec, name)}
 
 
 def sentinel_functions(spec: PipelineSpec) -> dict[str, Callable[[str], str]]:
     """Like ``sql_functions`` but ``source`` renders a marker, so direct table names stand out."""
-    return {"source": lambda role: f"{_SENTINEL}{source_table(spec, role)}", "ref": lambda n: ref_table(spec, n)}
+    return {"source": lambda role: render_source(spec, role, _SENTINEL), "ref": lambda n: ref_table(spec, n)}
 
 
 def direct_source_reads(rendered_with_sentinels: str, spec: PipelineSpec, source: str) -> list[str]:

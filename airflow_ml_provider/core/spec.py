@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -208,12 +209,19 @@ class EvaluationGate(_Strict):
 
 
 class InferenceSpec(_Strict):
-    """Batch inference: how many items per user, and how many candidate rows per streamed batch."""
+    """Batch inference: how many items per user, which to leave out, and candidate rows per streamed batch."""
 
     top_k: int = Field(default=10, ge=1, le=1000)
     batch_rows: int = Field(default=500_000, ge=1_000, le=50_000_000)
+    exclude_seen: Literal["purchased", "interacted", "none"] = Field(
+        default="none",
+        description="drop candidates the user already purchased (or interacted with at all) up to the "
+        "prediction date, in SQL before scoring; none keeps them (repeat purchases are the point for a shop)",
+    )
 
 
+#: What an event type from ``event_types`` may look like (it is rendered as a SQL string literal).
+EVENT_TYPE_VALUE = re.compile(r"[A-Za-z0-9_.:/ -]{1,64}")
 #: Query parameters the contract sets itself; ``sql_params`` may not redefine them.
 RESERVED_SQL_PARAMS = frozenset({"as_of", "lookback_days", "label_horizon_days", "candidates_per_user"})
 #: The column name prediction drift reports for ``recommendations.score``; the contract may name it too.
@@ -336,6 +344,15 @@ class PipelineSpec(_Strict):
     owners: Owners
     entities: Entities = Entities()
     sources: dict[str, str] = Field(description="role -> source table, e.g. events: events")
+    source_columns: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="role -> {column the SQL uses: column of your table}, e.g. events: {user_id: CustomerID}",
+    )
+    event_types: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="event type the SQL knows -> your event types, e.g. purchase: [transaction, order]; "
+        "types not listed become 'unknown' (relevance 0), never silently weighted",
+    )
     windows: Windows = Windows()
     candidates_per_user: int = Field(default=50, ge=1, le=10000)
     sql_params: dict[str, int | float | str | bool] = Field(
@@ -363,6 +380,34 @@ class PipelineSpec(_Strict):
             validate_identifier(table, kind="source table")
         return v
 
+    @field_validator("source_columns")
+    @classmethod
+    def _source_columns(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for role, columns in v.items():
+            for ours, theirs in columns.items():
+                validate_identifier(ours, kind=f"source_columns.{role} column")
+                validate_identifier(theirs, kind=f"source_columns.{role}.{ours} source column")
+        return v
+
+    @field_validator("event_types")
+    @classmethod
+    def _event_types(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for ours, theirs in v.items():
+            validate_identifier(ours, kind="event_types name")
+            if not theirs:
+                raise ValueError(f"event_types.{ours}: list at least one of your event types")
+            for raw in theirs:
+                # Rendered into SQL as a string literal: a strict alphabet keeps quotes out.
+                if not EVENT_TYPE_VALUE.fullmatch(raw):
+                    raise ValueError(
+                        f"event_types.{ours}: {raw!r} is not a plain event type (letters, digits, space, _ . : / -)"
+                    )
+                if raw in seen and seen[raw] != ours:
+                    raise ValueError(f"event_types: {raw!r} is listed under both {seen[raw]} and {ours}")
+                seen[raw] = ours
+        return v
+
     @field_validator("sql_params")
     @classmethod
     def _sql_params(cls, v: dict[str, Any]) -> dict[str, Any]:
@@ -388,6 +433,11 @@ class PipelineSpec(_Strict):
         if keys & set(names):
             raise ValueError(f"features: entity keys {sorted(keys & set(names))} are keys, not features; remove them")
         self.drift.check_names(self.features)
+        unknown_roles = sorted(set(self.source_columns) - set(self.sources))
+        if unknown_roles:
+            raise ValueError(f"source_columns: {unknown_roles} are not roles in sources ({sorted(self.sources)})")
+        if self.event_types and "events" not in self.sources:
+            raise ValueError("event_types maps the `events` source, but sources has no events role")
         order = self.evaluation.candidate_order
         if order is not None and order not in names:
             raise ValueError(f"evaluation.candidate_order: {order!r} is not a declared feature; name the rank feature")

@@ -11,11 +11,13 @@ WITH horizon_events AS (
   SELECT
     user_id,
     item_id,
-    MAX(CASE event_type WHEN 'purchase' THEN 3 WHEN 'add_to_cart' THEN 2 ELSE 1 END) AS relevance
+    -- An event type the SQL does not know (e.g. 'unknown' from event_types) weighs nothing.
+    MAX(CASE event_type WHEN 'purchase' THEN 3 WHEN 'add_to_cart' THEN 2 WHEN 'view' THEN 1 ELSE 0 END) AS relevance
   FROM {{ source('events') }}
   WHERE DATE(event_ts) > @as_of
     AND DATE(event_ts) <= DATE_ADD(@as_of, INTERVAL @label_horizon_days DAY)
   GROUP BY user_id, item_id
+  HAVING relevance > 0
 ),
 day_candidates AS (
   SELECT user_id, item_id FROM {{ ref('candidates') }} WHERE as_of_date = @as_of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
@@ -150,3 +151,43 @@ def test_sources_point_at_other_tables_without_touching_sql(tmp_path, built):
         sql = f"SELECT * EXCLUDE (as_of_date) FROM {step.table} ORDER BY ALL"
         with wh.connect(read_only=True) as a, built.connect(read_only=True) as b:
             assert a.sql(sql).fetchall() == b.sql(sql).fetchall(), step.table
+
+
+def test_your_columns_and_event_types_map_onto_the_sql_without_editing_it(tmp_path, built):
+    """source_columns and event_types in the contract plug an event log in with other names."""
+    world = generate(DemoConfig(users=400, items=90, days=45))
+    raw_types = {"view": "pageview", "add_to_cart": "basket", "purchase": "transaction"}
+    events = world.events.rename_columns(
+        ["CustomerID" if c == "user_id" else "kind" if c == "event_type" else c for c in world.events.column_names]
+    )
+    kinds = [raw_types[t] for t in events["kind"].to_pylist()]
+    events = events.set_column(events.column_names.index("kind"), "kind", pa.array(kinds))
+    wh = DuckDBWarehouse(tmp_path / "mapped.duckdb")
+    wh.replace_table("users", world.users)
+    wh.replace_table("items", world.items)
+    wh.replace_table("clicks", events)
+    spec = SPEC.model_copy(
+        update={
+            "sources": {**SPEC.sources, "events": "clicks"},
+            "source_columns": {"events": {"user_id": "CustomerID", "event_type": "kind"}},
+            "event_types": {ours: [theirs] for ours, theirs in raw_types.items()},
+        }
+    )
+    build_features(wh, spec, SQL_DIR, [AS_OF], labels=True)
+    for step in [*SPEC.steps, SPEC.label.step]:
+        sql = f"SELECT * FROM {step.table} ORDER BY ALL"
+        with wh.connect(read_only=True) as a, built.connect(read_only=True) as b:
+            assert a.sql(sql).fetchall() == b.sql(sql).fetchall(), step.table
+
+
+def test_unknown_event_types_weigh_nothing(tmp_path, built):
+    """A type the contract does not map (here every purchase, called 'refund') is never a positive."""
+    world = generate(DemoConfig(users=400, items=90, days=45))
+    wh = DuckDBWarehouse(tmp_path / "unknown.duckdb")
+    for name in ("users", "items", "events"):
+        wh.replace_table(name, getattr(world, name))
+    wh.execute("UPDATE events SET event_type = 'refund' WHERE event_type = 'purchase'")
+    spec = SPEC.model_copy(update={"event_types": {"view": ["view"], "add_to_cart": ["add_to_cart"]}})
+    build_features(wh, spec, SQL_DIR, [AS_OF], labels=True)
+    top = wh.query("SELECT MAX(relevance) AS r, COUNTIF(relevance = 0 AND label = 1) AS odd FROM labels").to_pylist()
+    assert top == [{"r": 2, "odd": 0}]
