@@ -13,9 +13,9 @@ import json
 import logging
 import sys
 import time
-from typing import Any
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from airflow_ml_provider import __version__
 from airflow_ml_provider.exceptions import MLProviderError

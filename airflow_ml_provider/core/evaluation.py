@@ -196,9 +196,7 @@ def evaluate_window(
     items = test[item].to_numpy()
     rankers: dict[str, np.ndarray] = {
         "model": np.asarray(scores, dtype=np.float64),
-        "candidate_popularity": popularity_scores(
-            fit[item].to_numpy(), fit[label].to_numpy(dtype=np.float64), items
-        ),
+        "candidate_popularity": popularity_scores(fit[item].to_numpy(), fit[label].to_numpy(dtype=np.float64), items),
     }
     if ev.candidate_order:
         rankers["candidate_order"] = -test[ev.candidate_order].to_numpy(dtype=np.float64)

@@ -32,8 +32,8 @@ import pyarrow.dataset as pads
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.encoding import check_columns, encode, fit_categories
 from airflow_ml_provider.core.envelope import DataSummary, Envelope, package_versions, write_envelope
-from airflow_ml_provider.core.hooks import ModelHooks, load_hooks
 from airflow_ml_provider.core.evaluation import evaluate_window
+from airflow_ml_provider.core.hooks import ModelHooks, load_hooks
 from airflow_ml_provider.core.profile import build_profile, numeric_profile
 from airflow_ml_provider.core.spec import PipelineSpec, parse_spec
 from airflow_ml_provider.exceptions import ContractError, MLProviderError

@@ -274,13 +274,14 @@ def _run_step(
 ) -> Check:
     """Parse a step's SQL as GoogleSQL, transpile it and run it on the sample, writing its partition."""
     from airflow_ml_provider.core.features import render_sql
-    from airflow_ml_provider.core.sql import bind_params, parse, to_duckdb
-
     from airflow_ml_provider.core.references import direct_source_reads, sentinel_functions
+    from airflow_ml_provider.core.sql import bind_params, parse, to_duckdb
 
     name, source = f"sql {step.sql}", str(sql_dir / step.sql)
     try:
-        direct = direct_source_reads(render_sql(step, sql_dir, run.as_of, functions=sentinel_functions(spec)), spec, source)
+        direct = direct_source_reads(
+            render_sql(step, sql_dir, run.as_of, functions=sentinel_functions(spec)), spec, source
+        )
         if direct:
             run.failed.add(step.table)
             return report.add(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 
 import numpy as np
@@ -58,7 +59,7 @@ def test_three_windows_are_disjoint_time_ordered_and_purged(windows):
     if early:
         assert early[-1] + horizon <= test[0]
     for days in (fit, early, test):
-        assert days == sorted(days) and all((b - a).days == 1 for a, b in zip(days, days[1:], strict=False))
+        assert days == sorted(days) and all((b - a).days == 1 for a, b in itertools.pairwise(days))
 
 
 def test_training_dates_cover_fit_through_early_stopping_and_the_test_window():
@@ -217,7 +218,12 @@ def test_evaluate_window_labels_scopes_and_uses_the_gates_pick():
     )
     scores = np.array([0.1, 0.9, 0.5, 0.9, 0.1, 0.2])  # the model ranks b first for u1, a for u2
     out = evaluate_window(test, scores, fit, truth, spec, catalog=4, bootstrap=False)
-    assert (out["scope"], out["baseline_name"], out["k"], out["window"]) == ("end_to_end", "global_popularity", 2, "test")
+    assert (out["scope"], out["baseline_name"], out["k"], out["window"]) == (
+        "end_to_end",
+        "global_popularity",
+        2,
+        "test",
+    )
     assert out["test_dates"] == ["2026-03-20", "2026-03-20"]
     cand, e2e = out["scopes"]["candidates"], out["scopes"]["end_to_end"]
     assert set(cand) == {"model", "candidate_popularity", "candidate_order"}
