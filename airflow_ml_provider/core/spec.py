@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -454,7 +455,9 @@ class PipelineSpec(_Strict):
     @property
     def spec_hash(self) -> str:
         """A stable hash of the contract's content, recorded with every model."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        # Sorted keys: mappings such as sql_params mean the same in any order.
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _days_ending(last: dt.date, n: int) -> list[dt.date]:

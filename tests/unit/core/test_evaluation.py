@@ -241,6 +241,7 @@ def test_without_truth_only_the_candidate_scope_exists():
     day = dt.date(2026, 3, 20)
     test = pd.DataFrame({"as_of_date": [day] * 2, "user_id": ["u1"] * 2, "item_id": ["a", "b"], "label": [0, 1]})
     fit = test.assign(as_of_date=day - dt.timedelta(days=14))
-    out = evaluate_window(test, np.array([0.2, 0.1]), fit, None, SPEC, catalog=2)
+    spec = SPEC.model_copy(update={"evaluation": SPEC.evaluation.model_copy(update={"candidate_order": None})})
+    out = evaluate_window(test, np.array([0.2, 0.1]), fit, None, spec, catalog=2)
     assert (out["scope"], out["baseline_name"]) == ("candidates", "candidate_popularity")
     assert set(out["scopes"]) == {"candidates"} and out["candidate_recall"] is None
