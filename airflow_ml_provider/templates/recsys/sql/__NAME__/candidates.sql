@@ -14,12 +14,14 @@ WITH window_events AS (
     e.item_id,
     DATE(e.event_ts) AS event_date,
     i.category,
-    CASE e.event_type WHEN 'purchase' THEN 3.0 WHEN 'add_to_cart' THEN 2.0 WHEN 'view' THEN 1.0 ELSE 0.0 END AS weight,
+    CASE e.event_type WHEN 'purchase' THEN 3.0 WHEN 'add_to_cart' THEN 2.0 ELSE 1.0 END AS weight,
     POW(0.5, DATE_DIFF(@as_of, DATE(e.event_ts), DAY) / @covisit_half_life_days) AS decay
   FROM {{ source('events') }} AS e
   JOIN {{ source('items') }} AS i ON i.item_id = e.item_id
   WHERE DATE(e.event_ts) <= @as_of
     AND DATE(e.event_ts) > DATE_SUB(@as_of, INTERVAL @lookback_days DAY)
+    -- An event type the SQL does not know (e.g. 'unknown' from event_types) proposes nothing.
+    AND e.event_type IN ('view', 'add_to_cart', 'purchase')
 ),
 user_items AS (
   SELECT user_id, item_id, SUM(weight * decay) AS engagement
