@@ -33,7 +33,7 @@ def ref_table(spec: PipelineSpec, name: str) -> str:
         if table in (name, f"{spec.name}_{name}"):
             return table
     raise ContractError(
-        f"ref({name!r}): no step of pipeline {spec.name!r} writes {name!r} or {spec.name}_{name!r}; "
+        f"ref({name!r}): no step of pipeline {spec.name!r} writes {name!r} or {spec.name + '_' + name!r}; "
         f"steps write {', '.join(tables)}. Name one of those, or add the step to pipeline.yaml."
     )
 
