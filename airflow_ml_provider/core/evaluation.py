@@ -193,11 +193,10 @@ def evaluate_window(
     ev, item = spec.evaluation, spec.entities.item
     k = ev.k
     keys = list_keys(test, spec)
-    items = test[item].to_numpy()
-    rankers: dict[str, np.ndarray] = {
-        "model": np.asarray(scores, dtype=np.float64),
-        "candidate_popularity": popularity_scores(fit[item].to_numpy(), fit[label].to_numpy(dtype=np.float64), items),
-    }
+    # What a list ranks: items per user, or users per date (e.g. churn, where the item is constant).
+    items = test[item if ev.lists == "user" else spec.entities.user].to_numpy()
+    popularity = popularity_scores(fit[item].to_numpy(), fit[label].to_numpy(dtype=np.float64), test[item].to_numpy())
+    rankers: dict[str, np.ndarray] = {"model": np.asarray(scores, dtype=np.float64), "candidate_popularity": popularity}
     if ev.candidate_order:
         rankers["candidate_order"] = -test[ev.candidate_order].to_numpy(dtype=np.float64)
     recs = {name: top_k(keys, items, s, k) for name, s in rankers.items()}

@@ -245,3 +245,18 @@ def test_without_truth_only_the_candidate_scope_exists():
     out = evaluate_window(test, np.array([0.2, 0.1]), fit, None, spec, catalog=2)
     assert (out["scope"], out["baseline_name"]) == ("candidates", "candidate_popularity")
     assert set(out["scopes"]) == {"candidates"} and out["candidate_recall"] is None
+
+
+def test_lists_per_date_rank_users_not_the_constant_item():
+    """Churn-style lists (one per as-of date) rank users; the item column is the same everywhere."""
+    spec = SPEC.model_copy(
+        update={
+            "evaluation": SPEC.evaluation.model_copy(update={"lists": "as_of_date", "k": 2, "candidate_order": None})
+        }
+    )
+    day = dt.date(2026, 3, 20)
+    test = pd.DataFrame(
+        {"as_of_date": [day] * 4, "user_id": ["a", "b", "c", "d"], "item_id": ["churn"] * 4, "label": [1, 0, 1, 0]}
+    )
+    out = evaluate_window(test, np.array([0.9, 0.1, 0.8, 0.2]), test, None, spec, catalog=1, bootstrap=False)
+    assert out["model"]["precision"] == 1.0 and out["model"]["recall"] == 1.0 and out["model"]["lists"] == 1
