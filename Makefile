@@ -15,11 +15,14 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export UV_PYTHON_DOWNLOADS := never
 
-# The demo world: 60 days of events ending on DEMO_DATE, tastes drifting from DRIFT_FROM.
-# HISTORY_FROM..DEMO_DATE-1 is the feature history the training window needs.
+# The demo world: DEMO_DAYS of events ending on DEMO_DATE, tastes drifting from DRIFT_FROM.
+# HISTORY_FROM..DEMO_DATE-1 is the feature history the training run reads: its fit,
+# early-stopping and test windows (pipeline.yaml windows) start 46 days before DEMO_DATE,
+# and the events start a full feature lookback (28 days) before that.
 DEMO_DATE ?= 2026-03-31
+DEMO_DAYS ?= 74
 DRIFT_FROM ?= 2026-03-29
-HISTORY_FROM ?= 2026-02-26
+HISTORY_FROM ?= 2026-02-13
 HISTORY_TO ?= 2026-03-30
 # A day before the drift shows in the features, for the clean half of the drift demo.
 CLEAN_DATE ?= 2026-03-28
@@ -47,7 +50,7 @@ airflow-db: $(AIRFLOW_HOME)/airflow.db ## initialise the local Airflow metadata 
 
 demo: install airflow-db ## the whole pipeline on the embedded default: seed, features, train, recommend
 	@rm -rf $(AIRFLOW_ML_HOME)/warehouse.duckdb $(AIRFLOW_ML_HOME)/warehouse.duckdb.wal $(AIRFLOW_ML_HOME)/artifacts
-	$(BIN)/airflow-ml seed-demo --end-date $(DEMO_DATE) --drift-from $(DRIFT_FROM)
+	$(BIN)/airflow-ml seed-demo --end-date $(DEMO_DATE) --days $(DEMO_DAYS) --drift-from $(DRIFT_FROM)
 	@echo "==> feature history $(HISTORY_FROM)..$(HISTORY_TO) (what a backfill of recsys_features would write)"
 	@$(BIN)/airflow-ml features --date $(HISTORY_FROM) --to $(HISTORY_TO) -q
 	@./scripts/dags-test.sh recsys_features $(DEMO_DATE)
@@ -57,7 +60,7 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@./scripts/dags-test.sh recsys_batch_inference $(CLEAN_DATE)
 	@./scripts/dags-test.sh recsys_drift $(CLEAN_DATE)
 	@./scripts/dags-test.sh recsys_drift $(DEMO_DATE)
-	@echo "==> models (ndcg@10 of the model vs the popularity baseline on the validation window)"
+	@echo "==> models (ndcg@10 end-to-end of the model vs the global popularity list on the held-out test window, and candidate recall)"
 	@$(BIN)/airflow-ml models list
 	@$(BIN)/airflow-ml recommendations --date $(DEMO_DATE)
 	@$(BIN)/airflow-ml tables

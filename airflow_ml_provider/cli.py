@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from airflow_ml_provider import __version__
 from airflow_ml_provider.cli_check import add_check_parser
@@ -195,9 +196,9 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
     from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.config import PlatformConfig
     from airflow_ml_provider.core.envelope import read_envelope
-    from airflow_ml_provider.core.gate import evaluate_gate
+    from airflow_ml_provider.core.gate import evaluate_envelope_metrics
     from airflow_ml_provider.core.registry import ModelRegistry
-    from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params
+    from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params, truth_data_sql
 
     registry = ModelRegistry(warehouse)
     registry.ensure()
@@ -207,6 +208,8 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
     run_dir = storage.join(root, spec.name, version)
     params = training_params(spec, args.date)
     data_uri = warehouse.export_parquet(training_data_sql(spec), params, storage.join(run_dir, "data"))
+    truth_sql = truth_data_sql(spec)
+    truth_uri = warehouse.export_parquet(truth_sql, params, storage.join(run_dir, "truth")) if truth_sql else None
     hooks = args.pipeline.parent / spec.model.hooks if spec.model.hooks else None
     job = TrainingJob(
         model_name=spec.name,
@@ -218,24 +221,28 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
         hooks_uri=storage.to_uri(hooks) if hooks else None,
         git_sha=args.git_sha,
         champion_dir=champion.uri if champion else None,
+        truth_uri=truth_uri,
     )
     LocalTrainingRunner().run(job)
     envelope = read_envelope(job.model_dir)
     registry.register_trained(envelope, job.model_dir)
-    found = envelope.metrics.get("champion")
-    comparable = found if found and found.get("comparable") else None
-    gate = evaluate_gate(envelope.metrics["model"], envelope.metrics["baseline"], comparable, spec.evaluation)
+    gate = evaluate_envelope_metrics(envelope.metrics, spec.evaluation)
     for reason in gate.reasons:
         log.info("Gate: %s", reason)
     if gate.passes and args.promote:
         registry.promote(spec.name, version, blessed_by="airflow-ml train", reason=" ".join(gate.reasons))
-    k = spec.evaluation.k
+    k, metrics = spec.evaluation.k, envelope.metrics
+    scope, baseline = metrics.get("scope", "candidates"), metrics.get("baseline_name", "candidate_popularity")
     return {
         "model_name": spec.name,
         "version": version,
         "model_dir": job.model_dir,
-        f"model@{k}": {m: round(v, 4) for m, v in envelope.metrics["model"].items()},
-        f"popularity@{k}": {m: round(v, 4) for m, v in envelope.metrics["baseline"].items()},
+        "test_dates": metrics.get("test_dates"),
+        "candidate_recall": _round(metrics.get("candidate_recall")),
+        f"model@{k} ({scope})": {m: _round(v) for m, v in metrics["model"].items()},
+        f"{baseline}@{k} ({scope})": {m: _round(v) for m, v in metrics["baseline"].items()},
+        "lift_ci": metrics.get("lift_ci"),
+        "gate_outcome": gate.outcome,
         "gate_passes": gate.passes,
         "promoted": bool(gate.passes and args.promote),
         "reasons": gate.reasons,
@@ -268,14 +275,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not records:
         print(f"No versions of {name} registered yet. Train one: airflow-ml train")
         return 0
-    print(f"  {'version':<26} {'status':<10} {'ndcg':>7} {'baseline':>9}  created")
+    # ndcg and recall of the gate's scope (end-to-end unless the contract says otherwise) on the
+    # held-out test window; cand_recall is the share of next-horizon interactions among the candidates.
+    print(
+        f"  {'version':<26} {'status':<10} {'scope':<11} {'ndcg':>7} {'baseline':>9} {'recall':>7} "
+        f"{'cand_recall':>11} {'lists':>6}  created"
+    )
     for r in records:
         m = r.metrics or {}
-        ndcg = m.get("model", {}).get("ndcg")
-        base = m.get("baseline", {}).get("ndcg")
+        model, base = m.get("model", {}), m.get("baseline", {})
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else "-"  # noqa: E731
-        print(f"  {r.version:<26} {r.status:<10} {fmt(ndcg):>7} {fmt(base):>9}  {r.created_at:%Y-%m-%d %H:%M}")
+        print(
+            f"  {r.version:<26} {r.status:<10} {m.get('scope', 'candidates'):<11} {fmt(model.get('ndcg')):>7} "
+            f"{fmt(base.get('ndcg')):>9} {fmt(model.get('recall')):>7} {fmt(m.get('candidate_recall')):>11} "
+            f"{model.get('lists', '-')!s:>6}  {r.created_at:%Y-%m-%d %H:%M}"
+        )
     return 0
+
+
+def _round(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def _default_sql_dir(pipeline: Path) -> Path:

@@ -339,7 +339,8 @@ class VertexTrainingRunner:
         model = {
             "display_name": envelope.name,
             "description": "LightGBM ranker trained by airflow-ml-provider (model.txt + envelope.json).",
-            "version_description": f"{envelope.version}: ndcg@{k} {model_ndcg} vs popularity {baseline_ndcg}",
+            "version_description": f"{envelope.version}: ndcg@{k} ({metrics.get('scope', 'candidates')}) "
+            f"{model_ndcg} vs {metrics.get('baseline_name', 'popularity')} {baseline_ndcg}",
             "artifact_uri": model_dir,
             "version_aliases": [alias],
             "labels": {

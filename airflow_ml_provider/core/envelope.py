@@ -44,6 +44,9 @@ class DataSummary(BaseModel):
     validation_lists: int
     train_dates: tuple[dt.date, dt.date]
     validation_dates: tuple[dt.date, dt.date]
+    #: The slice that chose the iteration (the held-out test window is validation_*).
+    early_stopping_rows: int = 0
+    early_stopping_dates: tuple[dt.date, dt.date] | None = None
     inf_replaced: dict[str, int] = {}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import jinja2
@@ -20,11 +20,23 @@ from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 log = logging.getLogger(__name__)
 
 
-def render_sql(step: SqlStep, sql_dir: Path, as_of: dt.date) -> str:
-    """Read a step's SQL file and render the Jinja date macros Airflow would provide."""
+def render_sql(
+    step: SqlStep,
+    sql_dir: Path,
+    as_of: dt.date,
+    spec: PipelineSpec | None = None,
+    functions: Mapping[str, Callable[[str], str]] | None = None,
+) -> str:
+    """Read a step's SQL file and render what Airflow's Jinja would: date macros, ``source()`` and ``ref()``.
+
+    ``functions`` overrides the contract's ``source``/``ref`` (``validate`` marks sources with it).
+    """
+    from airflow_ml_provider.core.references import sql_functions
+
     text = read_sql_file(sql_dir / step.sql)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return env.from_string(text).render(ds=as_of.isoformat(), ds_nodash=as_of.strftime("%Y%m%d"))
+    names = functions if functions is not None else (sql_functions(spec) if spec is not None else {})
+    return env.from_string(text).render(ds=as_of.isoformat(), ds_nodash=as_of.strftime("%Y%m%d"), **names)
 
 
 def build_features(
@@ -45,7 +57,7 @@ def build_features(
                 step.table,
                 "as_of_date",
                 as_of,
-                render_sql(step, sql_dir, as_of),
+                render_sql(step, sql_dir, as_of, spec),
                 spec.query_params(as_of),
                 sql_source=str(sql_dir / step.sql),
                 cluster_by=tuple(step.cluster_by),

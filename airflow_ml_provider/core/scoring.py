@@ -44,9 +44,25 @@ _ARROW_TYPES: dict[str, Callable[[pa.DataType], bool]] = {
 def candidate_features_sql(spec: PipelineSpec) -> str:
     """GoogleSQL reading the serving rows: keys then features in the model's order, for @as_of."""
     cols = ",\n  ".join(validate_identifier(f.name, kind="feature") for f in spec.features)
+    user, item = spec.entities.user, spec.entities.item
+    sql = (
+        f"SELECT\n  f.{user},\n  f.{item},\n  {cols}\n"
+        f"FROM {validate_identifier(spec.feature_table)} AS f\nWHERE f.as_of_date = @as_of"
+    )
+    return sql + _exclude_seen(spec)
+
+
+def _exclude_seen(spec: PipelineSpec) -> str:
+    """The anti-join ``inference.exclude_seen`` asks for, against every event up to @as_of ('' for none)."""
+    if spec.inference.exclude_seen == "none":
+        return ""
+    from airflow_ml_provider.core.references import render_source
+
+    user, item = spec.entities.user, spec.entities.item
+    purchased = " AND e.event_type = 'purchase'" if spec.inference.exclude_seen == "purchased" else ""
     return (
-        f"SELECT\n  {spec.entities.user},\n  {spec.entities.item},\n  {cols}\n"
-        f"FROM {validate_identifier(spec.feature_table)}\nWHERE as_of_date = @as_of"
+        f"\n  AND NOT EXISTS (\n    SELECT 1 FROM {render_source(spec, 'events')} AS e\n"
+        f"    WHERE e.{user} = f.{user} AND e.{item} = f.{item} AND DATE(e.event_ts) <= @as_of{purchased}\n  )"
     )
 
 

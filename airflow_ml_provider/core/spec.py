@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from airflow_ml_provider.core.checks_spec import ChecksSpec
 from airflow_ml_provider.core.config import format_validation_error
 from airflow_ml_provider.core.identifiers import validate_identifier
+from airflow_ml_provider.core.spec_evaluation import EvaluationGate
 from airflow_ml_provider.exceptions import ContractError
 
 #: GoogleSQL types a declared feature may have, and the DuckDB types that match them.
@@ -56,12 +59,28 @@ class Entities(_Strict):
 
 
 class Windows(_Strict):
-    """Time windows. Features look back; labels look forward; validation is the latest span."""
+    """Time windows. Features look back; labels look forward.
+
+    Three as-of windows in time order, each purged from the next by ``label_horizon_days`` so
+    no label of one sees the next: training (``training_days``), early stopping
+    (``early_stopping_days``, the end of training; 0 trains all rounds with no early stopping)
+    and the held-out test window (``validation_days``, the newest dates with complete labels),
+    which nothing has seen and which metrics, the gate and the envelope read.
+    """
 
     feature_lookback_days: int = Field(default=28, ge=1, le=3650)
     label_horizon_days: int = Field(default=7, ge=1, le=365)
-    validation_days: int = Field(default=7, ge=1, le=365)
+    validation_days: int = Field(default=7, ge=1, le=365, description="the held-out test window")
     training_days: int = Field(default=28, ge=1, le=3650)
+    early_stopping_days: int = Field(default=7, ge=0, le=365)
+
+
+class EvaluationWindows(NamedTuple):
+    """The as-of dates of the three time-ordered windows of one training run."""
+
+    fit: list[dt.date]
+    early_stopping: list[dt.date]
+    test: list[dt.date]
 
 
 class SqlStep(_Strict):
@@ -145,32 +164,22 @@ class ModelSpec(_Strict):
         return v
 
 
-class EvaluationGate(_Strict):
-    """When a candidate model may become champion."""
-
-    k: int = Field(default=10, ge=1, le=1000)
-    metric: Literal["ndcg", "recall", "precision", "map"] = "ndcg"
-    min_lift_over_baseline: float = Field(
-        default=0.05, ge=-1, le=100, description="relative lift over the popularity baseline, 0.05 = +5%"
-    )
-    max_regression_vs_champion: float = Field(
-        default=0.02, ge=0, le=1, description="largest relative drop vs the current champion that still passes"
-    )
-    lists: Literal["user", "as_of_date"] = Field(
-        default="user",
-        description="the ranking lists metrics@k are computed on: one per user and as-of date (recommendations), "
-        "or one per as-of date ranking every row (a per-user score such as churn: of the k highest-scored "
-        "users, how many turned out positive)",
-    )
-
-
 class InferenceSpec(_Strict):
-    """Batch inference: how many items per user, and how many candidate rows per streamed batch."""
+    """Batch inference: how many items per user, which to leave out, and candidate rows per streamed batch."""
 
     top_k: int = Field(default=10, ge=1, le=1000)
     batch_rows: int = Field(default=500_000, ge=1_000, le=50_000_000)
+    exclude_seen: Literal["purchased", "interacted", "none"] = Field(
+        default="none",
+        description="drop candidates the user already purchased (or interacted with at all) up to the "
+        "prediction date, in SQL before scoring; none keeps them (repeat purchases are the point for a shop)",
+    )
 
 
+#: What an event type from ``event_types`` may look like (it is rendered as a SQL string literal).
+EVENT_TYPE_VALUE = re.compile(r"[A-Za-z0-9_.:/ -]{1,64}")
+#: Query parameters the contract sets itself; ``sql_params`` may not redefine them.
+RESERVED_SQL_PARAMS = frozenset({"as_of", "lookback_days", "label_horizon_days", "candidates_per_user"})
 #: The column name prediction drift reports for ``recommendations.score``; the contract may name it too.
 PREDICTION_COLUMN = "score"
 #: Feature types a drift check can bin (dates and timestamps are not profiled at training).
@@ -291,8 +300,21 @@ class PipelineSpec(_Strict):
     owners: Owners
     entities: Entities = Entities()
     sources: dict[str, str] = Field(description="role -> source table, e.g. events: events")
+    source_columns: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="role -> {column the SQL uses: column of your table}, e.g. events: {user_id: CustomerID}",
+    )
+    event_types: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="event type the SQL knows -> your event types, e.g. purchase: [transaction, order]; "
+        "types not listed become 'unknown' (relevance 0), never silently weighted",
+    )
     windows: Windows = Windows()
     candidates_per_user: int = Field(default=50, ge=1, le=10000)
+    sql_params: dict[str, int | float | str | bool] = Field(
+        default_factory=dict,
+        description="extra @name query parameters every SQL file may use, e.g. candidate generator knobs",
+    )
     steps: list[SqlStep] = Field(min_length=1, description="feature SQL steps in run order")
     feature_table: str
     features: list[FeatureColumn] = Field(min_length=1)
@@ -315,6 +337,43 @@ class PipelineSpec(_Strict):
             validate_identifier(table, kind="source table")
         return v
 
+    @field_validator("source_columns")
+    @classmethod
+    def _source_columns(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for role, columns in v.items():
+            for ours, theirs in columns.items():
+                validate_identifier(ours, kind=f"source_columns.{role} column")
+                validate_identifier(theirs, kind=f"source_columns.{role}.{ours} source column")
+        return v
+
+    @field_validator("event_types")
+    @classmethod
+    def _event_types(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        seen: dict[str, str] = {}
+        for ours, theirs in v.items():
+            validate_identifier(ours, kind="event_types name")
+            if not theirs:
+                raise ValueError(f"event_types.{ours}: list at least one of your event types")
+            for raw in theirs:
+                # Rendered into SQL as a string literal: a strict alphabet keeps quotes out.
+                if not EVENT_TYPE_VALUE.fullmatch(raw):
+                    raise ValueError(
+                        f"event_types.{ours}: {raw!r} is not a plain event type (letters, digits, space, _ . : / -)"
+                    )
+                if raw in seen and seen[raw] != ours:
+                    raise ValueError(f"event_types: {raw!r} is listed under both {seen[raw]} and {ours}")
+                seen[raw] = ours
+        return v
+
+    @field_validator("sql_params")
+    @classmethod
+    def _sql_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            validate_identifier(name, kind="sql_params name")
+            if name in RESERVED_SQL_PARAMS:
+                raise ValueError(f"{name!r} is set from the contract's windows; pick another name")
+        return v
+
     @model_validator(mode="after")
     def _coherent(self) -> PipelineSpec:
         tables = [s.table for s in self.steps]
@@ -332,6 +391,16 @@ class PipelineSpec(_Strict):
             raise ValueError(f"features: entity keys {sorted(keys & set(names))} are keys, not features; remove them")
         self.drift.check_names(self.features)
         self.checks.check_names(written, self.sources)
+        unknown_roles = sorted(set(self.source_columns) - set(self.sources))
+        if unknown_roles:
+            raise ValueError(f"source_columns: {unknown_roles} are not roles in sources ({sorted(self.sources)})")
+        if self.event_types and "events" not in self.sources:
+            raise ValueError("event_types maps the `events` source, but sources has no events role")
+        order = self.evaluation.candidate_order
+        if order is not None and order not in names:
+            raise ValueError(f"evaluation.candidate_order: {order!r} is not a declared feature; name the rank feature")
+        if self.evaluation.baseline == "candidate_order" and order is None:
+            raise ValueError("evaluation.baseline is candidate_order but evaluation.candidate_order names no feature")
         return self
 
     def find_step(self, table: str) -> SqlStep | None:
@@ -351,31 +420,52 @@ class PipelineSpec(_Strict):
     def query_params(self, as_of: dt.date) -> dict[str, Any]:
         """The query parameters every SQL file of this pipeline may use."""
         return {
+            **self.sql_params,
             "as_of": as_of,
             "lookback_days": self.windows.feature_lookback_days,
             "label_horizon_days": self.windows.label_horizon_days,
             "candidates_per_user": self.candidates_per_user,
         }
 
-    def training_dates(self, end: dt.date) -> tuple[list[dt.date], list[dt.date]]:
-        """As-of dates to train and validate on for a run on ``end`` (time split, never random).
+    def evaluation_windows(self, end: dt.date) -> EvaluationWindows:
+        """The fit, early-stopping and test as-of dates for a run on ``end`` (time split, never random).
 
         Labels need ``label_horizon_days`` after an as-of date, so the newest usable date is
-        ``end - horizon``. Validation takes the newest ``validation_days``; a gap of
-        ``label_horizon_days`` keeps training labels from seeing the validation window.
+        ``end - horizon``. The test window takes the newest ``validation_days``; before it, a gap
+        of ``label_horizon_days``, then the early-stopping slice, another gap, then the fit window.
         """
+        return self.windows_before(end - dt.timedelta(days=self.windows.label_horizon_days))
+
+    def windows_before(self, test_end: dt.date) -> EvaluationWindows:
+        """The three windows whose test window ends on ``test_end``."""
         w = self.windows
-        val_end = end - dt.timedelta(days=w.label_horizon_days)
-        val_start = val_end - dt.timedelta(days=w.validation_days - 1)
-        train_end = val_start - dt.timedelta(days=w.label_horizon_days)
-        train_start = train_end - dt.timedelta(days=w.training_days - 1)
-        days = lambda a, b: [a + dt.timedelta(days=i) for i in range((b - a).days + 1)]  # noqa: E731
-        return days(train_start, train_end), days(val_start, val_end)
+        horizon = dt.timedelta(days=w.label_horizon_days)
+        test = _days_ending(test_end, w.validation_days)
+        early = _days_ending(test[0] - horizon, w.early_stopping_days)
+        fit_end = (early[0] if early else test[0]) - horizon
+        return EvaluationWindows(_days_ending(fit_end, w.training_days), early, test)
+
+    def training_dates(self, end: dt.date) -> tuple[list[dt.date], list[dt.date]]:
+        """As-of dates the training export reads (fit through early stopping) and the test dates.
+
+        The first list runs from the first fit date to the last early-stopping date, purge gap
+        included (every feature and label partition the run reads); the trainer drops the gap.
+        """
+        fit, early, test = self.evaluation_windows(end)
+        last = early[-1] if early else fit[-1]
+        return _days_ending(last, (last - fit[0]).days + 1), test
 
     @property
     def spec_hash(self) -> str:
         """A stable hash of the contract's content, recorded with every model."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        # Sorted keys: mappings such as sql_params mean the same in any order.
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _days_ending(last: dt.date, n: int) -> list[dt.date]:
+    """The ``n`` consecutive dates ending on ``last``."""
+    return [last - dt.timedelta(days=n - 1 - i) for i in range(n)]
 
 
 def load_spec(path: str | Path) -> PipelineSpec:

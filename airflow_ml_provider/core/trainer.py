@@ -2,9 +2,11 @@
 
 The same command runs in a local subprocess and in a Vertex AI CustomJob, with the same
 arguments and Vertex's environment conventions (``AIP_MODEL_DIR`` is where the model goes).
-It reads the contract and the exported training data (Parquet), splits by as-of date
-(never at random), trains a LightGBM ranker grouped by (as_of_date, user), scores the
-validation window against a popularity baseline, and writes a model envelope.
+It reads the contract and the exported training data (Parquet), splits it by as-of date
+into three windows (never at random): fit, early stopping (purged from fit by the label
+horizon) and a held-out test window nothing has seen. It trains a LightGBM ranker grouped by
+(as_of_date, user), evaluates the test window per scope against the baselines
+(``core.evaluation``), and writes a model envelope.
 Everything it checks, it checks before spending training time.
 """
 
@@ -30,8 +32,8 @@ import pyarrow.dataset as pads
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.encoding import check_columns, encode, fit_categories
 from airflow_ml_provider.core.envelope import DataSummary, Envelope, package_versions, write_envelope
+from airflow_ml_provider.core.evaluation import evaluate_window
 from airflow_ml_provider.core.hooks import ModelHooks, load_hooks
-from airflow_ml_provider.core.metrics import lift, popularity_scores, ranking_metrics
 from airflow_ml_provider.core.profile import build_profile, numeric_profile
 from airflow_ml_provider.core.spec import PipelineSpec, parse_spec
 from airflow_ml_provider.exceptions import ContractError, MLProviderError
@@ -94,13 +96,33 @@ def split_by_date(df: pd.DataFrame, validation_from: dt.date) -> tuple[pd.DataFr
     return df[~valid], df[valid]
 
 
-def check_training_data(train: pd.DataFrame, valid: pd.DataFrame, spec: PipelineSpec, uri: str) -> None:
+def split_windows(
+    df: pd.DataFrame, spec: PipelineSpec, test_from: dt.date
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Fit, early-stopping and test rows by as-of date (``spec.windows_before``); purge-gap rows are dropped."""
+    windows = spec.windows_before(test_from + dt.timedelta(days=spec.windows.validation_days - 1))
+    dates = pd.to_datetime(df["as_of_date"]).dt.date
+    parts = tuple(df[dates.isin(set(days))] for days in windows)
+    return parts[0], parts[1], parts[2]
+
+
+def read_truth(uri: str | None) -> pd.DataFrame | None:
+    """Every positive in the label horizons (as_of_date, user, item, relevance), or None without a URI."""
+    return None if uri is None else read_training_data(uri)
+
+
+def check_training_data(
+    train: pd.DataFrame, valid: pd.DataFrame, spec: PipelineSpec, uri: str, early: pd.DataFrame | None = None
+) -> None:
     """Fail before training on data that cannot give a meaningful model."""
-    for name, part in (("training", train), ("validation", valid)):
+    parts = [("training", train), ("test", valid)]
+    if early is not None and spec.windows.early_stopping_days:
+        parts.insert(1, ("early-stopping", early))
+    for name, part in parts:
         if part.empty:
             raise TrainingDataError(
                 f"{uri}: the {name} window has no rows. Build features and labels for its as-of dates "
-                "(airflow-ml features --labels) or widen windows in pipeline.yaml."
+                "(airflow-ml features --labels) or change windows in pipeline.yaml."
             )
     check_columns(list(train.columns), spec.features, uri)
     if LABEL not in train.columns:
@@ -117,7 +139,7 @@ def check_training_data(train: pd.DataFrame, valid: pd.DataFrame, spec: Pipeline
             "a ranker cannot learn from it. Check labels.sql and the label horizon."
         )
     keys = ["as_of_date", spec.entities.user, spec.entities.item]
-    dupes = int(train.duplicated(keys).sum() + valid.duplicated(keys).sum())
+    dupes = sum(int(part.duplicated(keys).sum()) for _, part in parts)
     if dupes:
         raise TrainingDataError(
             f"{uri}: {dupes} duplicate (as_of_date, user, item) rows; candidates must be unique per "
@@ -137,31 +159,15 @@ def _top_k_scores(df: pd.DataFrame, scores: np.ndarray, user: str, k: int) -> np
     return frame["s"].to_numpy()[frame.groupby("g").cumcount().to_numpy() < k]
 
 
-def _finite(x: float) -> float | None:
-    return x if np.isfinite(x) else None
-
-
-def _evaluate(
-    df: pd.DataFrame, scores: np.ndarray, train: pd.DataFrame, spec: PipelineSpec, catalog: int
-) -> dict[str, Any]:
-    user, item, k = spec.entities.user, spec.entities.item, spec.evaluation.k
-    # One list per (date, user) for recommendations; one per date when the model scores users (e.g. churn).
-    lists = ["as_of_date", user] if spec.evaluation.lists == "user" else ["as_of_date"]
-    groups = df.groupby(lists, sort=False).ngroup().to_numpy()
-    items = df[item].to_numpy()
-    rel = df[LABEL].to_numpy(dtype=np.float64)
-    model = ranking_metrics(groups, scores, rel, items, k, catalog)
-    pop = popularity_scores(train[item].to_numpy(), train[LABEL].to_numpy(dtype=np.float64), items)
-    baseline = ranking_metrics(groups, pop, rel, items, k, catalog)
-    # A zero baseline has no finite lift; JSON (and BigQuery) cannot hold inf, so store null.
-    lifts = {m: _finite(lift(model[m], baseline[m])) for m in ("ndcg", "recall", "precision", "map")}
-    return {"k": k, "model": model, "baseline": baseline, "lift": lifts}
-
-
 def score_champion(
-    champion_dir: str, valid_raw: pd.DataFrame, train: pd.DataFrame, spec: PipelineSpec, catalog: int
+    champion_dir: str,
+    valid_raw: pd.DataFrame,
+    train: pd.DataFrame,
+    spec: PipelineSpec,
+    catalog: int,
+    truth: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """The current champion's metrics on the candidate's validation window (same rows, same k).
+    """The current champion's metrics on the candidate's test window (same rows, same k, same scope).
 
     Comparing stored metrics from different weeks would compare data, not models. A champion
     whose features are no longer in the data cannot be compared; that is recorded, not hidden.
@@ -179,7 +185,7 @@ def score_champion(
         return {"version": envelope.version, "comparable": False, "reason": str(err)}
     booster = load_booster(champion_dir, envelope.model_sha256)
     scores = np.asarray(booster.predict(matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
-    metrics = _evaluate(valid_raw, scores, train, spec, catalog)["model"]
+    metrics = evaluate_window(valid_raw, scores, train, truth, spec, catalog, bootstrap=False)["model"]
     return {"version": envelope.version, "comparable": True, **metrics}
 
 
@@ -194,6 +200,7 @@ def train(
     hooks: ModelHooks,
     git_sha: str | None = None,
     champion_dir: str | None = None,
+    truth_uri: str | None = None,
 ) -> Envelope:
     """Train, evaluate and write the envelope to ``model_dir``; return the envelope."""
     import lightgbm as lgb
@@ -202,17 +209,21 @@ def train(
     user = spec.entities.user
     df = read_training_data(data_uri)
     df = df.sort_values(["as_of_date", user, spec.entities.item], kind="stable").reset_index(drop=True)
-    train_df, valid_df = split_by_date(df, validation_from)
+    train_df, early_df, valid_df = split_windows(df, spec, validation_from)
     del df  # the split frames are all we keep; memory is the limit on big windows
-    check_training_data(train_df, valid_df, spec, data_uri)
+    check_training_data(train_df, valid_df, spec, data_uri, early_df)
+    truth = read_truth(truth_uri)
     # pandas copy-on-write: a transform that edits columns never touches valid_raw.
     valid_raw = valid_df if champion_dir else None
     train_df = hooks.transform(train_df)
+    early_df = hooks.transform(early_df) if not early_df.empty else early_df
     valid_df = hooks.transform(valid_df)
     log.info(
-        "Read %d training rows (%d lists) and %d validation rows (%d lists) from %s",
+        "Read %d fit rows (%d lists), %d early-stopping rows (%d lists) and %d test rows (%d lists) from %s",
         len(train_df),
         train_df.groupby(["as_of_date", user]).ngroups,
+        len(early_df),
+        early_df.groupby(["as_of_date", user]).ngroups,
         len(valid_df),
         valid_df.groupby(["as_of_date", user]).ngroups,
         data_uri,
@@ -220,7 +231,11 @@ def train(
 
     categories = fit_categories(train_df, spec.features)
     x_train = encode(train_df, spec.features, categories, source=f"{data_uri} (training)")
-    x_valid = encode(valid_df, spec.features, categories, source=f"{data_uri} (validation)")
+    x_valid = encode(valid_df, spec.features, categories, source=f"{data_uri} (test)")
+    early_stopping = not early_df.empty and bool(spec.model.early_stopping_rounds)
+    x_early = (
+        encode(early_df, spec.features, categories, source=f"{data_uri} (early stopping)") if early_stopping else None
+    )
     names = [f.name for f in spec.features]
     categorical = [f.name for f in spec.features if f.type == "STRING"]
     params = hooks.params(
@@ -234,9 +249,9 @@ def train(
     )
     ranking = spec.model.objective in ("lambdarank", "rank_xendcg")
     y_train = train_df[LABEL].to_numpy(dtype=np.float64)
-    y_valid = valid_df[LABEL].to_numpy(dtype=np.float64)
+    y_early = early_df[LABEL].to_numpy(dtype=np.float64)
     if not ranking:
-        y_train, y_valid = (y_train > 0).astype(float), (y_valid > 0).astype(float)
+        y_train, y_early = (y_train > 0).astype(float), (y_early > 0).astype(float)
     dtrain = lgb.Dataset(
         x_train.matrix,
         y_train,
@@ -245,18 +260,18 @@ def train(
         categorical_feature=categorical,
         free_raw_data=True,
     )
-    dvalid = lgb.Dataset(
-        x_valid.matrix,
-        y_valid,
-        group=_groups(valid_df, user) if ranking else None,
-        reference=dtrain,
+    # The early-stopping slice picks the iteration; the test window is never shown to training.
+    valid_sets = (
+        [lgb.Dataset(x_early.matrix, y_early, group=_groups(early_df, user) if ranking else None, reference=dtrain)]
+        if x_early is not None
+        else []
     )
     # Bin the training matrix now and drop the float copy before the trees are grown.
     dtrain.construct()
-    inf_replaced = {**x_train.inf_replaced, **{f"validation.{k}": v for k, v in x_valid.inf_replaced.items()}}
+    inf_replaced = {**x_train.inf_replaced, **{f"test.{k}": v for k, v in x_valid.inf_replaced.items()}}
     del x_train
     callbacks: list[Callable[..., Any]] = [lgb.log_evaluation(period=25)]
-    if spec.model.early_stopping_rounds:
+    if valid_sets and spec.model.early_stopping_rounds:
         callbacks.append(lgb.early_stopping(spec.model.early_stopping_rounds, verbose=False))
     _route_lightgbm_logs()
     log.info(
@@ -271,30 +286,34 @@ def train(
         params,
         dtrain,
         num_boost_round=spec.model.num_boost_round,
-        valid_sets=[dvalid],
-        valid_names=["validation"],
+        valid_sets=valid_sets,
+        valid_names=["early_stopping"][: len(valid_sets)],
         callbacks=callbacks,
     )
     best = int(booster.best_iteration or booster.current_iteration())
     scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
-    metrics = _evaluate(valid_df, scores, train_df, spec, catalog)
+    metrics = evaluate_window(valid_df, scores, train_df, truth, spec, catalog)
     metrics["champion"] = (
-        score_champion(champion_dir, valid_raw, train_df, spec, catalog)
+        score_champion(champion_dir, valid_raw, train_df, spec, catalog, truth)
         if champion_dir and valid_raw is not None
         else None
     )
-    m, b = metrics["model"], metrics["baseline"]
-    log.info(
-        "Validation @%d: model ndcg %.4f recall %.4f map %.4f | popularity ndcg %.4f recall %.4f map %.4f",
-        spec.evaluation.k,
-        m["ndcg"],
-        m["recall"],
-        m["map"],
-        b["ndcg"],
-        b["recall"],
-        b["map"],
-    )
+    for scope, rankers in metrics["scopes"].items():
+        for ranker, m in rankers.items():
+            log.info(
+                "Test window %s..%s, %s @%d, %s: ndcg %.4f recall %.4f map %.4f over %d lists",
+                *metrics["test_dates"],
+                scope,
+                spec.evaluation.k,
+                ranker,
+                m["ndcg"],
+                m["recall"],
+                m["map"],
+                m["lists"],
+            )
+    if metrics["candidate_recall"] is not None:
+        log.info("Candidate recall on the test window: %.4f", metrics["candidate_recall"])
 
     # Dates and timestamps are not binned for drift; every other declared type is.
     profiled: dict[str, str] = {
@@ -312,6 +331,7 @@ def train(
         "output": [float(s) for s in scores[:SAMPLE_ROWS]],
     }
     tdates, vdates = pd.to_datetime(train_df["as_of_date"]).dt.date, pd.to_datetime(valid_df["as_of_date"]).dt.date
+    edates = pd.to_datetime(early_df["as_of_date"]).dt.date
     envelope = Envelope(
         name=name,
         version=version,
@@ -332,6 +352,8 @@ def train(
             validation_lists=int(_groups(valid_df, user).size),
             train_dates=(tdates.min(), tdates.max()),
             validation_dates=(vdates.min(), vdates.max()),
+            early_stopping_rows=len(early_df),
+            early_stopping_dates=(edates.min(), edates.max()) if len(edates) else None,
             inf_replaced=inf_replaced,
         ),
         metrics=metrics,
@@ -360,7 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--pipeline", required=True, help="URI of pipeline.yaml (file://, gs:// or a path)")
     p.add_argument("--train-data", required=True, help="URI of the exported training Parquet (file or folder)")
-    p.add_argument("--validation-from", required=True, type=dt.date.fromisoformat, help="first held-out as-of date")
+    p.add_argument(
+        "--validation-from", required=True, type=dt.date.fromisoformat, help="first as-of date of the test window"
+    )
+    p.add_argument("--truth-data", help="URI of every positive in the label horizons (end-to-end evaluation)")
     p.add_argument("--model-name", required=True)
     p.add_argument("--model-version", required=True)
     p.add_argument("--hooks", help="URI of model.py (optional)")
@@ -391,6 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hooks=hooks,
                 git_sha=args.git_sha,
                 champion_dir=args.champion_dir,
+                truth_uri=args.truth_data,
             )
     except MLProviderError as err:
         print(f"trainer: error: {type(err).__name__}: {err}", file=sys.stderr)

@@ -40,8 +40,35 @@ WHERE (f.as_of_date BETWEEN @train_start AND @train_end)
    OR (f.as_of_date BETWEEN @validation_start AND @validation_end)"""
 
 
+def truth_data_sql(spec: PipelineSpec) -> str | None:
+    """GoogleSQL reading every positive of the label table over the run's dates, or None.
+
+    The reference labels.sql writes a row for every interaction in the horizon, candidate or
+    not; the candidates' rows join the features (training), and all positive rows are the
+    truth that end-to-end metrics, candidate recall and the global popularity list use. A
+    pipeline with one list per as-of date (e.g. churn) has no end-to-end scope.
+    """
+    if spec.evaluation.lists != "user":
+        return None
+    user, item = spec.entities.user, spec.entities.item
+    label = validate_identifier(spec.label.column, kind="label column")
+    return f"""SELECT
+  l.as_of_date,
+  l.{user},
+  l.{item},
+  CAST(l.{label} AS FLOAT64) AS relevance
+FROM {validate_identifier(spec.label.step.table)} AS l
+WHERE l.{label} > 0
+  AND ((l.as_of_date BETWEEN @train_start AND @train_end)
+    OR (l.as_of_date BETWEEN @validation_start AND @validation_end))"""
+
+
 def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, dt.date]:
-    """The date parameters of ``training_data_sql`` for a run on ``run_date``."""
+    """The date parameters of ``training_data_sql`` for a run on ``run_date``.
+
+    train_start..train_end spans the fit and early-stopping windows (the trainer drops the
+    purge gap between them); validation_* is the held-out test window.
+    """
     train, valid = spec.training_dates(run_date)
     return {"train_start": train[0], "train_end": train[-1], "validation_start": valid[0], "validation_end": valid[-1]}
 
@@ -66,6 +93,7 @@ class TrainingJob:
     git_sha: str | None = None
     champion_dir: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    truth_uri: str | None = None
 
     @property
     def model_dir(self) -> str:
@@ -92,6 +120,8 @@ class TrainingJob:
             out += ["--git-sha", self.git_sha]
         if self.champion_dir:
             out += ["--champion-dir", self.champion_dir]
+        if self.truth_uri:
+            out += ["--truth-data", self.truth_uri]
         return out
 
     def env(self) -> dict[str, str]:

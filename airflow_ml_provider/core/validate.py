@@ -148,13 +148,13 @@ def _guarded(report: ValidationReport, name: str, check: Callable[[], Check]) ->
 # --- windows --------------------------------------------------------------------------------
 
 
-def _params_used(step: SqlStep, sql_dir: Path) -> set[str] | None:
+def _params_used(step: SqlStep, sql_dir: Path, spec: PipelineSpec | None = None) -> set[str] | None:
     """The ``@params`` a step's SQL uses; None when it cannot be read or parsed (the SQL check says why)."""
     from airflow_ml_provider.core.features import render_sql
     from airflow_ml_provider.core.sql import referenced_params
 
     try:
-        return referenced_params(render_sql(step, sql_dir, SAMPLE_END), str(sql_dir / step.sql))
+        return referenced_params(render_sql(step, sql_dir, SAMPLE_END, spec), str(sql_dir / step.sql))
     except Exception:
         return None
 
@@ -176,7 +176,7 @@ def window_problems(spec: PipelineSpec, sql_dir: Path) -> list[str]:
                 f"shorter than {value}; raise candidates_per_user or lower {key}"
             )
     uses_lookback = False
-    steps_used = [(step, _params_used(step, sql_dir)) for step in spec.steps]
+    steps_used = [(step, _params_used(step, sql_dir, spec)) for step in spec.steps]
     for step, used in steps_used:
         if used is None:
             continue
@@ -196,7 +196,7 @@ def window_problems(spec: PipelineSpec, sql_dir: Path) -> list[str]:
             f"no feature step uses @lookback_days, so windows.feature_lookback_days ({w.feature_lookback_days}) "
             "has no effect; filter events with `DATE(event_ts) > DATE_SUB(@as_of, INTERVAL @lookback_days DAY)`"
         )
-    label_used = _params_used(spec.label.step, sql_dir)
+    label_used = _params_used(spec.label.step, sql_dir, spec)
     if label_used is not None:
         for param, why in (
             ("as_of", "labels must look forward from each as-of date"),
@@ -282,11 +282,24 @@ def _run_step(
 ) -> Check:
     """Parse a step's SQL as GoogleSQL, transpile it and run it on the sample, writing its partition."""
     from airflow_ml_provider.core.features import render_sql
+    from airflow_ml_provider.core.references import direct_source_reads, sentinel_functions
     from airflow_ml_provider.core.sql import bind_params, parse, to_duckdb
 
     name, source = f"sql {step.sql}", str(sql_dir / step.sql)
     try:
-        text = render_sql(step, sql_dir, run.as_of)
+        direct = direct_source_reads(
+            render_sql(step, sql_dir, run.as_of, functions=sentinel_functions(spec)), spec, source
+        )
+        if direct:
+            run.failed.add(step.table)
+            return report.add(
+                name,
+                "FAIL",
+                f"names source table(s) {', '.join(direct)} directly; write {{{{ source('<role>') }}}} instead "
+                f"(roles: {', '.join(f'{r} = {t}' for r, t in sorted(spec.sources.items()))}) so the table "
+                "comes from pipeline.yaml",
+            )
+        text = render_sql(step, sql_dir, run.as_of, spec)
         parse(text, source)
         blocked = sorted(_tables_read(text, source) & run.failed)
         if blocked:
@@ -385,7 +398,7 @@ def check_features(report: ValidationReport, spec: PipelineSpec, sql_dir: Path, 
         how = "names and types"
     else:
         try:
-            names = output_columns(render_sql(step, sql_dir, run.as_of), source)
+            names = output_columns(render_sql(step, sql_dir, run.as_of, spec), source)
         except Exception as err:
             return report.add("features", "SKIP", f"{source} did not parse, so its columns are unknown: {err}")
         if "*" in names:

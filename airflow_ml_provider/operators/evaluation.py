@@ -22,7 +22,8 @@ class EvaluateAndPromoteOperator(MLPlatformOperator):
     champion is scored by the trainer on the candidate's own validation window, so the two
     are compared on the same rows. A pass moves the ``champion`` alias; a fail marks the
     candidate ``rejected`` and, by default, skips this task with the reasons (so the model
-    asset is not emitted and the run shows why).
+    asset is not emitted and the run shows why). Too few lists in the test window
+    (``evaluation.min_lists``) is no decision: the model stays a candidate and the task skips.
 
     :param version: the candidate version (usually the training task's XCom).
     :param on_reject: ``skip`` (default) or ``fail`` the task when the gate does not hold.
@@ -48,23 +49,17 @@ class EvaluateAndPromoteOperator(MLPlatformOperator):
         self.on_reject = on_reject
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.gate import evaluate_gate
+        from airflow_ml_provider.core.gate import evaluate_envelope_metrics
         from airflow_ml_provider.core.registry import ModelRegistry
 
         with self.fail_fast():
             name = self.model_name or self.spec.name
             registry = ModelRegistry(self.hook.get_warehouse(labels=self.job_labels(context)))
             candidate = registry.get(name, self.version)
-            metrics = candidate.metrics
-            champion = metrics.get("champion") or None
-            comparable = champion if champion and champion.get("comparable") else None
-            result = evaluate_gate(metrics["model"], metrics["baseline"], comparable, self.spec.evaluation)
-            reasons = list(result.reasons)
-            if champion and not comparable:
-                reasons.append(f"champion {champion['version']} could not be scored on this data: {champion['reason']}")
-            for reason in reasons:
+            result = evaluate_envelope_metrics(candidate.metrics, self.spec.evaluation)
+            for reason in result.reasons:
                 self.log.info("Gate: %s", reason)
-            summary = " ".join(reasons)
+            summary = " ".join(result.reasons)
             if result.passes:
                 registry.promote(name, self.version, blessed_by=self.blessed_by, reason=summary)
                 if self.hook.config.backend == "gcp":
@@ -72,9 +67,12 @@ class EvaluateAndPromoteOperator(MLPlatformOperator):
 
                     VertexTrainingRunner(self.hook.config).set_alias(name, self.version)
                 self.log.info("Promoted %s %s to champion", name, self.version)
-                return {"model_name": name, "version": self.version, "promoted": True, "reasons": reasons}
-            registry.reject(name, self.version, reason=summary)
-        message = f"candidate {name} {self.version} rejected: {summary}"
+                return {"model_name": name, "version": self.version, "promoted": True, "reasons": result.reasons}
+            if result.outcome == "reject":
+                registry.reject(name, self.version, reason=summary)
+        # Too few lists leaves the model a candidate: nothing was judged, so nothing is rejected.
+        verdict = "rejected" if result.outcome == "reject" else "not judged (no decision)"
+        message = f"candidate {name} {self.version} {verdict}: {summary}"
         if self.on_reject == "fail":
             raise AirflowFailException(message)
         raise AirflowSkipException(message)

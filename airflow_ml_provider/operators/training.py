@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.envelope import ENVELOPE_FILE, Envelope, parse_envelope
-from airflow_ml_provider.core.training import TrainingJob, model_version, training_data_sql, training_params
+from airflow_ml_provider.core.training import (
+    TrainingJob,
+    model_version,
+    training_data_sql,
+    training_params,
+    truth_data_sql,
+)
 from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.links.vertex_ai import VertexTrainingJobLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
@@ -156,6 +162,8 @@ class TrainModelOperator(MLPlatformOperator):
         run_dir = storage.join(self.hook.config.artifacts_uri, name, version)
         params = training_params(spec, run_date)
         data_uri = storage.join(run_dir, "data")
+        truth_sql = truth_data_sql(spec)
+        truth_uri = storage.join(run_dir, "truth") if truth_sql else None
         pipeline_uri = storage.join(run_dir, "inputs", "pipeline.yaml")
         hooks_uri = storage.join(run_dir, "inputs", "model.py") if spec.model.hooks else None
         # The trainer scores the current champion on this run's validation rows for the gate.
@@ -174,6 +182,8 @@ class TrainModelOperator(MLPlatformOperator):
             data_uri = warehouse.export_parquet(
                 training_data_sql(spec), params, data_uri, source="training data export"
             )
+            if truth_sql and truth_uri:
+                truth_uri = warehouse.export_parquet(truth_sql, params, truth_uri, source="evaluation truth export")
             self._stage(self.pipeline, pipeline_uri)
             if hooks_uri is not None:
                 from pathlib import Path
@@ -190,6 +200,7 @@ class TrainModelOperator(MLPlatformOperator):
             git_sha=self.git_sha,
             champion_dir=champion.uri if champion and champion.version != version else None,
             labels=self.job_labels(context),
+            truth_uri=truth_uri,
         )
 
     def _stage(self, local: Any, uri: str) -> str:
@@ -209,21 +220,28 @@ class TrainModelOperator(MLPlatformOperator):
         """Register the trained model as a candidate; return a small summary for XCom."""
         envelope = envelope or self.read_envelope(job)
         self.registry.register_trained(envelope, job.model_dir)
-        k = envelope.metrics["k"]
-        model, baseline = envelope.metrics["model"], envelope.metrics["baseline"]
+        metrics = envelope.metrics
+        k, scope, base_name = metrics["k"], metrics.get("scope", "candidates"), metrics.get("baseline_name")
+        model, baseline = metrics["model"], metrics["baseline"]
         self.log.info(
-            "Registered candidate %s %s: ndcg@%d %.4f vs popularity %.4f",
+            "Registered candidate %s %s: ndcg@%d (%s, test window) %.4f vs %s %.4f; candidate recall %s",
             envelope.name,
             envelope.version,
             k,
+            scope,
             model["ndcg"],
+            base_name or "popularity",
             baseline["ndcg"],
+            metrics.get("candidate_recall"),
         )
         return {
             "model_name": envelope.name,
             "version": envelope.version,
             "uri": job.model_dir,
             "k": k,
+            "scope": scope,
+            "baseline_name": base_name,
+            "candidate_recall": metrics.get("candidate_recall"),
             "model": {m: round(model[m], 6) for m in ("ndcg", "recall", "precision", "map", "coverage")},
             "baseline": {m: round(baseline[m], 6) for m in ("ndcg", "recall", "precision", "map", "coverage")},
         }

@@ -113,7 +113,7 @@ def models_chart(models: list[dict[str, Any]], model_name: str) -> str:
                 dashed=True,
             ),
         ],
-        title=f"{model_name}: {data.METRIC}{at_k} on the validation window, by version",
+        title=f"{model_name}: {data.METRIC}{at_k} on the held-out test window, by version",
         y_label=f"{data.METRIC}{at_k}",
     )
 
@@ -122,16 +122,18 @@ def metrics_chart(record: dict[str, Any]) -> str:
     """Every ranking metric at k of one version (the champion) next to the popularity baseline."""
     metrics = record.get("metrics") or {}
     model, baseline = metrics.get("model") or {}, metrics.get("baseline") or {}
+    scope = str(metrics.get("scope", "candidates")).replace("_", "-")
+    base_name = str(metrics.get("baseline_name") or "candidate_popularity").replace("_", " ") + " baseline"
     names = [m for m in RANKING_METRICS if m in model or m in baseline]
     at_k = f"@{record['k']}" if record.get("k") else ""
     return charts.bar_chart(
         [f"{m}{at_k}" for m in names],
         [
             charts.Series(f"{record['version']}", [model.get(m) for m in names], colour=charts.PALETTE[0]),
-            charts.Series("popularity baseline", [baseline.get(m) for m in names], colour=charts.PALETTE[1]),
+            charts.Series(base_name, [baseline.get(m) for m in names], colour=charts.PALETTE[1]),
         ],
-        title=f"{record['model_name']} {record['status']} {record['version']}: ranking metrics vs the popularity "
-        "baseline (same validation rows)",
+        title=f"{record['model_name']} {record['status']} {record['version']}: ranking metrics ({scope}) vs the "
+        f"{base_name} (same test-window lists)",
     )
 
 

@@ -104,6 +104,11 @@ def models(warehouse: Warehouse) -> dict[str, Any]:
         row["baseline_score"] = (m.get("baseline") or {}).get(METRIC)
         row["lift"] = (m.get("lift") or {}).get(METRIC)
         row["champion_score"] = (m.get("champion") or {}).get(METRIC)
+        # Older envelopes scored candidates only, against the candidate-popularity baseline.
+        row["scope"] = m.get("scope", "candidates")
+        row["baseline_name"] = (m.get("baseline_name") or "candidate_popularity").replace("_", " ")
+        row["candidate_recall"] = m.get("candidate_recall")
+        row["lists"] = (m.get("model") or {}).get("lists")
         out.append(row)
     return {"metric": METRIC, "models": out}
 

@@ -3,8 +3,8 @@
 -- Owner: data science. One row per user active in the window.
 WITH window_events AS (
   SELECT e.user_id, e.item_id, e.event_type, e.event_ts, i.category, i.price
-  FROM events AS e
-  JOIN items AS i ON i.item_id = e.item_id
+  FROM {{ source('events') }} AS e
+  JOIN {{ source('items') }} AS i ON i.item_id = e.item_id
   WHERE DATE(e.event_ts) <= @as_of
     AND DATE(e.event_ts) > DATE_SUB(@as_of, INTERVAL @lookback_days DAY)
 ),

@@ -58,11 +58,11 @@ def airflow_cluster(tmp_path: Path) -> Iterator[Callable[..., AirflowCluster]]:
 FAULTS_DIR = Path(__file__).with_name("faults")
 RECSYS_DAGS = ("recsys_features", "recsys_training", "recsys_batch_inference", "recsys_drift")
 #: The demo world: small, but big enough to train, gate and check drift (min_rows 1000).
-WORLD_ARGS = ("--users", "200", "--items", "80", "--days", "60", "--end-date", "2026-03-31", "-q")
+WORLD_ARGS = ("--users", "200", "--items", "80", "--days", "74", "--end-date", "2026-03-31", "-q")
 #: The day the pipeline test runs end to end; training for it looks at as-of
-#: dates 02-26..03-24, for 03-30 (a fault test) at 02-25..03-23.
+#: dates 02-13..03-24 (fit, early stopping, test), for 03-30 (a fault test) at 02-12..03-23.
 RUN_DATE = dt.date(2026, 3, 31)
-HISTORY = (dt.date(2026, 2, 25), dt.date(2026, 3, 24))
+HISTORY = (dt.date(2026, 2, 12), dt.date(2026, 3, 24))
 
 
 class RecsysWorld:

@@ -168,3 +168,24 @@ def test_trainer_help_documents_vertex_conventions():
         [sys.executable, "-m", "airflow_ml_provider.core.trainer", "--help"], capture_output=True, text=True, check=True
     )
     assert "AIP_MODEL_DIR" in out.stdout and "--champion-dir" in out.stdout
+
+
+def test_too_few_lists_is_no_decision_and_the_model_stays_a_candidate(warehouse, tmp_path):
+    """min_lists above the test window's lists: the gate neither promotes nor rejects."""
+    strict = _pipeline_copy(tmp_path, edit=lambda raw: raw["evaluation"].update(min_lists=10_000_000))
+    result = train(strict)
+    envelope = read_envelope(result["uri"])
+    metrics = envelope.metrics
+    assert metrics["scope"] == "end_to_end" and metrics["model"]["lists"] < 10_000_000
+    # Every scope and ranker is labelled in the envelope, with k, window and lists.
+    assert set(metrics["scopes"]["end_to_end"]) == {
+        "model",
+        "candidate_order",
+        "candidate_popularity",
+        "global_popularity",
+    }
+    assert 0 < metrics["candidate_recall"] < 1 and metrics["window"] == "test"
+    assert envelope.data.early_stopping_dates[1] < envelope.data.validation_dates[0]
+    with pytest.raises(AirflowSkipException, match=r"not judged \(no decision\): No decision, too few lists"):
+        promote(result["version"], strict)
+    assert ModelRegistry(warehouse).get("recsys", result["version"]).status == "candidate"

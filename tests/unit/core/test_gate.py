@@ -12,9 +12,9 @@ from airflow_ml_provider.core.spec import EvaluationGate
 GATE = EvaluationGate(k=10, metric="ndcg", min_lift_over_baseline=0.05, max_regression_vs_champion=0.02)
 
 
-def m(ndcg: float) -> dict[str, float]:
-    """A full metrics dict where only ndcg matters to the gate."""
-    return {"ndcg": ndcg, "recall": 0.5, "precision": 0.1, "map": 0.2}
+def m(ndcg: float, lists: int = 1000) -> dict[str, float]:
+    """A full metrics dict where only ndcg (and, for min_lists, lists) matters to the gate."""
+    return {"ndcg": ndcg, "recall": 0.5, "precision": 0.1, "map": 0.2, "lists": lists}
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_zero_required_lift_lets_equal_scores_pass():
 
 def test_gate_uses_its_metric_and_k():
     gate = EvaluationGate(k=20, metric="recall", min_lift_over_baseline=0.1, max_regression_vs_champion=0.0)
-    cand = {"ndcg": 0.0, "recall": 0.60}
+    cand = {"ndcg": 0.0, "recall": 0.60, "lists": 500}
     result = evaluate_gate(cand, {"recall": 0.50}, {"recall": 0.61}, gate)
     assert result.diagnostics["metric"] == "recall@20"
     assert result.diagnostics["checks"] == {"lift_over_baseline": True, "no_regression_vs_champion": False}
@@ -100,3 +100,41 @@ def test_missing_metric_is_a_clear_error(candidate, baseline, champion, whose):
 def test_non_numeric_metric_is_a_clear_error():
     with pytest.raises(GateError, match="expected a number"):
         evaluate_gate({"ndcg": "0.4"}, m(0.3), None, GATE)  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(("lists", "outcome"), [(199, "no_decision"), (200, "promote"), (0, "no_decision")])
+def test_too_few_lists_is_no_decision_not_a_pass(lists, outcome):
+    """A model far above its baseline is still not promoted on too few lists (it once was, on 3)."""
+    result = evaluate_gate(m(0.9, lists=lists), m(0.1), None, GATE)
+    assert result.outcome == outcome
+    assert result.passes is (outcome == "promote")
+    if outcome == "no_decision":
+        assert result.reasons[0].startswith(f"No decision, too few lists: the test window has {lists} lists")
+        assert "evaluation.min_lists is 200" in result.reasons[0]
+
+
+def test_too_few_lists_and_a_bad_model_is_still_no_decision():
+    result = evaluate_gate(m(0.1, lists=3), m(0.5), None, GATE)
+    assert (result.outcome, result.passes) == ("no_decision", False)
+
+
+def test_unknown_list_count_is_no_decision():
+    """Metrics without a list count (an envelope from before min_lists) are never a pass."""
+    result = evaluate_gate({"ndcg": 0.9}, m(0.1), None, GATE)
+    assert result.outcome == "no_decision"
+    assert "an unknown number of lists" in result.reasons[0]
+
+
+def test_rejection_is_an_outcome_too():
+    assert evaluate_gate(m(0.1), m(0.5), None, GATE).outcome == "reject"
+
+
+def test_scope_baseline_and_interval_are_labelled():
+    ci = {"metric": "ndcg", "low": 0.12, "high": 0.31, "confidence": 0.95, "samples": 1000}
+    result = evaluate_gate(
+        m(0.412), m(0.335), None, GATE, lift_ci=ci, scope="end_to_end", baseline_name="global_popularity"
+    )
+    assert result.reasons[0] == "ndcg@10 (end-to-end) 0.412 is +23.0% over the global popularity 0.335 (needs +5.0%)."
+    assert "95% bootstrap interval over lists is +12.0% to +31.0% (1000 resamples)" in result.reasons[-1]
+    assert result.diagnostics["lift_ci"] == ci
+    json.dumps(result.diagnostics, allow_nan=False)

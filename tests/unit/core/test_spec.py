@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
+from airflow_ml_provider.core.features import render_sql
 from airflow_ml_provider.core.spec import FEATURE_TYPES, FeatureColumn, PipelineSpec, load_spec
-from airflow_ml_provider.core.sql import read_sql_file, referenced_params
+from airflow_ml_provider.core.sql import referenced_params
 from airflow_ml_provider.exceptions import ContractError
 from tests.paths import PIPELINE as REFERENCE
 from tests.paths import SQL_DIR
@@ -50,7 +51,7 @@ def test_reference_sql_steps_exist_and_use_only_the_contract_params():
     available = set(spec.query_params(dt.date(2026, 3, 31)))
     for step in [*spec.steps, spec.label.step]:
         path = SQL_DIR / step.sql
-        used = referenced_params(read_sql_file(path), source=str(path))
+        used = referenced_params(render_sql(step, SQL_DIR, dt.date(2026, 3, 31), spec), source=str(path))
         assert used, f"{step.sql} uses no parameter at all"
         assert used <= available, f"{step.sql} uses {used - available} that query_params does not provide"
 
@@ -68,6 +69,7 @@ def test_query_params_content(reference_raw):
     spec = load_spec(REFERENCE)
     windows = reference_raw["windows"]
     assert spec.query_params(dt.date(2026, 3, 31)) == {
+        **reference_raw["sql_params"],
         "as_of": dt.date(2026, 3, 31),
         "lookback_days": windows["feature_lookback_days"],
         "label_horizon_days": windows["label_horizon_days"],
@@ -82,6 +84,7 @@ def test_query_params_follow_the_contract(tmp_path, reference_raw):
     raw["candidates_per_user"] = 20
     params = load_spec(write_contract(tmp_path, raw)).query_params(dt.date(2026, 1, 2))
     assert params == {
+        **reference_raw["sql_params"],
         "as_of": dt.date(2026, 1, 2),
         "lookback_days": 14,
         "label_horizon_days": 3,
@@ -255,3 +258,28 @@ def test_spec_is_immutable():
     with pytest.raises(ValueError):
         spec.windows.label_horizon_days = 1  # type: ignore[misc]
     assert isinstance(spec, PipelineSpec)
+
+
+def test_sql_params_reach_every_sql_file_but_cannot_redefine_the_windows(tmp_path, reference_raw):
+    raw = copy.deepcopy(reference_raw)
+    raw["sql_params"] = {"repeat_candidates": 3, "trending_days": 2}
+    assert load_spec(write_contract(tmp_path, raw)).query_params(dt.date(2026, 1, 2))["repeat_candidates"] == 3
+    raw["sql_params"] = {"lookback_days": 3}
+    with pytest.raises(ContractError, match=r"sql_params.*'lookback_days' is set from the contract's windows"):
+        load_spec(write_contract(tmp_path, raw))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("event_types", {"purchase": ["it's"]}, r"event_types.*not a plain event type"),
+        ("event_types", {"purchase": ["order"], "view": ["order"]}, r"'order' is listed under both purchase and view"),
+        ("source_columns", {"clicks": {"user_id": "uid"}}, r"source_columns: \['clicks'\] are not roles in sources"),
+        ("source_columns", {"events": {"user_id": "uid; DROP"}}, r"source_columns"),
+    ],
+)
+def test_source_mappings_are_validated(tmp_path, reference_raw, key, value, message):
+    raw = copy.deepcopy(reference_raw)
+    raw[key] = value
+    with pytest.raises(ContractError, match=message):
+        load_spec(write_contract(tmp_path, raw))

@@ -8,6 +8,8 @@ import decimal
 import duckdb
 import pytest
 
+from airflow_ml_provider.core.features import render_sql
+from airflow_ml_provider.core.spec import load_spec
 from airflow_ml_provider.core.sql import (
     REWRITES,
     bigquery_type,
@@ -22,7 +24,7 @@ from airflow_ml_provider.core.sql import (
     to_duckdb,
 )
 from airflow_ml_provider.exceptions import IdentifierError, SQLTemplateError
-from tests.paths import SQL_DIR
+from tests.paths import PIPELINE, SQL_DIR
 
 
 def duck(sql: str, params: dict | None = None, setup: str | None = None) -> list[tuple]:
@@ -282,7 +284,9 @@ def test_googlesql_duckdb_cannot_run_raises_naming_the_source(sql):
 
 @pytest.mark.parametrize("path", sorted((SQL_DIR / "recsys").glob("*.sql")), ids=lambda p: p.name)
 def test_every_recsys_sql_file_transpiles_to_sql_duckdb_parses(path):
-    text = read_sql_file(path)
+    spec = load_spec(PIPELINE)
+    step = next(s for s in [*spec.steps, spec.label.step] if s.sql == f"recsys/{path.name}")
+    text = render_sql(step, SQL_DIR, dt.date(2026, 3, 31), spec)  # source() and ref() rendered
     out = to_duckdb(text, source=str(path))
     # DuckDB's own parser accepts the result (binding needs the tables, which are absent here).
     assert len(duckdb.connect().extract_statements(out)) == 1

@@ -98,10 +98,28 @@ def test_sql_syntax_error_fails_naming_the_file_and_skips_what_reads_its_table(p
 
 def test_sql_that_parses_but_fails_on_duckdb_names_the_file(project, warehouse):
     user_features = project / "sql" / "recsys" / "user_features.sql"
-    edit(user_features, "FROM events AS e", "FROM no_such_events AS e")
+    edit(user_features, "FROM {{ source('events') }} AS e", "FROM no_such_events AS e")
     status, detail = by_name(run(project, warehouse))["sql recsys/user_features.sql"]
     assert status == "FAIL"
     assert str(user_features) in detail and "no_such_events" in detail
+
+
+def test_sql_naming_a_source_table_directly_fails(project, warehouse):
+    """A source named in SQL would not follow `sources:` in pipeline.yaml; validate says so."""
+    user_features = project / "sql" / "recsys" / "user_features.sql"
+    edit(user_features, "JOIN {{ source('items') }} AS i", "JOIN items AS i")
+    status, detail = by_name(run(project, warehouse))["sql recsys/user_features.sql"]
+    assert status == "FAIL"
+    assert "names source table(s) items directly; write {{ source('<role>') }} instead" in detail
+    assert "items = items" in detail
+
+
+def test_unknown_source_role_names_the_known_ones(project, warehouse):
+    user_features = project / "sql" / "recsys" / "user_features.sql"
+    edit(user_features, "JOIN {{ source('items') }} AS i", "JOIN {{ source('products') }} AS i")
+    status, detail = by_name(run(project, warehouse))["sql recsys/user_features.sql"]
+    assert status == "FAIL"
+    assert "source('products'): pipeline 'recsys' has no source role 'products'; known: events, items, users" in detail
 
 
 def test_undocumented_hook_in_model_py_fails(project, warehouse):

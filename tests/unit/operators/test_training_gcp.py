@@ -195,6 +195,9 @@ def test_gcp_execute_submits_the_job_and_defers_to_the_trigger(edge):
     assert list(container.args) == job.args()
     args = dict(zip(container.args[::2], container.args[1::2], strict=False))
     assert args["--train-data"] == f"{RUN_DIR}/data"
+    # End-to-end evaluation reads every positive of the label table, exported next to the data.
+    (truth_sql, _, truth_uri) = edge.warehouse.exports[1]
+    assert truth_uri == f"{RUN_DIR}/truth" == args["--truth-data"] and "FROM labels" in truth_sql
     assert args["--pipeline"] == f"{RUN_DIR}/inputs/pipeline.yaml"
     assert args["--model-version"] == VERSION and args["--git-sha"] == "abc123"
     assert edge.gcs.read_text(args["--pipeline"]) == edge.pipeline.read_text()
@@ -236,10 +239,15 @@ def test_retried_task_reattaches_without_exporting_or_submitting_again(edge, wit
 
     assert second.trigger.job_name == first.trigger.job_name
     assert len(edge.created()) == 1
-    assert len(edge.warehouse.exports) == 1  # never export over the data a live job reads
+    assert len(data_exports(edge)) == 1  # never export over the data a live job reads
     assert second.kwargs == first.kwargs
     if store is not None:
         assert store == {STATE_STORE_KEY: first.trigger.job_name}
+
+
+def data_exports(edge) -> list[tuple[str, dict[str, Any], str]]:
+    """The training-data exports (each run also exports the evaluation truth next to them)."""
+    return [e for e in edge.warehouse.exports if e[2].endswith("/data")]
 
 
 def test_retry_after_a_failed_job_exports_and_submits_a_new_one(edge):
@@ -247,7 +255,7 @@ def test_retry_after_a_failed_job_exports_and_submits_a_new_one(edge):
     edge.vertex.set_state(first.trigger.job_name, "JOB_STATE_FAILED", error="OOM")
     _, second = defer(edge, context())
     assert second.trigger.job_name != first.trigger.job_name
-    assert len(edge.created()) == 2 and len(edge.warehouse.exports) == 2
+    assert len(edge.created()) == 2 and len(data_exports(edge)) == 2
 
 
 def test_the_job_runs_the_real_trainer_with_vertex_env_and_gcs_artifacts(edge):

@@ -272,9 +272,11 @@ def test_models_page_marks_the_champion_and_charts_model_vs_baseline(client, tok
     assert bar_titles == [
         "v2 ndcg@10: 0.4700",
         "v2 recall@10: 0.7000",
-        "popularity baseline ndcg@10: 0.4200",
-        "popularity baseline recall@10: 0.6000",
+        # Envelopes from before scopes scored candidates only, against the candidate-popularity baseline.
+        "candidate popularity baseline ndcg@10: 0.4200",
+        "candidate popularity baseline recall@10: 0.6000",
     ]
+    assert "candidate recall" in html and "<td>candidates</td>" in html
 
 
 def test_drift_page_heatmap_has_a_cell_per_feature_and_date(client, tokens):

@@ -4,7 +4,7 @@
 -- exactly one candidate per user. Owner: data science.
 WITH window_events AS (
   SELECT user_id, item_id, event_type, DATE(event_ts) AS event_date
-  FROM events
+  FROM {{ source('events') }}
   WHERE DATE(event_ts) <= @as_of
     AND DATE(event_ts) > DATE_SUB(@as_of, INTERVAL @lookback_days DAY)
 ),
@@ -34,4 +34,4 @@ SELECT
   DATE_DIFF(@as_of, u.signup_date, DAY) AS user_tenure_days,
   u.country AS user_country
 FROM per_user AS p
-LEFT JOIN users AS u ON u.user_id = p.user_id
+LEFT JOIN {{ source('users') }} AS u ON u.user_id = p.user_id

@@ -1,70 +1,116 @@
--- Candidate generation as of @as_of: up to @candidates_per_user items per active user from
---   history:          items the user interacted with in the window (people come back)
---   covisit:          items viewed on the same day by the same users as the user's recent items
---   category_popular: the most viewed items of the user's top categories
--- Reads no event after @as_of. Owner: data science.
+-- Candidate generation as of @as_of: up to @candidates_per_user items per active user, from
+-- four generators, each proposing its own top @<source>_candidates (sql_params in pipeline.yaml):
+--   repeat:   items the user interacted with, by recency-decayed engagement (people come back)
+--   covisit:  items other users engaged with on the same day as the user's items, over the whole
+--             lookback, each co-visit and each of the user's items decayed by age
+--             (half-life @covisit_half_life_days), normalised by item popularity (cosine)
+--   category: the items trending in the user's categories, weighted by the user's share there
+--   trending: the most engaged-with items of the last @trending_days days, for everyone
+-- The sources are interleaved by their own rank (every source's best first), so each gets its
+-- share of the @candidates_per_user slots. Reads no event after @as_of. Owner: data science.
 WITH window_events AS (
-  SELECT e.user_id, e.item_id, DATE(e.event_ts) AS event_date, i.category
-  FROM events AS e
-  JOIN items AS i ON i.item_id = e.item_id
+  SELECT
+    e.user_id,
+    e.item_id,
+    DATE(e.event_ts) AS event_date,
+    i.category,
+    CASE e.event_type WHEN 'purchase' THEN 3.0 WHEN 'add_to_cart' THEN 2.0 ELSE 1.0 END AS weight,
+    POW(0.5, DATE_DIFF(@as_of, DATE(e.event_ts), DAY) / @covisit_half_life_days) AS decay
+  FROM {{ source('events') }} AS e
+  JOIN {{ source('items') }} AS i ON i.item_id = e.item_id
   WHERE DATE(e.event_ts) <= @as_of
     AND DATE(e.event_ts) > DATE_SUB(@as_of, INTERVAL @lookback_days DAY)
+    -- An event type the SQL does not know (e.g. 'unknown' from event_types) proposes nothing.
+    AND e.event_type IN ('view', 'add_to_cart', 'purchase')
 ),
-history AS (
-  SELECT user_id, item_id, 'history' AS source, CAST(COUNT(*) AS FLOAT64) AS score
+user_items AS (
+  SELECT user_id, item_id, SUM(weight * decay) AS engagement
   FROM window_events
   GROUP BY user_id, item_id
 ),
+repeat_items AS (
+  SELECT user_id, item_id, 'repeat' AS source, engagement AS score
+  FROM user_items
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY engagement DESC, item_id) <= @repeat_candidates
+),
 user_day_items AS (
-  SELECT DISTINCT user_id, event_date, item_id FROM window_events
+  SELECT user_id, event_date, item_id, MAX(decay) AS decay
+  FROM window_events
+  GROUP BY user_id, event_date, item_id
+),
+item_reach AS (
+  SELECT item_id, SUM(decay) AS reach FROM user_day_items GROUP BY item_id
 ),
 covisit_pairs AS (
-  SELECT a.item_id AS item_a, b.item_id AS item_b, COUNT(*) AS together
+  SELECT a.item_id AS item_a, b.item_id AS item_b, SUM(a.decay) AS together
   FROM user_day_items AS a
   JOIN user_day_items AS b
     ON a.user_id = b.user_id AND a.event_date = b.event_date AND a.item_id != b.item_id
   GROUP BY a.item_id, b.item_id
 ),
-recent_items AS (
-  SELECT DISTINCT user_id, item_id
-  FROM window_events
-  WHERE event_date > DATE_SUB(@as_of, INTERVAL 7 DAY)
+similar AS (
+  SELECT p.item_a, p.item_b, p.together / SQRT(ra.reach * rb.reach) AS similarity
+  FROM covisit_pairs AS p
+  JOIN item_reach AS ra ON ra.item_id = p.item_a
+  JOIN item_reach AS rb ON rb.item_id = p.item_b
 ),
 covisit AS (
-  SELECT r.user_id, p.item_b AS item_id, 'covisit' AS source, CAST(SUM(p.together) AS FLOAT64) AS score
-  FROM recent_items AS r
-  JOIN covisit_pairs AS p ON p.item_a = r.item_id
-  GROUP BY r.user_id, p.item_b
+  SELECT u.user_id, s.item_b AS item_id, 'covisit' AS source, SUM(u.engagement * s.similarity) AS score
+  FROM user_items AS u
+  JOIN similar AS s ON s.item_a = u.item_id
+  GROUP BY u.user_id, s.item_b
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY u.user_id ORDER BY SUM(u.engagement * s.similarity) DESC, s.item_b)
+    <= @covisit_candidates
 ),
-top_categories AS (
-  SELECT user_id, category
+user_categories AS (
+  SELECT user_id, category, SUM(weight * decay) / SUM(SUM(weight * decay)) OVER (PARTITION BY user_id) AS share
   FROM window_events
   GROUP BY user_id, category
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY COUNT(*) DESC, category) <= 3
 ),
-popular_in_category AS (
-  SELECT category, item_id, COUNT(*) AS views
+item_heat AS (
+  SELECT item_id, category, SUM(weight * decay) AS heat
   FROM window_events
-  GROUP BY category, item_id
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY category ORDER BY COUNT(*) DESC, item_id) <= 20
+  GROUP BY item_id, category
 ),
-category_popular AS (
-  SELECT t.user_id, p.item_id, 'category_popular' AS source, CAST(p.views AS FLOAT64) / 100 AS score
-  FROM top_categories AS t
-  JOIN popular_in_category AS p ON p.category = t.category
+category_items AS (
+  SELECT c.user_id, h.item_id, 'category' AS source, c.share * h.heat AS score
+  FROM user_categories AS c
+  JOIN item_heat AS h ON h.category = c.category
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY c.user_id ORDER BY c.share * h.heat DESC, h.item_id) <= @category_candidates
+),
+trending_items AS (
+  SELECT item_id, SUM(weight) AS heat
+  FROM window_events
+  WHERE event_date > DATE_SUB(@as_of, INTERVAL @trending_days DAY)
+  GROUP BY item_id
+  QUALIFY ROW_NUMBER() OVER (ORDER BY SUM(weight) DESC, item_id) <= @trending_candidates
+),
+trending_users AS (
+  SELECT u.user_id, t.item_id, 'trending' AS source, t.heat AS score
+  FROM (SELECT DISTINCT user_id FROM window_events) AS u
+  CROSS JOIN trending_items AS t
 ),
 all_sources AS (
-  SELECT * FROM history
-  UNION ALL SELECT * FROM covisit
-  UNION ALL SELECT * FROM category_popular
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id, source ORDER BY score DESC, item_id) AS source_rank
+  FROM (
+    SELECT * FROM repeat_items
+    UNION ALL SELECT * FROM covisit
+    UNION ALL SELECT * FROM category_items
+    UNION ALL SELECT * FROM trending_users
+  )
 ),
 per_pair AS (
   SELECT
     user_id,
     item_id,
-    -- The strongest source names the candidate; history outranks covisit outranks popularity.
-    ARRAY_AGG(source ORDER BY CASE source WHEN 'history' THEN 1 WHEN 'covisit' THEN 2 ELSE 3 END LIMIT 1)[OFFSET(0)] AS candidate_source,
+    -- The source that ranked the item best names it; ties go to repeat, covisit, category, trending.
+    ARRAY_AGG(
+      source
+      ORDER BY source_rank, CASE source WHEN 'repeat' THEN 1 WHEN 'covisit' THEN 2 WHEN 'category' THEN 3 ELSE 4 END
+      LIMIT 1
+    )[OFFSET(0)] AS candidate_source,
     COUNT(DISTINCT source) AS candidate_sources,
+    MIN(source_rank) AS best_rank,
     -- Float sums depend on the order rows are added in; rounding keeps reruns identical.
     ROUND(SUM(score), 6) AS candidate_score
   FROM all_sources
@@ -76,6 +122,8 @@ SELECT
   candidate_source,
   candidate_sources,
   candidate_score,
-  ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY candidate_sources DESC, candidate_score DESC, item_id) AS candidate_rank
+  ROW_NUMBER() OVER (
+    PARTITION BY user_id ORDER BY best_rank, candidate_sources DESC, candidate_score DESC, item_id
+  ) AS candidate_rank
 FROM per_pair
 QUALIFY candidate_rank <= @candidates_per_user

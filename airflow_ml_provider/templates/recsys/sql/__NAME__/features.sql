@@ -1,10 +1,10 @@
 -- Model input as of @as_of: one row per (user, candidate item) with user, item and
--- user x item features. Reads the @as_of partitions of __NAME___candidates, __NAME___user_features and
--- __NAME___item_features, and events up to @as_of. The declared schema is in pipeline.yaml.
+-- user x item features. Reads the @as_of partitions of candidates, user_features and
+-- item_features, and events up to @as_of. The declared schema is in pipeline.yaml.
 -- Owner: data science.
 WITH window_events AS (
   SELECT user_id, item_id, event_type, DATE(event_ts) AS event_date
-  FROM events
+  FROM {{ source('events') }}
   WHERE DATE(event_ts) <= @as_of
     AND DATE(event_ts) > DATE_SUB(@as_of, INTERVAL @lookback_days DAY)
 ),
@@ -21,7 +21,7 @@ pair_history AS (
 user_category AS (
   SELECT e.user_id, i.category, COUNT(*) AS events_in_category
   FROM window_events AS e
-  JOIN items AS i ON i.item_id = e.item_id
+  JOIN {{ source('items') }} AS i ON i.item_id = e.item_id
   GROUP BY e.user_id, i.category
 )
 SELECT
@@ -50,9 +50,9 @@ SELECT
   h.pair_days_since_last_event,
   CAST(IFNULL(SAFE_DIVIDE(uc.events_in_category, u.user_events), 0) AS FLOAT64) AS pair_category_affinity,
   CAST(SAFE_DIVIDE(i.item_price, u.user_avg_price) AS FLOAT64) AS pair_price_ratio
-FROM __NAME___candidates AS c
-JOIN __NAME___user_features AS u ON u.user_id = c.user_id AND u.as_of_date = @as_of
-JOIN __NAME___item_features AS i ON i.item_id = c.item_id AND i.as_of_date = @as_of
+FROM {{ ref('candidates') }} AS c
+JOIN {{ ref('user_features') }} AS u ON u.user_id = c.user_id AND u.as_of_date = @as_of
+JOIN {{ ref('item_features') }} AS i ON i.item_id = c.item_id AND i.as_of_date = @as_of
 LEFT JOIN pair_history AS h ON h.user_id = c.user_id AND h.item_id = c.item_id
 LEFT JOIN user_category AS uc ON uc.user_id = c.user_id AND uc.category = i.item_category
 WHERE c.as_of_date = @as_of

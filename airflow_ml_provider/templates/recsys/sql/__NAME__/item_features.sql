@@ -3,7 +3,7 @@
 -- Owner: data science. One row per item launched on or before @as_of.
 WITH window_events AS (
   SELECT item_id, user_id, event_type, DATE(event_ts) AS event_date
-  FROM events
+  FROM {{ source('events') }}
   WHERE DATE(event_ts) <= @as_of
     AND DATE(event_ts) > DATE_SUB(@as_of, INTERVAL @lookback_days DAY)
 ),
@@ -18,7 +18,7 @@ per_item AS (
     COUNTIF(e.event_type = 'add_to_cart') AS carts,
     COUNTIF(e.event_type = 'purchase') AS purchases,
     COUNT(DISTINCT e.user_id) AS users
-  FROM items AS i
+  FROM {{ source('items') }} AS i
   LEFT JOIN window_events AS e ON e.item_id = i.item_id
   WHERE i.launch_date <= @as_of
   GROUP BY i.item_id, i.category, i.price, i.launch_date

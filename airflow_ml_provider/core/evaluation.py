@@ -1,0 +1,254 @@
+"""Honest offline evaluation: top-k lists scored against what users did, per scope, with a CI.
+
+Two scopes, always labelled:
+
+- ``candidates``: the top k of a user's candidates against the positives among those
+  candidates (re-ranking quality; a perfect ranker of bad candidates scores high here).
+- ``end_to_end``: the same top k against every interaction of the user in the label horizon,
+  candidates or not, so what the candidate generator missed counts.
+
+A list is one (as-of date, user); only lists with at least one positive are scored, and
+``lists`` says how many there were. Metrics are means over lists, so a bootstrap over lists
+gives the uncertainty of a lift.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airflow_ml_provider.core.metrics import lift, popularity_scores
+from airflow_ml_provider.core.spec import PipelineSpec
+
+LIST = "list_id"
+ITEM = "item"
+RANK = "rank"
+REL = "relevance"
+#: The metrics every scope reports per list (means over lists) besides ``coverage`` and ``lists``.
+PER_LIST = ("ndcg", "recall", "precision", "map")
+
+
+def top_k(lists: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> pd.DataFrame:
+    """The k best items of every list by score descending (NaN last), ties by item ascending; rank from 1."""
+    frame = pd.DataFrame({LIST: lists, ITEM: items, "score": np.asarray(scores, dtype=np.float64)})
+    # -NaN is NaN, and sort_values puts NaN last.
+    frame["neg"] = -frame["score"]
+    frame = frame.sort_values([LIST, "neg", ITEM], kind="stable", na_position="last")
+    frame[RANK] = frame.groupby(LIST, sort=False).cumcount() + 1
+    return frame.loc[frame[RANK] <= k, [LIST, ITEM, RANK]].reset_index(drop=True)
+
+
+def same_list_for_all(lists: np.ndarray, ranked_items: list[object]) -> pd.DataFrame:
+    """One fixed ranked list (e.g. global popularity) recommended to every list id in ``lists``."""
+    ids = pd.unique(np.asarray(lists))
+    n = len(ranked_items)
+    return pd.DataFrame(
+        {
+            LIST: np.repeat(ids, n),
+            ITEM: np.tile(np.asarray(ranked_items, dtype=object), len(ids)),
+            RANK: np.tile(np.arange(1, n + 1), len(ids)),
+        }
+    )
+
+
+def per_list_metrics(recommended: pd.DataFrame, truth: pd.DataFrame, k: int) -> pd.DataFrame:
+    """ndcg, recall, precision and map at k of every list with a positive in ``truth``.
+
+    ``recommended``: list_id, item, rank (1-based, at most k per list). ``truth``: list_id,
+    item, relevance (rows with relevance > 0 are positives; one row per list and item).
+    Gain is 2^rel - 1, discount log2(rank + 1); the ideal ranks the list's positives by
+    relevance. recall = hits / positives, precision = hits / k, map = sum of precision@i at
+    hits / min(k, positives). A list with no recommendation scores 0. Index: list_id.
+    """
+    pos = truth.loc[truth[REL] > 0, [LIST, ITEM, REL]]
+    rec = recommended.loc[recommended[RANK] <= k, [LIST, ITEM, RANK]]
+    hits = rec.merge(pos, on=[LIST, ITEM], how="inner").sort_values([LIST, RANK], kind="stable")
+    hits["gain"] = np.expm1(hits[REL].to_numpy(dtype=np.float64) * math.log(2.0))
+    hits["dcg"] = hits["gain"] / np.log2(hits[RANK].to_numpy(dtype=np.float64) + 1.0)
+    hits["nth"] = hits.groupby(LIST, sort=False).cumcount() + 1
+    hits["prec_at"] = hits["nth"] / hits[RANK]
+
+    ideal = pos.sort_values([LIST, REL], ascending=[True, False], kind="stable")
+    ideal = ideal.assign(pos_rank=ideal.groupby(LIST, sort=False).cumcount() + 1)
+    ideal = ideal[ideal["pos_rank"] <= k]
+    ideal_dcg = (np.expm1(ideal[REL].to_numpy(dtype=np.float64) * math.log(2.0))) / np.log2(
+        ideal["pos_rank"].to_numpy(dtype=np.float64) + 1.0
+    )
+    out = pd.DataFrame(
+        {
+            "positives": pos.groupby(LIST).size(),
+            "idcg": pd.Series(ideal_dcg, index=ideal[LIST].to_numpy()).groupby(level=0).sum(),
+        }
+    )
+    by = hits.groupby(LIST)
+    out["hits"] = by.size().reindex(out.index, fill_value=0)
+    out["dcg"] = by["dcg"].sum().reindex(out.index, fill_value=0.0)
+    out["ap_sum"] = by["prec_at"].sum().reindex(out.index, fill_value=0.0)
+    return pd.DataFrame(
+        {
+            "ndcg": out["dcg"] / out["idcg"],
+            "recall": out["hits"] / out["positives"],
+            "precision": out["hits"] / k,
+            "map": out["ap_sum"] / np.minimum(k, out["positives"]),
+        },
+        index=out.index.rename(LIST),
+    )
+
+
+def summarise(per_list: pd.DataFrame, recommended: pd.DataFrame, catalog_size: int) -> dict[str, float]:
+    """Means over lists, coverage of the catalog by the recommended items, and the number of lists."""
+    lists = len(per_list)
+    out = {m: float(per_list[m].mean()) if lists else 0.0 for m in PER_LIST}
+    out["coverage"] = float(recommended[ITEM].nunique() / catalog_size) if catalog_size else 0.0
+    out["lists"] = lists
+    return out
+
+
+def candidate_recall(candidates: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """The share of next-horizon positives that are among the candidates: mean over lists and pooled.
+
+    ``candidates``: list_id, item (every candidate). ``truth``: list_id, item, relevance; only
+    lists that have candidates count (a user with no candidates was never scored).
+    """
+    pos = truth.loc[(truth[REL] > 0) & truth[LIST].isin(candidates[LIST].unique()), [LIST, ITEM]]
+    if pos.empty:
+        return {"mean": 0.0, "pooled": 0.0, "lists": 0, "positives": 0}
+    found = pos.merge(candidates[[LIST, ITEM]].drop_duplicates(), on=[LIST, ITEM], how="left", indicator=True)
+    found["hit"] = found["_merge"] == "both"
+    per_list = found.groupby(LIST)["hit"].mean()
+    return {
+        "mean": float(per_list.mean()),
+        "pooled": float(found["hit"].mean()),
+        "lists": len(per_list),
+        "positives": len(found),
+    }
+
+
+def bootstrap_lift(
+    model: pd.Series, baseline: pd.Series, samples: int, confidence: float = 0.95, seed: int = 7
+) -> dict[str, float | int | None]:
+    """Percentile bootstrap CI of mean(model) / mean(baseline) - 1, resampling lists with replacement.
+
+    ``model`` and ``baseline`` are per-list values on the same lists (aligned by index).
+    Resamples whose baseline mean is 0 have no finite lift and are left out of the interval.
+    """
+    m, b = model.align(baseline, join="inner")
+    n = len(m)
+    if n == 0 or samples == 0:
+        return {"low": None, "high": None, "confidence": confidence, "samples": 0}
+    mv, bv = m.to_numpy(dtype=np.float64), b.to_numpy(dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    lifts: list[np.ndarray] = []
+    chunk = max(1, 2_000_000 // n)  # bounds memory to a few million indices at a time
+    for start in range(0, samples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, samples - start), n), dtype=np.int64)
+        mm, bm = mv[idx].mean(axis=1), bv[idx].mean(axis=1)
+        ok = bm > 0
+        lifts.append(mm[ok] / bm[ok] - 1)
+    values = np.concatenate(lifts)
+    if values.size == 0:
+        return {"low": None, "high": None, "confidence": confidence, "samples": 0}
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return {"low": float(low), "high": float(high), "confidence": confidence, "samples": int(values.size)}
+
+
+def popular_items(items: np.ndarray, users: np.ndarray, k: int) -> list[object]:
+    """The k items with the most distinct (list) positives, ties by item ascending."""
+    frame = pd.DataFrame({ITEM: items, "u": users}).drop_duplicates()
+    counts = frame.groupby(ITEM).size().rename("n").reset_index()
+    counts = counts.sort_values(["n", ITEM], ascending=[False, True], kind="stable")
+    return counts[ITEM].head(k).tolist()
+
+
+def list_keys(df: pd.DataFrame, spec: PipelineSpec) -> np.ndarray:
+    """One key per ranking list: (as-of date, user) for recommendations, the as-of date otherwise."""
+    date = pd.to_datetime(df["as_of_date"]).dt.strftime("%Y-%m-%d")
+    if spec.evaluation.lists != "user":
+        return date.to_numpy(dtype=object)
+    return (date + "|" + df[spec.entities.user].astype(str)).to_numpy(dtype=object)
+
+
+def evaluate_window(
+    test: pd.DataFrame,
+    scores: np.ndarray,
+    fit: pd.DataFrame,
+    truth: pd.DataFrame | None,
+    spec: PipelineSpec,
+    catalog: int,
+    *,
+    label: str = "label",
+    bootstrap: bool = True,
+) -> dict[str, Any]:
+    """Metrics at k on the test window, per scope and ranker, plus the gate's pick and its lift CI.
+
+    ``test``/``fit``: candidate rows (as_of_date, user, item, features, ``label``) of the test
+    and fit windows; ``scores``: the model's score per ``test`` row. ``truth``: every positive
+    (as_of_date, user, item, relevance) in the label horizons, candidates or not; None when
+    the pipeline has none (then only the candidate scope exists and the gate uses it).
+    """
+    ev, item = spec.evaluation, spec.entities.item
+    k = ev.k
+    keys = list_keys(test, spec)
+    # What a list ranks: items per user, or users per date (e.g. churn, where the item is constant).
+    items = test[item if ev.lists == "user" else spec.entities.user].to_numpy()
+    popularity = popularity_scores(fit[item].to_numpy(), fit[label].to_numpy(dtype=np.float64), test[item].to_numpy())
+    rankers: dict[str, np.ndarray] = {"model": np.asarray(scores, dtype=np.float64), "candidate_popularity": popularity}
+    if ev.candidate_order:
+        rankers["candidate_order"] = -test[ev.candidate_order].to_numpy(dtype=np.float64)
+    recs = {name: top_k(keys, items, s, k) for name, s in rankers.items()}
+    in_candidates = pd.DataFrame({LIST: keys, ITEM: items, REL: test[label].to_numpy(dtype=np.float64)})
+    per: dict[str, dict[str, pd.DataFrame]] = {
+        "candidates": {name: per_list_metrics(rec, in_candidates, k) for name, rec in recs.items()}
+    }
+    scope, base_name = ev.scope, ev.baseline
+    recall: dict[str, float] | None = None
+    if truth is not None and ev.lists == "user":
+        truth_keys = list_keys(truth, spec)
+        fit_dates = set(pd.to_datetime(fit["as_of_date"]).dt.date)
+        in_fit = pd.to_datetime(truth["as_of_date"]).dt.date.isin(fit_dates).to_numpy()
+        positive = truth["relevance"].to_numpy(dtype=np.float64) > 0
+        popular = popular_items(truth[item].to_numpy()[in_fit & positive], truth_keys[in_fit & positive], k)
+        everything = pd.DataFrame({LIST: truth_keys, ITEM: truth[item].to_numpy(), REL: truth["relevance"]})
+        everything = everything[everything[LIST].isin(set(keys))]
+        recs["global_popularity"] = same_list_for_all(keys, popular)
+        per["end_to_end"] = {name: per_list_metrics(rec, everything, k) for name, rec in recs.items()}
+        recall = candidate_recall(in_candidates[[LIST, ITEM]], everything)
+    else:
+        scope = "candidates"
+    if scope == "candidates" and base_name == "global_popularity":
+        base_name = "candidate_popularity"  # a fixed list is not a re-ranking of the candidates
+    scopes = {
+        name: {ranker: summarise(frame, recs[ranker], catalog) for ranker, frame in frames.items()}
+        for name, frames in per.items()
+    }
+    model, baseline = scopes[scope]["model"], scopes[scope][base_name]
+    metric = ev.metric
+    ci = (
+        bootstrap_lift(per[scope]["model"][metric], per[scope][base_name][metric], ev.bootstrap_samples)
+        if bootstrap
+        else None
+    )
+    test_dates = pd.to_datetime(test["as_of_date"]).dt.date
+    return {
+        "k": k,
+        "window": "test",
+        "test_dates": [test_dates.min().isoformat(), test_dates.max().isoformat()],
+        "scope": scope,
+        "baseline_name": base_name,
+        "candidate_recall": None if recall is None else recall["mean"],
+        "candidate_recall_detail": recall,
+        "scopes": scopes,
+        "model": model,
+        "baseline": baseline,
+        # A zero baseline has no finite lift; JSON (and BigQuery) cannot hold inf, so store null.
+        "lift": {m: _finite(lift(model[m], baseline[m])) for m in PER_LIST},
+        "lift_ci": None if ci is None else {"metric": metric, **ci},
+    }
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None

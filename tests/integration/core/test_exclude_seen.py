@@ -1,0 +1,65 @@
+"""inference.exclude_seen drops already-consumed items in SQL before scoring, on real DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+from airflow_ml_provider.core.scoring import candidate_features_sql
+from airflow_ml_provider.core.spec import FeatureColumn, load_spec
+from tests.paths import PIPELINE
+
+DAY = dt.date(2026, 3, 20)
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> DuckDBWarehouse:
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    wh.replace_table(
+        "features",
+        pa.table(
+            {
+                "as_of_date": [DAY] * 4,
+                "user_id": ["u1", "u1", "u1", "u2"],
+                "item_id": ["bought", "viewed", "new", "bought"],
+                "candidate_score": [1.0, 2.0, 3.0, 4.0],
+            }
+        ),
+    )
+    ts = lambda d: dt.datetime.combine(d, dt.time(12), tzinfo=dt.UTC)  # noqa: E731
+    wh.replace_table(
+        "events",
+        pa.table(
+            {
+                "user_id": ["u1", "u1", "u1"],
+                "item_id": ["bought", "viewed", "new"],
+                "event_type": ["purchase", "view", "purchase"],
+                # u1 buys `new` only after the prediction date: it must stay.
+                "event_ts": [ts(DAY - dt.timedelta(days=40)), ts(DAY), ts(DAY + dt.timedelta(days=1))],
+            }
+        ),
+    )
+    return wh
+
+
+@pytest.mark.parametrize(
+    ("exclude", "expected"),
+    [
+        ("none", {("u1", "bought"), ("u1", "viewed"), ("u1", "new"), ("u2", "bought")}),
+        ("purchased", {("u1", "viewed"), ("u1", "new"), ("u2", "bought")}),
+        ("interacted", {("u1", "new"), ("u2", "bought")}),
+    ],
+)
+def test_exclude_seen(warehouse, exclude, expected):
+    spec = load_spec(PIPELINE)
+    spec = spec.model_copy(
+        update={
+            "features": [FeatureColumn(name="candidate_score", type="FLOAT64")],
+            "inference": spec.inference.model_copy(update={"exclude_seen": exclude}),
+        }
+    )
+    rows = warehouse.query(candidate_features_sql(spec), {"as_of": DAY}).to_pylist()
+    assert {(r["user_id"], r["item_id"]) for r in rows} == expected

@@ -1,0 +1,262 @@
+"""Honest evaluation: three time-ordered windows, both scopes, and metrics equal to independent ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import ndcg_score
+
+from airflow_ml_provider.core.evaluation import (
+    bootstrap_lift,
+    candidate_recall,
+    evaluate_window,
+    per_list_metrics,
+    popular_items,
+    same_list_for_all,
+    top_k,
+)
+from airflow_ml_provider.core.spec import PipelineSpec, load_spec
+from airflow_ml_provider.core.trainer import split_windows
+from tests.paths import PIPELINE
+
+SPEC = load_spec(PIPELINE)
+
+
+def spec_with(**windows: int) -> PipelineSpec:
+    return SPEC.model_copy(update={"windows": SPEC.windows.model_copy(update=windows)})
+
+
+# --- three windows -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "windows",
+    [
+        {},
+        {"label_horizon_days": 1, "early_stopping_days": 1, "validation_days": 1, "training_days": 1},
+        {"label_horizon_days": 14, "early_stopping_days": 3, "validation_days": 10, "training_days": 40},
+        {"early_stopping_days": 0},
+    ],
+)
+def test_three_windows_are_disjoint_time_ordered_and_purged(windows):
+    spec = spec_with(**windows)
+    end = dt.date(2026, 3, 31)
+    fit, early, test = spec.evaluation_windows(end)
+    w = spec.windows
+    horizon = dt.timedelta(days=w.label_horizon_days)
+    assert (len(fit), len(early), len(test)) == (w.training_days, w.early_stopping_days, w.validation_days)
+    assert not (set(fit) & set(early)) and not (set(fit) & set(test)) and not (set(early) & set(test))
+    # The test window is the newest with complete labels: its last labels end on the run date.
+    assert test[-1] + horizon == end
+    # Each window's labels, (d, d + horizon], end on or before the next window's first as-of date.
+    nxt = early[0] if early else test[0]
+    assert fit[-1] + horizon <= nxt
+    if early:
+        assert early[-1] + horizon <= test[0]
+    for days in (fit, early, test):
+        assert days == sorted(days) and all((b - a).days == 1 for a, b in itertools.pairwise(days))
+
+
+def test_training_dates_cover_fit_through_early_stopping_and_the_test_window():
+    spec = spec_with()
+    fit, early, test = spec.evaluation_windows(dt.date(2026, 3, 31))
+    train, valid = spec.training_dates(dt.date(2026, 3, 31))
+    assert (train[0], train[-1], valid) == (fit[0], early[-1], test)
+
+
+def test_the_trainer_split_puts_no_date_in_two_windows_and_drops_the_purge_gap():
+    spec = spec_with()
+    train, valid = spec.training_dates(dt.date(2026, 3, 31))
+    days = [*train, *valid]
+    df = pd.DataFrame({"as_of_date": np.repeat(days, 2), "user_id": "u", "item_id": ["a", "b"] * len(days)})
+    fit, early, test = split_windows(df, spec, valid[0])
+    dates = [set(part["as_of_date"]) for part in (fit, early, test)]
+    assert dates[0] == set(spec.evaluation_windows(dt.date(2026, 3, 31)).fit)
+    assert not (dates[0] & dates[1] or dates[0] & dates[2] or dates[1] & dates[2])
+    horizon = dt.timedelta(days=spec.windows.label_horizon_days)
+    assert max(dates[0]) + horizon <= min(dates[1]) and max(dates[1]) + horizon <= min(dates[2])
+    gap = set(days) - dates[0] - dates[1] - dates[2]
+    assert gap and all(max(dates[0]) < d < min(dates[1]) for d in gap)
+
+
+# --- metrics against independent implementations -----------------------------------------
+
+
+def reference_metrics(recommended: list, truth: dict, k: int) -> dict[str, float]:
+    """Textbook definitions, one list at a time (written without looking at core.evaluation)."""
+    top = recommended[:k]
+    positives = {i: r for i, r in truth.items() if r > 0}
+    dcg = sum((2 ** truth.get(i, 0) - 1) / math.log2(pos + 2) for pos, i in enumerate(top))
+    ideal = sorted(positives.values(), reverse=True)[:k]
+    idcg = sum((2**r - 1) / math.log2(pos + 2) for pos, r in enumerate(ideal))
+    hits = [i in positives for i in top]
+    ap = sum(sum(hits[: n + 1]) / (n + 1) for n, h in enumerate(hits) if h) / min(k, len(positives))
+    return {"ndcg": dcg / idcg, "recall": sum(hits) / len(positives), "precision": sum(hits) / k, "map": ap}
+
+
+def random_case(seed: int, k: int, lists: int = 40):
+    rng = np.random.default_rng(seed)
+    catalog = [f"i{n:03d}" for n in range(60)]
+    recs, truth = [], []
+    expected = {}
+    for n in range(lists):
+        lid = f"2026-03-01|u{n}"
+        shown = list(rng.choice(catalog, size=k, replace=False))
+        done = rng.choice(catalog, size=int(rng.integers(0, 8)), replace=False)
+        rel = {str(i): int(rng.integers(1, 4)) for i in done}
+        # Make sure some hits happen.
+        for i in shown[: int(rng.integers(0, 3))]:
+            rel[str(i)] = int(rng.integers(1, 4))
+        recs += [(lid, str(i), r + 1) for r, i in enumerate(shown)]
+        truth += [(lid, i, r) for i, r in rel.items()]
+        if rel:
+            expected[lid] = (shown, rel)
+    rec = pd.DataFrame(recs, columns=["list_id", "item", "rank"])
+    tru = pd.DataFrame(truth, columns=["list_id", "item", "relevance"])
+    return rec, tru, expected
+
+
+@pytest.mark.parametrize(("seed", "k"), [(1, 10), (2, 5), (3, 1), (4, 20)])
+def test_end_to_end_metrics_equal_the_textbook_definitions(seed, k):
+    rec, truth, expected = random_case(seed, k)
+    got = per_list_metrics(rec, truth, k)
+    assert sorted(got.index) == sorted(expected)
+    for lid, (shown, rel) in expected.items():
+        want = reference_metrics([str(i) for i in shown], rel, k)
+        assert got.loc[lid].to_dict() == pytest.approx(want, abs=1e-12), lid
+
+
+@pytest.mark.parametrize(("seed", "k"), [(5, 10), (6, 3)])
+def test_ndcg_equals_sklearn_on_untied_lists(seed, k):
+    """sklearn's ndcg_score with gains 2^rel - 1 and untied scores: the recommended k get k..1, the rest 0."""
+    rec, truth, expected = random_case(seed, k)
+    got = per_list_metrics(rec, truth, k)
+    for lid, (shown, rel) in expected.items():
+        items = sorted({*map(str, shown), *rel})
+        score = {str(i): k - r for r, i in enumerate(shown)}
+        y_score = [[score.get(i, 0.0) for i in items]]
+        y_true = [[2 ** rel.get(i, 0) - 1 for i in items]]
+        assert got.loc[lid, "ndcg"] == pytest.approx(ndcg_score(y_true, y_score, k=k), abs=1e-12)
+
+
+def test_items_never_recommended_count_against_recall_end_to_end():
+    rec = pd.DataFrame({"list_id": ["a", "a"], "item": ["x", "y"], "rank": [1, 2]})
+    truth = pd.DataFrame({"list_id": ["a", "a", "a", "b"], "item": ["x", "z", "w", "x"], "relevance": [1, 1, 1, 1]})
+    got = per_list_metrics(rec, truth, k=2)
+    assert got.loc["a", "recall"] == pytest.approx(1 / 3)
+    # A list with positives but no recommendation scores zero (it is not dropped).
+    assert got.loc["b"].tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_top_k_ranks_by_score_then_item_and_puts_nan_last():
+    got = top_k(np.array(["l"] * 4), np.array(["b", "a", "c", "d"]), np.array([1.0, 1.0, np.nan, 2.0]), k=3)
+    assert got["item"].tolist() == ["d", "a", "b"]
+    assert got["rank"].tolist() == [1, 2, 3]
+
+
+def test_candidate_recall_counts_positives_outside_the_candidates():
+    cands = pd.DataFrame({"list_id": ["a", "a", "b"], "item": ["x", "y", "x"]})
+    truth = pd.DataFrame(
+        {"list_id": ["a", "a", "b", "b", "c"], "item": ["x", "q", "r", "s", "x"], "relevance": [3, 1, 1, 1, 1]}
+    )
+    got = candidate_recall(cands, truth)
+    # List c has no candidates (never scored); a finds 1 of 2, b 0 of 2.
+    assert got == {"mean": 0.25, "pooled": 0.25, "lists": 2, "positives": 4}
+
+
+def test_global_popularity_counts_distinct_lists_and_is_the_same_for_everyone():
+    items = np.array(["x", "x", "y", "y", "y", "z"])
+    users = np.array(["a", "a", "a", "b", "c", "a"])
+    assert popular_items(items, users, 2) == ["y", "x"]
+    same = same_list_for_all(np.array(["l1", "l2", "l1"]), ["y", "x"])
+    assert same.values.tolist() == [["l1", "y", 1], ["l1", "x", 2], ["l2", "y", 1], ["l2", "x", 2]]
+
+
+def test_bootstrap_interval_brackets_the_lift_and_is_reproducible():
+    rng = np.random.default_rng(0)
+    base = pd.Series(rng.random(500))
+    model = base * 1.2
+    ci = bootstrap_lift(model, base, samples=500)
+    assert ci["low"] == pytest.approx(0.2) and ci["high"] == pytest.approx(0.2)
+    noisy = pd.Series(rng.random(500))
+    a, b = bootstrap_lift(noisy, base, 500), bootstrap_lift(noisy, base, 500)
+    assert a == b and a["low"] < noisy.mean() / base.mean() - 1 < a["high"]
+    assert bootstrap_lift(model.iloc[:0], base.iloc[:0], 100)["low"] is None
+
+
+# --- one test window, every scope ----------------------------------------------------------
+
+
+def test_evaluate_window_labels_scopes_and_uses_the_gates_pick():
+    spec = SPEC.model_copy(
+        update={"evaluation": SPEC.evaluation.model_copy(update={"k": 2, "candidate_order": "candidate_rank"})}
+    )
+    day = dt.date(2026, 3, 20)
+    # Two users, three candidates each. u1 also bought "z", which was never a candidate.
+    test = pd.DataFrame(
+        {
+            "as_of_date": [day] * 6,
+            "user_id": ["u1"] * 3 + ["u2"] * 3,
+            "item_id": ["a", "b", "c", "a", "b", "c"],
+            "candidate_rank": [1, 2, 3, 3, 2, 1],
+            "label": [0, 1, 0, 1, 0, 0],
+        }
+    )
+    fit = pd.DataFrame({"as_of_date": [day - dt.timedelta(days=14)] * 2, "item_id": ["c", "z"], "label": [1, 1]})
+    truth = pd.DataFrame(
+        {
+            "as_of_date": [day, day, day, fit["as_of_date"][0], fit["as_of_date"][0], fit["as_of_date"][0]],
+            "user_id": ["u1", "u1", "u2", "u7", "u8", "u9"],
+            "item_id": ["b", "z", "a", "z", "z", "c"],
+            "relevance": [1.0, 3.0, 1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    scores = np.array([0.1, 0.9, 0.5, 0.9, 0.1, 0.2])  # the model ranks b first for u1, a for u2
+    out = evaluate_window(test, scores, fit, truth, spec, catalog=4, bootstrap=False)
+    assert (out["scope"], out["baseline_name"], out["k"], out["window"]) == (
+        "end_to_end",
+        "global_popularity",
+        2,
+        "test",
+    )
+    assert out["test_dates"] == ["2026-03-20", "2026-03-20"]
+    cand, e2e = out["scopes"]["candidates"], out["scopes"]["end_to_end"]
+    assert set(cand) == {"model", "candidate_popularity", "candidate_order"}
+    assert set(e2e) == {"model", "candidate_popularity", "candidate_order", "global_popularity"}
+    assert cand["model"]["recall"] == 1.0 and cand["model"]["lists"] == 2
+    # End to end u1 also wanted z (relevance 3): the model found b only.
+    assert e2e["model"]["recall"] == pytest.approx((1 / 2 + 1) / 2)
+    assert out["candidate_recall"] == pytest.approx((1 / 2 + 1) / 2)
+    # Global popularity of the fit window is [z, c]: it finds u1's z and nothing for u2.
+    assert e2e["global_popularity"]["recall"] == pytest.approx((1 / 2 + 0) / 2)
+    assert out["model"] == e2e["model"] and out["baseline"] == e2e["global_popularity"]
+
+
+def test_without_truth_only_the_candidate_scope_exists():
+    day = dt.date(2026, 3, 20)
+    test = pd.DataFrame({"as_of_date": [day] * 2, "user_id": ["u1"] * 2, "item_id": ["a", "b"], "label": [0, 1]})
+    fit = test.assign(as_of_date=day - dt.timedelta(days=14))
+    spec = SPEC.model_copy(update={"evaluation": SPEC.evaluation.model_copy(update={"candidate_order": None})})
+    out = evaluate_window(test, np.array([0.2, 0.1]), fit, None, spec, catalog=2)
+    assert (out["scope"], out["baseline_name"]) == ("candidates", "candidate_popularity")
+    assert set(out["scopes"]) == {"candidates"} and out["candidate_recall"] is None
+
+
+def test_lists_per_date_rank_users_not_the_constant_item():
+    """Churn-style lists (one per as-of date) rank users; the item column is the same everywhere."""
+    spec = SPEC.model_copy(
+        update={
+            "evaluation": SPEC.evaluation.model_copy(update={"lists": "as_of_date", "k": 2, "candidate_order": None})
+        }
+    )
+    day = dt.date(2026, 3, 20)
+    test = pd.DataFrame(
+        {"as_of_date": [day] * 4, "user_id": ["a", "b", "c", "d"], "item_id": ["churn"] * 4, "label": [1, 0, 1, 0]}
+    )
+    out = evaluate_window(test, np.array([0.9, 0.1, 0.8, 0.2]), test, None, spec, catalog=1, bootstrap=False)
+    assert out["model"]["precision"] == 1.0 and out["model"]["recall"] == 1.0 and out["model"]["lists"] == 1
