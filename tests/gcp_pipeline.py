@@ -20,7 +20,7 @@ from tests.paths import DAGS_DIR, PIPELINE, SQL_DIR
 
 RUN_DATE = dt.date(2026, 3, 31)
 #: Small enough for minutes on two cores, big enough for every SQL step and the gate.
-WORLD = DemoConfig(users=150, items=60, days=60, end_date=RUN_DATE)
+WORLD = DemoConfig(users=200, items=60, days=74, end_date=RUN_DATE)
 
 
 @dataclass
