@@ -144,8 +144,11 @@ def test_sigkill_mid_batch_inference_keeps_yesterdays_lists_and_the_retry_replac
     assert duplicates(recsys, "recommendations", "prediction_date, user_id, item_id") == 0
     assert duplicates(recsys, "recommendations", "prediction_date, user_id, rank") == 0
     runs = recsys.query("SELECT try_number, status FROM recommendation_runs WHERE run_id = @r", r=run_id)
-    # The killed try could not record itself (SIGKILL); the retry did, once.
-    assert sorted(r["try_number"] for r in runs) == sorted([*(r["try_number"] for r in runs_before), first_try + 1])
+    # The killed try had recorded itself as running before scoring; the retry marked it lost
+    # and recorded itself, once.
+    expected = sorted([*(r["try_number"] for r in runs_before), first_try, first_try + 1])
+    assert sorted(r["try_number"] for r in runs) == expected
+    assert {"try_number": first_try, "status": "lost"} in runs
     assert {"try_number": first_try + 1, "status": "success"} in runs
 
 
