@@ -52,7 +52,8 @@ def _try(cloud: Edge, try_number: int, store: DictStore | None, **kwargs: Any):
 
 def _one_model(cloud: Edge) -> None:
     assert len(cloud.created()) == 1
-    assert len(cloud.warehouse.exports) == 1  # the data the job reads was exported once, never over it
+    # The data the job reads (and the evaluation truth beside it) was exported once, never over it.
+    assert sorted(uri.rsplit("/", 1)[-1] for _, _, uri in cloud.warehouse.exports) == ["data", "truth"]
     assert len(cloud.uploads()) == 1
     rows = cloud.warehouse.query("SELECT version, status FROM ml_models").to_pylist()
     assert rows == [{"version": VERSION, "status": "candidate"}]
