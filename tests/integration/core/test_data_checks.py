@@ -74,7 +74,7 @@ def test_a_failed_error_check_leaves_the_partition_as_it_was(wh, path):
     """Both the DuckDB override (checks the staged temp table) and the default (checks the query first)."""
     spec = load_spec(PIPELINE)
     step = spec.step("features")
-    bad = render_sql(step, SQL_DIR, DAY).rstrip().rstrip(";")
+    bad = render_sql(step, SQL_DIR, DAY, spec).rstrip().rstrip(";")
     bad = f"SELECT * REPLACE (CAST(NULL AS STRING) AS item_category) FROM (\n{bad}\n)"
     before = checksum(wh, "features")
     write = Warehouse.replace_partition_checked if path == "base-class" else DuckDBWarehouse.replace_partition_checked
@@ -90,7 +90,7 @@ def test_a_failed_error_check_leaves_the_partition_as_it_was(wh, path):
             gate=lambda results: raise_on_errors(results, "features"),
         )
     assert checksum(wh, "features") == before
-    good = render_sql(step, SQL_DIR, DAY)
+    good = render_sql(step, SQL_DIR, DAY, spec)
     written, results = write(
         wh,
         "features",
