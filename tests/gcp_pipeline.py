@@ -34,9 +34,7 @@ class PipelineRun:
 
 def history_dates(spec: PipelineSpec, run_date: dt.date) -> list[dt.date]:
     """Every as-of date the training run reads (what a backfill of recsys_features writes)."""
-    windows = spec.training_dates(run_date)
-    dates = sorted({d for window in windows for d in window} | {run_date})
-    return dates
+    return sorted({d for window in spec.training_dates(run_date) for d in window} | {run_date})
 
 
 def seed(wh: BigQueryWarehouse, config: DemoConfig = WORLD) -> None:

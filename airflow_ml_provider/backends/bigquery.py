@@ -395,8 +395,11 @@ class BigQueryWarehouse(Warehouse):
         return job.total_bytes_processed
 
     def _expire_soon(self, staging_id: str) -> bigquery.Table:
-        """Give the staging table an expiry, so a crash before cleanup leaves nothing permanent."""
-        staging = self.client.get_table(staging_id)
+        """Give the staging table an expiry, so a crash before cleanup leaves nothing permanent.
+
+        The PATCH answers with the whole table (schema, row count), so no separate get is needed.
+        """
+        staging = bigquery.Table(staging_id)
         staging.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
         return self.client.update_table(staging, ["expires"])
 

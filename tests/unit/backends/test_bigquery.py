@@ -91,7 +91,6 @@ def test_requests_carry_the_connections_service_account_token(gcp: LocalGcp, wh:
     assert kinds[0] == "/token", "the hook's credentials (keyfile_dict) are exchanged for a token first"
     api = [r for r in gcp.bigquery.requests if r.path.startswith("/bigquery/")]
     assert api and all(r.headers["authorization"].startswith("Bearer fake-token-") for r in api)
-    assert wh.client is wh.client  # built once by the hook
 
 
 # --- the partition write (defect 1: a copy into a column-partitioned table is refused) ---
@@ -540,5 +539,5 @@ def test_checks_run_on_the_staged_rows_and_a_failed_gate_publishes_nothing(
         "recommendations", "prediction_date", DAY, ROWS_SQL, {"n": 2, "variant": 2}, check=check, gate=gate
     )
     assert written.rows == 2 and results == [0]
-    staged = [c for c in _non_dry(gcp) if "ROWS_SQL" not in c["query"] and "GENERATE_ARRAY" in c["query"]]
+    staged = [c for c in _non_dry(gcp) if "GENERATE_ARRAY" in c["query"]]
     assert len(staged) == 3  # the step query ran once per write (the first write, and one per checked write)
