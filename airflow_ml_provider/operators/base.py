@@ -23,6 +23,19 @@ if TYPE_CHECKING:
     from airflow_ml_provider.core.spec import PipelineSpec
 
 
+def configured_pool() -> str | None:
+    """The pool ML tasks run in: Airflow config ``[ml_platform] pool`` (``AIRFLOW__ML_PLATFORM__POOL``), if set.
+
+    The embedded DuckDB warehouse allows one writing process, so a deployment in local mode
+    sets a one-slot pool here (docker-compose.yaml does, see airflow-layout.env) and
+    creates it with ``airflow pools set``. Unset means Airflow's default pool: a task
+    naming a pool that does not exist would never be scheduled.
+    """
+    from airflow.sdk.configuration import conf
+
+    return conf.get("ml_platform", "pool", fallback="").strip() or None
+
+
 class MLPlatformOperator(BaseOperator):
     """Base for the provider's operators: ``ml_conn_id`` picks the backend, ``pipeline`` the contract."""
 
@@ -33,6 +46,8 @@ class MLPlatformOperator(BaseOperator):
         pipeline: str | Path | None = None,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("pool") is None and (pool := configured_pool()):
+            kwargs["pool"] = pool
         super().__init__(**kwargs)
         self.ml_conn_id = ml_conn_id
         self.pipeline = pipeline

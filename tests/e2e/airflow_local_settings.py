@@ -9,18 +9,12 @@ is unpaused. The e2e world lives in spring 2026, so the policies, driven by env:
 - ``AML_E2E_RETRIES`` / ``AML_E2E_RETRY_DELAY_SECONDS``: every task's retries and delay,
   so an automatic retry after a kill happens within seconds.
 - ``AML_E2E_POKE_SECONDS``: sensors' poke interval.
-
-``SQLITE_CONNECT_ARGS`` is the cluster's ``[database] sql_alchemy_connect_args``: four
-components share one SQLite file, so writers wait up to 30 s for its lock (Python's
-default is 5 s, which a loaded 2-core machine exceeds).
 """
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, datetime, timedelta
-
-SQLITE_CONNECT_ARGS = {"timeout": 30}
 
 
 def dag_policy(dag) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e import backing
 from tests.e2e.cluster import COMPONENTS, AirflowCluster
 
 #: The test-only cluster policy (tests/e2e/airflow_local_settings.py): a calendar that
@@ -29,6 +30,13 @@ FAST_POLICY = {
 }
 
 
+def skip_without_the_layout() -> None:
+    """Skip, naming what to install, when PostgreSQL, Redis or the Celery/driver packages are missing."""
+    why = backing.missing()
+    if why:
+        pytest.skip(f"the production layout (PostgreSQL + CeleryExecutor + Redis) cannot start: {why}")
+
+
 def stop_and_check(cluster: AirflowCluster) -> None:
     cluster.stop()
     left = cluster.alive()
@@ -37,6 +45,7 @@ def stop_and_check(cluster: AirflowCluster) -> None:
 
 @pytest.fixture
 def airflow_cluster(tmp_path: Path) -> Iterator[Callable[..., AirflowCluster]]:
+    skip_without_the_layout()
     started: list[AirflowCluster] = []
 
     def start(
@@ -132,6 +141,7 @@ def _prepare_warehouse(env: Mapping[str, str]) -> subprocess.Popen:
 
 @pytest.fixture(scope="session")
 def recsys(tmp_path_factory) -> Iterator[RecsysWorld]:
+    skip_without_the_layout()
     home = tmp_path_factory.mktemp("e2e-recsys")
     stall_dir = home / "faults"
     stall_dir.mkdir()

@@ -1,11 +1,14 @@
 """A 7-day backfill of recsys_features and recsys_batch_inference, runs in parallel, one DuckDB file.
 
-Both backfills are created at once through ``POST /api/v2/backfills`` with
-``max_active_runs=3``: up to three days of features and three days of inference are in
-flight together (inference sensors wait for their day's features), and every write goes
-to the one embedded warehouse file, serialised by its file lock (a ``WarehouseLockedError``
-would be retried). Afterwards: exactly 7 partitions, no duplicate rows, every inference run
-recorded in ``recommendation_runs``, and the file opens and scans cleanly.
+On the production layout (PostgreSQL, CeleryExecutor, Redis; tests/e2e/cluster.py), with
+the scheduler running throughout: both backfills are created at once through
+``POST /api/v2/backfills`` with ``max_active_runs=3``, so up to three days of features and
+three days of inference are in flight together (inference sensors wait for their day's
+features) on a Celery worker with two slots. Every ML task runs in the one-slot
+``ml_warehouse`` pool (airflow-layout.env), so the one embedded warehouse file has one
+writer at a time. Afterwards: exactly 7 partitions, no duplicate rows, no try of any task
+failed (so no lock error failed a task), every inference run recorded in
+``recommendation_runs``, and the file opens and scans cleanly.
 """
 
 from __future__ import annotations
@@ -40,6 +43,18 @@ def backfill_runs(client, dag_id: str) -> list[dict]:
     return sorted(runs, key=lambda r: r["logical_date"])
 
 
+def failed_tries_of(client, dag_id: str, run_id: str) -> list[str]:
+    """Tries of the run's tasks that did not succeed (sensor reschedules are not tries that failed)."""
+    out = []
+    for ti in client.task_instances(dag_id, run_id):
+        tries = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/tries")
+        for t in tries["task_instances"]:
+            if t["state"] not in ("success", "skipped"):
+                log = client.task_log(dag_id, run_id, ti["task_id"], t["try_number"]).splitlines()
+                out.append(f"{run_id} {ti['task_id']} try {t['try_number']}: {t['state']}\n" + "\n".join(log[-15:]))
+    return out
+
+
 def overlapping(runs: list[dict]) -> bool:
     spans = sorted((r["start_date"], r["end_date"]) for r in runs if r["start_date"] and r["end_date"])
     return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
@@ -51,12 +66,9 @@ def test_seven_day_backfill_in_parallel_writes_seven_partitions_once(recsys):
     recsys.settle()
     client.request("PATCH", "/api/v2/dags/recsys_drift", json={"is_paused": True})  # not what this test is about
     try:
-        # Airflow 3.3 refuses (503) to create a backfill on SQLite while another component
-        # writes the metadata DB, and a half-created one can crash the scheduler
-        # (ObjectDeletedError), so the scheduler is stopped while both are created.
-        with recsys.cluster.paused_component("scheduler"):
-            features = client.backfill("recsys_features", START, END, max_active_runs=3)
-            inference = client.backfill("recsys_batch_inference", START, END, max_active_runs=3)
+        features = client.backfill("recsys_features", START, END, max_active_runs=3)
+        inference = client.backfill("recsys_batch_inference", START, END, max_active_runs=3)
+        assert features["max_active_runs"] == inference["max_active_runs"] == 3
         wait_for_backfill(client, features["id"], "recsys_features")
         wait_for_backfill(client, inference["id"], "recsys_batch_inference")
     finally:
@@ -69,6 +81,16 @@ def test_seven_day_backfill_in_parallel_writes_seven_partitions_once(recsys):
         failed = {r["dag_run_id"]: client.explain(dag_id, r["dag_run_id"]) for r in runs if r["state"] != "success"}
         assert not failed, failed
         assert overlapping(runs), f"{dag_id}: no two backfill runs overlapped: {runs}"
+        # Every try of every task succeeded first time: no lock error (nor anything else) failed a try.
+        failed_tries = [t for r in runs for t in failed_tries_of(client, dag_id, r["dag_run_id"])]
+        assert not failed_tries, failed_tries
+    # The ML tasks ran in the one-slot pool (what kept their writes apart), on the Celery worker.
+    ml_pool = recsys.cluster.pool_args()[0]
+    for dag_id, task_id in (("recsys_features", "features"), ("recsys_batch_inference", "recommend")):
+        for run in backfill_runs(client, dag_id):
+            ti = client.task_instance(dag_id, run["dag_run_id"], task_id)
+            assert (ti["pool"], ti["pool_slots"]) == (ml_pool, 1), ti
+            assert ti["executor"] in (None, "CeleryExecutor") and ti["queue"] == "default", ti
 
     in_range = {"a": START, "b": END}
     parts = recsys.query(
