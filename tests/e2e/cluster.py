@@ -63,6 +63,11 @@ LOCAL_SETTINGS = Path(__file__).with_name("airflow_local_settings.py")
 _RUNNING: set[AirflowCluster] = set()
 
 
+def component_command(name: str) -> tuple[str, ...]:
+    """The ``airflow`` CLI arguments that run a component (compose's ``command:`` of its service)."""
+    return _COMMAND.get(name, (name,))
+
+
 @atexit.register
 def _stop_all() -> None:  # a crashed or interrupted session still leaves no Airflow behind
     for cluster in list(_RUNNING):
@@ -245,7 +250,7 @@ class AirflowCluster:
             self._worker_log_from = path.stat().st_size if path.exists() else 0
         log = open(path, "ab")  # noqa: SIM115 (closed in stop())
         self._log_files.append(log)
-        args = [name, "--port", str(self.port)] if name == "api-server" else list(_COMMAND.get(name, (name,)))
+        args = [*component_command(name), *(("--port", str(self.port)) if name == "api-server" else ())]
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "airflow"), *args],
             env=self.env,

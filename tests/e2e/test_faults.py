@@ -8,6 +8,10 @@ supervisor sees the child die, reports the try failed, and the scheduler retries
 (``retries=1``, 2 s delay by the test cluster policy). A killed supervisor would instead
 be found by the heartbeat timeout minutes later; the recovery is the same retry.
 
+One more test kills the whole Celery worker instead (every process of it at once): no
+supervisor is left to report, the scheduler finds the try by its missing heartbeat, and
+the retry runs on the restarted worker.
+
 After each kill: the table is exactly as before (rows and checksum, read while the task
 is dead), the retry succeeds as the next try, and nothing is duplicated.
 """
@@ -42,6 +46,16 @@ class Fault:
 
     def kill_when_stalled(self, dag_id: str, run_id: str, timeout: float = 420) -> dict:
         """Wait for the stall, SIGKILL the task process, wait until it is gone; returns the stall info."""
+        info = self.wait_stalled(dag_id, run_id, timeout)
+        os.kill(info["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while still_alive([info["pid"]]):
+            assert time.monotonic() < deadline, f"task process {info['pid']} survived SIGKILL"
+            time.sleep(0.05)
+        return info
+
+    def wait_stalled(self, dag_id: str, run_id: str, timeout: float = 420) -> dict:
+        """Wait until a task of the run stalls in the armed write; returns ``{"pid", "sql"}``."""
         stalled = self.dir / "stalled.json"
         deadline = time.monotonic() + timeout
         while not stalled.exists():
@@ -53,13 +67,7 @@ class Fault:
             )
             assert time.monotonic() < deadline, f"no task reached the write into {self.table} in {timeout:g}s"
             time.sleep(0.5)
-        info = json.loads(stalled.read_text())
-        os.kill(info["pid"], signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while still_alive([info["pid"]]):
-            assert time.monotonic() < deadline, f"task process {info['pid']} survived SIGKILL"
-            time.sleep(0.05)
-        return info
+        return json.loads(stalled.read_text())
 
     def disarm(self) -> None:
         for name in ("stall.json", "claimed", "stalled.json"):
@@ -118,6 +126,39 @@ def test_sigkill_mid_feature_write_keeps_the_partition_and_the_retry_rewrites_it
     assert '"features"' in info["sql"]
     assert recsys.checksum("features") == before  # the deleted partition came back with the rollback
     assert_killed_then_retried(recsys, "recsys_features", run_id, "features")
+    assert recsys.checksum("features") == before  # same SQL, same rows: replaced, not appended
+    assert duplicates(recsys, "features", "as_of_date, user_id, item_id") == 0
+
+
+def test_sigkilled_celery_worker_mid_feature_write_is_detected_and_retried_on_the_restarted_worker(recsys, fault):
+    """The whole worker dies (OOM-killed container): main process, pool processes, the task.
+
+    No process is left to report the try, so the scheduler finds it by its missing heartbeat
+    (60 s in the test cluster, 5 min by default) and the retry waits for a worker; the worker
+    is restarted as compose's ``restart: always`` would.
+    """
+    cluster, client = recsys.cluster, recsys.client
+    day = dt.date(2026, 3, 16)  # in the feature history, and no other test runs it through Airflow
+    before = recsys.checksum("features")
+    assert recsys.query("SELECT COUNT(*) AS n FROM features WHERE as_of_date = @d", d=day)[0]["n"] > 0
+    armed = fault("features")
+    run_id = client.trigger("recsys_features", day)
+    info = armed.wait_stalled("recsys_features", run_id)
+    worker_pid = cluster.procs["celery-worker"].pid
+    killed = cluster.crash_component("celery-worker")
+    # The stalled task was the worker's: main process, its pool process (the supervisor), the task.
+    assert {worker_pid, info["pid"]} <= set(killed) and len(killed) >= 3, (worker_pid, info, killed)
+    assert recsys.checksum("features") == before  # the deleted partition came back with the rollback
+    cluster.restart_component("celery-worker")
+
+    client.wait_for_run("recsys_features", run_id, timeout=420)
+    history = tries(recsys, "recsys_features", run_id, "features")
+    assert [n for n, _ in history] == [1, 2] and history[0][1] != "success" and history[1][1] == "success", history
+    detected = client.get(
+        "/api/v2/eventLogs", dag_id="recsys_features", task_id="features", run_id=run_id, event="heartbeat timeout"
+    )["event_logs"]
+    assert [e["try_number"] for e in detected] == [1], detected  # the scheduler found the lost try
+    assert still_alive(killed) == []  # so the retry ran on the restarted worker, the only one left
     assert recsys.checksum("features") == before  # same SQL, same rows: replaced, not appended
     assert duplicates(recsys, "features", "as_of_date, user_id, item_id") == 0
 

@@ -70,9 +70,16 @@ def services() -> dict[str, Any]:
 
 
 def env_of(service: str) -> dict[str, str]:
+    """A service's environment as its container gets it: its env_file(s), then ``environment``."""
+    from tests.e2e.layout import read_layout
+
+    out: dict[str, str] = {}
+    env_files = services()[service].get("env_file", [])
+    for name in [env_files] if isinstance(env_files, str) else env_files:
+        out.update(read_layout(REPO / name))
     env = services()[service].get("environment", {})
     assert isinstance(env, dict), f"{service}: write environment as a mapping so anchors can merge it"
-    return {k: "" if v is None else str(v) for k, v in env.items()}
+    return out | {k: "" if v is None else str(v) for k, v in env.items()}
 
 
 def volumes_of(service: str) -> dict[str, str]:
@@ -335,13 +342,17 @@ def test_broker_and_database_point_at_the_compose_services():
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
 
 
-def test_local_mode_runs_one_task_at_a_time_on_the_worker():
-    """DuckDB allows one writing process per file: local mode's documented worker concurrency is 1."""
+def test_local_mode_runs_ml_tasks_one_at_a_time_through_the_pool():
+    """DuckDB allows one writing process per file: ML tasks share a one-slot pool, sensors the other worker slot."""
     value = env_of("airflow-worker")["AIRFLOW__CELERY__WORKER_CONCURRENCY"]
     m = _VAR_REF.fullmatch(value)
     assert m, f"worker concurrency should come from .env, got {value!r}"
-    assert m.group(1) == "AIRFLOW_WORKER_CONCURRENCY" and m.group(2) == ":-" and m.group(3) == "1"
-    assert env_example()["AIRFLOW_WORKER_CONCURRENCY"]["value"] == "1"
+    assert m.group(1) == "AIRFLOW_WORKER_CONCURRENCY" and m.group(2) == ":-" and m.group(3) == "2"
+    assert env_example()["AIRFLOW_WORKER_CONCURRENCY"]["value"] == "2"
+    env = env_of("airflow-worker")
+    assert env["AIRFLOW__ML_PLATFORM__POOL"] and env["AIRFLOW_ML_POOL_SLOTS"] == "1"
+    init = "\n".join(services()["airflow-init"]["command"])
+    assert 'airflow pools set "$${AIRFLOW__ML_PLATFORM__POOL}" "$${AIRFLOW_ML_POOL_SLOTS}"' in init
     local = _connection_examples()["local"]
     assert local["extra"]["backend"] == "local"
 
