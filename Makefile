@@ -67,7 +67,7 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@echo "==> see it in the Airflow UI: make airflow, then open http://localhost:8080 and the Models, Drift and Recommendations pages"
 	@echo "Warehouse: $(AIRFLOW_ML_HOME)/warehouse.duckdb (open it with: $(BIN)/python -c \"import duckdb; print(duckdb.connect('$(AIRFLOW_ML_HOME)/warehouse.duckdb', read_only=True).sql('FROM features LIMIT 5'))\")"
 
-system-deps: ## Debian packages the tests need (Chromium for the UI browser test)
+system-deps: ## Debian packages the tests need (Chromium for the UI test; PostgreSQL and Redis for the e2e layout)
 	@./scripts/install-system-deps.sh
 
 validate: install ## check every pipeline's contract, SQL and model.py on a tiny DuckDB sample (seconds, no cloud)
@@ -84,7 +84,7 @@ airflow: install airflow-db ## start Airflow (standalone) on the embedded defaul
 test: install system-deps ## run the test suite (unit, integration with DuckDB and Airflow; system tests skip without GCP)
 	$(BIN)/pytest
 
-e2e: install system-deps ## only the real-Airflow tests: REST API pipeline, 7-day backfill, SIGKILL faults, UI browser test
+e2e: install system-deps ## only the real-Airflow tests (PostgreSQL + CeleryExecutor + Redis): pipeline, 7-day backfill, SIGKILL faults, worker crash, UI
 	$(BIN)/pytest tests/e2e
 
 system-test: install ## the system tests on a real GCP project (needs SYSTEM_TESTS_GCP_PROJECT, _BUCKET, TRAINING_IMAGE; docs/gcp.md)
