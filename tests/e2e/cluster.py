@@ -150,7 +150,8 @@ class AirflowCluster:
             AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(self.passwords_file),
             # docker-compose.yaml's URLs, with this machine's hosts, ports and credentials.
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=self.postgres.url,
-            AIRFLOW__CELERY__RESULT_BACKEND="db+" + self.postgres.url.replace("+psycopg2", "", 1),
+            # psycopg2 named: SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3.
+            AIRFLOW__CELERY__RESULT_BACKEND=f"db+{self.postgres.url}",
             AIRFLOW__CELERY__BROKER_URL=self.redis.url,
             AIRFLOW__CELERY__WORKER_CONCURRENCY=str(WORKER_CONCURRENCY),
             # Free ports: other clusters (and other people's) may run on this machine.
