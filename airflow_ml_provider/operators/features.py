@@ -111,6 +111,10 @@ class FeatureExtractOperator(MLPlatformOperator):
             if cluster_by is None and step:
                 cluster_by = step.cluster_by
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            if step is not None and step.table == self.spec.label.step.table:
+                from airflow_ml_provider.core.horizon import require_horizon_passed
+
+                require_horizon_passed(warehouse, self.spec, as_of, f"labels ({self.table})")
             self.log.info(
                 "Writing %s partition %s=%s from %s on %r",
                 self.table,
