@@ -1,0 +1,75 @@
+"""``airflow-ml outcomes``: judge a served date's lists once its horizon passed (as OutcomeEvaluationOperator does)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("airflow_ml")
+
+
+def cmd_outcomes(args: argparse.Namespace) -> int:
+    """Judge the lists served on --date against everything users did in the label horizon after it.
+
+    Beside them, the same day's global popularity list (the top-k most popular items, given to
+    every user) is judged on the same users. The date's partition of recommendation_outcomes is
+    replaced (a rerun leaves one set) and the realized hit rate and ndcg@k are printed next to
+    the popularity list's. A date whose horizon has not passed yet is refused, naming the day
+    it becomes ready; nothing is written then.
+    """
+    from airflow_ml_provider.cli import _warehouse
+    from airflow_ml_provider.core.features import render_sql_file
+    from airflow_ml_provider.core.outcomes import OUTCOMES_SQL, POPULARITY_SQL, evaluate_outcomes, headline
+    from airflow_ml_provider.core.spec import load_spec
+
+    spec = load_spec(args.pipeline)
+    warehouse = _warehouse(args)
+    sql = [render_sql_file(args.sql_dir / name, args.date, spec) for name in (OUTCOMES_SQL, POPULARITY_SQL)]
+    log.info("Judging the lists served on %s on %r", args.date, warehouse)
+    written, rows = evaluate_outcomes(warehouse, spec, args.date, *sql, run_id="cli")
+    summary = headline(rows)
+    if args.json:
+        print(json.dumps({"prediction_date": args.date.isoformat(), "rows": rows, "summary": summary}, default=str))
+        return 0
+    k = spec.inference.top_k
+    for h in summary:
+        print(
+            f"Outcomes of {args.date} ({h['model_name']} {h['model_version']}): {h['lists']} lists, "
+            f"{h['active_users']} active users in the next {spec.windows.label_horizon_days} days\n"
+            f"  {'list':<18} {'hit rate':>9} {f'ndcg@{k}':>9} {'revenue':>10}\n"
+            f"  {'model':<18} {_pct(h.get('model_hit_rate')):>9} {_num(h.get('model_ndcg')):>9} "
+            f"{h.get('model_revenue', 0):>10.2f}\n"
+            f"  {'global popularity':<18} {_pct(h.get('popularity_hit_rate')):>9} {_num(h.get('popularity_ndcg')):>9} "
+            f"{h.get('popularity_revenue', 0):>10.2f}"
+        )
+    log.info("Wrote %d rows to %s (partition %s)", written.rows, written.table, written.partition)
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def add_outcomes_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Path, date: Callable[[str], Any]) -> None:
+    """Register ``outcomes`` on the ``airflow-ml`` subcommands."""
+    outcomes = sub.add_parser(
+        "outcomes",
+        parents=[common],
+        help="judge a served date's lists against what users then did (and the popularity list)",
+        description=cmd_outcomes.__doc__,
+        epilog="Examples:\n  airflow-ml outcomes --date 2026-03-24\n  airflow-ml outcomes --date 2026-03-24 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    outcomes.add_argument("--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)")
+    outcomes.add_argument("--sql-dir", type=Path, help="folder of recsys/outcomes.sql (default: ROOT/sql beside dags/)")
+    outcomes.add_argument("--date", type=date, required=True, help="served prediction date to judge (YYYY-MM-DD)")
+    outcomes.add_argument("--json", action="store_true", help='print {"prediction_date", "rows", "summary"}')
+    outcomes.set_defaults(func=cmd_outcomes)
