@@ -20,6 +20,7 @@ from typing import Any
 from airflow_ml_provider import __version__
 from airflow_ml_provider.cli_check import add_check_parser
 from airflow_ml_provider.cli_outcomes import add_outcomes_parser
+from airflow_ml_provider.cli_recommend import add_recommend_parser
 from airflow_ml_provider.exceptions import MLProviderError
 
 log = logging.getLogger("airflow_ml")
@@ -497,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.set_defaults(func=cmd_tables)
     add_check_parser(sub, common, DEFAULT_PIPELINE, _date)
     add_outcomes_parser(sub, common, DEFAULT_PIPELINE, _date)
+    add_recommend_parser(sub, common, DEFAULT_PIPELINE, _date)
     return parser
 
 

@@ -13,40 +13,48 @@ log = logging.getLogger("airflow_ml")
 
 
 def cmd_outcomes(args: argparse.Namespace) -> int:
-    """Judge the lists served on --date against everything users did in the label horizon after it.
+    """Judge the lists served on --date (to --to) against everything users did in the label horizon after it.
 
     Beside them, the same day's global popularity list (the top-k most popular items, given to
-    every user) is judged on the same users. The date's partition of recommendation_outcomes is
-    replaced (a rerun leaves one set) and the realized hit rate and ndcg@k are printed next to
-    the popularity list's. A date whose horizon has not passed yet is refused, naming the day
-    it becomes ready; nothing is written then.
+    every user) is judged on the same users. Each date's partition of recommendation_outcomes
+    is replaced (a rerun leaves one set) and the realized hit rate and ndcg@k are printed next
+    to the popularity list's. A date whose horizon has not passed yet is refused, naming the day
+    it becomes ready; nothing is written for it (dates before it in a range stay written).
     """
     from airflow_ml_provider.cli import _warehouse
-    from airflow_ml_provider.core.features import render_sql_file
+    from airflow_ml_provider.core.features import date_range, render_sql_file
     from airflow_ml_provider.core.outcomes import OUTCOMES_SQL, POPULARITY_SQL, evaluate_outcomes, headline
     from airflow_ml_provider.core.spec import load_spec
 
     spec = load_spec(args.pipeline)
     warehouse = _warehouse(args)
-    sql = [render_sql_file(args.sql_dir / name, args.date, spec) for name in (OUTCOMES_SQL, POPULARITY_SQL)]
-    log.info("Judging the lists served on %s on %r", args.date, warehouse)
-    written, rows = evaluate_outcomes(warehouse, spec, args.date, *sql, run_id="cli")
-    summary = headline(rows)
+    k, days = spec.inference.top_k, spec.windows.label_horizon_days
+    judged: list[dict[str, Any]] = []
+    for day in date_range(args.date, args.to or args.date):
+        sql = [render_sql_file(args.sql_dir / name, day, spec) for name in (OUTCOMES_SQL, POPULARITY_SQL)]
+        log.info("Judging the lists served on %s on %r", day, warehouse)
+        written, rows = evaluate_outcomes(warehouse, spec, day, *sql, run_id="cli")
+        log.info("Wrote %d rows to %s (partition %s)", written.rows, written.table, written.partition)
+        judged += [{"prediction_date": day.isoformat(), "rows": rows, "summary": headline(rows)}]
     if args.json:
-        print(json.dumps({"prediction_date": args.date.isoformat(), "rows": rows, "summary": summary}, default=str))
+        print(json.dumps(judged[0] if len(judged) == 1 else judged, default=str))
         return 0
-    k = spec.inference.top_k
-    for h in summary:
-        print(
-            f"Outcomes of {args.date} ({h['model_name']} {h['model_version']}): {h['lists']} lists, "
-            f"{h['active_users']} active users in the next {spec.windows.label_horizon_days} days\n"
-            f"  {'list':<18} {'hit rate':>9} {f'ndcg@{k}':>9} {'revenue':>10}\n"
-            f"  {'model':<18} {_pct(h.get('model_hit_rate')):>9} {_num(h.get('model_ndcg')):>9} "
-            f"{h.get('model_revenue', 0):>10.2f}\n"
-            f"  {'global popularity':<18} {_pct(h.get('popularity_hit_rate')):>9} {_num(h.get('popularity_ndcg')):>9} "
-            f"{h.get('popularity_revenue', 0):>10.2f}"
-        )
-    log.info("Wrote %d rows to %s (partition %s)", written.rows, written.table, written.partition)
+    print(
+        f"Realized outcomes: served lists vs the global popularity list, judged on the {days} days after each date "
+        f"(hit rate and ndcg@{k} over users active in the horizon; revenue from recommended items)"
+    )
+    print(
+        f"  {'served':<10} {'model version':<20} {'lists':>6} {'active':>6}  {'hit rate':>8} {'popular':>8}"
+        f"  {f'ndcg@{k}':>7} {'popular':>7}  {'revenue':>9} {'popular':>9}"
+    )
+    for day in judged:
+        for h in day["summary"]:
+            print(
+                f"  {day['prediction_date']:<10} {h['model_version']:<20} {h['lists']:>6} {h['active_users']:>6}  "
+                f"{_pct(h.get('model_hit_rate')):>8} {_pct(h.get('popularity_hit_rate')):>8}  "
+                f"{_num(h.get('model_ndcg')):>7} {_num(h.get('popularity_ndcg')):>7}  "
+                f"{h.get('model_revenue', 0):>9.2f} {h.get('popularity_revenue', 0):>9.2f}"
+            )
     return 0
 
 
@@ -71,5 +79,6 @@ def add_outcomes_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Pat
     outcomes.add_argument("--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)")
     outcomes.add_argument("--sql-dir", type=Path, help="folder of recsys/outcomes.sql (default: ROOT/sql beside dags/)")
     outcomes.add_argument("--date", type=date, required=True, help="served prediction date to judge (YYYY-MM-DD)")
+    outcomes.add_argument("--to", type=date, help="last served date of a range (inclusive)")
     outcomes.add_argument("--json", action="store_true", help='print {"prediction_date", "rows", "summary"}')
     outcomes.set_defaults(func=cmd_outcomes)
