@@ -47,10 +47,10 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
         f"  {'served':<10} {'model version':<20} {'lists':>6} {'active':>6}  {'hit rate':>8} {'popular':>8}"
         f"  {f'ndcg@{k}':>7} {'popular':>7}  {'revenue':>9} {'popular':>9}"
     )
-    for day in judged:
-        for h in day["summary"]:
+    for entry in judged:
+        for h in entry["summary"]:
             print(
-                f"  {day['prediction_date']:<10} {h['model_version']:<20} {h['lists']:>6} {h['active_users']:>6}  "
+                f"  {entry['prediction_date']:<10} {h['model_version']:<20} {h['lists']:>6} {h['active_users']:>6}  "
                 f"{_pct(h.get('model_hit_rate')):>8} {_pct(h.get('popularity_hit_rate')):>8}  "
                 f"{_num(h.get('model_ndcg')):>7} {_num(h.get('popularity_ndcg')):>7}  "
                 f"{h.get('model_revenue', 0):>9.2f} {h.get('popularity_revenue', 0):>9.2f}"
@@ -76,7 +76,9 @@ def add_outcomes_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Pat
         epilog="Examples:\n  airflow-ml outcomes --date 2026-03-24\n  airflow-ml outcomes --date 2026-03-24 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    outcomes.add_argument("--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)")
+    outcomes.add_argument(
+        "--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)"
+    )
     outcomes.add_argument("--sql-dir", type=Path, help="folder of recsys/outcomes.sql (default: ROOT/sql beside dags/)")
     outcomes.add_argument("--date", type=date, required=True, help="served prediction date to judge (YYYY-MM-DD)")
     outcomes.add_argument("--to", type=date, help="last served date of a range (inclusive)")

@@ -1,4 +1,4 @@
-"""``airflow-ml recommend``: batch inference for a date or a range, in this process (what recsys_batch_inference's task runs)."""
+"""``airflow-ml recommend``: batch inference for a date or range in this process, as recsys_batch_inference runs it."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from airflow_ml_provider.operators.inference import BatchRecommendOperator
 
     if args.warehouse:
-        raise ValueError("recommend runs the DAG's operator: pass --conn-id, or set AIRFLOW_ML_HOME instead of --warehouse")
+        raise ValueError(
+            "recommend runs the DAG's operator: pass --conn-id, or set AIRFLOW_ML_HOME instead of --warehouse"
+        )
     # This command is the task runner here (as `airflow-ml features` runs the feature steps):
     # Airflow's guard against calling execute() from inside another task does not apply.
     ExecutorSafeguard.test_mode = True
@@ -44,7 +46,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                 ml_conn_id=args.conn_id or MLPlatformHook.default_conn_name,
             )
         ti = types.SimpleNamespace(dag_id="airflow_ml_cli", task_id="recommend", run_id=f"cli-{day}", try_number=1)
-        out = op.execute({"ds": day.isoformat(), "ti": ti})  # type: ignore[arg-type]
+        out = op.execute({"ds": day.isoformat(), "ti": ti})  # type: ignore[typeddict-item]
         log.info("  %s: %d rows for %d users with %s", day, out["rows_written"], out["users"], out["model_version"])
         results.append(out)
     if args.json:
@@ -52,9 +54,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_recommend_parser(
-    sub: Any, common: argparse.ArgumentParser, pipeline: Path, date: Callable[[str], Any]
-) -> None:
+def add_recommend_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Path, date: Callable[[str], Any]) -> None:
     """Register ``recommend`` on the ``airflow-ml`` subcommands."""
     recommend = sub.add_parser(
         "recommend",
@@ -65,7 +65,9 @@ def add_recommend_parser(
         "  airflow-ml recommend --date 2026-03-31 --model-version 20260331-cdab4998",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    recommend.add_argument("--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)")
+    recommend.add_argument(
+        "--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)"
+    )
     recommend.add_argument("--date", type=date, required=True, help="prediction date (YYYY-MM-DD)")
     recommend.add_argument("--to", type=date, help="last prediction date of a range (inclusive)")
     recommend.add_argument("--model-version", default="champion", help="a pinned version, or champion (default)")

@@ -67,7 +67,9 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
                 else newest_ready_date(parse_date(self.run_date, "run_date"), horizon)
             )
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
-            self.log.info("Judging the lists served on %s against (%s, +%d days] on %r", served, served, horizon, warehouse)
+            self.log.info(
+                "Judging the lists served on %s against (%s, +%d days] on %r", served, served, horizon, warehouse
+            )
             written, rows = evaluate_outcomes(warehouse, self.spec, served, *sql, run_id=context["ti"].run_id)
         summary = headline(rows)
         for h in summary:
@@ -96,5 +98,3 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
-
-

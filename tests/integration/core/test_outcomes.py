@@ -77,7 +77,9 @@ def _serve(wh: DuckDBWarehouse, day: dt.date = D) -> None:
                 "model_name": ["recsys"] * len(rows),
                 "model_version": ["v1"] * len(rows),
                 "run_id": ["t"] * len(rows),
-                "generated_at": pa.array([dt.datetime(2026, 3, 10, tzinfo=dt.UTC)] * len(rows), pa.timestamp("us", "UTC")),
+                "generated_at": pa.array(
+                    [dt.datetime(2026, 3, 10, tzinfo=dt.UTC)] * len(rows), pa.timestamp("us", "UTC")
+                ),
             }
         ),
     )
@@ -107,7 +109,11 @@ def test_outcome_rows_match_the_hand_computation(wh):
     rows = _stored(wh)
     model, popular = rows["model"], rows["global_popularity"]
     for r in (model, popular):
-        assert (r["prediction_date"], r["horizon_start"], r["horizon_end"]) == (D, dt.date(2026, 3, 11), dt.date(2026, 3, 17))
+        assert (r["prediction_date"], r["horizon_start"], r["horizon_end"]) == (
+            D,
+            dt.date(2026, 3, 11),
+            dt.date(2026, 3, 17),
+        )
         assert (r["model_name"], r["model_version"], r["segment"], r["k"]) == ("recsys", "v1", "all", 2)
         # u1 (bought i2, viewed i3) and u2 (bought i4) did something; u3 nothing; u4 only on D and after.
         assert (r["lists"], r["active_users"], r["hits"], r["hit_rate"]) == (4, 2, 1, 0.5)

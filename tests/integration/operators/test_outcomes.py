@@ -1,4 +1,4 @@
-"""OutcomeEvaluationOperator and the recsys_outcomes DAG on the tiny hand-made world of tests/integration/core/test_outcomes.py."""
+"""OutcomeEvaluationOperator and the recsys_outcomes DAG on the tiny world of tests/integration/core/test_outcomes."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ def wh(tmp_path, monkeypatch) -> DuckDBWarehouse:
     wh = DuckDBWarehouse(path)
     _seed(wh)
     _serve(wh)
-    monkeypatch.setenv("AIRFLOW_CONN_ML_PLATFORM_DEFAULT", json.dumps({"conn_type": "ml_platform", "extra": {"warehouse_path": str(path)}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ML_PLATFORM_DEFAULT",
+        json.dumps({"conn_type": "ml_platform", "extra": {"warehouse_path": str(path)}}),
+    )
     return wh
 
 
@@ -44,7 +47,10 @@ def test_the_run_date_judges_the_newest_date_whose_horizon_passed(wh):
     assert (summary["model_version"], summary["lists"], summary["active_users"]) == ("v1", 4, 2)
     assert summary["model_hit_rate"] == summary["popularity_hit_rate"] == 0.5
     rows = wh.query("SELECT list_source, run_id FROM recommendation_outcomes ORDER BY 1").to_pylist()
-    assert rows == [{"list_source": "global_popularity", "run_id": "r-2026-03-18"}, {"list_source": "model", "run_id": "r-2026-03-18"}]
+    assert rows == [
+        {"list_source": "global_popularity", "run_id": "r-2026-03-18"},
+        {"list_source": "model", "run_id": "r-2026-03-18"},
+    ]
 
 
 def test_an_explicit_date_before_its_horizon_fails_without_retries_and_writes_nothing(wh):
@@ -60,7 +66,9 @@ def test_airflow_dags_test_recsys_outcomes(wh, tmp_path, airflow_db):
     env = {k: v for k, v in os.environ.items()}
     env.update(AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_DIR), AIRFLOW_ML_HOME=str(tmp_path))
     airflow = str(Path(sys.executable).parent / "airflow")
-    out = subprocess.run([airflow, "dags", "test", "recsys_outcomes", "2026-03-18"], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [airflow, "dags", "test", "recsys_outcomes", "2026-03-18"], env=env, capture_output=True, text=True
+    )
     log = out.stdout + out.stderr
     assert out.returncode == 0 and "state=success" in log, log[-4000:]
     assert "Outcomes 2026-03-10 | recsys v1: 4 lists, 2 active users, hit rate 0.5000" in log
