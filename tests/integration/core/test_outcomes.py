@@ -164,3 +164,23 @@ def test_a_date_without_lists_is_refused(wh):
     with pytest.raises(EmptyResultError, match="no lists were served"):
         _evaluate(wh, day=dt.date(2026, 3, 9))
     assert not wh.table_exists(OUTCOMES_TABLE)
+
+
+def test_the_same_rows_on_the_gcp_backend(gcp):
+    """outcomes.sql and popularity.sql through the real BigQuery client on the local endpoint; same numbers."""
+    from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
+    from airflow_ml_provider.core.config import PlatformConfig
+    from tests.fakes.gcp import DATASET, PROJECT
+
+    bq = BigQueryWarehouse(PlatformConfig(backend="gcp", project=PROJECT, dataset=DATASET, location="US"))
+    _seed(bq)
+    _serve(bq)
+    written, _ = _evaluate(bq)
+    assert written.rows == 2
+    queries = [c["query"] for c in gcp.bigquery.job_configs("query")]
+    assert any("FULL OUTER JOIN horizon_events" in q for q in queries)  # the GoogleSQL itself, not a transpilation
+    stored = {r["list_source"]: r for r in gcp.bigquery.rows(PROJECT, DATASET, OUTCOMES_TABLE).to_pylist()}
+    assert (stored["model"]["hits"], stored["model"]["revenue"]) == (1, 40.0)
+    assert stored["model"]["ndcg_at_k"] == pytest.approx((7 / math.log2(3)) / (7 + 1 / math.log2(3)) / 2)
+    assert (stored["global_popularity"]["purchases"], stored["global_popularity"]["revenue"]) == (1, 100.0)
+    assert {r["prediction_date"] for r in stored.values()} == {D}
