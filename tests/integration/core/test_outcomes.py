@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import pyarrow as pa
@@ -184,3 +185,14 @@ def test_the_same_rows_on_the_gcp_backend(gcp):
     assert stored["model"]["ndcg_at_k"] == pytest.approx((7 / math.log2(3)) / (7 + 1 / math.log2(3)) / 2)
     assert (stored["global_popularity"]["purchases"], stored["global_popularity"]["revenue"]) == (1, 100.0)
     assert {r["prediction_date"] for r in stored.values()} == {D}
+
+
+def test_cli_judges_a_range_and_prints_json(wh, capsys):
+    from airflow_ml_provider.cli import main
+
+    assert main(["outcomes", "--warehouse", str(wh.path), "--date", D.isoformat(), "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    (summary,) = out["summary"]
+    assert (summary["model_hit_rate"], summary["popularity_revenue"]) == (0.5, 100.0)
+    assert main(["outcomes", "--warehouse", str(wh.path), "--date", "2026-03-09", "-q"]) == 1  # nothing served
+    assert "no lists were served that day" in capsys.readouterr().err
