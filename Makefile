@@ -26,6 +26,11 @@ HISTORY_FROM ?= 2026-02-13
 HISTORY_TO ?= 2026-03-30
 # A day before the drift shows in the features, for the clean half of the drift demo.
 CLEAN_DATE ?= 2026-03-28
+# Served dates whose 7-day horizon ends inside the world, for realized outcomes; the
+# recsys_outcomes run of OUTCOMES_RUN judges OUTCOME_TO (run date - horizon - 1 day).
+OUTCOME_FROM ?= 2026-03-22
+OUTCOME_TO ?= 2026-03-24
+OUTCOMES_RUN ?= 2026-04-01
 
 .PHONY: help install system-deps demo airflow validate test e2e system-test lint bench lock airflow-db clean
 
@@ -48,7 +53,7 @@ $(AIRFLOW_HOME)/airflow.db: $(BIN)/.installed
 
 airflow-db: $(AIRFLOW_HOME)/airflow.db ## initialise the local Airflow metadata DB
 
-demo: install airflow-db ## the whole pipeline on the embedded default: seed, features, train, recommend
+demo: install airflow-db ## the whole pipeline on the embedded default: seed, features, train, recommend, drift, outcomes
 	@rm -rf $(AIRFLOW_ML_HOME)/warehouse.duckdb $(AIRFLOW_ML_HOME)/warehouse.duckdb.wal $(AIRFLOW_ML_HOME)/artifacts
 	$(BIN)/airflow-ml seed-demo --end-date $(DEMO_DATE) --days $(DEMO_DAYS) --drift-from $(DRIFT_FROM)
 	@echo "==> feature history $(HISTORY_FROM)..$(HISTORY_TO) (what a backfill of recsys_features would write)"
@@ -60,6 +65,11 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@./scripts/dags-test.sh recsys_batch_inference $(CLEAN_DATE)
 	@./scripts/dags-test.sh recsys_drift $(CLEAN_DATE)
 	@./scripts/dags-test.sh recsys_drift $(DEMO_DATE)
+	@echo "==> realized outcomes: serve $(OUTCOME_FROM)..$(OUTCOME_TO), then judge each date's lists (and the global popularity list) on the 7 days after it"
+	@$(BIN)/airflow-ml recommend --date $(OUTCOME_FROM) --to $(OUTCOME_TO) > $(AIRFLOW_HOME)/recommend.log 2>&1 || (tail -30 $(AIRFLOW_HOME)/recommend.log; exit 1)
+	@grep -oE "Wrote [0-9]+ recommendations [^[]*" $(AIRFLOW_HOME)/recommend.log | sed -e 's/ *$$//' -e 's/^/    /'
+	@./scripts/dags-test.sh recsys_outcomes $(OUTCOMES_RUN)
+	@$(BIN)/airflow-ml outcomes --date $(OUTCOME_FROM) --to $(OUTCOME_TO) -q
 	@echo "==> models (ndcg@10 end-to-end of the model vs the global popularity list on the held-out test window, and candidate recall)"
 	@$(BIN)/airflow-ml models list
 	@$(BIN)/airflow-ml recommendations --date $(DEMO_DATE)

@@ -19,6 +19,8 @@ from typing import Any
 
 from airflow_ml_provider import __version__
 from airflow_ml_provider.cli_check import add_check_parser
+from airflow_ml_provider.cli_outcomes import add_outcomes_parser
+from airflow_ml_provider.cli_recommend import add_recommend_parser
 from airflow_ml_provider.exceptions import MLProviderError
 
 log = logging.getLogger("airflow_ml")
@@ -495,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--json", action="store_true", help="print as JSON")
     tables.set_defaults(func=cmd_tables)
     add_check_parser(sub, common, DEFAULT_PIPELINE, _date)
+    add_outcomes_parser(sub, common, DEFAULT_PIPELINE, _date)
+    add_recommend_parser(sub, common, DEFAULT_PIPELINE, _date)
     return parser
 
 

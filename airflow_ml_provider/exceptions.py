@@ -53,3 +53,10 @@ class WarehouseLockedError(WarehouseError):
     """The local DuckDB file stayed locked by another process past the retry bound."""
 
     retryable = True
+
+
+class HorizonNotPassedError(MLProviderError):
+    """A date's label horizon has not passed yet: its labels or outcomes would be incomplete.
+
+    Not retryable within a task: the data cannot appear before the date the message names.
+    """

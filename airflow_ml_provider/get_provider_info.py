@@ -38,6 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml_provider.operators.inference",
                     "airflow_ml_provider.operators.drift",
                     "airflow_ml_provider.operators.checks",
+                    "airflow_ml_provider.operators.outcomes",
                 ],
             }
         ],

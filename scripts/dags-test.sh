@@ -18,7 +18,7 @@ if ! grep -q "state=success" "$log"; then
   grep -E "error|Error|failed" "$log" | tail -20 >&2
   exit 1
 fi
-grep -oE "Wrote [0-9]+ rows to [a-z_]+ \(partition [0-9-]+\)|Wrote [0-9]+ recommendations [^[]*|Registered candidate .*|Gate: [^[]*|Promoted [^[]*|rejected: [^[]*|Drift \| [^[]*" "$log" \
+grep -oE "Wrote [0-9]+ rows to [a-z_]+ \(partition [0-9-]+\)|Wrote [0-9]+ recommendations [^[]*|Registered candidate .*|Gate: [^[]*|Promoted [^[]*|rejected: [^[]*|Drift \| [^[]*|Outcomes [0-9-]+ \| [^[]*" "$log" \
   | sed -e 's/ *$//' -e 's/ \[airflow\..*$//' -e 's/^/    /' | awk '!seen[$0]++' \
   | awk '/Wrote .* to labels/ { n++; if (n > 3) next } { print } END { if (n > 3) print "    ... and " n - 3 " more label partitions" }'
 echo "    $dag_id $date: success"

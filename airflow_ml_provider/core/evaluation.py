@@ -157,11 +157,19 @@ def bootstrap_lift(
 
 
 def popular_items(items: np.ndarray, users: np.ndarray, k: int) -> list[object]:
-    """The k items with the most distinct (list) positives, ties by item ascending."""
+    """The global popularity list: the k items with the most distinct (list) positives, ties by item ascending."""
     frame = pd.DataFrame({ITEM: items, "u": users}).drop_duplicates()
-    counts = frame.groupby(ITEM).size().rename("n").reset_index()
-    counts = counts.sort_values(["n", ITEM], ascending=[False, True], kind="stable")
-    return counts[ITEM].head(k).tolist()
+    return most_popular(frame.groupby(ITEM).size(), k)
+
+
+def most_popular(counts: pd.Series, k: int) -> list[object]:
+    """The k items of ``counts`` (item -> distinct lists with a positive) with the highest count, ties by item.
+
+    Items with a count of 0 are never popular. Offline evaluation and realized outcomes both rank with this.
+    """
+    frame = pd.DataFrame({ITEM: counts.index.to_numpy(), "n": counts.to_numpy()})
+    frame = frame[frame["n"] > 0].sort_values(["n", ITEM], ascending=[False, True], kind="stable")
+    return frame[ITEM].head(k).tolist()
 
 
 def list_keys(df: pd.DataFrame, spec: PipelineSpec) -> np.ndarray:

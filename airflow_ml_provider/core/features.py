@@ -31,9 +31,19 @@ def render_sql(
 
     ``functions`` overrides the contract's ``source``/``ref`` (``validate`` marks sources with it).
     """
+    return render_sql_file(sql_dir / step.sql, as_of, spec, functions)
+
+
+def render_sql_file(
+    path: Path,
+    as_of: dt.date,
+    spec: PipelineSpec | None = None,
+    functions: Mapping[str, Callable[[str], str]] | None = None,
+) -> str:
+    """Read any SQL file and render it as ``render_sql`` does (``ds``, ``source()``, ``ref()``)."""
     from airflow_ml_provider.core.references import sql_functions
 
-    text = read_sql_file(sql_dir / step.sql)
+    text = read_sql_file(path)
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     names = functions if functions is not None else (sql_functions(spec) if spec is not None else {})
     return env.from_string(text).render(ds=as_of.isoformat(), ds_nodash=as_of.strftime("%Y%m%d"), **names)
@@ -48,8 +58,17 @@ def build_features(
     labels: bool = False,
     on_step: Callable[[WriteResult], None] | None = None,
 ) -> list[WriteResult]:
-    """Run every feature step (and optionally the label step) for each date, in order."""
+    """Run every feature step (and optionally the label step) for each date, in order.
+
+    With ``labels``, a date whose label horizon has not passed is refused before anything is
+    written (``HorizonNotPassedError`` names the day it becomes ready).
+    """
     steps = [*spec.steps, *([spec.label.step] if labels else [])]
+    dates = list(dates)
+    if labels and dates:
+        from airflow_ml_provider.core.horizon import require_horizon_passed
+
+        require_horizon_passed(warehouse, spec, max(dates), f"labels ({spec.label.step.table})")
     results = []
     for as_of in dates:
         for step in steps:

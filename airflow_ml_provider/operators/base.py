@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -65,6 +65,14 @@ class MLPlatformOperator(BaseOperator):
         if self.pipeline is None:
             raise ContractError(f"task {self.task_id!r} needs `pipeline=` (the path of pipeline.yaml).")
         return load_spec(self.pipeline)
+
+    def with_sql_functions(self, context: Context) -> Context:
+        """The context plus ``source()`` and ``ref()`` of the contract, for the SQL's Jinja."""
+        if not self.pipeline:
+            return context
+        from airflow_ml_provider.core.references import sql_functions
+
+        return cast("Context", {**context, **sql_functions(self.spec)})
 
     @staticmethod
     def job_labels(context: Context) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from airflow.sdk.exceptions import AirflowFailException
@@ -70,15 +70,7 @@ class FeatureExtractOperator(MLPlatformOperator):
         self._resolve_sql_file()
         # An unknown source() role or ref() table is a contract error: fail without retries.
         with self._sql_file_errors(), self.fail_fast():
-            super().render_template_fields(self._with_sql_functions(context), jinja_env)
-
-    def _with_sql_functions(self, context: Context) -> Context:
-        """The context plus ``source()`` and ``ref()`` of the contract, for the SQL's Jinja."""
-        if not self.pipeline:
-            return context
-        from airflow_ml_provider.core.references import sql_functions
-
-        return cast("Context", {**context, **sql_functions(self.spec)})
+            super().render_template_fields(self.with_sql_functions(context), jinja_env)
 
     def _resolve_sql_file(self) -> None:
         if self.sql is None:
@@ -101,7 +93,7 @@ class FeatureExtractOperator(MLPlatformOperator):
         if self.sql is None:  # mapped tasks are rendered without render_template_fields
             self._resolve_sql_file()
             with self._sql_file_errors(), self.fail_fast():
-                self.sql = self.render_template(self.sql, self._with_sql_functions(context))
+                self.sql = self.render_template(self.sql, self.with_sql_functions(context))
         with self.fail_fast():
             as_of = parse_date(self.partition_date)
             params = self.spec.query_params(as_of) if self.pipeline else {"as_of": as_of}
@@ -111,6 +103,10 @@ class FeatureExtractOperator(MLPlatformOperator):
             if cluster_by is None and step:
                 cluster_by = step.cluster_by
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            if step is not None and step.table == self.spec.label.step.table:
+                from airflow_ml_provider.core.horizon import require_horizon_passed
+
+                require_horizon_passed(warehouse, self.spec, as_of, f"labels ({self.table})")
             self.log.info(
                 "Writing %s partition %s=%s from %s on %r",
                 self.table,

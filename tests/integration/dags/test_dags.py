@@ -29,7 +29,9 @@ def test_dags_import_without_errors_or_connections(monkeypatch, airflow_db):
     monkeypatch.syspath_prepend(str(DAGS_DIR))  # as Airflow's DAG processor does
     bag = DagBag(dag_folder=str(DAGS_DIR))
     assert bag.import_errors == {}
-    assert {"recsys_features", "recsys_training"} <= set(bag.dag_ids)
+    assert {"recsys_features", "recsys_training", "recsys_outcomes"} <= set(bag.dag_ids)
+    outcomes = bag.get_dag("recsys_outcomes")
+    assert outcomes.get_task("outcomes").upstream_task_ids == {"served"}
     dag = bag.get_dag("recsys_features")
     assert dag.doc_md and "Owners" in dag.doc_md
     steps = {"user_features", "item_features", "candidates"}

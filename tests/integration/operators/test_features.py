@@ -158,3 +158,10 @@ def test_gcp_connection_without_project_is_a_clear_error(warehouse, monkeypatch)
     monkeypatch.setenv("AIRFLOW_CONN_ML_GCP", json.dumps({"conn_type": "ml_platform", "extra": {"backend": "gcp"}}))
     with pytest.raises(AirflowFailException, match="backend 'gcp' needs project and dataset"):
         run("user_features", table="user_features", ml_conn_id="ml_gcp")
+
+
+def test_labels_before_their_horizon_are_refused_naming_the_ready_day(warehouse):
+    """Events end 03-31: labels of 03-28 would count 04-01..04-04 as 'nothing happened'."""
+    with pytest.raises(AirflowFailException, match="becomes ready on 2026-04-05"):
+        run("labels", table="labels", ds="2026-03-28")
+    assert not warehouse.table_exists("labels")

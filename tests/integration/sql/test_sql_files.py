@@ -9,9 +9,9 @@ import pyarrow.compute as pc
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.ddl import render_ddl
+from airflow_ml_provider.core.ddl import ensure_tables, render_ddl
 from airflow_ml_provider.core.demo import DemoConfig, generate
-from airflow_ml_provider.core.features import build_features, render_sql
+from airflow_ml_provider.core.features import build_features, render_sql, render_sql_file
 from airflow_ml_provider.core.spec import load_spec
 from airflow_ml_provider.core.sql import check_create_if_not_exists, parse, read_sql_file
 from tests.paths import PIPELINE, SQL_DIR
@@ -63,6 +63,9 @@ def test_sql_file_runs_on_duckdb(path, built):
         built.execute(sql, source=str(path))
         built.execute(sql, source=str(path))  # twice: IF NOT EXISTS
     else:
+        if "{{" in sql:  # provider SQL over the contract's sources (e.g. recsys/outcomes.sql)
+            sql = render_sql_file(path, AS_OF, SPEC)
+            ensure_tables(built, "recommendations")
         parse(sql, str(path))
         built.query(sql, SPEC.query_params(AS_OF), source=str(path))
 
@@ -191,3 +194,14 @@ def test_unknown_event_types_weigh_nothing(tmp_path, built):
     build_features(wh, spec, SQL_DIR, [AS_OF], labels=True)
     top = wh.query("SELECT MAX(relevance) AS r, COUNTIF(relevance = 0 AND label = 1) AS odd FROM labels").to_pylist()
     assert top == [{"r": 2, "odd": 0}]
+
+
+def test_labels_built_before_their_horizon_are_refused_and_nothing_is_written(tmp_path):
+    """Events end 03-24: labels of 03-20 would see 4 of 7 horizon days and count the rest as zeros."""
+    from airflow_ml_provider.exceptions import HorizonNotPassedError
+
+    wh = _seed(tmp_path / "w.duckdb", DemoConfig(users=120, items=40, days=40), events_until=dt.date(2026, 3, 24))
+    with pytest.raises(HorizonNotPassedError, match="becomes ready on 2026-03-28") as err:
+        build_features(wh, SPEC, SQL_DIR, [AS_OF], labels=True)
+    assert "reaches only to 2026-03-24" in str(err.value)
+    assert not wh.table_exists("features") and not wh.table_exists("labels")

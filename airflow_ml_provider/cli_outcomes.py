@@ -1,0 +1,86 @@
+"""``airflow-ml outcomes``: judge a served date's lists once its horizon passed (as OutcomeEvaluationOperator does)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("airflow_ml")
+
+
+def cmd_outcomes(args: argparse.Namespace) -> int:
+    """Judge the lists served on --date (to --to) against everything users did in the label horizon after it.
+
+    Beside them, the same day's global popularity list (the top-k most popular items, given to
+    every user) is judged on the same users. Each date's partition of recommendation_outcomes
+    is replaced (a rerun leaves one set) and the realized hit rate and ndcg@k are printed next
+    to the popularity list's. A date whose horizon has not passed yet is refused, naming the day
+    it becomes ready; nothing is written for it (dates before it in a range stay written).
+    """
+    from airflow_ml_provider.cli import _warehouse
+    from airflow_ml_provider.core.features import date_range, render_sql_file
+    from airflow_ml_provider.core.outcomes import OUTCOMES_SQL, POPULARITY_SQL, evaluate_outcomes, headline
+    from airflow_ml_provider.core.spec import load_spec
+
+    spec = load_spec(args.pipeline)
+    warehouse = _warehouse(args)
+    k, days = spec.inference.top_k, spec.windows.label_horizon_days
+    judged: list[dict[str, Any]] = []
+    for day in date_range(args.date, args.to or args.date):
+        sql = [render_sql_file(args.sql_dir / name, day, spec) for name in (OUTCOMES_SQL, POPULARITY_SQL)]
+        log.info("Judging the lists served on %s on %r", day, warehouse)
+        written, rows = evaluate_outcomes(warehouse, spec, day, *sql, run_id="cli")
+        log.info("Wrote %d rows to %s (partition %s)", written.rows, written.table, written.partition)
+        judged += [{"prediction_date": day.isoformat(), "rows": rows, "summary": headline(rows)}]
+    if args.json:
+        print(json.dumps(judged[0] if len(judged) == 1 else judged, default=str))
+        return 0
+    print(
+        f"Realized outcomes: served lists vs the global popularity list, judged on the {days} days after each date "
+        f"(hit rate and ndcg@{k} over users active in the horizon; revenue from recommended items)"
+    )
+    print(
+        f"  {'served':<10} {'model version':<20} {'lists':>6} {'active':>6}  {'hit rate':>8} {'popular':>8}"
+        f"  {f'ndcg@{k}':>7} {'popular':>7}  {'revenue':>9} {'popular':>9}"
+    )
+    for entry in judged:
+        for h in entry["summary"]:
+            print(
+                f"  {entry['prediction_date']:<10} {h['model_version']:<20} {h['lists']:>6} {h['active_users']:>6}  "
+                f"{_pct(h.get('model_hit_rate')):>8} {_pct(h.get('popularity_hit_rate')):>8}  "
+                f"{_num(h.get('model_ndcg')):>7} {_num(h.get('popularity_ndcg')):>7}  "
+                f"{h.get('model_revenue', 0):>9.2f} {h.get('popularity_revenue', 0):>9.2f}"
+            )
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def add_outcomes_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Path, date: Callable[[str], Any]) -> None:
+    """Register ``outcomes`` on the ``airflow-ml`` subcommands."""
+    outcomes = sub.add_parser(
+        "outcomes",
+        parents=[common],
+        help="judge a served date's lists against what users then did (and the popularity list)",
+        description=cmd_outcomes.__doc__,
+        epilog="Examples:\n  airflow-ml outcomes --date 2026-03-24\n  airflow-ml outcomes --date 2026-03-24 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    outcomes.add_argument(
+        "--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)"
+    )
+    outcomes.add_argument("--sql-dir", type=Path, help="folder of recsys/outcomes.sql (default: ROOT/sql beside dags/)")
+    outcomes.add_argument("--date", type=date, required=True, help="served prediction date to judge (YYYY-MM-DD)")
+    outcomes.add_argument("--to", type=date, help="last served date of a range (inclusive)")
+    outcomes.add_argument("--json", action="store_true", help='print {"prediction_date", "rows", "summary"}')
+    outcomes.set_defaults(func=cmd_outcomes)

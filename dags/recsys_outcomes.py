@@ -1,0 +1,70 @@
+"""
+### recsys_outcomes: what the served lists actually did, beside the global popularity list
+
+Every day, for the newest served date whose label horizon has passed (the run's date minus
+`label_horizon_days` + 1; with a 7-day horizon the run of April 9 judges April 1):
+
+1. `served` waits for that date's `recommendations` partition (written by `recsys_batch_inference`).
+2. `outcomes` puts each served list beside everything its user viewed, carted or bought in the
+   horizon (recommended or not; `sql/recsys/outcomes.sql`), and the same day's global popularity
+   list beside them (`sql/recsys/popularity.sql`), and replaces the date's partition of
+   `recommendation_outcomes`: lists, active users, hits, hit rate, precision/recall/ndcg@k,
+   purchases and revenue from recommended items, coverage; per model version. The metrics are
+   the offline evaluation's own functions, so realized and offline ndcg@k mean the same thing.
+
+A date whose horizon has not passed (by the clock, or in the loaded events) is refused with the
+day it becomes ready, and nothing is written. Backfill: `airflow backfill create --dag-id
+recsys_outcomes --from-date A --to-date B` judges the served dates A-8..B-8; to judge one served
+date, trigger with the param `prediction_date`. A rerun replaces the date's rows.
+
+**Owners:** ML platform engineering (this DAG, the operator, the table). The relevance grades in
+`outcomes.sql` follow `labels.sql`: data science.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Param
+
+from airflow_ml_provider.operators.outcomes import OutcomeEvaluationOperator
+from airflow_ml_provider.sensors.warehouse import WarehousePartitionSensor
+
+PIPELINE = Path(__file__).parent / "recsys" / "pipeline.yaml"
+SQL_DIR = os.environ.get("AIRFLOW_ML_SQL_DIR", str(Path(__file__).parent.parent / "sql"))
+#: The served date a run judges: the `prediction_date` param, else the run's date minus the horizon + 1
+#: (the contract's 7 days; the operator refuses a date whose horizon has not passed either way).
+SERVED = "{{ params.prediction_date or macros.ds_add(ds, -8) }}"
+
+with DAG(
+    dag_id="recsys_outcomes",
+    description="Realized outcomes of served recommendations vs the global popularity list",
+    doc_md=__doc__,
+    schedule="0 7 * * *",
+    start_date=pendulum.datetime(2026, 3, 1, tz="UTC"),
+    catchup=False,
+    template_searchpath=[SQL_DIR],
+    params={
+        "prediction_date": Param(
+            None, type=["null", "string"], format="date", description="served date to judge (default: run date - 8)"
+        )
+    },
+    default_args={"pipeline": str(PIPELINE), "retries": 1, "retry_delay": timedelta(minutes=5)},
+    tags=["ml", "recsys", "outcomes"],
+):
+    served = WarehousePartitionSensor(
+        task_id="served",
+        table="recommendations",
+        partition_column="prediction_date",
+        partition_date=SERVED,
+        producer_dag="recsys_batch_inference",
+        poke_interval=600,
+        timeout=6 * 3600,
+        mode="reschedule",
+    )
+    outcomes = OutcomeEvaluationOperator(task_id="outcomes", prediction_date=SERVED)
+
+    served >> outcomes
