@@ -67,6 +67,8 @@ class PageError(Exception):
 def _read(fn: Callable[[Warehouse], dict[str, Any]], warehouse: Warehouse) -> dict[str, Any]:
     try:
         return fn(warehouse)
+    except PageError:
+        raise
     except WarehouseLockedError as err:
         raise PageError(
             503,
@@ -134,7 +136,8 @@ ReaderDep = Annotated[data_models.TextReader, Depends(get_text_reader)]
 
 
 def _models(warehouse: Warehouse, model: str | None, version: str | None, date: str | None) -> dict[str, Any]:
-    return _read(lambda w: data.models(w, _text(model), _text(version), _day(date)), warehouse)
+    day = _day(date)
+    return _read(lambda w: data.models(w, _text(model), _text(version), day), warehouse)
 
 
 def _model_version(
@@ -143,19 +146,15 @@ def _model_version(
     day = _day(date)
 
     def read(w: Warehouse) -> dict[str, Any]:
-        found = data_models.model_version(w, model_name, version, reader)
+        try:
+            found = data_models.model_version(w, model_name, version, reader)
+        except data_models.ModelNotFound as err:
+            raise PageError(404, "No such model version", f"{err}. The Models page lists every version.") from err
         if day:
             found["outcomes"] = [o for o in found["outcomes"] if o["prediction_date"] <= day.isoformat()]
         return found
 
-    try:
-        return _read(read, warehouse)
-    except PageError as err:
-        if isinstance(err.__cause__, data_models.ModelNotFound):
-            raise PageError(
-                404, "No such model version", f"{err.__cause__.args[0]}. The Models page lists every version."
-            ) from err
-        raise
+    return _read(read, warehouse)
 
 
 def _recommendations(

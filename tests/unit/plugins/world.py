@@ -305,11 +305,17 @@ OUTCOMES = [
 
 
 def seed_outcomes(warehouse: DuckDBWarehouse, rows: list[dict]) -> None:
-    """Create ``recommendation_outcomes`` from its committed DDL and write one partition per date."""
+    """Create ``recommendation_outcomes`` from its committed DDL and write one partition per date.
+
+    Rows take the table's own column types; a column a row leaves out is NULL.
+    """
     ddl.ensure_tables(warehouse, "recommendation_outcomes")
+    table_schema = warehouse.query("SELECT * FROM recommendation_outcomes LIMIT 0").schema
+    schema = pa.schema([f for f in table_schema if f.name != "prediction_date"])
     for day in sorted({r["prediction_date"] for r in rows}):
-        part = [{k: v for k, v in r.items() if k != "prediction_date"} for r in rows if r["prediction_date"] == day]
-        warehouse.replace_partition("recommendation_outcomes", "prediction_date", day, pa.Table.from_pylist(part))
+        part = [r for r in rows if r["prediction_date"] == day]
+        data = pa.Table.from_pylist(part, schema=schema)
+        warehouse.replace_partition("recommendation_outcomes", "prediction_date", day, data)
 
 
 def seed_pages(warehouse: DuckDBWarehouse, artifacts: Path) -> None:
