@@ -146,9 +146,10 @@ def drift(
     params: dict[str, Any] = {}
     where = model_filter(params, model)
     newest = _newest(warehouse, _DRIFT_NEWEST.format(model=where), params, "ml pages: newest drift date")
+    filters = _filters(date=day, model=model)  # what was asked; "day" is what is shown
     day = day or newest
     if day is None:
-        return {"psi": [], "verdicts": [], "flagged": [], "day": None, "filters": _filters(date=day, model=model)}
+        return {"psi": [], "verdicts": [], "flagged": [], "day": None, "filters": filters}
     psi = _rows(warehouse, _DRIFT_PSI.format(model=where), {**params, "day": day, "days": days}, "ml pages: drift psi")
     verdicts = _rows(
         warehouse, _DRIFT_VERDICTS.format(model=where), {**params, "day": day, "limit": limit}, "ml pages: verdicts"
@@ -163,7 +164,7 @@ def drift(
         "verdicts": _clean(verdicts),
         "flagged": _clean(flagged),
         "day": _jsonable(day),
-        "filters": _filters(date=day, model=model),
+        "filters": filters,
     }
 
 
@@ -179,6 +180,7 @@ def recommendations(
     where = model_filter(params, model, version)
     runs = _clean(_rows(warehouse, _RUNS.format(where=where), params, "ml pages: recommendation runs"))
     params.pop("limit")
+    filters = _filters(date=day, model=model, version=version)  # what was asked; latest_date is what is shown
     if day is None:
         day = _newest(warehouse, _LATEST_DATE.format(where=where), params, "ml pages: newest recommendations date")
     totals: dict[str, Any] = {}
@@ -190,7 +192,7 @@ def recommendations(
         "coverage": coverage_by_date(runs),
         "latest_date": _jsonable(day) if totals else None,
         "latest_totals": totals,
-        "filters": _filters(date=day, model=model, version=version),
+        "filters": filters,
     }
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from airflow_ml_provider.plugins import charts, data
 
 RANKING_METRICS = ("ndcg", "map", "recall", "precision", "coverage")
+#: One colour per served model version; grey (PALETTE[1]) is kept for the baseline.
+_VERSION_COLOURS = tuple(c for i, c in enumerate(charts.PALETTE) if i != 1)
 
 
 def models_chart(models: list[dict[str, Any]], model_name: str) -> str:
@@ -115,7 +117,7 @@ def outcome_chart(series: dict[str, dict[str, float | None]], dates: list[str], 
     names = sorted(n for n in series if n != "global popularity")
     for idx, name in enumerate(names):
         values = [series[name].get(d) for d in dates]
-        lines.append(charts.Series(f"{name} {label}", values, colour=charts.PALETTE[(idx + 2) % len(charts.PALETTE)]))
+        lines.append(charts.Series(f"{name} {label}", values, colour=_VERSION_COLOURS[idx % len(_VERSION_COLOURS)]))
     if "global popularity" in series:
         values = [series["global popularity"].get(d) for d in dates]
         lines.append(charts.Series(f"global popularity {label}", values, colour=charts.PALETTE[1], dashed=True))
