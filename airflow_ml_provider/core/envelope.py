@@ -73,6 +73,9 @@ class Envelope(BaseModel):
     sample: dict[str, Any]
     hooks_sha256: str | None = None
     model_sha256: str | None = None
+    #: Total gain of the splits on each feature at the chosen iteration (LightGBM's "gain"
+    #: importance), in model order; empty in envelopes written before it was recorded.
+    feature_importance: dict[str, float] = {}
 
     def feature_names(self) -> list[str]:
         """Feature names in model order."""

@@ -360,12 +360,19 @@ def train(
         profile=profile,
         sample=sample,
         hooks_sha256=hooks.source_sha256,
+        feature_importance=gain_importance(booster, best),
     )
     model_text = booster.model_to_string(num_iteration=best)
     envelope.model_sha256 = hashlib.sha256(model_text.encode("utf-8")).hexdigest()
     write_envelope(model_dir, model_text, envelope, hooks.source)
     log.info("Wrote %s %s to %s in %.1fs", name, version, model_dir, time.monotonic() - started)
     return envelope
+
+
+def gain_importance(booster: Any, iteration: int) -> dict[str, float]:
+    """Total split gain per feature up to ``iteration``, in model order (what the Models page charts)."""
+    gains = booster.feature_importance(importance_type="gain", iteration=iteration)
+    return {name: float(g) for name, g in zip(booster.feature_name(), gains, strict=True)}
 
 
 def _route_lightgbm_logs() -> None:

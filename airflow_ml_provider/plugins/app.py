@@ -11,29 +11,28 @@ DuckDB file, it answers 503 with a message instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 from airflow.api_fastapi.core_api.security import requires_access_dag
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from airflow_ml_provider.core.config import PlatformConfig
 from airflow_ml_provider.core.warehouse import Warehouse
 from airflow_ml_provider.exceptions import MLProviderError, WarehouseLockedError
-from airflow_ml_provider.plugins import charts, data
+from airflow_ml_provider.plugins import data, data_drift, data_models, data_outcomes, data_quality, figures
 
 log = logging.getLogger(__name__)
 
 #: Seconds a page waits for a busy DuckDB file before it answers 503 (tasks wait much longer).
 UI_LOCK_TIMEOUT = 5.0
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-RANKING_METRICS = ("ndcg", "map", "recall", "precision", "coverage")
 
 
 def get_warehouse() -> Warehouse:
@@ -68,6 +67,8 @@ class PageError(Exception):
 def _read(fn: Callable[[Warehouse], dict[str, Any]], warehouse: Warehouse) -> dict[str, Any]:
     try:
         return fn(warehouse)
+    except PageError:
+        raise
     except WarehouseLockedError as err:
         raise PageError(
             503,
@@ -94,97 +95,115 @@ def _short_date(value: str | None) -> str:
     return (value or "")[:10]
 
 
-# --- chart builders (data dicts -> SVG) -------------------------------------------------------
+# --- filters ----------------------------------------------------------------------------------
 
 
-def models_chart(models: list[dict[str, Any]], model_name: str) -> str:
-    """ndcg@k of each version of ``model_name`` next to the popularity baseline, oldest first."""
-    rows = sorted((m for m in models if m["model_name"] == model_name), key=lambda m: (m["created_at"], m["version"]))
-    k = next((m["k"] for m in rows if m.get("k")), None)
-    at_k = f"@{k}" if k else ""
-    return charts.line_chart(
-        [m["version"] for m in rows],
-        [
-            charts.Series(f"model {data.METRIC}{at_k}", [m["model_score"] for m in rows], colour=charts.PALETTE[0]),
-            charts.Series(
-                f"popularity baseline {data.METRIC}{at_k}",
-                [m["baseline_score"] for m in rows],
-                colour=charts.PALETTE[1],
-                dashed=True,
-            ),
-        ],
-        title=f"{model_name}: {data.METRIC}{at_k} on the held-out test window, by version",
-        y_label=f"{data.METRIC}{at_k}",
-    )
+def _day(value: str | None, name: str = "date") -> dt.date | None:
+    """A ``YYYY-MM-DD`` query parameter as a date; empty is no filter; anything else is a 400 naming it."""
+    if not value:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise PageError(
+            400,
+            "Bad filter",
+            f"query parameter {name}={value!r} is not a calendar date: use YYYY-MM-DD, e.g. {name}=2026-03-31.",
+        ) from None
 
 
-def metrics_chart(record: dict[str, Any]) -> str:
-    """Every ranking metric at k of one version (the champion) next to the popularity baseline."""
-    metrics = record.get("metrics") or {}
-    model, baseline = metrics.get("model") or {}, metrics.get("baseline") or {}
-    scope = str(metrics.get("scope", "candidates")).replace("_", "-")
-    base_name = str(metrics.get("baseline_name") or "candidate_popularity").replace("_", " ") + " baseline"
-    names = [m for m in RANKING_METRICS if m in model or m in baseline]
-    at_k = f"@{record['k']}" if record.get("k") else ""
-    return charts.bar_chart(
-        [f"{m}{at_k}" for m in names],
-        [
-            charts.Series(f"{record['version']}", [model.get(m) for m in names], colour=charts.PALETTE[0]),
-            charts.Series(base_name, [baseline.get(m) for m in names], colour=charts.PALETTE[1]),
-        ],
-        title=f"{record['model_name']} {record['status']} {record['version']}: ranking metrics ({scope}) vs the "
-        f"{base_name} (same test-window lists)",
-    )
+Text = Annotated[str | None, Query(max_length=200)]
 
 
-def drift_heatmap(psi: list[dict[str, Any]]) -> str:
-    """PSI per checked column (rows) and logical date (columns), coloured by severity."""
-    dates = sorted({r["logical_date"] for r in psi})
-    names: list[str] = []
-    cells: dict[tuple[str, str], charts.Cell] = {}
-    thresholds: dict[tuple[float | None, float | None], int] = {}
-    for r in psi:
-        name = r["feature"] if r["table_name"] in (None, "features") else f"{r['table_name']}.{r['feature']}"
-        if name not in names:
-            names.append(name)
-        severity = r["severity"] if r["status"] == "evaluated" else "skipped"
-        value = r["value"] if r["value"] is not None and math.isfinite(r["value"]) else None
-        tip = (
-            f"{name} on {r['logical_date']}: PSI {value:.4f} ({severity}; warn at {r['warn_threshold']}, "
-            f"drift at {r['threshold']})"
-            if value is not None
-            else f"{name} on {r['logical_date']}: skipped ({r.get('skip_reason') or 'no value'})"
+def _text(value: str | None) -> str | None:
+    return value.strip() or None if value else None
+
+
+def get_text_reader() -> data_models.TextReader:
+    """Reads an artifact URI (a model's envelope) with the connection's credentials, as the operators do."""
+    from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
+
+    hook = MLPlatformHook()
+    return lambda uri: hook.artifact_path(uri).read_text()
+
+
+ReaderDep = Annotated[data_models.TextReader, Depends(get_text_reader)]
+
+
+# --- what each page shows (the page and its JSON endpoint serve the same dict) -----------------
+
+
+def _models(warehouse: Warehouse, model: str | None, version: str | None, date: str | None) -> dict[str, Any]:
+    day = _day(date)
+    return _read(lambda w: data.models(w, _text(model), _text(version), day), warehouse)
+
+
+def _model_version(
+    warehouse: Warehouse, reader: data_models.TextReader, model_name: str, version: str, date: str | None
+) -> dict[str, Any]:
+    day = _day(date)
+
+    def read(w: Warehouse) -> dict[str, Any]:
+        try:
+            found = data_models.model_version(w, model_name, version, reader)
+        except data_models.ModelNotFound as err:
+            raise PageError(404, "No such model version", f"{err}. The Models page lists every version.") from err
+        if day:
+            found["outcomes"] = [o for o in found["outcomes"] if o["prediction_date"] <= day.isoformat()]
+        return found
+
+    return _read(read, warehouse)
+
+
+def _recommendations(
+    warehouse: Warehouse, date: str | None, model: str | None, version: str | None, user: str | None
+) -> dict[str, Any]:
+    day, model, version, user = _day(date), _text(model), _text(version), _text(user)
+
+    def read(w: Warehouse) -> dict[str, Any]:
+        found = data.recommendations(w, day, model, version)
+        newest = found["latest_date"]
+        found["top_items"] = (
+            data_outcomes.top_items(w, dt.date.fromisoformat(newest), model=model, version=version)
+            if newest
+            else {"items": [], "attributes": []}
         )
-        cells[(name, r["logical_date"])] = charts.Cell(value, severity, tip)
-        key = (r["warn_threshold"], r["threshold"])
-        thresholds[key] = thresholds.get(key, 0) + 1
-    warn, drift = max(thresholds, key=lambda t: thresholds[t]) if thresholds else (None, None)
-    legend = [
-        ("ok", f"ok: PSI < {warn}" if warn is not None else "ok"),
-        ("warn", f"warn: PSI ≥ {warn}" if warn is not None else "warn"),
-        ("drift", f"drift: PSI ≥ {drift}" if drift is not None else "drift"),
-        ("skipped", "skipped"),
-    ]
-    return charts.heatmap(
-        names,
-        dates,
-        cells,
-        title="PSI by feature and date (all rows; hover a cell for its thresholds)",
-        legend=legend,
-    )
+        found["outcomes"] = data_outcomes.outcomes(w, model=model, version=version, end=day)
+        found["outcomes_empty"] = data_outcomes.NO_OUTCOMES
+        found["user"] = data_outcomes.user_lookup(w, user, day) if user else None
+        found["filters"]["user"] = user
+        return found
+
+    return _read(read, warehouse)
 
 
-def coverage_chart(coverage: list[dict[str, Any]]) -> str:
-    """Catalog coverage of the newest successful run per prediction date."""
-    return charts.line_chart(
-        [c["prediction_date"] for c in coverage],
-        [charts.Series("catalog coverage", [c["coverage"] for c in coverage], colour=charts.PALETTE[2])],
-        title="Catalog coverage per prediction date (distinct recommended items / candidate items)",
-        y_label="coverage",
-        y_min=0.0,
-        y_max=1.0,
-        percent=True,
-    )
+def _drift(warehouse: Warehouse, date: str | None, model: str | None, feature: str | None) -> dict[str, Any]:
+    day, model, feature = _day(date), _text(model), _text(feature)
+
+    def read(w: Warehouse) -> dict[str, Any]:
+        found = data.drift(w, day, model)
+        checked = found["day"]
+        all_rows = [f for f in found["flagged"] if f["segment"] == "__all__"]
+        features = sorted({r["feature"] for r in found["psi"]})
+        # Default column: the worst flagged on all rows, else the first checked one.
+        chosen = feature or (all_rows[0]["feature"] if all_rows else features[0] if features else None)
+        found["features"], found["feature"] = features, chosen
+        found["trend"], found["bins"] = [], None
+        if checked and chosen:
+            when = dt.date.fromisoformat(checked)
+            found["trend"] = data_drift.psi_trend(w, chosen, when, model=model)
+            found["bins"] = data_drift.bins(w, chosen, when, model=model)
+        found["filters"]["feature"] = chosen
+        return found
+
+    return _read(read, warehouse)
+
+
+def _data_checks(warehouse: Warehouse, date: str | None, table: str | None, status: str | None) -> dict[str, Any]:
+    day = _day(date)
+    return _read(lambda w: data_quality.data_checks(w, day, table=_text(table), status=_text(status)), warehouse)
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -198,26 +217,44 @@ def index(request: Request) -> RedirectResponse:
 
 
 @router.get("/api/models")
-def api_models(warehouse: WarehouseDep) -> dict[str, Any]:
-    """Every model version with its status and its metric next to the popularity baseline."""
-    return _read(data.models, warehouse)
+def api_models(warehouse: WarehouseDep, model: Text = None, version: Text = None, date: Text = None) -> dict[str, Any]:
+    """Every model version (filtered by ``model``, ``version``, trained on or before ``date``) and its metric."""
+    return _models(warehouse, model, version, date)
+
+
+@router.get("/api/models/{model_name}/{version}")
+def api_model_version(
+    warehouse: WarehouseDep, reader: ReaderDep, model_name: str, version: str, date: Text = None
+) -> dict[str, Any]:
+    """One version: params, data windows, metrics in both scopes, importance, gate, profile, outcomes."""
+    return _model_version(warehouse, reader, model_name, version, date)
 
 
 @router.get("/api/drift")
-def api_drift(warehouse: WarehouseDep) -> dict[str, Any]:
-    """PSI per feature and date, the verdicts, and the newest date's flagged features."""
-    return _read(data.drift, warehouse)
+def api_drift(warehouse: WarehouseDep, date: Text = None, model: Text = None, feature: Text = None) -> dict[str, Any]:
+    """PSI per feature up to ``date``, verdicts, that date's flags, and one feature's trend and bins."""
+    return _drift(warehouse, date, model, feature)
 
 
 @router.get("/api/recommendations")
-def api_recommendations(warehouse: WarehouseDep) -> dict[str, Any]:
-    """Batch-inference runs, coverage per date and the newest date's most recommended items."""
-    return _read(data.recommendations, warehouse)
+def api_recommendations(
+    warehouse: WarehouseDep, date: Text = None, model: Text = None, version: Text = None, user: Text = None
+) -> dict[str, Any]:
+    """Runs, coverage, realized outcomes, the date's top items and, with ``user``, that user's list."""
+    return _recommendations(warehouse, date, model, version, user)
+
+
+@router.get("/api/data")
+def api_data(warehouse: WarehouseDep, date: Text = None, table: Text = None, status: Text = None) -> dict[str, Any]:
+    """The data checks of ``date`` (default: the newest checked date)."""
+    return _data_checks(warehouse, date, table, status)
 
 
 @router.get("/models", response_class=HTMLResponse)
-def models_page(request: Request, warehouse: WarehouseDep) -> HTMLResponse:
-    found = _read(data.models, warehouse)
+def models_page(
+    request: Request, warehouse: WarehouseDep, model: Text = None, version: Text = None, date: Text = None
+) -> HTMLResponse:
+    found = _models(warehouse, model, version, date)
     models = found["models"]
     names = sorted({m["model_name"] for m in models})
     # Per model: the champion, else the newest version (models are newest first).
@@ -231,37 +268,100 @@ def models_page(request: Request, warehouse: WarehouseDep) -> HTMLResponse:
         active="models",
         models=models,
         metric=found["metric"],
-        charts={name: models_chart(models, name) for name in names},
-        metric_charts={name: metrics_chart(featured[name]) for name in names},
+        filters=found["filters"],
+        charts={name: figures.models_chart(models, name) for name in names},
+        metric_charts={name: figures.metrics_chart(featured[name]) for name in names},
         champions={name: record for name, record in featured.items() if record["status"] == "champion"},
     )
 
 
+@router.get("/models/{model_name}/{version}", response_class=HTMLResponse)
+def model_version_page(
+    request: Request, warehouse: WarehouseDep, reader: ReaderDep, model_name: str, version: str, date: Text = None
+) -> HTMLResponse:
+    found = _model_version(warehouse, reader, model_name, version, date)
+    env = found["envelope"]
+    outcomes = found["outcomes"]
+    dates = data_outcomes.outcome_dates(outcomes)
+    k = found["k"]
+    return _page(
+        request,
+        "model.html",
+        active="models",
+        m=found,
+        r=found["record"],
+        scope_charts=[
+            figures.scope_chart(found["metrics"], s, k)
+            for s in ("end_to_end", "candidates")
+            if any(row["scope"] == s for row in found["metrics"])
+        ],
+        importance=figures.importance_chart(env["feature_importance"], version)
+        if env and env["feature_importance"]
+        else None,
+        outcome_charts=[
+            figures.outcome_chart(data_outcomes.outcome_series(outcomes, metric), dates, metric, label)
+            for metric, label in (("hit_rate", "hit rate"), ("ndcg_at_k", f"ndcg@{k or 'k'}"))
+        ]
+        if outcomes
+        else [],
+        no_outcomes=data_outcomes.NO_OUTCOMES,
+        filters={"date": _text(date)},
+    )
+
+
 @router.get("/drift", response_class=HTMLResponse)
-def drift_page(request: Request, warehouse: WarehouseDep) -> HTMLResponse:
-    found = _read(data.drift, warehouse)
+def drift_page(
+    request: Request, warehouse: WarehouseDep, date: Text = None, model: Text = None, feature: Text = None
+) -> HTMLResponse:
+    found = _drift(warehouse, date, model, feature)
+    bins = found["bins"]
     return _page(
         request,
         "drift.html",
         active="drift",
-        heatmap=drift_heatmap(found["psi"]) if found["psi"] else None,
-        verdicts=found["verdicts"],
-        flagged=found["flagged"],
+        heatmap=figures.drift_heatmap(found["psi"]) if found["psi"] else None,
+        trend_chart=figures.psi_trend_chart(found["trend"], found["feature"]) if found["trend"] else None,
+        bins_chart=figures.bins_chart(bins) if bins and "labels" in bins else None,
         latest=found["verdicts"][0] if found["verdicts"] else None,
+        **found,
     )
 
 
 @router.get("/recommendations", response_class=HTMLResponse)
-def recommendations_page(request: Request, warehouse: WarehouseDep) -> HTMLResponse:
-    found = _read(data.recommendations, warehouse)
+def recommendations_page(
+    request: Request,
+    warehouse: WarehouseDep,
+    date: Text = None,
+    model: Text = None,
+    version: Text = None,
+    user: Text = None,
+) -> HTMLResponse:
+    found = _recommendations(warehouse, date, model, version, user)
+    outcomes = found["outcomes"]
+    dates = data_outcomes.outcome_dates(outcomes)
+    k = next((o["k"] for o in outcomes if o.get("k")), None)
     return _page(
         request,
         "recommendations.html",
         active="recommendations",
-        chart=coverage_chart(found["coverage"]) if found["coverage"] else None,
+        chart=figures.coverage_chart(found["coverage"]) if found["coverage"] else None,
+        outcome_charts=[
+            figures.outcome_chart(data_outcomes.outcome_series(outcomes, metric), dates, metric, label)
+            for metric, label in (("hit_rate", "hit rate"), ("ndcg_at_k", f"ndcg@{k or 'k'}"))
+        ]
+        if outcomes
+        else [],
         short_date=_short_date,
         **found,
     )
+
+
+@router.get("/data", response_class=HTMLResponse)
+def data_page(
+    request: Request, warehouse: WarehouseDep, date: Text = None, table: Text = None, status: Text = None
+) -> HTMLResponse:
+    found = _data_checks(warehouse, date, table, status)
+    return _page(request, "data.html", active="data", **found)
 
 
 async def _page_error(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,4 @@
-"""Server-side SVG charts for the ML pages: a line chart and a heatmap, no JavaScript, no CDN.
+"""Server-side SVG charts for the ML pages: line, bar and horizontal bar charts and a heatmap; no JavaScript.
 
 Each function returns one ``<svg>`` element as a string (well-formed XML, every text
 escaped), sized by ``viewBox`` so the page can scale it. Hovering a point or a cell shows
@@ -295,5 +295,78 @@ def bar_chart(
         out.append(f'<rect x="{lx}" y="{ly - 10}" width="14" height="14" rx="3" fill="{colour}"/>')
         out.append(f'<text x="{lx + 20}" y="{ly + 1}" fill="#374151">{escape(s.name)}</text>')
         lx += 48 + 7 * len(s.name)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def hbar_chart(
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    percent: bool = False,
+    width: int = 1040,
+    bar_height: int = 14,
+) -> str:
+    """Horizontal bars, one row per category (long names stay readable), one bar per series; None draws none."""
+    for s in series:
+        if len(s.values) != len(categories):
+            raise ValueError(
+                f"series {s.name!r} has {len(s.values)} values for {len(categories)} categories; give one value "
+                "(or None) per category."
+            )
+    values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
+    ticks = nice_ticks(0.0, max([*values, 0.0]) or 1.0)
+    hi = ticks[-1]
+    label_w = max(120, 7 * max((len(c) for c in categories), default=0) + 16)
+    left, right, top, legend_h = label_w, 72, 44, 32 if len(series) > 1 else 8
+    group_h = bar_height * len(series) + 8
+    height = top + group_h * max(len(categories), 1) + 24 + legend_h
+    plot_w = width - left - right
+
+    def x_at(v: float) -> float:
+        return left + max(v, 0.0) / hi * plot_w
+
+    def shown(v: float) -> str:
+        return f"{v:.1%}" if percent else _fmt(v)
+
+    out = [_svg_open(width, height, title, "chart hbar-chart")]
+    out.append(f'<text x="8" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')
+    bottom = top + group_h * max(len(categories), 1)
+    for t in ticks:
+        x = x_at(t)
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 4}" y2="{bottom}" stroke="#e5e7eb"/>')
+        tick = f"{t:.0%}" if percent else _fmt(t)
+        out.append(f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle" fill="#6b7280">{escape(tick)}</text>')
+    for i, category in enumerate(categories):
+        y = top + i * group_h
+        out.append(
+            f'<text x="{left - 8}" y="{y + group_h / 2 + 2:.1f}" text-anchor="end" fill="#374151">'
+            f"{escape(category)}</text>"
+        )
+    for idx, s in enumerate(series):
+        colour = s.colour or PALETTE[idx % len(PALETTE)]
+        out.append(f'<g class="series" data-series={quoteattr(s.name)}>')
+        for i, v in enumerate(s.values):
+            if v is None or not math.isfinite(v):
+                continue
+            y = top + i * group_h + 4 + idx * bar_height
+            w = x_at(v) - left
+            out.append(
+                f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_height - 2}" rx="2" fill="{colour}">'
+                f"<title>{escape(f'{s.name} {categories[i]}: {shown(v)}')}</title></rect>"
+            )
+            out.append(
+                f'<text x="{left + w + 4:.1f}" y="{y + bar_height - 4}" font-size="11" fill="#374151">'
+                f"{escape(shown(v))}</text>"
+            )
+        out.append("</g>")
+    if len(series) > 1:
+        lx, ly = left, height - 14
+        for idx, s in enumerate(series):
+            colour = s.colour or PALETTE[idx % len(PALETTE)]
+            out.append(f'<rect x="{lx}" y="{ly - 10}" width="14" height="14" rx="3" fill="{colour}"/>')
+            out.append(f'<text x="{lx + 20}" y="{ly + 1}" fill="#374151">{escape(s.name)}</text>')
+            lx += 48 + 7 * len(s.name)
     out.append("</svg>")
     return "".join(out)

@@ -22,53 +22,47 @@ DRIFT_DAYS = 30
 _DRIFT_PSI = """
 SELECT logical_date, table_name, feature, value, warn_threshold, threshold, severity, status, skip_reason
 FROM drift_results
-WHERE metric = 'psi' AND segment = '__all__'
-  AND logical_date > DATE_SUB((SELECT MAX(logical_date) FROM drift_results), INTERVAL @days DAY)
+WHERE metric = 'psi' AND segment = '__all__' {model}
+  AND logical_date <= @day AND logical_date > DATE_SUB(@day, INTERVAL @days DAY)
 ORDER BY table_name, feature, logical_date
 """
 
 _DRIFT_VERDICTS = """
 SELECT logical_date, segment, model_name, model_version, value AS drifted_share, severity, status, run_id, checked_at
 FROM drift_results
-WHERE feature = '__dataset__'
+WHERE feature = '__dataset__' AND logical_date <= @day {model}
 ORDER BY logical_date DESC, segment
 LIMIT @limit
 """
 
+# All-rows columns first: they are what the verdict and the heatmap judge; segments follow.
 _DRIFT_FLAGGED = """
 SELECT table_name, segment, feature, kind, value, warn_threshold, threshold, severity, n_cur
 FROM drift_results
-WHERE metric = 'psi' AND severity IN ('warn', 'drift')
-  AND logical_date = (SELECT MAX(logical_date) FROM drift_results)
-ORDER BY CASE severity WHEN 'drift' THEN 0 ELSE 1 END, value DESC, table_name, segment, feature
+WHERE metric = 'psi' AND severity IN ('warn', 'drift') AND logical_date = @day {model}
+ORDER BY CASE segment WHEN '__all__' THEN 0 ELSE 1 END, CASE severity WHEN 'drift' THEN 0 ELSE 1 END,
+  value DESC, table_name, segment, feature
 LIMIT @limit
 """
+
+_DRIFT_NEWEST = "SELECT MAX(logical_date) AS d FROM drift_results WHERE feature = '__dataset__' {model}"
 
 _RUNS = """
 SELECT run_id, try_number, prediction_date, model_name, model_version, status, users, rows_written,
   candidates, catalog_items, coverage, seconds_total, rows_per_second, error, started_at, finished_at
 FROM recommendation_runs
+WHERE TRUE {where}
 ORDER BY started_at DESC, run_id, try_number DESC
 LIMIT @limit
 """
 
-_LATEST_DATE = "SELECT MAX(prediction_date) AS d FROM recommendations"
-
-_TOP_ITEMS = """
-SELECT item_id, COUNT(*) AS users, SUM(CASE WHEN rank = 1 THEN 1 ELSE 0 END) AS first_place,
-  AVG(rank) AS mean_rank, AVG(score) AS mean_score
-FROM recommendations
-WHERE prediction_date = @d
-GROUP BY item_id
-ORDER BY users DESC, first_place DESC, item_id
-LIMIT @limit
-"""
+_LATEST_DATE = "SELECT MAX(prediction_date) AS d FROM recommendations WHERE TRUE {where}"
 
 _DAY_TOTALS = """
 SELECT COUNT(DISTINCT user_id) AS users, COUNT(*) AS rows_written, COUNT(DISTINCT item_id) AS items,
   MIN(model_version) AS model_version, MAX(model_version) AS last_model_version
 FROM recommendations
-WHERE prediction_date = @d
+WHERE prediction_date = @d {where}
 """
 
 
@@ -92,10 +86,33 @@ def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
 
 
-def models(warehouse: Warehouse) -> dict[str, Any]:
-    """Every registered version, newest first, with the model's and the baseline's metric at k."""
+def model_filter(params: dict[str, Any], model: str | None = None, version: str | None = None, prefix: str = "") -> str:
+    """``AND model_name = @model ...`` for the filters that are set (query parameters cannot be NULL)."""
+    sql = ""
+    if model:
+        params["model"] = model
+        sql += f" AND {prefix}model_name = @model"
+    if version:
+        params["version"] = version
+        sql += f" AND {prefix}model_version = @version"
+    return sql
+
+
+def _newest(warehouse: Warehouse, sql: str, params: Mapping[str, Any], source: str) -> dt.date | None:
+    found = _rows(warehouse, sql, params, source)
+    return found[0]["d"] if found else None
+
+
+def models(
+    warehouse: Warehouse, model: str | None = None, version: str | None = None, day: dt.date | None = None
+) -> dict[str, Any]:
+    """Every registered version (of ``model``; ``version``; trained on or before ``day``), newest first."""
     out = []
-    for record in ModelRegistry(warehouse).list():
+    for record in ModelRegistry(warehouse).list(model or None):
+        if version and record.version != version:
+            continue
+        if day and record.created_at.date() > day:
+            continue
         m = record.metrics or {}
         row = record.as_dict()
         row["k"] = m.get("k")
@@ -110,34 +127,72 @@ def models(warehouse: Warehouse) -> dict[str, Any]:
         row["candidate_recall"] = m.get("candidate_recall")
         row["lists"] = (m.get("model") or {}).get("lists")
         out.append(row)
-    return {"metric": METRIC, "models": out}
+    return {"metric": METRIC, "models": out, "filters": _filters(model=model, version=version, date=day)}
 
 
-def drift(warehouse: Warehouse, days: int = DRIFT_DAYS, limit: int = 50) -> dict[str, Any]:
-    """PSI per feature and date (the newest ``days`` dates), the verdicts and the latest flagged features."""
-    psi = _clean(_rows(warehouse, _DRIFT_PSI, {"days": days}, "ml pages: drift psi"))
-    verdicts = _clean(_rows(warehouse, _DRIFT_VERDICTS, {"limit": limit}, "ml pages: drift verdicts"))
-    flagged = _clean(_rows(warehouse, _DRIFT_FLAGGED, {"limit": limit}, "ml pages: drifted features"))
-    return {"psi": psi, "verdicts": verdicts, "flagged": flagged}
+def _filters(**given: Any) -> dict[str, Any]:
+    """The filters a page applied, JSON-able (None when not set)."""
+    return {k: _jsonable(v) or None for k, v in given.items()}
 
 
-def recommendations(warehouse: Warehouse, limit_runs: int = 100, top_n: int = 10) -> dict[str, Any]:
-    """The batch-inference runs, coverage per date and the most recommended items of the newest date."""
-    runs = _clean(_rows(warehouse, _RUNS, {"limit": limit_runs}, "ml pages: recommendation runs"))
-    latest = _rows(warehouse, _LATEST_DATE, None, "ml pages: newest recommendations date")
-    day = latest[0]["d"] if latest else None
-    top: list[dict[str, Any]] = []
+def drift(
+    warehouse: Warehouse,
+    day: dt.date | None = None,
+    model: str | None = None,
+    days: int = DRIFT_DAYS,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """PSI per feature for the ``days`` dates up to ``day`` (default: the newest), the verdicts and that day's flags."""
+    params: dict[str, Any] = {}
+    where = model_filter(params, model)
+    newest = _newest(warehouse, _DRIFT_NEWEST.format(model=where), params, "ml pages: newest drift date")
+    filters = _filters(date=day, model=model)  # what was asked; "day" is what is shown
+    day = day or newest
+    if day is None:
+        return {"psi": [], "verdicts": [], "flagged": [], "day": None, "filters": filters}
+    psi = _rows(warehouse, _DRIFT_PSI.format(model=where), {**params, "day": day, "days": days}, "ml pages: drift psi")
+    verdicts = _rows(
+        warehouse, _DRIFT_VERDICTS.format(model=where), {**params, "day": day, "limit": limit}, "ml pages: verdicts"
+    )
+    flagged = _rows(
+        warehouse, _DRIFT_FLAGGED.format(model=where), {**params, "day": day, "limit": limit}, "ml pages: flagged"
+    )
+    for row in flagged:
+        row["scope"] = "all rows" if row["segment"] == "__all__" else f"segment {row['segment']}"
+    return {
+        "psi": _clean(psi),
+        "verdicts": _clean(verdicts),
+        "flagged": _clean(flagged),
+        "day": _jsonable(day),
+        "filters": filters,
+    }
+
+
+def recommendations(
+    warehouse: Warehouse,
+    day: dt.date | None = None,
+    model: str | None = None,
+    version: str | None = None,
+    limit_runs: int = 100,
+) -> dict[str, Any]:
+    """The batch-inference runs, coverage per date and the totals of ``day`` (default: the newest date)."""
+    params: dict[str, Any] = {"limit": limit_runs}
+    where = model_filter(params, model, version)
+    runs = _clean(_rows(warehouse, _RUNS.format(where=where), params, "ml pages: recommendation runs"))
+    params.pop("limit")
+    filters = _filters(date=day, model=model, version=version)  # what was asked; latest_date is what is shown
+    if day is None:
+        day = _newest(warehouse, _LATEST_DATE.format(where=where), params, "ml pages: newest recommendations date")
     totals: dict[str, Any] = {}
     if day is not None:
-        params = {"d": day, "limit": top_n}
-        top = _clean(_rows(warehouse, _TOP_ITEMS, params, "ml pages: top items"))
-        totals = _clean(_rows(warehouse, _DAY_TOTALS, {"d": day}, "ml pages: day totals"))[0]
+        found = _clean(_rows(warehouse, _DAY_TOTALS.format(where=where), {**params, "d": day}, "ml pages: totals"))
+        totals = found[0] if found and found[0]["users"] else {}
     return {
         "runs": runs,
         "coverage": coverage_by_date(runs),
-        "latest_date": _jsonable(day),
+        "latest_date": _jsonable(day) if totals else None,
         "latest_totals": totals,
-        "top_items": top,
+        "filters": filters,
     }
 
 

@@ -1,6 +1,6 @@
 """The Airflow UI plugin (entry point ``airflow.plugins``): the ML pages under ``/ml``.
 
-The FastAPI app (``plugins/app.py``) serves the Models, Drift and Recommendations pages and
+The FastAPI app (``plugins/app.py``) serves the Models, Drift, Recommendations and Data pages and
 their JSON; the ``external_views`` put the pages in the nav (Browse menu), loaded in an
 iframe with the user's session cookie. Every route requires Airflow's auth.
 
@@ -43,7 +43,7 @@ class _FastAPIApps:
 
 
 class MLPlatformPlugin(AirflowPlugin):
-    """Registers the ML pages (models, drift, recommendations) with Airflow's API server and UI."""
+    """Registers the ML pages (models, drift, recommendations, data) with Airflow's API server and UI."""
 
     name = "ml_platform"
     fastapi_apps = _FastAPIApps()  # type: ignore[assignment]
@@ -51,4 +51,5 @@ class MLPlatformPlugin(AirflowPlugin):
         _view("Models", "models"),
         _view("Drift", "drift"),
         _view("Recommendations", "recommendations"),
+        _view("Data", "data"),
     ]

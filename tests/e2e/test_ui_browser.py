@@ -38,11 +38,12 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[2]
 DAYS = [RUN_DATE - dt.timedelta(days=2), RUN_DATE - dt.timedelta(days=1), RUN_DATE]
 SCREENSHOTS = Path(os.environ.get("TEST_ARTIFACTS_DIR") or REPO / "test-artifacts") / "screenshots"
-#: Page -> (nav entry, the chart's CSS class, the tables that must be there).
+#: Page -> (nav entry, the chart's CSS class or None, the tables that must be there).
 PAGES = {
     "models": ("Models", "line-chart", ("#versions",)),
     "drift": ("Drift", "heatmap", ("#verdicts", "#flagged")),
     "recommendations": ("Recommendations", "line-chart", ("#top-items", "#runs")),
+    "data": ("Data", None, ("#checks", "#check-dates")),
 }
 
 if not CHROMIUM.exists():
@@ -125,14 +126,15 @@ def test_each_page_from_the_browse_menu_shows_its_charts_and_tables(page, world,
     page.wait_for_url(f"**/plugin/ml-{name}**")
     frame_el = page.wait_for_selector("iframe")
     frame = frame_el.content_frame()
-    frame.wait_for_selector(f"svg.{chart_class}", timeout=30_000)
+    frame.wait_for_selector(f"svg.{chart_class}" if chart_class else tables[0], timeout=30_000)
     for table in tables:
         rows = frame.locator(f"{table} tbody tr")
         assert rows.count() > 0, f"{name}: table {table} has no rows"
     assert frame.locator("[data-state=empty]").count() == 0, f"{name}: the page shows the empty state"
     # The chart has drawn data: points on the line charts, coloured cells on the heatmap.
-    marks = frame.locator(f"svg.{chart_class} circle, svg.{chart_class} g.cell")
-    assert marks.count() > 0, f"{name}: the chart has no data points"
+    if chart_class:
+        marks = frame.locator(f"svg.{chart_class} circle, svg.{chart_class} g.cell")
+        assert marks.count() > 0, f"{name}: the chart has no data points"
     shot(page, f"airflow-{name}")
 
 
@@ -141,7 +143,8 @@ def test_each_page_on_its_own(page, world, name):
     _, chart_class, tables = PAGES[name]
     response = page.goto(f"{world.cluster.url}/ml/{name}")
     assert response.status == 200
-    assert page.locator(f"svg.{chart_class}").count() >= 1
+    if chart_class:
+        assert page.locator(f"svg.{chart_class}").count() >= 1
     for table in tables:
         assert page.locator(f"{table} tbody tr").count() > 0
     shot(page, f"ml-{name}")
@@ -177,3 +180,34 @@ def test_the_charts_show_every_day_the_pipeline_ran(page, world):
     verdicts = page.locator("#verdicts tbody tr").all_inner_texts()
     for day in DAYS:
         assert any(str(day) in row for row in verdicts), verdicts
+
+
+def test_the_champions_version_page_shows_importance_scopes_and_the_gate(page, world):
+    version = world.query("SELECT version FROM ml_models WHERE model_name = 'recsys' AND status = 'champion'")[0]
+    page.goto(f"{world.cluster.url}/ml/models")
+    page.locator(f"tr[id='recsys-{version['version']}'] a").first.click()
+    page.wait_for_url(f"**/ml/models/recsys/{version['version']}")
+    # The trainer recorded gain importance: one bar per model feature.
+    assert page.locator("#importance svg.hbar-chart rect title").count() >= 10
+    assert page.locator("#metrics tbody tr").count() >= 4  # model and baselines in both scopes
+    assert "champion" in page.locator("#gate").inner_text()
+    assert page.locator("#profile tbody tr").count() > 0
+    # No outcomes in this world unless recsys_outcomes ran: either the chart or the honest empty state.
+    realized = page.locator("[data-state=no-outcomes], svg[aria-label^='Realized hit rate']")
+    assert realized.count() >= 1
+    shot(page, "ml-model-version")
+
+
+def test_the_drift_feature_and_user_lookup_and_date_filter(page, world):
+    page.goto(f"{world.cluster.url}/ml/drift?date={DAYS[0]}")
+    assert f"verdict on {DAYS[0]}" in page.locator(".stats").inner_text().lower()
+    assert page.locator("#feature svg.line-chart").count() == 1  # the PSI trend
+    assert page.locator("#feature svg.hbar-chart, #bins-reason").count() == 1  # the bins, or why not
+    shot(page, "ml-drift-feature")
+    user = world.query("SELECT user_id FROM recommendations WHERE prediction_date = @d LIMIT 1", d=RUN_DATE)
+    page.goto(f"{world.cluster.url}/ml/recommendations")
+    page.fill("#user-lookup input[name=user]", user[0]["user_id"])
+    page.click("#user-lookup button[type=submit]")
+    page.wait_for_selector("#user-list")
+    assert page.locator("#user-list tbody tr").count() > 0
+    shot(page, "ml-user-lookup")

@@ -104,6 +104,10 @@ def test_trains_registers_and_beats_popularity(warehouse):
     assert envelope.data.validation_dates[0] > envelope.data.train_dates[1]  # time split
     assert set(envelope.profile["features"]) >= {"item_price", "item_category"}
     assert envelope.hooks_sha256 and storage.exists(storage.join(result["uri"], "model.py"))
+    # Gain importance per model feature, for the Models page: the trees split on some of them.
+    assert set(envelope.feature_importance) == set(envelope.feature_names())
+    assert all(g >= 0 for g in envelope.feature_importance.values())
+    assert sum(envelope.feature_importance.values()) > 0
     # LightGBM text, never a pickle
     assert storage.read_text(storage.join(result["uri"], MODEL_FILE)).startswith("tree\n")
     record = ModelRegistry(warehouse).get("recsys", result["version"])

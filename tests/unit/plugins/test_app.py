@@ -7,191 +7,22 @@ record_run, replace_partition with the drift results schema).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import xml.etree.ElementTree as ET
 
-import pyarrow as pa
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from filelock import FileLock
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core import ddl
-from airflow_ml_provider.core import drift as drift_core
-from airflow_ml_provider.core.registry import ModelRegistry
-from airflow_ml_provider.core.runs import record_run
 from airflow_ml_provider.plugins import app as ml_app
 from airflow_ml_provider.plugins.ml_platform import MLPlatformPlugin
+from tests.unit.plugins.world import SVG, auth, make_client, svgs
 
-PAGES = ("/ml/models", "/ml/drift", "/ml/recommendations")
-APIS = ("/ml/api/models", "/ml/api/drift", "/ml/api/recommendations")
-DAYS = [dt.date(2026, 3, 29), dt.date(2026, 3, 30), dt.date(2026, 3, 31)]
-T0 = dt.datetime(2026, 4, 1, 6, 0, tzinfo=dt.UTC)
-
-
-# --- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tokens(airflow_db) -> dict[str, str]:
-    """JWTs signed by Airflow's configured auth manager (SimpleAuthManager in the test home)."""
-    from airflow.api_fastapi.app import create_auth_manager
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    manager = create_auth_manager()
-    return {
-        role or "none": manager.generate_jwt(SimpleAuthManagerUser(username=f"{role}-user", role=role))
-        for role in ("viewer", "admin", None)
-    }
-
-
-def make_client(warehouse) -> TestClient:
-    """The plugin's app (with a fixed warehouse) mounted under /ml, as the API server mounts it."""
-    app = ml_app.create_app()
-    app.dependency_overrides[ml_app.get_warehouse] = lambda: warehouse
-    outer = FastAPI()
-    outer.mount("/ml", app)
-    return TestClient(outer)
-
-
-def seed(warehouse: DuckDBWarehouse) -> None:
-    """Three model versions, three days of drift results, runs and recommendations."""
-    registry = ModelRegistry(warehouse)
-    registry.ensure()
-    for i, (version, ndcg, base) in enumerate([("v1", 0.41, 0.40), ("v2", 0.47, 0.42), ("v3", 0.39, 0.43)]):
-        metrics = {
-            "k": 10,
-            "model": {"ndcg": ndcg, "recall": 0.7},
-            "baseline": {"ndcg": base, "recall": 0.6},
-            "lift": {"ndcg": ndcg / base - 1},
-            "champion": None,
-        }
-        created = T0 + dt.timedelta(days=i)
-        registry.register_candidate("recsys", version, f"file:///m/{version}", metrics, "abc", "h", created)
-    registry.promote("recsys", "v1", blessed_by="gate", reason="first")
-    registry.promote("recsys", "v2", blessed_by="gate", reason="lift +11.9%")
-    registry.reject("recsys", "v3", reason="below the baseline")
-
-    drift_core.ensure_tables(warehouse)
-    schema = drift_core.results_schema()
-    psi_by_day = {
-        "item_price": [0.02, 0.12, 0.31],
-        "user_events": [0.01, 0.02, 0.03],
-    }
-    for d, day in enumerate(DAYS):
-        rows = []
-        for feature, values in psi_by_day.items():
-            value = values[d]
-            severity = "drift" if value >= 0.25 else "warn" if value >= 0.1 else "ok"
-            rows.append(
-                {"feature": feature, "metric": "psi", "value": value, "severity": severity, "status": "evaluated"}
-            )
-        rows.append({"feature": "item_category", "metric": "psi", "status": "skipped", "skip_reason": "empty: 0"})
-        verdict = "drift" if d == 2 else "warn" if d == 1 else "ok"
-        rows.append({"feature": "__dataset__", "metric": "drifted_share", "value": d / 4, "severity": verdict})
-        full = [
-            {
-                "logical_date": day,
-                "run_id": f"drift-{day}",
-                "model_name": "recsys",
-                "model_version": "v2",
-                "table_name": None if r["feature"] == "__dataset__" else "features",
-                "segment": "__all__",
-                "kind": "numeric",
-                "warn_threshold": 0.1,
-                "threshold": 0.25,
-                "status": "evaluated",
-                "n_cur": 1000,
-                "checked_at": T0,
-                **r,
-            }
-            for r in rows
-        ]
-        table = pa.Table.from_pylist([{n: r.get(n) for n in schema.names} for r in full], schema=schema)
-        warehouse.replace_partition("drift_results", "logical_date", day, table)
-
-    ddl.ensure_tables(warehouse, "recommendations", "recommendations_latest", "recommendation_runs")
-    for d, day in enumerate(DAYS):
-        users, items = [f"u{u}" for u in range(4)], [f"i{i}" for i in range(5)]
-        rows = [(u, items[(r + d) % 5], r + 1, 1.0 - r / 10) for u in users for r in range(3)]
-        table = pa.table(
-            {
-                "user_id": pa.array([r[0] for r in rows]),
-                "item_id": pa.array([r[1] for r in rows]),
-                "rank": pa.array([r[2] for r in rows], pa.int64()),
-                "score": pa.array([r[3] for r in rows], pa.float64()),
-                "model_name": pa.array(["recsys"] * len(rows)),
-                "model_version": pa.array(["v2"] * len(rows)),
-                "run_id": pa.array([f"run-{day}"] * len(rows)),
-                "generated_at": pa.array([T0] * len(rows), pa.timestamp("us", tz="UTC")),
-            }
-        )
-        warehouse.replace_partition("recommendations", "prediction_date", day, table)
-        started = T0 + dt.timedelta(days=d)
-        record_run(
-            warehouse,
-            {
-                "run_id": f"run-{day}",
-                "try_number": 1,
-                "prediction_date": day,
-                "model_name": "recsys",
-                "model_version": "v2",
-                "status": "success",
-                "users": 4,
-                "rows_written": 12,
-                "candidates": 40,
-                "catalog_items": 5,
-                "coverage": [0.6, 0.8, 0.4][d],
-                "seconds_total": 1.5,
-                "started_at": started,
-                "finished_at": started + dt.timedelta(seconds=2),
-            },
-        )
-    record_run(
-        warehouse,
-        {
-            "run_id": "run-failed",
-            "try_number": 2,
-            "prediction_date": DAYS[-1],
-            "status": "failed",
-            "error": "SchemaMismatchError: boom",
-            "started_at": T0 - dt.timedelta(hours=1),
-            "finished_at": T0 - dt.timedelta(hours=1),
-        },
-    )
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory) -> DuckDBWarehouse:
-    warehouse = DuckDBWarehouse(tmp_path_factory.mktemp("ui") / "warehouse.duckdb", lock_timeout=10)
-    seed(warehouse)
-    return warehouse
-
-
-@pytest.fixture
-def client(seeded) -> TestClient:
-    return make_client(seeded)
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def svgs(html: str) -> list[ET.Element]:
-    """Every <svg> of a page, parsed as XML (so a malformed chart fails the test)."""
-    out = []
-    rest = html
-    while "<svg" in rest:
-        start = rest.index("<svg")
-        end = rest.index("</svg>", start) + len("</svg>")
-        out.append(ET.fromstring(rest[start:end]))
-        rest = rest[end:]
-    return out
-
-
-SVG = "{http://www.w3.org/2000/svg}"
+PAGES = ("/ml/models", "/ml/models/recsys/v3", "/ml/drift", "/ml/recommendations", "/ml/data")
+APIS = ("/ml/api/models", "/ml/api/models/recsys/v3", "/ml/api/drift", "/ml/api/recommendations", "/ml/api/data")
+#: Pages with an overview that shows the empty state on a fresh install.
+OVERVIEWS = ("/ml/models", "/ml/drift", "/ml/recommendations", "/ml/data")
 
 
 # --- auth ----------------------------------------------------------------------------------
@@ -281,7 +112,7 @@ def test_models_page_marks_the_champion_and_charts_model_vs_baseline(client, tok
 
 def test_drift_page_heatmap_has_a_cell_per_feature_and_date(client, tokens):
     html = client.get("/ml/drift", headers=auth(tokens["viewer"])).text
-    (heat,) = svgs(html)
+    (heat,) = [svg for svg in svgs(html) if svg.get("class") == "chart heatmap"]
     cells = list(heat.iter(f"{SVG}g"))
     severities = [c.get("data-severity") for c in cells if c.get("data-severity")]
     assert len(severities) == 3 * 3  # item_price, user_events, item_category x three dates
@@ -293,20 +124,27 @@ def test_drift_page_heatmap_has_a_cell_per_feature_and_date(client, tokens):
     # The latest verdict is shown, and the drifted feature is listed for the latest date.
     assert 'id="verdicts"' in html and 'id="flagged"' in html
     flagged = html[html.index('id="flagged"') :]
-    assert "item_price" in flagged and "user_events" not in flagged
+    assert "item_price" in flagged
+    # user_events is flagged only in a segment, and the row says so: it is not in the all-rows count.
+    assert '<tr data-scope="segment"><td>segment country=DE</td>' in flagged
+    assert '<tr data-scope="all"><td>all rows</td>' in flagged
 
 
 def test_drift_api_returns_psi_verdicts_and_flagged(client, tokens):
     body = client.get("/ml/api/drift", headers=auth(tokens["viewer"])).json()
     assert [v["logical_date"] for v in body["verdicts"]] == ["2026-03-31", "2026-03-30", "2026-03-29"]
     assert body["verdicts"][0]["severity"] == "drift"
-    assert [(f["feature"], f["severity"]) for f in body["flagged"]] == [("item_price", "drift")]
+    # All-rows columns first (what the verdict judges), then segments, each labelled.
+    assert [(f["feature"], f["severity"], f["scope"]) for f in body["flagged"]] == [
+        ("item_price", "drift", "all rows"),
+        ("user_events", "warn", "segment country=DE"),
+    ]
     assert len(body["psi"]) == 9
 
 
 def test_recommendations_page_shows_runs_coverage_and_top_items(client, tokens):
     html = client.get("/ml/recommendations", headers=auth(tokens["viewer"])).text
-    (chart,) = svgs(html)
+    (chart,) = [svg for svg in svgs(html) if "Catalog coverage" in svg.get("aria-label")]
     points = [c.find(f"{SVG}title").text for c in chart.iter(f"{SVG}circle")]
     assert points == [
         "catalog coverage @ 2026-03-29: 60%",
@@ -322,8 +160,8 @@ def test_recommendations_api_top_items_are_the_newest_dates(client, tokens):
     assert body["latest_date"] == "2026-03-31"
     assert body["latest_totals"]["users"] == 4
     # On the newest day (d=2) every user gets items i2, i3, i4 at ranks 1..3.
-    assert sorted(t["item_id"] for t in body["top_items"]) == ["i2", "i3", "i4"]
-    assert {t["item_id"]: t["first_place"] for t in body["top_items"]}["i2"] == 4
+    assert sorted(t["item_id"] for t in body["top_items"]["items"]) == ["i2", "i3", "i4"]
+    assert {t["item_id"]: t["first_place"] for t in body["top_items"]["items"]}["i2"] == 4
     assert [c["prediction_date"] for c in body["coverage"]] == ["2026-03-29", "2026-03-30", "2026-03-31"]
     assert len(body["runs"]) == 4
 
@@ -331,7 +169,7 @@ def test_recommendations_api_top_items_are_the_newest_dates(client, tokens):
 # --- states --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("path", OVERVIEWS)
 def test_a_fresh_install_shows_the_empty_state_not_a_500(tmp_path, tokens, path):
     client = make_client(DuckDBWarehouse(tmp_path / "none" / "warehouse.duckdb", lock_timeout=2))
     response = client.get(path, headers=auth(tokens["viewer"]))
@@ -411,10 +249,10 @@ def test_plugin_mounts_the_app_and_puts_the_pages_in_the_browse_menu():
     (fastapi_app,) = MLPlatformPlugin.fastapi_apps
     assert fastapi_app["url_prefix"] == "/ml" and fastapi_app["app"] is ml_app.app
     views = {v["name"]: v for v in MLPlatformPlugin.external_views}
-    assert set(views) == {"Models", "Drift", "Recommendations"}
+    assert set(views) == {"Models", "Drift", "Recommendations", "Data"}
     assert views["Drift"]["href"] == "/ml/drift" and views["Drift"]["category"] == "browse"
     routes = {v["url_route"] for v in views.values()}
-    assert len(routes) == 3
+    assert len(routes) == 4
     # The views validate against Airflow's own response model (what /ui/plugins serves).
     from airflow.api_fastapi.core_api.datamodels.plugins import ExternalViewResponse
 

@@ -119,3 +119,29 @@ def test_bar_chart_groups_bars_per_category():
     heights = {name: [float(r.get("height")) for r in g.iter(f"{SVG}rect")] for name, g in groups.items()}
     assert len(heights["model"]) == 2 and len(heights["base"]) == 1  # None draws no bar
     assert heights["model"][1] > heights["model"][0] > heights["base"][0]
+
+
+def test_hbar_chart_draws_one_bar_per_value_longest_to_the_largest_and_skips_none():
+    svg = parse(
+        charts.hbar_chart(
+            ["user_events", "pair_price_ratio <&>"],
+            [charts.Series("ref", [0.25, None]), charts.Series("cur", [0.5, 0.1])],
+            title="bins <of> a column",
+            percent=True,
+        )
+    )
+    assert svg.get("class") == "chart hbar-chart"
+    bars = {
+        r.find(f"{SVG}title").text: float(r.get("width"))
+        for r in svg.iter(f"{SVG}rect")
+        if r.find(f"{SVG}title") is not None
+    }
+    assert set(bars) == {"ref user_events: 25.0%", "cur user_events: 50.0%", "cur pair_price_ratio <&>: 10.0%"}
+    assert bars["cur user_events: 50.0%"] == pytest.approx(2 * bars["ref user_events: 25.0%"], abs=0.2)
+    labels = [t.text for t in svg.iter(f"{SVG}text")]
+    assert "pair_price_ratio <&>" in labels  # escaped in the SVG, parsed back here
+
+
+def test_hbar_chart_refuses_a_series_of_the_wrong_length():
+    with pytest.raises(ValueError, match="series 'x' has 1 values for 2 categories"):
+        charts.hbar_chart(["a", "b"], [charts.Series("x", [1.0])], title="t")

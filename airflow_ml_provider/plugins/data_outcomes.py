@@ -1,0 +1,189 @@
+"""What the Recommendations page shows about the lists themselves and what users did with them.
+
+Realized outcomes come from ``recommendation_outcomes`` (one row per served date, list source,
+model version and segment; written by ``recsys_outcomes`` once a date's horizon has passed).
+The top items and the user lookup read ``recommendations``, ``items`` and ``events``: the
+source tables the analytics SQL reads by the same names. A table or column that does not
+exist reads as absent, never as an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow_ml_provider.core.warehouse import Warehouse
+from airflow_ml_provider.exceptions import TableNotFoundError
+from airflow_ml_provider.plugins.data import _clean, _jsonable, _rows, model_filter
+
+OUTCOMES_TABLE = "recommendation_outcomes"
+#: Shown when no served date has been evaluated yet.
+NO_OUTCOMES = (
+    "No outcomes yet: dates are evaluated once their horizon has passed; DAG recsys_outcomes "
+    f"writes them to {OUTCOMES_TABLE}."
+)
+#: Days of events shown after a served date whose horizon no outcome row names yet.
+DEFAULT_HORIZON_DAYS = 7
+#: Item attributes the top-items table shows when the items table has them.
+ITEM_COLUMNS = ("category", "price")
+
+_OUTCOMES = """
+SELECT prediction_date, horizon_start, horizon_end, list_source, model_name, model_version, segment, k, lists,
+  active_users, hits, hit_rate, precision_at_k, recall_at_k, ndcg_at_k, purchases, revenue, coverage, evaluated_at
+FROM recommendation_outcomes
+WHERE segment = @segment {where}
+ORDER BY prediction_date, list_source, model_version
+"""
+
+_TOP_ITEMS = """
+SELECT r.item_id, COUNT(*) AS users, SUM(CASE WHEN r.rank = 1 THEN 1 ELSE 0 END) AS first_place,
+  AVG(r.rank) AS mean_rank, AVG(r.score) AS mean_score{item_cols}
+FROM recommendations AS r{join}
+WHERE r.prediction_date = @d {where}
+GROUP BY r.item_id
+ORDER BY users DESC, first_place DESC, r.item_id
+LIMIT @limit
+"""
+
+_SERVED = """
+SELECT prediction_date, user_id, item_id, rank, score, model_name, model_version, run_id
+FROM recommendations
+WHERE user_id = @user AND prediction_date = @d
+ORDER BY rank
+"""
+
+_USER_DATES = "SELECT MAX(prediction_date) AS d FROM recommendations WHERE user_id = @user AND prediction_date <= @d"
+
+_HORIZON = """
+SELECT MIN(horizon_start) AS horizon_start, MAX(horizon_end) AS horizon_end
+FROM recommendation_outcomes WHERE prediction_date = @d
+"""
+
+_DID = """
+SELECT item_id, event_type, COUNT(*) AS events, MIN(event_ts) AS first_at
+FROM events
+WHERE user_id = @user AND DATE(event_ts) BETWEEN @start AND @end
+GROUP BY item_id, event_type
+ORDER BY first_at, item_id, event_type
+"""
+
+
+def outcomes(
+    warehouse: Warehouse,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    segment: str = "all",
+) -> list[dict[str, Any]]:
+    """The realized outcome rows (served lists and the global popularity list), oldest date first."""
+    params: dict[str, Any] = {"segment": segment}
+    where = model_filter(params, model, version)
+    if start:
+        where += " AND prediction_date >= @start"
+        params["start"] = start
+    if end:
+        where += " AND prediction_date <= @end"
+        params["end"] = end
+    return _clean(_rows(warehouse, _OUTCOMES.format(where=where), params, "ml pages: outcomes"))
+
+
+def outcome_dates(rows: list[dict[str, Any]]) -> list[str]:
+    """Every calendar date from the first to the last outcome row: a missing date is a gap in the chart."""
+    days = sorted({r["prediction_date"] for r in rows})
+    if not days:
+        return []
+    first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def outcome_series(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, float | None]]:
+    """Series name -> date -> ``metric``: one per served model version and one for the global popularity list.
+
+    When several versions served one date, the popularity value is the one judged on the most
+    active users (each row judges the users of one version's lists).
+    """
+    out: dict[str, dict[str, float | None]] = {}
+    weight: dict[str, int] = {}
+    for r in rows:
+        day = r["prediction_date"]
+        if r["list_source"] == "global_popularity":
+            if (r["active_users"] or 0) >= weight.get(day, -1):
+                weight[day] = r["active_users"] or 0
+                out.setdefault("global popularity", {})[day] = r[metric]
+        else:
+            out.setdefault(f"{r['model_name']} {r['model_version']}", {})[day] = r[metric]
+    return out
+
+
+def item_attributes(warehouse: Warehouse) -> tuple[str, ...]:
+    """The ``ITEM_COLUMNS`` the items table has (none when there is no items table)."""
+    try:
+        columns = warehouse.table_columns("items")
+    except TableNotFoundError:
+        return ()
+    return tuple(c for c in ITEM_COLUMNS if c in columns and "item_id" in columns)
+
+
+def top_items(
+    warehouse: Warehouse, day: dt.date, *, model: str | None = None, version: str | None = None, limit: int = 10
+) -> dict[str, Any]:
+    """The items recommended to most users on ``day``, with category and price where the items table has them."""
+    attrs = item_attributes(warehouse)
+    params: dict[str, Any] = {"d": day, "limit": limit}
+    where = model_filter(params, model, version, prefix="r.")
+    sql = _TOP_ITEMS.format(
+        item_cols="".join(f", ANY_VALUE(i.{c}) AS {c}" for c in attrs),
+        join=" LEFT JOIN items AS i ON i.item_id = r.item_id" if attrs else "",
+        where=where,
+    )
+    rows = _clean(_rows(warehouse, sql, params, "ml pages: top items"))
+    for row in rows:
+        for c in ITEM_COLUMNS:
+            row.setdefault(c, None)
+    return {"items": rows, "attributes": list(attrs)}
+
+
+def _date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def user_lookup(warehouse: Warehouse, user: str, day: dt.date | None = None) -> dict[str, Any]:
+    """The list served to ``user`` on ``day`` (default: their newest on or before today) and what they did next.
+
+    The horizon is the one ``recommendation_outcomes`` judged that date on; before the date is
+    evaluated it is the ``DEFAULT_HORIZON_DAYS`` days after it, marked provisional.
+    """
+    asked = day or dt.date.max
+    served_on = _rows(warehouse, _USER_DATES, {"user": user, "d": asked}, "ml pages: user dates")
+    served_day = served_on[0]["d"] if served_on and served_on[0]["d"] is not None else None
+    result: dict[str, Any] = {
+        "user_id": user,
+        "prediction_date": _jsonable(served_day),
+        "served": [],
+        "did": [],
+        "horizon_start": None,
+        "horizon_end": None,
+        "horizon_evaluated": False,
+    }
+    if served_day is None:
+        return result
+    served = _clean(_rows(warehouse, _SERVED, {"user": user, "d": served_day}, "ml pages: user list"))
+    found = _rows(warehouse, _HORIZON, {"d": served_day}, "ml pages: user horizon")
+    if found and found[0]["horizon_start"] is not None:
+        start, end = _date(found[0]["horizon_start"]), _date(found[0]["horizon_end"])
+        result["horizon_evaluated"] = True
+    else:
+        start = served_day + dt.timedelta(days=1)
+        end = served_day + dt.timedelta(days=DEFAULT_HORIZON_DAYS)
+    did = _clean(_rows(warehouse, _DID, {"user": user, "start": start, "end": end}, "ml pages: user events"))
+    listed = {r["item_id"] for r in served}
+    by_item: dict[str, list[str]] = {}
+    for event in did:
+        event["on_list"] = event["item_id"] in listed
+        by_item.setdefault(event["item_id"], []).append(event["event_type"])
+    for row in served:
+        row["then"] = sorted(set(by_item.get(row["item_id"], [])))
+    result.update(served=served, did=did, horizon_start=start.isoformat(), horizon_end=end.isoformat())
+    return result

@@ -1,0 +1,219 @@
+"""Chart builders of the ML pages: the data dicts of ``data*.py`` turned into SVG (``charts.py``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from airflow_ml_provider.plugins import charts, data
+
+RANKING_METRICS = ("ndcg", "map", "recall", "precision", "coverage")
+#: One colour per served model version; grey (PALETTE[1]) is kept for the baseline.
+_VERSION_COLOURS = tuple(c for i, c in enumerate(charts.PALETTE) if i != 1)
+
+
+def models_chart(models: list[dict[str, Any]], model_name: str) -> str:
+    """ndcg@k of each version of ``model_name`` next to the popularity baseline, oldest first."""
+    rows = sorted((m for m in models if m["model_name"] == model_name), key=lambda m: (m["created_at"], m["version"]))
+    k = next((m["k"] for m in rows if m.get("k")), None)
+    at_k = f"@{k}" if k else ""
+    return charts.line_chart(
+        [m["version"] for m in rows],
+        [
+            charts.Series(f"model {data.METRIC}{at_k}", [m["model_score"] for m in rows], colour=charts.PALETTE[0]),
+            charts.Series(
+                f"popularity baseline {data.METRIC}{at_k}",
+                [m["baseline_score"] for m in rows],
+                colour=charts.PALETTE[1],
+                dashed=True,
+            ),
+        ],
+        title=f"{model_name}: {data.METRIC}{at_k} on the held-out test window, by version",
+        y_label=f"{data.METRIC}{at_k}",
+    )
+
+
+def metrics_chart(record: dict[str, Any]) -> str:
+    """Every ranking metric at k of one version (the champion) next to the popularity baseline."""
+    metrics = record.get("metrics") or {}
+    model, baseline = metrics.get("model") or {}, metrics.get("baseline") or {}
+    scope = str(metrics.get("scope", "candidates")).replace("_", "-")
+    base_name = str(metrics.get("baseline_name") or "candidate_popularity").replace("_", " ") + " baseline"
+    names = [m for m in RANKING_METRICS if m in model or m in baseline]
+    at_k = f"@{record['k']}" if record.get("k") else ""
+    return charts.bar_chart(
+        [f"{m}{at_k}" for m in names],
+        [
+            charts.Series(f"{record['version']}", [model.get(m) for m in names], colour=charts.PALETTE[0]),
+            charts.Series(base_name, [baseline.get(m) for m in names], colour=charts.PALETTE[1]),
+        ],
+        title=f"{record['model_name']} {record['status']} {record['version']}: ranking metrics ({scope}) vs the "
+        f"{base_name} (same test-window lists)",
+    )
+
+
+def drift_heatmap(psi: list[dict[str, Any]]) -> str:
+    """PSI per checked column (rows) and logical date (columns), coloured by severity."""
+    dates = sorted({r["logical_date"] for r in psi})
+    names: list[str] = []
+    cells: dict[tuple[str, str], charts.Cell] = {}
+    thresholds: dict[tuple[float | None, float | None], int] = {}
+    for r in psi:
+        name = r["feature"] if r["table_name"] in (None, "features") else f"{r['table_name']}.{r['feature']}"
+        if name not in names:
+            names.append(name)
+        severity = r["severity"] if r["status"] == "evaluated" else "skipped"
+        value = r["value"] if r["value"] is not None and math.isfinite(r["value"]) else None
+        tip = (
+            f"{name} on {r['logical_date']}: PSI {value:.4f} ({severity}; warn at {r['warn_threshold']}, "
+            f"drift at {r['threshold']})"
+            if value is not None
+            else f"{name} on {r['logical_date']}: skipped ({r.get('skip_reason') or 'no value'})"
+        )
+        cells[(name, r["logical_date"])] = charts.Cell(value, severity, tip)
+        key = (r["warn_threshold"], r["threshold"])
+        thresholds[key] = thresholds.get(key, 0) + 1
+    warn, drift = max(thresholds, key=lambda t: thresholds[t]) if thresholds else (None, None)
+    legend = [
+        ("ok", f"ok: PSI < {warn}" if warn is not None else "ok"),
+        ("warn", f"warn: PSI ≥ {warn}" if warn is not None else "warn"),
+        ("drift", f"drift: PSI ≥ {drift}" if drift is not None else "drift"),
+        ("skipped", "skipped"),
+    ]
+    return charts.heatmap(
+        names,
+        dates,
+        cells,
+        title="PSI by feature and date (all rows; hover a cell for its thresholds)",
+        legend=legend,
+    )
+
+
+def coverage_chart(coverage: list[dict[str, Any]]) -> str:
+    """Catalog coverage of the newest successful run per prediction date."""
+    return charts.line_chart(
+        [c["prediction_date"] for c in coverage],
+        [charts.Series("catalog coverage", [c["coverage"] for c in coverage], colour=charts.PALETTE[2])],
+        title="Catalog coverage per prediction date (distinct recommended items / candidate items)",
+        y_label="coverage",
+        y_min=0.0,
+        y_max=1.0,
+        percent=True,
+    )
+
+
+def _calendar(days: list[str]) -> list[str]:
+    """Every date from the first to the last of ``days`` (ISO strings): a date with no row is a gap."""
+    if not days:
+        return []
+    first, last = dt.date.fromisoformat(min(days)[:10]), dt.date.fromisoformat(max(days)[:10])
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def outcome_chart(series: dict[str, dict[str, float | None]], dates: list[str], metric: str, label: str) -> str:
+    """A realized metric by served date: one line per model version, the global popularity list dashed."""
+    lines = []
+    names = sorted(n for n in series if n != "global popularity")
+    for idx, name in enumerate(names):
+        values = [series[name].get(d) for d in dates]
+        lines.append(charts.Series(f"{name} {label}", values, colour=_VERSION_COLOURS[idx % len(_VERSION_COLOURS)]))
+    if "global popularity" in series:
+        values = [series["global popularity"].get(d) for d in dates]
+        lines.append(charts.Series(f"global popularity {label}", values, colour=charts.PALETTE[1], dashed=True))
+    return charts.line_chart(
+        dates,
+        lines,
+        title=f"Realized {label} by served date (a gap: no outcome for that date)",
+        y_label=label,
+        y_min=0.0,
+        percent=metric == "hit_rate",
+    )
+
+
+def importance_chart(importance: list[dict[str, Any]], version: str) -> str:
+    """Feature importance (total split gain), largest first."""
+    return charts.hbar_chart(
+        [i["feature"] for i in importance],
+        [charts.Series(f"{version} gain", [i["gain"] for i in importance], colour=charts.PALETTE[0])],
+        title=f"Feature importance of {version}: total gain of the splits on each feature",
+    )
+
+
+def psi_trend_chart(trend: list[dict[str, Any]], feature: str) -> str:
+    """PSI of one column (all rows) by checked date, with the warn and drift levels as dashed lines."""
+    dates = _calendar([r["logical_date"] for r in trend])
+    by_day = {r["logical_date"][:10]: r for r in trend}
+
+    def value(day: str, key: str) -> float | None:
+        row = by_day.get(day)
+        v = row.get(key) if row else None
+        return v if isinstance(v, int | float) and math.isfinite(v) else None
+
+    return charts.line_chart(
+        dates,
+        [
+            charts.Series(f"{feature} PSI", [value(d, "value") for d in dates], colour=charts.PALETTE[0]),
+            charts.Series("warn at", [value(d, "warn_threshold") for d in dates], colour="#f59e0b", dashed=True),
+            charts.Series("drift at", [value(d, "threshold") for d in dates], colour="#dc2626", dashed=True),
+        ],
+        title=f"PSI of {feature} by checked date (all rows; a gap: not checked or skipped)",
+        y_label="PSI",
+        y_min=0.0,
+    )
+
+
+def _bin_label(label: str) -> str:
+    """A bin label with its edges at 4 significant digits: ``(0.1234, 12.35]``."""
+    if not (label.startswith("(") and label.endswith(("]", ")"))) or ", " not in label:
+        return label
+    lo, hi = label[1:-1].split(", ", 1)
+
+    def short(x: str) -> str:
+        try:
+            return f"{float(x):.4g}"
+        except ValueError:
+            return x
+
+    return f"{label[0]}{short(lo)}, {short(hi)}{label[-1]}"
+
+
+def bins_chart(found: dict[str, Any]) -> str:
+    """Reference vs current share of rows per bin; bins empty on both sides are left out."""
+    keep = [i for i, (r, c) in enumerate(zip(found["reference"], found["current"], strict=True)) if r or c]
+    labels = [_bin_label(found["labels"][i]) for i in keep]
+    return charts.hbar_chart(
+        labels,
+        [
+            charts.Series(
+                f"reference ({found['model_version']}, {found['n_ref']:,} rows)",
+                [found["reference"][i] for i in keep],
+                colour=charts.PALETTE[1],
+            ),
+            charts.Series(
+                f"{found['logical_date']} ({found['n_cur']:,} rows)",
+                [found["current"][i] for i in keep],
+                colour=charts.PALETTE[0],
+            ),
+        ],
+        title=f"{found['table_name']}.{found['feature']} on {found['logical_date']}: share of rows per reference bin",
+        percent=True,
+    )
+
+
+def scope_chart(rows: list[dict[str, Any]], scope: str, k: int | None) -> str:
+    """Every ranking metric at k of the model and each baseline in one scope (same test-window lists)."""
+    picked = [r for r in rows if r["scope"] == scope]
+    at_k = f"@{k}" if k else ""
+    return charts.bar_chart(
+        [f"{m}{at_k}" for m in RANKING_METRICS],
+        [
+            charts.Series(
+                r["ranker_label"],
+                [r.get(m) for m in RANKING_METRICS],
+                colour=charts.PALETTE[0] if r["ranker"] == "model" else charts.PALETTE[(i + 1) % len(charts.PALETTE)],
+            )
+            for i, r in enumerate(picked)
+        ],
+        title=f"{picked[0]['scope_label'] if picked else scope}: the model vs the baselines on the test window",
+    )
