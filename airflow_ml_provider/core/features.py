@@ -47,11 +47,24 @@ def build_features(
     *,
     labels: bool = False,
     on_step: Callable[[WriteResult], None] | None = None,
+    check_first: bool = True,
 ) -> list[WriteResult]:
-    """Run every feature step (and optionally the label step) for each date, in order."""
+    """Run every feature step (and optionally the label step) for each date, in order.
+
+    With ``check_first`` a date's feature steps are all-or-nothing: every step's new rows are
+    computed and checked (``core.preflight``) before the first one is written, so a SQL error
+    or a failed ``error`` check in a later step leaves every table of that date as it was.
+    """
+    from airflow_ml_provider.core.checks import log_results, raise_on_errors
+    from airflow_ml_provider.core.preflight import check_steps_before_publish
+
     steps = [*spec.steps, *([spec.label.step] if labels else [])]
     results = []
     for as_of in dates:
+        if check_first:
+            checked = check_steps_before_publish(warehouse, spec, [sql_dir], as_of)
+            log_results([r for r in checked if r.status != "pass"], log)
+            raise_on_errors(checked, f"feature steps of {as_of}")
         for step in steps:
             result = warehouse.replace_partition(
                 step.table,
