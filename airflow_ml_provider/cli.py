@@ -198,8 +198,15 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
     from airflow_ml_provider.core.envelope import read_envelope
     from airflow_ml_provider.core.gate import evaluate_envelope_metrics
     from airflow_ml_provider.core.registry import ModelRegistry
-    from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params, truth_data_sql
+    from airflow_ml_provider.core.training import (
+        TrainingJob,
+        check_model_hooks,
+        training_data_sql,
+        training_params,
+        truth_data_sql,
+    )
 
+    check_model_hooks(spec, args.pipeline)  # a broken model.py fails before any data is exported
     registry = ModelRegistry(warehouse)
     registry.ensure()
     champion = registry.champion(spec.name)

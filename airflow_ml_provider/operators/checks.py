@@ -56,6 +56,12 @@ class DataCheckOperator(MLPlatformOperator):
             checked_at = utcnow()
             searchpath = getattr(self.dag, "template_searchpath", None) or []
             sql_dirs = [Path(p) for p in ([searchpath] if isinstance(searchpath, str) else searchpath)]
+            if self.scope in ("steps", "preflight") and not sql_dirs:
+                raise ContractError(
+                    f"task {self.task_id!r}: scope {self.scope!r} reads the feature steps' SQL files from the "
+                    "DAG's template_searchpath, which is not set. Pass template_searchpath=[<your sql folder>] "
+                    "to the DAG."
+                )
             results = run_checks(warehouse, self.spec, day, checked_at, scope=self.scope, sql_dirs=sql_dirs)
             log_results(results, self.log)
             raise_on_errors(results, f"data checks of {day}")

@@ -93,12 +93,12 @@ def drift(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     return op.execute(context("drift", run_id=run_id))
 
 
-def checks(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
+def checks(w: World, run_id: str = "bad-input", searchpath: Path = SQL_DIR, **kwargs: Any) -> Any:
     """DataCheckOperator (recsys_features' gate and its closing record)."""
     from airflow_ml_provider.operators.checks import DataCheckOperator
 
     kwargs.setdefault("partition_date", str(DAY))
-    with DAG("reliability_checks", schedule=None):
+    with DAG("reliability_checks", schedule=None, template_searchpath=[str(searchpath)]):
         op = DataCheckOperator(task_id="checks", pipeline=str(w.pipeline), **kwargs)
     return op.execute(context("checks", run_id=run_id))
 
@@ -201,6 +201,52 @@ def connection(**extra: Any) -> Callable[[World], None]:
         os.environ["AIRFLOW_CONN_ML_PLATFORM_DEFAULT"] = w.connection(**extra)
 
     return apply
+
+
+def broken_sql_copy(name: str, text: str) -> Callable[[World], None]:
+    """A copy of the repo's sql/ folder at ROOT/sql_copy with one step file replaced, and fresh events on DAY.
+
+    The fresh events make every step WOULD write a different partition, so an unchanged
+    checksum proves the earlier steps did not publish.
+    """
+
+    def apply(w: World) -> None:
+        import shutil
+
+        shutil.copytree(SQL_DIR, w.root / "sql_copy")
+        (w.root / "sql_copy" / "recsys" / name).write_text(text)
+        fresh_events(w)
+
+    return apply
+
+
+def fresh_events(w: World) -> None:
+    """300 more events at noon of DAY (DAY is fixed, so the timestamp is a literal)."""
+    sql(
+        "INSERT INTO events SELECT * REPLACE (TIMESTAMP '2026-03-31 12:00:00+00' AS event_ts) "
+        "FROM events ORDER BY event_ts LIMIT 300"
+    )(w)
+
+
+def both(*setups: Callable[[World], None]) -> Callable[[World], None]:
+    def apply(w: World) -> None:
+        for setup in setups:
+            setup(w)
+
+    return apply
+
+
+def hooks_file(body: str) -> Callable[[World], None]:
+    """Replace the contract's model.py (beside the copy's pipeline.yaml)."""
+
+    def apply(w: World) -> None:
+        (w.pipeline.parent / "model.py").write_text(body)
+
+    return apply
+
+
+_TYPO = "SELECT user_id, item_id FROM {{ ref('candidates') }} WHER 1 = 1\n"
+_RANK_MAX_1 = {"check": "range", "column": "candidate_rank", "max": 1}
 
 
 def nothing(w: World) -> None:
@@ -963,7 +1009,105 @@ CASES: dict[str, Case] = {
         r"airflow-ml check: error: data checks of 2026-03-31: .*\[duplicate_events\]",
         r"Deduplicate the source",
     ),
+    # --- a date's feature steps are all-or-nothing ---------------------------------------------
+    "steps-last-step-sql-error-cli": cli_case(
+        "data checks",
+        broken_sql_copy("features.sql", _TYPO),
+        lambda w: [
+            "features",
+            "--pipeline",
+            str(w.pipeline),
+            "--sql-dir",
+            str(w.root / "sql_copy"),
+            "--date",
+            str(DAY),
+        ],
+        r"airflow-ml features: error: .*features\.sql: does not parse as GoogleSQL at line 1",
+        r"Fix the SQL and rerun",
+    ),
+    "steps-last-step-sql-error-dag-gate": op_case(
+        "data checks",
+        broken_sql_copy("features.sql", _TYPO),
+        lambda w: checks(w, scope="preflight", record=False, searchpath=w.root / "sql_copy"),
+        SQLTemplateError,
+        r"features\.sql: does not parse as GoogleSQL",
+        r"Fix the SQL and rerun",
+    ),
+    "steps-last-step-error-check-cli": cli_case(
+        "data checks",
+        both(contract(lambda raw: raw["checks"]["tables"]["features"].append(_RANK_MAX_1)), fresh_events),
+        lambda w: ["features", "--pipeline", str(w.pipeline), "--date", str(DAY)],
+        r"airflow-ml features: error: feature steps of 2026-03-31: 1 data check\(s\) failed, nothing was written"
+        r"\. \[range\(candidate_rank\)\] features\.candidate_rank",
+        r"Fix the SQL, or widen the range in checks\.tables\.features",
+    ),
+    "steps-last-step-error-check-dag-gate": op_case(
+        "data checks",
+        both(contract(lambda raw: raw["checks"]["tables"]["features"].append(_RANK_MAX_1)), fresh_events),
+        lambda w: checks(w, scope="preflight", record=False),
+        DataCheckError,
+        r"\[range\(candidate_rank\)\] features\.candidate_rank has \d+ value\(s\)",
+        r"Fix the SQL, or widen the range",
+    ),
+    "steps-gate-without-searchpath": op_case(
+        "configuration",
+        nothing,
+        lambda w: _checks_without_searchpath(w),
+        ContractError,
+        r"task 'checks': scope 'steps' reads the feature steps' SQL files from the DAG's template_searchpath",
+        r"Pass template_searchpath=",
+    ),
+    # --- model.py is checked before any data is exported ---------------------------------------
+    "model-py-transform-renames-feature": op_case(
+        "models",
+        hooks_file("def transform(df):\n    return df.rename(columns={'item_price': 'price'})\n"),
+        train,
+        ContractError,
+        r"model\.py: transform\(\) dropped or renamed column\(s\) item_price; it returned new column\(s\) price",
+        r"must return every column it is given",
+    ),
+    "model-py-transform-drops-features": op_case(
+        "models",
+        hooks_file("def transform(df):\n    return df.drop(columns=['user_events', 'item_views'])\n"),
+        train,
+        ContractError,
+        r"transform\(\) dropped or renamed column\(s\) user_events, item_views\.",
+        r"remove a feature from `features:` in pipeline\.yaml",
+    ),
+    "model-py-import-error": op_case(
+        "models",
+        hooks_file("import no_such_module_here\n"),
+        train,
+        ContractError,
+        r"model\.py: fails to import: ModuleNotFoundError: No module named 'no_such_module_here'",
+        r"Fix model\.py",
+    ),
+    "model-py-undocumented-hook-cli": cli_case(
+        "models",
+        hooks_file("def param(defaults):\n    return defaults\n"),
+        lambda w: [
+            "train",
+            "--pipeline",
+            str(w.pipeline),
+            "--date",
+            str(DAY),
+            "--no-promote",
+            "--artifacts",
+            str(w.root / "cli-artifacts"),
+        ],
+        r"airflow-ml train: error: .*model\.py: defines param, which are not documented hooks",
+        r"Offer only params",
+    ),
 }
+
+
+def _checks_without_searchpath(w: World) -> Any:
+    from airflow_ml_provider.operators.checks import DataCheckOperator
+
+    with DAG("reliability_checks_no_searchpath", schedule=None):
+        op = DataCheckOperator(task_id="checks", pipeline=str(w.pipeline), partition_date=str(DAY), scope="steps")
+    return op.execute(context("checks"))
+
 
 RESULTS: list[dict[str, Any]] = []
 
