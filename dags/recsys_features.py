@@ -18,9 +18,9 @@ rows. The data checks of the contract's `checks:` section guard the date: `sourc
 stops it before any step writes when the events are stale, duplicated or in the future, or
 when any step's new rows (computed with the steps they read, not yet written) fail a check
 or the SQL fails, so a date's steps are all-or-nothing; each step checks its own new
-rows (not_null, unique, accepted_values, range) again before publishing them; `data_checks` records every verdict of the date in `data_checks`. The
-`features` task emits the `recsys_features` asset that training and batch inference wait
-for.
+rows (not_null, unique, accepted_values, range) again before publishing them;
+`data_checks` records every verdict of the date in `data_checks`. The `features` task
+emits the `recsys_features` asset that training and batch inference wait for.
 
 **Owners:** SQL and the contract: data science (`sql/recsys/`, `pipeline.yaml`).
 This DAG: ML platform engineering. Backend: the `ml_platform_default` connection
