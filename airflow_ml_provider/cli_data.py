@@ -110,16 +110,20 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     Scores the date's candidates (the features must exist) with the champion or --model-version,
     replaces the date's partition of recommendations and records the attempt in
-    recommendation_runs (run id `cli__<timestamp>`).
+    recommendation_runs (run id `cli__<timestamp>` unless --run-id).
     """
     from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.inference import run_batch_inference
     from airflow_ml_provider.core.runs import utcnow
     from airflow_ml_provider.core.spec import load_spec
 
+    from airflow_ml_provider.core.registry import ModelRegistry
+
     spec = load_spec(args.pipeline)
     wh = warehouse(args)
-    run_id = f"cli__{utcnow():%Y%m%dT%H%M%S}"
+    # An unknown version is the user's typo: say so before any run row is written.
+    ModelRegistry(wh).resolve(args.model or spec.name, args.model_version)
+    run_id = args.run_id or f"cli__{utcnow():%Y%m%dT%H%M%S}"
     with progress(f"scoring the candidates of {args.date}"):
         run = run_batch_inference(
             wh,
@@ -250,6 +254,7 @@ def add_data_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     rec.add_argument("--model-version", default="champion", help="a version from `models list`, or champion")
     rec.add_argument("--model", help="model name (default: the contract's name)")
     rec.add_argument("--top-k", type=int, help="items per user (default: inference.top_k of the contract)")
+    rec.add_argument("--run-id", help="recorded in recommendation_runs (default: cli__<UTC timestamp>)")
     rec.add_argument("--json", action="store_true", help="print the run summary as JSON")
     rec.set_defaults(func=cmd_recommend)
 

@@ -300,6 +300,49 @@ def cli_case(area, setup, argv: Callable[[World], list[str]], names, fix) -> Cas
     return Case(area, setup, lambda w: cli(w, *argv(w)), CLIFailed, names, fix, raised=CLIFailed)
 
 
+def cli_raw(*argv: str, cwd: Path | None = None) -> Any:
+    """``airflow-ml`` with exactly ``argv`` (no --warehouse added), optionally from ``cwd`` with no DAGS_FOLDER."""
+    from airflow_ml_provider.cli import main
+
+    err = io.StringIO()
+    saved_cwd, saved_env = os.getcwd(), os.environ.pop("AIRFLOW__CORE__DAGS_FOLDER", None)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main([*argv, "-q"])
+    finally:
+        os.chdir(saved_cwd)
+        if saved_env is not None:
+            os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = saved_env
+    if code != 0:
+        raise CLIFailed(err.getvalue().strip())
+    return code
+
+
+def missing_warehouse(w: World) -> Any:
+    """``tables`` on a --warehouse that does not exist: an error, and no file (warehouse or lock) appears."""
+    folder = w.root / "empty"
+    folder.mkdir()
+    try:
+        return cli_raw("tables", "--warehouse", str(folder / "typo.duckdb"))
+    finally:
+        assert list(folder.iterdir()) == [], list(folder.iterdir())
+
+
+def project_without_contract(w: World) -> Any:
+    folder = w.root / "not-a-project"
+    folder.mkdir()
+    return cli_raw("features", "--date", str(DAY), "--warehouse", str(w.warehouse), cwd=folder)
+
+
+def project_with_two_contracts(w: World) -> Any:
+    for name in ("recsys", "churn"):
+        (w.root / "two" / "dags" / name).mkdir(parents=True)
+        (w.root / "two" / "dags" / name / "pipeline.yaml").write_text(w.pipeline.read_text())
+    return cli_raw("features", "--date", str(DAY), "--warehouse", str(w.warehouse), cwd=w.root / "two")
+
+
 _BROKEN_YAML = 'name: recsys\nowners:\n  data_science: ["@ds"\n  engineering: ["@eng"]\n'
 _INJECTION = "features; DROP TABLE events; --"
 
@@ -1097,6 +1140,93 @@ CASES: dict[str, Case] = {
         ],
         r"airflow-ml train: error: .*model\.py: defines param, which are not documented hooks",
         r"Offer only params",
+    ),
+    # --- the command line a new user meets ------------------------------------------------------
+    "cli-warehouse-path-missing": Case(
+        "cli",
+        nothing,
+        missing_warehouse,
+        CLIFailed,
+        r"airflow-ml tables: error: --warehouse .*typo\.duckdb: no such warehouse file",
+        r"Check the path, or create one with `airflow-ml seed-demo --warehouse",
+        raised=CLIFailed,
+    ),
+    "cli-no-contract-in-project": Case(
+        "cli",
+        nothing,
+        project_without_contract,
+        CLIFailed,
+        r"airflow-ml features: error: no pipeline\.yaml found: looked for dags/\*/pipeline\.yaml in .*not-a-project",
+        r"Pass --pipeline PATH, run the command from your project, or create one with `airflow-ml init NAME`",
+        raised=CLIFailed,
+    ),
+    "cli-two-contracts-in-project": Case(
+        "cli",
+        nothing,
+        project_with_two_contracts,
+        CLIFailed,
+        r"airflow-ml features: error: 2 pipelines found in .*dags/churn/pipeline\.yaml, .*dags/recsys/pipeline\.yaml",
+        r"Pass --pipeline with the one you mean",
+        raised=CLIFailed,
+    ),
+    "cli-recommendations-unknown-user": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["recommendations", "--date", str(DAY), "--user", "u_nobody", "--json"],
+        r"airflow-ml recommendations: error: user 'u_nobody' has no recommendations for 2026-03-31",
+        r"Check the id",
+    ),
+    "cli-recommendations-date-without-run": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["recommendations", "--date", "2026-03-01"],
+        r"airflow-ml recommendations: error: no successful recommendation run for 2026-03-01",
+        r"`airflow-ml recommend --date 2026-03-01`",
+    ),
+    "cli-recommend-unknown-model-version": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["recommend", "--pipeline", str(w.pipeline), "--date", str(DAY), "--model-version", "v404"],
+        r"airflow-ml recommend: error: model 'recsys' has no version 'v404'",
+        r"`airflow-ml models list`",
+    ),
+    "cli-models-promote-unknown-version": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["models", "promote", "v404", "--pipeline", str(w.pipeline)],
+        r"airflow-ml models: error: model 'recsys' has no version 'v404'",
+        r"`airflow-ml models list`",
+    ),
+    "cli-models-promote-without-version": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["models", "promote", "--pipeline", str(w.pipeline)],
+        r"airflow-ml models: error: models promote needs a VERSION",
+        r"one of `airflow-ml models list`",
+    ),
+    "cli-models-list-unknown-model": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["models", "list", "--model", "recsys_typo", "--json"],
+        r"airflow-ml models: error: no model named 'recsys_typo' is registered",
+        r"Check --model",
+    ),
+    "cli-check-preflight-sql-error": cli_case(
+        "cli",
+        broken_sql_copy("candidates.sql", "SELECT user_id FROM {{ source('events') }} GROUP BY\n"),
+        lambda w: [
+            "check",
+            "--pipeline",
+            str(w.pipeline),
+            "--date",
+            str(DAY),
+            "--scope",
+            "preflight",
+            "--sql-dir",
+            str(w.root / "sql_copy"),
+        ],
+        r"airflow-ml check: error: .*candidates\.sql: does not parse as GoogleSQL",
+        r"Fix the SQL and rerun",
     ),
 }
 
