@@ -114,10 +114,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     """
     from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.inference import run_batch_inference
+    from airflow_ml_provider.core.registry import ModelRegistry
     from airflow_ml_provider.core.runs import utcnow
     from airflow_ml_provider.core.spec import load_spec
-
-    from airflow_ml_provider.core.registry import ModelRegistry
 
     spec = load_spec(args.pipeline)
     wh = warehouse(args)

@@ -115,6 +115,13 @@ _KEY = ("run_id", "try_number")
 #: no batch inference of this provider runs that long, and a killed one never updates its row.
 LOST_AFTER = dt.timedelta(hours=12)
 
+#: The status to show for a recommendation_runs row (needs ``@stale_before`` = now - LOST_AFTER):
+#: ``running`` becomes ``lost`` when a newer attempt of the date started or it is that old.
+DISPLAYED_STATUS = (
+    "CASE WHEN status = 'running' AND (started_at < MAX(started_at) OVER (PARTITION BY prediction_date) "
+    "OR started_at < @stale_before) THEN 'lost' ELSE status END"
+)
+
 
 def runs_of_date(warehouse: Warehouse, day: dt.date, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """The attempts of ``day``, newest first, with ``running`` shown as ``lost`` where its task cannot still run.
@@ -125,9 +132,7 @@ def runs_of_date(warehouse: Warehouse, day: dt.date, *, now: dt.datetime | None 
     """
     stale_before = (now or utcnow()) - LOST_AFTER
     sql = (
-        f"SELECT {', '.join(c for c in RUN_COLUMNS if c != 'status')},\n"
-        "  CASE WHEN status = 'running' AND (started_at < MAX(started_at) OVER (PARTITION BY prediction_date)\n"
-        "    OR started_at < @stale_before) THEN 'lost' ELSE status END AS status\n"
+        f"SELECT {', '.join(c for c in RUN_COLUMNS if c != 'status')},\n  {DISPLAYED_STATUS} AS status\n"
         "FROM recommendation_runs WHERE prediction_date = @d\nORDER BY started_at DESC, try_number DESC"
     )
     if not warehouse.table_exists("recommendation_runs"):
