@@ -53,7 +53,7 @@ def add_check_parser(
     sub: Any, common: argparse.ArgumentParser, pipeline: Path | None, date: Callable[[str], Any]
 ) -> None:
     """Register ``check`` on the ``airflow-ml`` subcommands."""
-    from airflow_ml_provider.core.data_checks import SCOPES
+    from airflow_ml_provider.core.check_scopes import SCOPES
 
     check = sub.add_parser(
         "check",

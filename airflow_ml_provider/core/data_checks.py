@@ -17,10 +17,7 @@ if TYPE_CHECKING:
     from airflow_ml_provider.core.spec import PipelineSpec
     from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 
-#: What ``DataCheckOperator`` / ``airflow-ml check`` may scope a run to: ``steps`` checks the rows
-#: every feature step WOULD write (nothing is written, see core.preflight); ``preflight`` is
-#: ``events`` + ``steps``, the gate before a date's first step publishes.
-SCOPES = ("all", "events", "tables", "steps", "preflight")
+from airflow_ml_provider.core.check_scopes import SCOPES
 
 
 def run_checks(
