@@ -77,7 +77,9 @@ def cmd_features(args: argparse.Namespace) -> int:
     results = []
     for day in dates:
         with progress(f"building the features of {day}"):
-            results += build_features(wh, spec, args.sql_dir, [day], labels=args.labels, on_step=report)
+            results += build_features(
+                wh, spec, args.sql_dir, [day], labels=args.labels, on_step=report, check_first=True
+            )
     log.info("Wrote %d partitions in %.1fs", len(results), time.monotonic() - started)
     if args.json:
         print_json([r.as_dict() for r in results])

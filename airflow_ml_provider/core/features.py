@@ -47,13 +47,15 @@ def build_features(
     *,
     labels: bool = False,
     on_step: Callable[[WriteResult], None] | None = None,
-    check_first: bool = True,
+    check_first: bool = False,
 ) -> list[WriteResult]:
     """Run every feature step (and optionally the label step) for each date, in order.
 
-    With ``check_first`` a date's feature steps are all-or-nothing: every step's new rows are
-    computed and checked (``core.preflight``) before the first one is written, so a SQL error
-    or a failed ``error`` check in a later step leaves every table of that date as it was.
+    With ``check_first`` (``airflow-ml features`` sets it) a date's feature steps are
+    all-or-nothing: every step's new rows are computed and checked (``core.preflight``) before
+    the first one is written, so a SQL error or a failed ``error`` check in a later step leaves
+    every table of that date as it was. It costs a second computation of every step, so bulk
+    history builds (train --build-features, fixtures, benches) leave it off.
     """
     from airflow_ml_provider.core.checks import log_results, raise_on_errors
     from airflow_ml_provider.core.preflight import check_steps_before_publish

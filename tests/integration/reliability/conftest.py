@@ -85,8 +85,7 @@ def build_world(root: Path) -> World:
         wh.replace_table(name, getattr(demo, name))
     spec = load_spec(w.pipeline)
     train_dates, valid_dates = spec.training_dates(DAY)
-    # The history without the all-or-nothing gate (it doubles the fixture's time); DAY with it.
-    build_features(wh, spec, SQL_DIR, [*train_dates, *valid_dates], labels=True, check_first=False)
+    build_features(wh, spec, SQL_DIR, [*train_dates, *valid_dates], labels=True)
     build_features(wh, spec, SQL_DIR, [DAY])
     data = wh.export_parquet(training_data_sql(spec), training_params(spec, DAY), (root / "data").as_uri())
     hooks = load_hooks(w.pipeline.parent / "model.py")
