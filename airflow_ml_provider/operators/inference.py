@@ -10,7 +10,11 @@ from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from airflow.sdk import Context
+
+    from airflow_ml_provider.core.warehouse import Warehouse
 
 
 class BatchRecommendOperator(MLPlatformOperator):
@@ -82,6 +86,23 @@ class BatchRecommendOperator(MLPlatformOperator):
         )
         keys = ("prediction_date", "model_name", "model_version", "users", "rows_written", "candidates", "coverage")
         return {k: (str(run[k]) if k == "prediction_date" else run[k]) for k in keys}
+
+    def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
+        """Resolve and load the model, score the day's candidates, replace the partition (no run row)."""
+        from airflow_ml_provider.core.inference import recommend_day
+
+        return recommend_day(
+            warehouse,
+            self.spec,
+            day,
+            run_id,
+            run,
+            model_version=self.model_version,
+            model_name=self.model_name,
+            top_k=self.top_k,
+            read_text=self.read_artifact,
+            logger=self.log,
+        )
 
     def read_artifact(self, uri: str) -> str:
         """A model artifact's text through ObjectStoragePath, with the connection's credentials."""
