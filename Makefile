@@ -67,7 +67,7 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@./scripts/dags-test.sh recsys_drift $(DEMO_DATE)
 	@echo "==> realized outcomes: serve $(OUTCOME_FROM)..$(OUTCOME_TO), then judge each date's lists (and the global popularity list) on the 7 days after it"
 	@$(BIN)/airflow-ml recommend --date $(OUTCOME_FROM) --to $(OUTCOME_TO) > $(AIRFLOW_HOME)/recommend.log 2>&1 || (tail -30 $(AIRFLOW_HOME)/recommend.log; exit 1)
-	@grep -oE "Wrote [0-9]+ recommendations [^[]*" $(AIRFLOW_HOME)/recommend.log | sed -e 's/ *$$//' -e 's/^/    /'
+	@grep -E "^Recommendations for" $(AIRFLOW_HOME)/recommend.log | sed -e 's/^/    /'
 	@./scripts/dags-test.sh recsys_outcomes $(OUTCOMES_RUN)
 	@$(BIN)/airflow-ml outcomes --date $(OUTCOME_FROM) --to $(OUTCOME_TO) -q
 	@echo "==> models (ndcg@10 end-to-end of the model vs the global popularity list on the held-out test window, and candidate recall)"

@@ -20,7 +20,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     checks print and exit 0. With --record the results replace the date's partition of
     data_checks (only when no error check failed, as in the DAG).
     """
-    from airflow_ml_provider.cli import _warehouse
+    from airflow_ml_provider.cli_common import warehouse as _warehouse
     from airflow_ml_provider.core.checks import DataCheckError, raise_on_errors
     from airflow_ml_provider.core.data_checks import record_checks, run_checks
     from airflow_ml_provider.core.runs import utcnow
@@ -30,7 +30,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     warehouse = _warehouse(args)
     checked_at = utcnow()
     log.info("Checking %s data for %s on %r (contract %s)", spec.name, args.date, warehouse, args.pipeline)
-    results = run_checks(warehouse, spec, args.date, checked_at, scope=args.scope)
+    sql_dirs = [args.sql_dir] if args.sql_dir else []
+    results = run_checks(warehouse, spec, args.date, checked_at, scope=args.scope, sql_dirs=sql_dirs)
     if args.json:
         failed = [r for r in results if r.failed]
         print(json.dumps({"date": args.date.isoformat(), "ok": not failed, "checks": [r.as_dict() for r in results]}))
@@ -48,9 +49,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_check_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Path, date: Callable[[str], Any]) -> None:
+def add_check_parser(
+    sub: Any, common: argparse.ArgumentParser, pipeline: Path | None, date: Callable[[str], Any]
+) -> None:
     """Register ``check`` on the ``airflow-ml`` subcommands."""
-    from airflow_ml_provider.core.data_checks import SCOPES
+    from airflow_ml_provider.core.check_scopes import SCOPES
 
     check = sub.add_parser(
         "check",
@@ -60,9 +63,18 @@ def add_check_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Path, 
         epilog="Examples:\n  airflow-ml check --date 2026-03-31\n  airflow-ml check --date 2026-03-31 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument("--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)")
+    check.add_argument(
+        "--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the current project's, discovered)"
+    )
+    check.add_argument("--sql-dir", type=Path, help="folder of the steps' SQL files, for --scope steps/preflight")
     check.add_argument("--date", type=date, required=True, help="as-of date to check (YYYY-MM-DD)")
-    check.add_argument("--scope", choices=SCOPES, default="all", help="events, tables (step partitions) or all")
+    check.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default="all",
+        help="events, tables (published step partitions), all (both), steps (every step's would-be rows, "
+        "nothing written) or preflight (events + steps)",
+    )
     check.add_argument("--record", action="store_true", help="write the results to the data_checks table")
     check.add_argument("--json", action="store_true", help='print {"date", "ok", "checks": [...]}')
     check.set_defaults(func=cmd_check)

@@ -21,7 +21,7 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     to the popularity list's. A date whose horizon has not passed yet is refused, naming the day
     it becomes ready; nothing is written for it (dates before it in a range stay written).
     """
-    from airflow_ml_provider.cli import _warehouse
+    from airflow_ml_provider.cli_common import warehouse as _warehouse
     from airflow_ml_provider.core.features import date_range, render_sql_file
     from airflow_ml_provider.core.outcomes import OUTCOMES_SQL, POPULARITY_SQL, evaluate_outcomes, headline
     from airflow_ml_provider.core.spec import load_spec
@@ -66,7 +66,9 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def add_outcomes_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Path, date: Callable[[str], Any]) -> None:
+def add_outcomes_parser(
+    sub: Any, common: argparse.ArgumentParser, pipeline: Path | None, date: Callable[[str], Any]
+) -> None:
     """Register ``outcomes`` on the ``airflow-ml`` subcommands."""
     outcomes = sub.add_parser(
         "outcomes",
@@ -77,7 +79,7 @@ def add_outcomes_parser(sub: Any, common: argparse.ArgumentParser, pipeline: Pat
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     outcomes.add_argument(
-        "--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the recsys reference)"
+        "--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the current project's, discovered)"
     )
     outcomes.add_argument("--sql-dir", type=Path, help="folder of recsys/outcomes.sql (default: ROOT/sql beside dags/)")
     outcomes.add_argument("--date", type=date, required=True, help="served prediction date to judge (YYYY-MM-DD)")

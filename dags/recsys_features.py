@@ -15,11 +15,12 @@ steps named in `dags/recsys/pipeline.yaml`:
 
 Every write replaces its partition atomically, so reruns and backfills never duplicate
 rows. The data checks of the contract's `checks:` section guard the date: `source_checks`
-stops it before any step writes when the events are stale, duplicated or in the future;
-each step checks its own new rows (not_null, unique, accepted_values, range) before
-publishing them; `data_checks` records every verdict of the date in `data_checks`. The
-`features` task emits the `recsys_features` asset that training and batch inference wait
-for.
+stops it before any step writes when the events are stale, duplicated or in the future, or
+when any step's new rows (computed with the steps they read, not yet written) fail a check
+or the SQL fails, so a date's steps are all-or-nothing; each step checks its own new
+rows (not_null, unique, accepted_values, range) again before publishing them;
+`data_checks` records every verdict of the date in `data_checks`. The `features` task
+emits the `recsys_features` asset that training and batch inference wait for.
 
 **Owners:** SQL and the contract: data science (`sql/recsys/`, `pipeline.yaml`).
 This DAG: ML platform engineering. Backend: the `ml_platform_default` connection
@@ -53,7 +54,9 @@ with DAG(
     default_args={"pipeline": str(PIPELINE), "retries": 2, "retry_delay": timedelta(minutes=1)},
     tags=["ml", "recsys", "features"],
 ):
-    source_checks = DataCheckOperator(task_id="source_checks", scope="events", record=False)
+    # The events, then every step's new rows computed and checked before any step writes:
+    # a failure anywhere leaves every table of the date as it was (all-or-nothing).
+    source_checks = DataCheckOperator(task_id="source_checks", scope="preflight", record=False)
     user_features = FeatureExtractOperator(task_id="user_features", table="user_features")
     item_features = FeatureExtractOperator(task_id="item_features", table="item_features")
     candidates = FeatureExtractOperator(task_id="candidates", table="candidates")

@@ -182,6 +182,22 @@ class DuckDBWarehouse(Warehouse):
             raise TableNotFoundError(f"table {self.schema}.{table} does not exist in {self.path}.")
         return cols
 
+    def all_table_columns(self) -> dict[str, dict[str, str]]:
+        # One connection for the lot: opening the file is what costs on a read (tens of ms each).
+        with self.connect(read_only=True) as con:
+            rows = con.execute(
+                "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns AS c "
+                "JOIN information_schema.tables AS t ON t.table_catalog = c.table_catalog "
+                "AND t.table_schema = c.table_schema AND t.table_name = c.table_name "
+                "WHERE c.table_catalog = current_database() AND c.table_schema = $schema "
+                "AND t.table_type = 'BASE TABLE' ORDER BY c.table_name, c.ordinal_position",
+                {"schema": self.schema},
+            ).fetchall()
+        out: dict[str, dict[str, str]] = {}
+        for table, name, dtype in rows:
+            out.setdefault(table, {})[name] = dtype
+        return out
+
     def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
         rows = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog "

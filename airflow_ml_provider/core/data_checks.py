@@ -7,6 +7,8 @@ rows before publishing (``Warehouse.replace_partition_checked``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from airflow_ml_provider.core.checks import CHECK_COLUMNS, CheckResult, check_rows, event_check_query, table_check_query
@@ -15,8 +17,7 @@ if TYPE_CHECKING:
     from airflow_ml_provider.core.spec import PipelineSpec
     from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
 
-#: What ``DataCheckOperator`` / ``airflow-ml check`` may scope a run to.
-SCOPES = ("all", "events", "tables")
+from airflow_ml_provider.core.check_scopes import SCOPES
 
 
 def run_checks(
@@ -27,16 +28,18 @@ def run_checks(
     *,
     scope: str = "all",
     partition_column: str = "as_of_date",
+    sql_dirs: Sequence[Path] = (),
 ) -> list[CheckResult]:
-    """Every check of ``scope`` for ``as_of``: one aggregation for the events, one per published step table.
+    """Every check of ``scope`` for ``as_of``: one aggregation for the events, one per step table.
 
-    A step table that does not exist yet or has no partition for the date is reported as
-    a ``skipped`` row (its own step checks it before writing).
+    ``tables``: a published step table that does not exist yet or has no partition for the date
+    is reported as a ``skipped`` row (its own step checks it before writing). ``steps`` reads the
+    steps' SQL files from ``sql_dirs``.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     results: list[CheckResult] = []
-    if scope in ("all", "events"):
+    if scope in ("all", "events", "preflight"):
         query = event_check_query(spec, as_of, checked_at)
         if query is not None:
             rows = warehouse.query(query.sql, query.params, source=f"data checks of {query.table}").to_pylist()
@@ -55,6 +58,10 @@ def run_checks(
                 results.append(_skipped(step.table, f"{step.table} has no partition {partition_column}={as_of}"))
                 continue
             results += query.evaluate(row)
+    if scope in ("steps", "preflight"):
+        from airflow_ml_provider.core.preflight import check_steps_before_publish
+
+        results += check_steps_before_publish(warehouse, spec, sql_dirs, as_of)
     return results
 
 

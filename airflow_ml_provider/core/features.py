@@ -57,12 +57,22 @@ def build_features(
     *,
     labels: bool = False,
     on_step: Callable[[WriteResult], None] | None = None,
+    check_first: bool = False,
 ) -> list[WriteResult]:
     """Run every feature step (and optionally the label step) for each date, in order.
 
     With ``labels``, a date whose label horizon has not passed is refused before anything is
     written (``HorizonNotPassedError`` names the day it becomes ready).
+
+    With ``check_first`` (``airflow-ml features`` sets it) a date's feature steps are
+    all-or-nothing: every step's new rows are computed and checked (``core.preflight``) before
+    the first one is written, so a SQL error or a failed ``error`` check in a later step leaves
+    every table of that date as it was. It costs a second computation of every step, so bulk
+    history builds (train --build-features, fixtures, benches) leave it off.
     """
+    from airflow_ml_provider.core.checks import log_results, raise_on_errors
+    from airflow_ml_provider.core.preflight import check_steps_before_publish
+
     steps = [*spec.steps, *([spec.label.step] if labels else [])]
     dates = list(dates)
     if labels and dates:
@@ -71,6 +81,10 @@ def build_features(
         require_horizon_passed(warehouse, spec, max(dates), f"labels ({spec.label.step.table})")
     results = []
     for as_of in dates:
+        if check_first:
+            checked = check_steps_before_publish(warehouse, spec, [sql_dir], as_of)
+            log_results([r for r in checked if r.status != "pass"], log)
+            raise_on_errors(checked, f"feature steps of {as_of}")
         for step in steps:
             result = warehouse.replace_partition(
                 step.table,

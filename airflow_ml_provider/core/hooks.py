@@ -77,7 +77,7 @@ def load_hooks(path: str | Path | None) -> ModelHooks:
             raise HooksError(f"{p}: {name} must take exactly one argument: {HOOKS[name]}.")
     return ModelHooks(
         params=_checked(public.get("params", DEFAULT_HOOKS.params), dict, p, "params"),
-        transform=_checked(public.get("transform", DEFAULT_HOOKS.transform), pd.DataFrame, p, "transform"),
+        transform=_keeps_columns(_checked(public.get("transform", _identity), pd.DataFrame, p, "transform"), p),
         source_sha256=hashlib.sha256(source.encode()).hexdigest(),
         source=source,
     )
@@ -108,3 +108,45 @@ def _checked(fn: Callable[[Any], Any], kind: type, path: Path, name: str) -> Cal
         return result
 
     return wrapper
+
+
+Frames = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def _identity(df: pd.DataFrame) -> pd.DataFrame:
+    return df
+
+
+def _keeps_columns(transform: Frames, path: Path) -> Frames:
+    """Wrap ``transform`` so dropping or renaming a column it was given blames transform() and names them."""
+
+    def wrapper(df: pd.DataFrame) -> pd.DataFrame:
+        given = list(df.columns)  # read first: transform may edit df in place
+        result = transform(df)
+        missing = [c for c in given if c not in result.columns]
+        if missing:
+            added = [c for c in result.columns if c not in given]
+            renamed = f"; it returned new column(s) {', '.join(added)} instead" if added else ""
+            raise HooksError(
+                f"{path}: transform() dropped or renamed column(s) {', '.join(missing)}{renamed}. transform() must "
+                "return every column it is given (the declared features, keys and label); add new columns "
+                "beside them, or remove a feature from `features:` in pipeline.yaml."
+            )
+        return result
+
+    return wrapper
+
+
+_EMPTY_DTYPES = {"STRING": "object", "INT64": "Int64", "FLOAT64": "float64", "BOOL": "boolean", "DATE": "object"}
+
+
+def check_hooks(path: str | Path | None, columns: dict[str, str]) -> ModelHooks:
+    """Import model.py and run transform() on an empty frame of ``columns`` (name -> GoogleSQL type).
+
+    Called before any data is exported, so a broken model.py fails in seconds with its own error.
+    """
+    hooks = load_hooks(path)
+    if path is not None:
+        empty = pd.DataFrame({name: pd.Series(dtype=_EMPTY_DTYPES.get(t, "object")) for name, t in columns.items()})
+        hooks.transform(empty)
+    return hooks

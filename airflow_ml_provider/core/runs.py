@@ -109,3 +109,33 @@ def finish_run(warehouse: Warehouse, row: Mapping[str, Any]) -> None:
 
 
 _KEY = ("run_id", "try_number")
+
+
+#: A ``running`` attempt older than this is shown as ``lost`` even with no newer attempt:
+#: no batch inference of this provider runs that long, and a killed one never updates its row.
+LOST_AFTER = dt.timedelta(hours=12)
+
+#: The status to show for a recommendation_runs row (needs ``@stale_before`` = now - LOST_AFTER):
+#: ``running`` becomes ``lost`` when a newer attempt of the date started or it is that old.
+DISPLAYED_STATUS = (
+    "CASE WHEN status = 'running' AND (started_at < MAX(started_at) OVER (PARTITION BY prediction_date) "
+    "OR started_at < @stale_before) THEN 'lost' ELSE status END"
+)
+
+
+def runs_of_date(warehouse: Warehouse, day: dt.date, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The attempts of ``day``, newest first, with ``running`` shown as ``lost`` where its task cannot still run.
+
+    A ``running`` row is lost when a newer attempt of the date started after it (Airflow runs one
+    try of a task at a time; a later run replaced the partition) or it started over
+    ``LOST_AFTER`` ago. The CLI and the UI show this status; the table keeps what was written.
+    """
+    stale_before = (now or utcnow()) - LOST_AFTER
+    sql = (
+        f"SELECT {', '.join(c for c in RUN_COLUMNS if c != 'status')},\n  {DISPLAYED_STATUS} AS status\n"
+        "FROM recommendation_runs WHERE prediction_date = @d\nORDER BY started_at DESC, try_number DESC"
+    )
+    if not warehouse.table_exists("recommendation_runs"):
+        return []
+    params = {"d": day, "stale_before": stale_before}
+    return warehouse.query(sql, params, source="recommendation_runs of a date").to_pylist()

@@ -8,32 +8,42 @@ from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.core.warehouse import Warehouse
 
 #: Columns the provider partitions tables by, in the order they are looked for.
-PARTITION_COLUMNS = ("as_of_date", "prediction_date", "logical_date")
+PARTITION_COLUMNS = ("as_of_date", "prediction_date", "logical_date", "check_date")
 
 
 def describe_tables(warehouse: Warehouse) -> list[dict[str, Any]]:
-    """One row per table: name, rows, and the partition count and range where partitioned."""
-    out = []
-    for table in warehouse.list_tables():
+    """One row per table: name, rows, and the partition count and range where partitioned.
+
+    Two round trips whatever the number of tables: the columns of all tables, then one
+    UNION ALL of per-table counts (a read command must stay fast on a laptop).
+    """
+    columns = warehouse.all_table_columns()
+    parts: dict[str, str | None] = {}
+    selects = []
+    for table in sorted(columns):
         validate_identifier(table)
-        cols = warehouse.table_columns(table)
-        part = next((c for c in PARTITION_COLUMNS if c in cols), None)
+        part = next((c for c in PARTITION_COLUMNS if c in columns[table]), None)
+        parts[table] = part
         if part:
-            sql = (
-                f"SELECT COUNT(*) AS row_count, COUNT(DISTINCT {part}) AS partitions, "
-                f"MIN({part}) AS first_partition, MAX({part}) AS last_partition FROM {table}"
+            stats = (
+                f"COUNT(DISTINCT {part}) AS partitions, CAST(MIN({part}) AS DATE) AS first_partition, "
+                f"CAST(MAX({part}) AS DATE) AS last_partition"
             )
         else:
-            sql = f"SELECT COUNT(*) AS row_count, 0 AS partitions FROM {table}"
-        stats = warehouse.query(sql, source=f"summary of {table}").to_pylist()[0]
-        out.append(
-            {
-                "table": table,
-                "rows": stats["row_count"],
-                "partition_column": part,
-                "partitions": stats["partitions"],
-                "first_partition": stats.get("first_partition"),
-                "last_partition": stats.get("last_partition"),
-            }
-        )
-    return out
+            stats = "0 AS partitions, CAST(NULL AS DATE) AS first_partition, CAST(NULL AS DATE) AS last_partition"
+        selects.append(f"SELECT '{table}' AS table_name, COUNT(*) AS row_count, {stats} FROM {table}")
+    if not selects:
+        return []
+    rows = warehouse.query("\nUNION ALL\n".join(selects), source="summary of the tables").to_pylist()
+    by_table = {r["table_name"]: r for r in rows}
+    return [
+        {
+            "table": table,
+            "rows": by_table[table]["row_count"],
+            "partition_column": parts[table],
+            "partitions": by_table[table]["partitions"],
+            "first_partition": by_table[table]["first_partition"] if parts[table] else None,
+            "last_partition": by_table[table]["last_partition"] if parts[table] else None,
+        }
+        for table in sorted(columns)
+    ]

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.identifiers import validate_identifier
@@ -38,6 +39,20 @@ JOIN {validate_identifier(spec.label.step.table)} AS l
   ON l.as_of_date = f.as_of_date AND l.{user} = f.{user} AND l.{item} = f.{item}
 WHERE (f.as_of_date BETWEEN @train_start AND @train_end)
    OR (f.as_of_date BETWEEN @validation_start AND @validation_end)"""
+
+
+def training_columns(spec: PipelineSpec) -> dict[str, str]:
+    """The columns ``training_data_sql`` returns (name -> GoogleSQL type), what model.py's transform() gets."""
+    keys = {"as_of_date": "DATE", spec.entities.user: "STRING", spec.entities.item: "STRING"}
+    return {**keys, **{f.name: f.type for f in spec.features}, "label": "FLOAT64"}
+
+
+def check_model_hooks(spec: PipelineSpec, pipeline: str | Path) -> None:
+    """Import the contract's model.py and try its hooks before any data is exported (no-op without one)."""
+    from airflow_ml_provider.core.hooks import check_hooks
+
+    if spec.model.hooks:
+        check_hooks(Path(pipeline).parent / spec.model.hooks, training_columns(spec))
 
 
 def truth_data_sql(spec: PipelineSpec) -> str | None:

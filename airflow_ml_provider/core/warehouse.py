@@ -88,6 +88,10 @@ class Warehouse(ABC):
     def table_columns(self, table: str) -> dict[str, str]:
         """Column name -> warehouse type of an existing table, in table order."""
 
+    def all_table_columns(self) -> dict[str, dict[str, str]]:
+        """Every table's columns (name -> type), by table; a backend may do it in one round trip."""
+        return {table: self.table_columns(table) for table in self.list_tables()}
+
     def ensure_table(self, ddl: str, *, source: str = "<ddl>") -> None:
         """Create a table or view from GoogleSQL DDL unless it exists (``IF NOT EXISTS``)."""
         from airflow_ml_provider.core.sql import check_create_if_not_exists

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.links.bigquery import BigQueryTableLink
@@ -20,7 +21,10 @@ class DataCheckOperator(MLPlatformOperator):
 
     :param partition_date: the as-of date to check.
     :param scope: ``events`` (the source, e.g. before the feature steps), ``tables`` (the
-        published step partitions) or ``all``.
+        published step partitions), ``all`` (both), ``steps`` (the rows every feature step would
+        write, computed and checked without writing: SQL files from the DAG's
+        ``template_searchpath``) or ``preflight`` (``events`` + ``steps``: the gate that makes a
+        date's feature steps all-or-nothing).
     :param record: write the results to ``data_checks`` (a gate before the steps need not).
     """
 
@@ -38,19 +42,27 @@ class DataCheckOperator(MLPlatformOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml_provider.core.checks import log_results, raise_on_errors
-        from airflow_ml_provider.core.data_checks import record_checks, run_checks
+        from airflow_ml_provider.core.data_checks import SCOPES, record_checks, run_checks
         from airflow_ml_provider.core.runs import utcnow
         from airflow_ml_provider.exceptions import ContractError
 
         with self.fail_fast():
             day = parse_date(self.partition_date, "partition_date")
-            if self.scope not in ("all", "events", "tables"):
+            if self.scope not in SCOPES:
                 raise ContractError(
-                    f"task {self.task_id!r}: scope must be one of all, events, tables, got {self.scope!r}."
+                    f"task {self.task_id!r}: scope must be one of {', '.join(SCOPES)}, got {self.scope!r}."
                 )
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
             checked_at = utcnow()
-            results = run_checks(warehouse, self.spec, day, checked_at, scope=self.scope)
+            searchpath = getattr(self.dag, "template_searchpath", None) or []
+            sql_dirs = [Path(p) for p in ([searchpath] if isinstance(searchpath, str) else searchpath)]
+            if self.scope in ("steps", "preflight") and not sql_dirs:
+                raise ContractError(
+                    f"task {self.task_id!r}: scope {self.scope!r} reads the feature steps' SQL files from the "
+                    "DAG's template_searchpath, which is not set. Pass template_searchpath=[<your sql folder>] "
+                    "to the DAG."
+                )
+            results = run_checks(warehouse, self.spec, day, checked_at, scope=self.scope, sql_dirs=sql_dirs)
             log_results(results, self.log)
             raise_on_errors(results, f"data checks of {day}")
             if self.record:

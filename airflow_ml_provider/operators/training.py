@@ -12,6 +12,7 @@ from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.envelope import ENVELOPE_FILE, Envelope, parse_envelope
 from airflow_ml_provider.core.training import (
     TrainingJob,
+    check_model_hooks,
     model_version,
     training_data_sql,
     training_params,
@@ -169,6 +170,7 @@ class TrainModelOperator(MLPlatformOperator):
         # The trainer scores the current champion on this run's validation rows for the gate.
         champion = self.registry.champion(name)
         if export:
+            check_model_hooks(spec, str(self.pipeline))  # a broken model.py fails before any data moves
             self.log.info(
                 "Training %s %s: train %s..%s, validate %s..%s",
                 name,

@@ -93,12 +93,12 @@ def drift(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
     return op.execute(context("drift", run_id=run_id))
 
 
-def checks(w: World, run_id: str = "bad-input", **kwargs: Any) -> Any:
+def checks(w: World, run_id: str = "bad-input", searchpath: Path = SQL_DIR, **kwargs: Any) -> Any:
     """DataCheckOperator (recsys_features' gate and its closing record)."""
     from airflow_ml_provider.operators.checks import DataCheckOperator
 
     kwargs.setdefault("partition_date", str(DAY))
-    with DAG("reliability_checks", schedule=None):
+    with DAG("reliability_checks", schedule=None, template_searchpath=[str(searchpath)]):
         op = DataCheckOperator(task_id="checks", pipeline=str(w.pipeline), **kwargs)
     return op.execute(context("checks", run_id=run_id))
 
@@ -203,6 +203,52 @@ def connection(**extra: Any) -> Callable[[World], None]:
     return apply
 
 
+def broken_sql_copy(name: str, text: str) -> Callable[[World], None]:
+    """A copy of the repo's sql/ folder at ROOT/sql_copy with one step file replaced, and fresh events on DAY.
+
+    The fresh events make every step WOULD write a different partition, so an unchanged
+    checksum proves the earlier steps did not publish.
+    """
+
+    def apply(w: World) -> None:
+        import shutil
+
+        shutil.copytree(SQL_DIR, w.root / "sql_copy")
+        (w.root / "sql_copy" / "recsys" / name).write_text(text)
+        fresh_events(w)
+
+    return apply
+
+
+def fresh_events(w: World) -> None:
+    """300 more events at noon of DAY (DAY is fixed, so the timestamp is a literal)."""
+    sql(
+        "INSERT INTO events SELECT * REPLACE (TIMESTAMP '2026-03-31 12:00:00+00' AS event_ts) "
+        "FROM events ORDER BY event_ts LIMIT 300"
+    )(w)
+
+
+def both(*setups: Callable[[World], None]) -> Callable[[World], None]:
+    def apply(w: World) -> None:
+        for setup in setups:
+            setup(w)
+
+    return apply
+
+
+def hooks_file(body: str) -> Callable[[World], None]:
+    """Replace the contract's model.py (beside the copy's pipeline.yaml)."""
+
+    def apply(w: World) -> None:
+        (w.pipeline.parent / "model.py").write_text(body)
+
+    return apply
+
+
+_TYPO = "SELECT user_id, item_id FROM {{ ref('candidates') }} WHER 1 = 1\n"
+_RANK_MAX_1 = {"check": "range", "column": "candidate_rank", "max": 1}
+
+
 def nothing(w: World) -> None:
     return None
 
@@ -252,6 +298,49 @@ def op_case(area, setup, run, error, names, fix, **kw) -> Case:
 
 def cli_case(area, setup, argv: Callable[[World], list[str]], names, fix) -> Case:
     return Case(area, setup, lambda w: cli(w, *argv(w)), CLIFailed, names, fix, raised=CLIFailed)
+
+
+def cli_raw(*argv: str, cwd: Path | None = None) -> Any:
+    """``airflow-ml`` with exactly ``argv`` (no --warehouse added), optionally from ``cwd`` with no DAGS_FOLDER."""
+    from airflow_ml_provider.cli import main
+
+    err = io.StringIO()
+    saved_cwd, saved_env = os.getcwd(), os.environ.pop("AIRFLOW__CORE__DAGS_FOLDER", None)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = main([*argv, "-q"])
+    finally:
+        os.chdir(saved_cwd)
+        if saved_env is not None:
+            os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = saved_env
+    if code != 0:
+        raise CLIFailed(err.getvalue().strip())
+    return code
+
+
+def missing_warehouse(w: World) -> Any:
+    """``tables`` on a --warehouse that does not exist: an error, and no file (warehouse or lock) appears."""
+    folder = w.root / "empty"
+    folder.mkdir()
+    try:
+        return cli_raw("tables", "--warehouse", str(folder / "typo.duckdb"))
+    finally:
+        assert list(folder.iterdir()) == [], list(folder.iterdir())
+
+
+def project_without_contract(w: World) -> Any:
+    folder = w.root / "not-a-project"
+    folder.mkdir()
+    return cli_raw("features", "--date", str(DAY), "--warehouse", str(w.warehouse), cwd=folder)
+
+
+def project_with_two_contracts(w: World) -> Any:
+    for name in ("recsys", "churn"):
+        (w.root / "two" / "dags" / name).mkdir(parents=True)
+        (w.root / "two" / "dags" / name / "pipeline.yaml").write_text(w.pipeline.read_text())
+    return cli_raw("features", "--date", str(DAY), "--warehouse", str(w.warehouse), cwd=w.root / "two")
 
 
 _BROKEN_YAML = 'name: recsys\nowners:\n  data_science: ["@ds"\n  engineering: ["@eng"]\n'
@@ -963,7 +1052,192 @@ CASES: dict[str, Case] = {
         r"airflow-ml check: error: data checks of 2026-03-31: .*\[duplicate_events\]",
         r"Deduplicate the source",
     ),
+    # --- a date's feature steps are all-or-nothing ---------------------------------------------
+    "steps-last-step-sql-error-cli": cli_case(
+        "data checks",
+        broken_sql_copy("features.sql", _TYPO),
+        lambda w: [
+            "features",
+            "--pipeline",
+            str(w.pipeline),
+            "--sql-dir",
+            str(w.root / "sql_copy"),
+            "--date",
+            str(DAY),
+        ],
+        r"airflow-ml features: error: .*features\.sql: does not parse as GoogleSQL at line 1",
+        r"Fix the SQL and rerun",
+    ),
+    "steps-last-step-sql-error-dag-gate": op_case(
+        "data checks",
+        broken_sql_copy("features.sql", _TYPO),
+        lambda w: checks(w, scope="preflight", record=False, searchpath=w.root / "sql_copy"),
+        SQLTemplateError,
+        r"features\.sql: does not parse as GoogleSQL",
+        r"Fix the SQL and rerun",
+    ),
+    "steps-last-step-error-check-cli": cli_case(
+        "data checks",
+        both(contract(lambda raw: raw["checks"]["tables"]["features"].append(_RANK_MAX_1)), fresh_events),
+        lambda w: ["features", "--pipeline", str(w.pipeline), "--date", str(DAY)],
+        r"airflow-ml features: error: feature steps of 2026-03-31: 1 data check\(s\) failed, nothing was written"
+        r"\. \[range\(candidate_rank\)\] features\.candidate_rank",
+        r"Fix the SQL, or widen the range in checks\.tables\.features",
+    ),
+    "steps-last-step-error-check-dag-gate": op_case(
+        "data checks",
+        both(contract(lambda raw: raw["checks"]["tables"]["features"].append(_RANK_MAX_1)), fresh_events),
+        lambda w: checks(w, scope="preflight", record=False),
+        DataCheckError,
+        r"\[range\(candidate_rank\)\] features\.candidate_rank has \d+ value\(s\)",
+        r"Fix the SQL, or widen the range",
+    ),
+    "steps-gate-without-searchpath": op_case(
+        "configuration",
+        nothing,
+        lambda w: _checks_without_searchpath(w),
+        ContractError,
+        r"task 'checks': scope 'steps' reads the feature steps' SQL files from the DAG's template_searchpath",
+        r"Pass template_searchpath=",
+    ),
+    # --- model.py is checked before any data is exported ---------------------------------------
+    "model-py-transform-renames-feature": op_case(
+        "models",
+        hooks_file("def transform(df):\n    return df.rename(columns={'item_price': 'price'})\n"),
+        train,
+        ContractError,
+        r"model\.py: transform\(\) dropped or renamed column\(s\) item_price; it returned new column\(s\) price",
+        r"must return every column it is given",
+    ),
+    "model-py-transform-drops-features": op_case(
+        "models",
+        hooks_file("def transform(df):\n    return df.drop(columns=['user_events', 'item_views'])\n"),
+        train,
+        ContractError,
+        r"transform\(\) dropped or renamed column\(s\) user_events, item_views\.",
+        r"remove a feature from `features:` in pipeline\.yaml",
+    ),
+    "model-py-import-error": op_case(
+        "models",
+        hooks_file("import no_such_module_here\n"),
+        train,
+        ContractError,
+        r"model\.py: fails to import: ModuleNotFoundError: No module named 'no_such_module_here'",
+        r"Fix model\.py",
+    ),
+    "model-py-undocumented-hook-cli": cli_case(
+        "models",
+        hooks_file("def param(defaults):\n    return defaults\n"),
+        lambda w: [
+            "train",
+            "--pipeline",
+            str(w.pipeline),
+            "--date",
+            str(DAY),
+            "--no-promote",
+            "--artifacts",
+            str(w.root / "cli-artifacts"),
+        ],
+        r"airflow-ml train: error: .*model\.py: defines param, which are not documented hooks",
+        r"Offer only params",
+    ),
+    # --- the command line a new user meets ------------------------------------------------------
+    "cli-warehouse-path-missing": Case(
+        "cli",
+        nothing,
+        missing_warehouse,
+        CLIFailed,
+        r"airflow-ml tables: error: --warehouse .*typo\.duckdb: no such warehouse file",
+        r"Check the path, or create one with `airflow-ml seed-demo --warehouse",
+        raised=CLIFailed,
+    ),
+    "cli-no-contract-in-project": Case(
+        "cli",
+        nothing,
+        project_without_contract,
+        CLIFailed,
+        r"airflow-ml features: error: no pipeline\.yaml found: looked for dags/\*/pipeline\.yaml in .*not-a-project",
+        r"Pass --pipeline PATH, run the command from your project, or create one with `airflow-ml init NAME`",
+        raised=CLIFailed,
+    ),
+    "cli-two-contracts-in-project": Case(
+        "cli",
+        nothing,
+        project_with_two_contracts,
+        CLIFailed,
+        r"airflow-ml features: error: 2 pipelines found in .*dags/churn/pipeline\.yaml, .*dags/recsys/pipeline\.yaml",
+        r"Pass --pipeline with the one you mean",
+        raised=CLIFailed,
+    ),
+    "cli-recommendations-unknown-user": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["recommendations", "--date", str(DAY), "--user", "u_nobody", "--json"],
+        r"airflow-ml recommendations: error: user 'u_nobody' has no recommendations for 2026-03-31",
+        r"Check the id",
+    ),
+    "cli-recommendations-date-without-run": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["recommendations", "--date", "2026-03-01"],
+        r"airflow-ml recommendations: error: no successful recommendation run for 2026-03-01",
+        r"`airflow-ml recommend --date 2026-03-01`",
+    ),
+    "cli-recommend-unknown-model-version": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["recommend", "--pipeline", str(w.pipeline), "--date", str(DAY), "--model-version", "v404"],
+        r"airflow-ml recommend: error: model 'recsys' has no version 'v404'",
+        r"`airflow-ml models list`",
+    ),
+    "cli-models-promote-unknown-version": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["models", "promote", "v404", "--pipeline", str(w.pipeline)],
+        r"airflow-ml models: error: model 'recsys' has no version 'v404'",
+        r"`airflow-ml models list`",
+    ),
+    "cli-models-promote-without-version": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["models", "promote", "--pipeline", str(w.pipeline)],
+        r"airflow-ml models: error: models promote needs a VERSION",
+        r"one of `airflow-ml models list`",
+    ),
+    "cli-models-list-unknown-model": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["models", "list", "--model", "recsys_typo", "--json"],
+        r"airflow-ml models: error: no model named 'recsys_typo' is registered",
+        r"Check --model",
+    ),
+    "cli-check-preflight-sql-error": cli_case(
+        "cli",
+        broken_sql_copy("candidates.sql", "SELECT user_id FROM {{ source('events') }} GROUP BY\n"),
+        lambda w: [
+            "check",
+            "--pipeline",
+            str(w.pipeline),
+            "--date",
+            str(DAY),
+            "--scope",
+            "preflight",
+            "--sql-dir",
+            str(w.root / "sql_copy"),
+        ],
+        r"airflow-ml check: error: .*candidates\.sql: does not parse as GoogleSQL",
+        r"Fix the SQL and rerun",
+    ),
 }
+
+
+def _checks_without_searchpath(w: World) -> Any:
+    from airflow_ml_provider.operators.checks import DataCheckOperator
+
+    with DAG("reliability_checks_no_searchpath", schedule=None):
+        op = DataCheckOperator(task_id="checks", pipeline=str(w.pipeline), partition_date=str(DAY), scope="steps")
+    return op.execute(context("checks"))
+
 
 RESULTS: list[dict[str, Any]] = []
 

@@ -52,3 +52,46 @@ def test_a_try_killed_while_running_shows_as_lost_to_the_next_try(case: World):
     got = runs(case, "killed")
     assert [(r["try_number"], r["status"]) for r in got] == [(1, "lost"), (2, "success")]
     assert got[0]["error"] == "try 1 stopped without finishing (killed, or its worker was lost); try 2 took over"
+
+
+def test_cli_shows_a_running_row_of_a_killed_try_as_lost(case, capsys):
+    """A try killed outright leaves `running`; once a newer attempt of the date ran, the CLI says `lost`."""
+    import datetime as dt
+    import json
+
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+    from airflow_ml_provider.cli import main
+    from airflow_ml_provider.core.runs import runs_of_date, start_run
+    from tests.integration.reliability.conftest import DAY
+
+    wh = DuckDBWarehouse(case.warehouse)
+    killed_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    start_run(wh, {"run_id": "scheduled__killed", "try_number": 1, "prediction_date": DAY, "started_at": killed_at})
+    by_run = {r["run_id"]: r["status"] for r in runs_of_date(wh, DAY)}
+    assert by_run["scheduled__killed"] == "running"  # the newest attempt of the date: it may still run
+
+    assert (
+        main(
+            [
+                "recommend",
+                "--date",
+                str(DAY),
+                "--pipeline",
+                str(case.pipeline),
+                "--warehouse",
+                str(case.warehouse),
+                "--run-id",
+                "cli__after",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["recommendations", "--date", str(DAY), "--warehouse", str(case.warehouse), "--json", "-q"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    statuses = {a["run_id"]: a["status"] for a in shown["attempts"]}
+    assert statuses["scheduled__killed"] == "lost" and statuses["cli__after"] == "success"
+    assert shown["run"]["run_id"] == "cli__after"
+    stored = wh.query("SELECT status FROM recommendation_runs WHERE run_id = 'scheduled__killed'").to_pylist()
+    assert stored == [{"status": "running"}]  # the table keeps what was written; only the display says lost

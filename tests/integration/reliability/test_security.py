@@ -251,7 +251,8 @@ def test_quote_laden_values_travel_as_parameters_through_every_operator(case: Wo
     # The CLI: a user id from the command line.
     from airflow_ml_provider.cli import main
 
-    assert main(["recommendations", "--date", str(DAY), "--user", evil, "--warehouse", str(case.warehouse)]) == 0
+    # An id with no list is an error (exit 1), and the quote never reaches SQL: no table changed.
+    assert main(["recommendations", "--date", str(DAY), "--user", evil, "--warehouse", str(case.warehouse)]) == 1
     assert all(t in table_checksums(case.warehouse) for t in before)
 
 
