@@ -22,6 +22,7 @@ from airflow_ml_provider.core.checks_spec import ChecksSpec
 from airflow_ml_provider.core.config import format_validation_error
 from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.core.spec_evaluation import EvaluationGate
+from airflow_ml_provider.core.start_date import EARLIEST_START_DATE
 from airflow_ml_provider.exceptions import ContractError
 
 #: GoogleSQL types a declared feature may have, and the DuckDB types that match them.
@@ -298,6 +299,9 @@ class PipelineSpec(_Strict):
     name: str
     description: str = ""
     owners: Owners
+    start_date: dt.date = Field(
+        default=EARLIEST_START_DATE, ge=EARLIEST_START_DATE, description="the first logical date the DAGs run for"
+    )
     entities: Entities = Entities()
     sources: dict[str, str] = Field(description="role -> source table, e.g. events: events")
     source_columns: dict[str, dict[str, str]] = Field(
