@@ -39,8 +39,8 @@ def unknown_event_types_query(spec: PipelineSpec, as_of: dt.date) -> CheckQuery 
     check = ev.unknown_event_types
     table = validate_identifier(spec.sources[ev.source])
     columns = spec.source_columns.get(ev.source, {})
-    type_col = validate_identifier(columns.get("event_type", "event_type"), kind="event type column")
-    ts = validate_identifier(columns.get("event_ts", ev.timestamp_column), kind="timestamp column")
+    type_col = validate_identifier(columns.get("event_type") or "event_type", kind="event type column")
+    ts = validate_identifier(columns.get("event_ts") or ev.timestamp_column, kind="timestamp column")
     known = known_event_types(spec)
     params: dict[str, Any] = {"chk_as_of": as_of, "chk_lookback": spec.windows.feature_lookback_days}
     params.update({f"chk_known_{i}": t for i, t in enumerate(known)})
