@@ -110,7 +110,7 @@ def table_checks(spec: PipelineSpec, table: str) -> list[TableCheck]:
     if spec.checks.automatic and table == spec.feature_table:
         keys = [spec.entities.user, spec.entities.item]
         checks += [TableCheck(check="not_null", column=k) for k in keys]
-        checks += [TableCheck(check="not_null", column=f.name) for f in spec.features if not f.nullable]
+        checks += [TableCheck(check="not_null", column=f.name) for f in spec.model_features if not f.nullable]
         checks.append(TableCheck(check="unique", columns=keys))
     declared = spec.checks.tables.get(table, [])
     return checks + [c for c in declared if c not in checks]

@@ -6,8 +6,9 @@ writes and records):
 - on the step tables (before their partition is published): ``not_null``, ``unique``,
   ``accepted_values`` and ``range``; ``not_null`` for every ``nullable: false`` feature
   and ``unique`` (user, item) on the feature table are automatic;
-- on the events source: ``freshness``, ``future_events``, ``duplicate_events`` and
-  ``row_count`` (the day against the trailing median);
+- on the events source: ``freshness``, ``future_events``, ``duplicate_events``,
+  ``row_count`` (the day against the trailing median) and ``unknown_event_types`` (event
+  types the contract's ``event_types`` does not map, which the SQL weighs nothing);
 - on the label step: ``label_completeness`` (the horizon has ended and has interactions).
 """
 
@@ -106,6 +107,13 @@ class RowCount(_Strict):
     severity: Severity = "warn"
 
 
+class UnknownEventTypes(_Strict):
+    """Events of a type ``event_types`` does not map are at most ``max_share`` of the lookback window's events."""
+
+    max_share: float = Field(default=0.0, ge=0, le=1)
+    severity: Severity = "warn"
+
+
 class EventChecks(_Strict):
     """Checks on the events source, as of the run's date: one aggregation over the lookback window."""
 
@@ -115,6 +123,7 @@ class EventChecks(_Strict):
     future_events: FutureEvents | None = FutureEvents()
     duplicate_events: DuplicateEvents | None = DuplicateEvents()
     row_count: RowCount | None = RowCount()
+    unknown_event_types: UnknownEventTypes | None = UnknownEventTypes()
 
     @field_validator("timestamp_column")
     @classmethod

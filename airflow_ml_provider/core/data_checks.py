@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from airflow_ml_provider.core.checks import CHECK_COLUMNS, CheckResult, check_rows, event_check_query, table_check_query
+from airflow_ml_provider.core.checks_event_types import unknown_event_types_query
 
 if TYPE_CHECKING:
     from airflow_ml_provider.core.spec import PipelineSpec
@@ -40,10 +41,10 @@ def run_checks(
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     results: list[CheckResult] = []
     if scope in ("all", "events", "preflight"):
-        query = event_check_query(spec, as_of, checked_at)
-        if query is not None:
-            rows = warehouse.query(query.sql, query.params, source=f"data checks of {query.table}").to_pylist()
-            results += query.evaluate(rows[0])
+        for query in (event_check_query(spec, as_of, checked_at), unknown_event_types_query(spec, as_of)):
+            if query is not None:
+                rows = warehouse.query(query.sql, query.params, source=f"data checks of {query.table}").to_pylist()
+                results += query.evaluate(rows[0])
     if scope in ("all", "tables"):
         for step in [*spec.steps, spec.label.step]:
             relation = f"(SELECT * FROM {step.table} WHERE {partition_column} = @chk_as_of)"

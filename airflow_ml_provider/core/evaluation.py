@@ -8,7 +8,10 @@ Two scopes, always labelled:
   candidates or not, so what the candidate generator missed counts.
 
 A list is one (as-of date, user); only lists with at least one positive are scored, and
-``lists`` says how many there were. Metrics are means over lists, so a bootstrap over lists
+``lists`` says how many there were. With ``inference.exclude_seen``, rows flagged
+``seen_before`` (what batch inference would exclude) leave the lists and the truth alike, and the
+global popularity list skips them too: every ranker is scored on the items it could serve.
+Metrics are means over lists, so a bootstrap over lists
 gives the uncertainty of a lift.
 """
 
@@ -23,6 +26,8 @@ import pandas as pd
 from airflow_ml_provider.core.metrics import lift, popularity_scores
 from airflow_ml_provider.core.spec import PipelineSpec
 
+#: The column of the exports flagging rows ``inference.exclude_seen`` excludes (core.training.SEEN).
+SEEN = "seen_before"
 LIST = "list_id"
 ITEM = "item"
 RANK = "rank"
@@ -156,6 +161,38 @@ def bootstrap_lift(
     return {"low": float(low), "high": float(high), "confidence": confidence, "samples": int(values.size)}
 
 
+def popular_unseen(lists: np.ndarray, ranked_items: list[object], seen: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The popularity list per list id without the list's ``seen`` items (list_id, item), topped up to k."""
+    if seen.empty:
+        return same_list_for_all(lists, ranked_items[:k])
+    every = same_list_for_all(lists, ranked_items)
+    every = every.merge(seen.drop_duplicates(), on=[LIST, ITEM], how="left", indicator=True)
+    every = every[every["_merge"] == "left_only"].sort_values([LIST, RANK], kind="stable")
+    every[RANK] = every.groupby(LIST, sort=False).cumcount() + 1
+    return every.loc[every[RANK] <= k, [LIST, ITEM, RANK]].reset_index(drop=True)
+
+
+def drop_seen(
+    test: pd.DataFrame, scores: np.ndarray, truth: pd.DataFrame | None
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame | None, pd.DataFrame, dict[str, int]]:
+    """Test rows, their scores and the truth without ``seen_before`` rows; the dropped rows; counts.
+
+    Without the column (an export from before it existed) nothing is dropped.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    empty = test.iloc[0:0]
+    if SEEN not in test.columns:
+        return test, scores, truth, empty, {"candidate_rows": 0, "positives": 0}
+    seen = test[SEEN].fillna(False).to_numpy(dtype=bool)
+    dropped_truth = empty
+    positives = 0
+    if truth is not None and SEEN in truth.columns:
+        truth_seen = truth[SEEN].fillna(False).to_numpy(dtype=bool)
+        dropped_truth, truth, positives = truth[truth_seen], truth[~truth_seen], int(truth_seen.sum())
+    dropped = pd.concat([test[seen], dropped_truth], ignore_index=True) if len(dropped_truth) else test[seen]
+    return test[~seen], scores[~seen], truth, dropped, {"candidate_rows": int(seen.sum()), "positives": positives}
+
+
 def popular_items(items: np.ndarray, users: np.ndarray, k: int) -> list[object]:
     """The global popularity list: the k items with the most distinct (list) positives, ties by item ascending."""
     frame = pd.DataFrame({ITEM: items, "u": users}).drop_duplicates()
@@ -200,6 +237,8 @@ def evaluate_window(
     """
     ev, item = spec.evaluation, spec.entities.item
     k = ev.k
+    full_truth = truth
+    test, scores, truth, seen_rows, excluded = drop_seen(test, scores, truth)
     keys = list_keys(test, spec)
     # What a list ranks: items per user, or users per date (e.g. churn, where the item is constant).
     items = test[item if ev.lists == "user" else spec.entities.user].to_numpy()
@@ -215,14 +254,20 @@ def evaluate_window(
     scope, base_name = ev.scope, ev.baseline
     recall: dict[str, float] | None = None
     if truth is not None and ev.lists == "user":
-        truth_keys = list_keys(truth, spec)
+        # Popularity counts every positive of the fit window, seen or not: it is what people bought.
+        assert full_truth is not None
         fit_dates = set(pd.to_datetime(fit["as_of_date"]).dt.date)
-        in_fit = pd.to_datetime(truth["as_of_date"]).dt.date.isin(fit_dates).to_numpy()
-        positive = truth["relevance"].to_numpy(dtype=np.float64) > 0
-        popular = popular_items(truth[item].to_numpy()[in_fit & positive], truth_keys[in_fit & positive], k)
+        in_fit = pd.to_datetime(full_truth["as_of_date"]).dt.date.isin(fit_dates).to_numpy()
+        positive = full_truth["relevance"].to_numpy(dtype=np.float64) > 0
+        fit_keys = list_keys(full_truth, spec)[in_fit & positive]
+        # Long enough to fill k after dropping any list's seen items.
+        depth = k + int(seen_rows.groupby(list_keys(seen_rows, spec)).size().max()) if len(seen_rows) else k
+        popular = popular_items(full_truth[item].to_numpy()[in_fit & positive], fit_keys, depth)
+        truth_keys = list_keys(truth, spec)
         everything = pd.DataFrame({LIST: truth_keys, ITEM: truth[item].to_numpy(), REL: truth["relevance"]})
         everything = everything[everything[LIST].isin(set(keys))]
-        recs["global_popularity"] = same_list_for_all(keys, popular)
+        seen_pairs = pd.DataFrame({LIST: list_keys(seen_rows, spec), ITEM: seen_rows[item].to_numpy()})
+        recs["global_popularity"] = popular_unseen(keys, popular, seen_pairs, k)
         per["end_to_end"] = {name: per_list_metrics(rec, everything, k) for name, rec in recs.items()}
         recall = candidate_recall(in_candidates[[LIST, ITEM]], everything)
     else:
@@ -247,6 +292,8 @@ def evaluate_window(
         "test_dates": [test_dates.min().isoformat(), test_dates.max().isoformat()],
         "scope": scope,
         "baseline_name": base_name,
+        # What the lists could not hold: rows inference.exclude_seen drops (none: nothing dropped).
+        "exclude_seen": {"rule": spec.inference.exclude_seen, **excluded},
         "candidate_recall": None if recall is None else recall["mean"],
         "candidate_recall_detail": recall,
         "scopes": scopes,

@@ -8,10 +8,14 @@ so pointing ``sources: events:`` at another table needs no SQL edit (dbt users k
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from airflow_ml_provider.core.identifiers import validate_identifier
-from airflow_ml_provider.core.spec import PipelineSpec
+from airflow_ml_provider.core.spec import OPTIONAL_COLUMNS, PipelineSpec
 from airflow_ml_provider.exceptions import ContractError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _SENTINEL = "__aml_source_"
 
@@ -44,15 +48,16 @@ def render_source(spec: PipelineSpec, role: str, prefix: str = "") -> str:
     With ``source_columns.<role>`` the subquery selects every mapped column under the name the
     SQL uses (``CustomerID AS user_id``) and the table's other columns as they are. For the
     ``events`` role, ``event_types`` maps your types onto the ones the SQL knows; any other
-    type becomes ``'unknown'``, which the reference SQL gives relevance 0.
+    type becomes ``'unknown'``, which the reference SQL gives relevance 0. A column mapped to
+    ``null`` (an optional attribute your table lacks, e.g. ``items.category``) is a typed NULL.
     """
     table = prefix + source_table(spec, role)
     columns = spec.source_columns.get(role, {})
     types = spec.event_types if role == "events" else {}
     if not columns and not types:
         return table
-    type_column = columns.get("event_type", "event_type")
-    select = [f"{theirs} AS {ours}" for ours, theirs in columns.items() if not (types and ours == "event_type")]
+    type_column = columns.get("event_type") or "event_type"
+    select = [_mapped(role, ours, theirs) for ours, theirs in columns.items() if not (types and ours == "event_type")]
     if types:
         whens = " ".join(
             f"WHEN {type_column} IN ({', '.join(_literal(raw) for raw in raws)}) THEN {_literal(ours)}"
@@ -60,8 +65,33 @@ def render_source(spec: PipelineSpec, role: str, prefix: str = "") -> str:
         )
         select.append(f"CASE {whens} ELSE 'unknown' END AS event_type")
     # The mapped columns leave under the SQL's names only, so no name appears twice.
-    mapped = sorted({*columns.values(), *([type_column] if types else [])})
-    return f"(SELECT * EXCEPT ({', '.join(mapped)}), {', '.join(select)} FROM {table})"
+    mapped = sorted({*(c for c in columns.values() if c), *([type_column] if types else [])})
+    star = f"* EXCEPT ({', '.join(mapped)})" if mapped else "*"
+    return f"(SELECT {star}, {', '.join(select)} FROM {table})"
+
+
+def _mapped(role: str, ours: str, theirs: str | None) -> str:
+    """One renamed column, or a typed NULL for an optional column your table does not have."""
+    return f"CAST(NULL AS {OPTIONAL_COLUMNS[f'{role}.{ours}']}) AS {ours}" if theirs is None else f"{theirs} AS {ours}"
+
+
+def in_source_shape(spec: PipelineSpec, role: str, table: pa.Table) -> pa.Table:
+    """A table in the SQL's shape (e.g. validate's demo sample) in your table's shape, the inverse of render_source.
+
+    Mapped columns take your names, absent ones (``null``) are dropped, and each event type the
+    SQL knows takes the first of your types that ``event_types`` maps onto it.
+    """
+    import pyarrow as pa
+
+    columns = spec.source_columns.get(role, {})
+    types = spec.event_types if role == "events" else {}
+    if types and "event_type" in table.column_names:
+        first = {ours: raws[0] for ours, raws in types.items() if raws}
+        values = [first.get(v, v) if v is not None else None for v in table.column("event_type").to_pylist()]
+        table = table.set_column(table.column_names.index("event_type"), "event_type", pa.array(values, pa.string()))
+    keep = [c for c in table.column_names if not (c in columns and columns[c] is None)]
+    table = table.select(keep)
+    return table.rename_columns([columns.get(c) or c for c in table.column_names])
 
 
 def _literal(value: str) -> str:

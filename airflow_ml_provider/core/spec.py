@@ -16,13 +16,19 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_ml_provider.core.checks_spec import ChecksSpec
 from airflow_ml_provider.core.config import format_validation_error
 from airflow_ml_provider.core.identifiers import validate_identifier
+from airflow_ml_provider.core.spec_drift import DRIFT_TYPES, PREDICTION_COLUMN, ColumnThresholds, DriftSpec
 from airflow_ml_provider.core.spec_evaluation import EvaluationGate
+from airflow_ml_provider.core.start_date import EARLIEST_START_DATE
 from airflow_ml_provider.exceptions import ContractError
+
+#: Source columns a contract may declare absent (``null`` in source_columns), with their type:
+#: the SQL reads them as typed NULLs and the features that ``requires`` them are skipped.
+OPTIONAL_COLUMNS: dict[str, str] = {"items.category": "STRING", "items.price": "FLOAT64"}
 
 #: GoogleSQL types a declared feature may have, and the DuckDB types that match them.
 FEATURE_TYPES: dict[str, tuple[str, ...]] = {
@@ -117,11 +123,27 @@ class FeatureColumn(_Strict):
     type: Literal["STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP"]
     nullable: bool = True
     description: str = ""
+    requires: list[str] = Field(
+        default_factory=list,
+        description="source columns it is built from, e.g. [items.category]: skipped when the contract "
+        "declares one absent (source_columns: {items: {category: null}})",
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return validate_identifier(v, kind="feature")
+
+    @field_validator("requires")
+    @classmethod
+    def _requires(cls, v: list[str]) -> list[str]:
+        for ref in v:
+            role, _, column = ref.partition(".")
+            if not column:
+                raise ValueError(f"requires: {ref!r} must be role.column, e.g. items.category")
+            validate_identifier(role, kind="requires role")
+            validate_identifier(column, kind="requires column")
+        return v
 
 
 class Label(_Strict):
@@ -180,116 +202,7 @@ class InferenceSpec(_Strict):
 EVENT_TYPE_VALUE = re.compile(r"[A-Za-z0-9_.:/ -]{1,64}")
 #: Query parameters the contract sets itself; ``sql_params`` may not redefine them.
 RESERVED_SQL_PARAMS = frozenset({"as_of", "lookback_days", "label_horizon_days", "candidates_per_user"})
-#: The column name prediction drift reports for ``recommendations.score``; the contract may name it too.
-PREDICTION_COLUMN = "score"
-#: Feature types a drift check can bin (dates and timestamps are not profiled at training).
-DRIFT_TYPES = ("STRING", "INT64", "FLOAT64", "BOOL")
-
-
-def _psi_level(value: Any, key: str) -> float:
-    """A PSI threshold: a number in (0, 10]; anything else is an error naming the key."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 10
-    if not ok:
-        raise ValueError(
-            f"{key} must be a number between 0 and 10 (greater than 0), e.g. 0.10 to warn and 0.25 for drift"
-        )
-    return float(value)
-
-
-class ColumnThresholds(_Strict):
-    """PSI levels for one column, over the contract-wide ``drift.psi_warn`` / ``drift.psi_drift``."""
-
-    psi_warn: float | None = None
-    psi_drift: float | None = None
-
-    @field_validator("psi_warn", "psi_drift", mode="before")
-    @classmethod
-    def _level(cls, v: Any, info: ValidationInfo) -> float | None:
-        return None if v is None else _psi_level(v, str(info.field_name))
-
-
-class DriftSpec(_Strict):
-    """Drift checks: which columns, which thresholds, how to segment, and when to fail the task."""
-
-    include: list[str] = Field(default_factory=list, description="columns to check; empty means every feature")
-    ignore: list[str] = Field(default_factory=list, description="columns never checked")
-    predictions: bool = Field(default=True, description="also compare recommendations.score with the model's scores")
-    psi_warn: float = 0.10
-    psi_drift: float = 0.25
-    epsilon: float = Field(default=1e-4, description="proportion used for an empty bin in PSI")
-    min_rows: int = Field(default=100, ge=1, description="fewer current rows than this: the column is skipped")
-    drifted_share: float = Field(default=0.5, gt=0, le=1, description="share of drifted columns that is drift")
-    critical_features: list[str] = Field(default_factory=list, description="any of these drifting is drift")
-    segment_by: list[str] = Field(default_factory=list, max_length=4)
-    min_segment_rows: int = Field(default=1000, ge=1)
-    max_segments: int = Field(default=50, ge=1, le=1000, description="largest segments kept; all count in the total")
-    thresholds: dict[str, ColumnThresholds] = Field(default_factory=dict, description="column -> PSI levels")
-    fail_on: Literal["drift", "warn", "never"] = "never"
-
-    @field_validator("psi_warn", "psi_drift", mode="before")
-    @classmethod
-    def _level(cls, v: Any, info: ValidationInfo) -> float:
-        return _psi_level(v, str(info.field_name))
-
-    @field_validator("epsilon", mode="before")
-    @classmethod
-    def _epsilon(cls, v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 0.01:
-            raise ValueError("epsilon must be a number between 0 and 0.01 (greater than 0), e.g. 0.0001")
-        return float(v)
-
-    @field_validator("segment_by")
-    @classmethod
-    def _segments(cls, v: list[str]) -> list[str]:
-        return [validate_identifier(c, kind="segment column") for c in v]
-
-    @model_validator(mode="after")
-    def _levels_ordered(self) -> DriftSpec:
-        for column in ["", *self.thresholds]:
-            warn, drift = self.levels(column)
-            if warn > drift:
-                where = f"thresholds.{column}: " if column else ""
-                raise ValueError(f"{where}psi_warn ({warn:g}) must not exceed psi_drift ({drift:g})")
-        return self
-
-    def levels(self, column: str) -> tuple[float, float]:
-        """(warn, drift) PSI levels of ``column``: its own thresholds over the contract-wide ones."""
-        own = self.thresholds.get(column, ColumnThresholds())
-        warn = own.psi_warn if own.psi_warn is not None else self.psi_warn
-        drift = own.psi_drift if own.psi_drift is not None else self.psi_drift
-        return warn, drift
-
-    def monitored(self, profiled: list[str]) -> list[str]:
-        """The ``profiled`` columns to check, in their order: ``include`` (or all) minus ``ignore``."""
-        wanted = set(self.include) if self.include else set(profiled)
-        return [c for c in profiled if c in wanted and c not in self.ignore]
-
-    def check_names(self, features: list[FeatureColumn]) -> None:
-        """Every column the section names is a checkable feature (or ``score``); else a ValueError."""
-        types = {f.name: f.type for f in features}
-        checkable = sorted(n for n, t in types.items() if t in DRIFT_TYPES)
-        named = {
-            "include": self.include,
-            "ignore": self.ignore,
-            "critical_features": self.critical_features,
-            "thresholds": list(self.thresholds),
-        }
-        for key, names in named.items():
-            for name in names:
-                if name == PREDICTION_COLUMN or types.get(name) in DRIFT_TYPES:
-                    continue
-                why = f"has type {types[name]}, which is not profiled" if name in types else "is not a declared feature"
-                raise ValueError(
-                    f"drift.{key}: {name!r} {why}; use one of {', '.join(checkable)} or {PREDICTION_COLUMN!r}"
-                )
-        both = sorted(set(self.include) & set(self.ignore))
-        if both:
-            raise ValueError(f"drift: {both} are in both include and ignore; keep each column in one list")
-        for name in self.segment_by:
-            if name not in types:
-                raise ValueError(f"drift.segment_by: {name!r} is not a declared feature; segment by a feature")
-            if types[name] == "FLOAT64":
-                raise ValueError(f"drift.segment_by: {name!r} is FLOAT64; segment by a STRING, INT64 or BOOL feature")
+__all__ = ["DRIFT_TYPES", "PREDICTION_COLUMN", "ColumnThresholds", "DriftSpec"]  # re-exported, defined in spec_drift
 
 
 class PipelineSpec(_Strict):
@@ -298,11 +211,15 @@ class PipelineSpec(_Strict):
     name: str
     description: str = ""
     owners: Owners
+    start_date: dt.date = Field(
+        default=EARLIEST_START_DATE, ge=EARLIEST_START_DATE, description="the first logical date the DAGs run for"
+    )
     entities: Entities = Entities()
     sources: dict[str, str] = Field(description="role -> source table, e.g. events: events")
-    source_columns: dict[str, dict[str, str]] = Field(
+    source_columns: dict[str, dict[str, str | None]] = Field(
         default_factory=dict,
-        description="role -> {column the SQL uses: column of your table}, e.g. events: {user_id: CustomerID}",
+        description="role -> {column the SQL uses: column of your table}, e.g. events: {user_id: CustomerID}; "
+        "null: your table has no such column (optional attributes only, e.g. items: {category: null})",
     )
     event_types: dict[str, list[str]] = Field(
         default_factory=dict,
@@ -339,11 +256,17 @@ class PipelineSpec(_Strict):
 
     @field_validator("source_columns")
     @classmethod
-    def _source_columns(cls, v: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    def _source_columns(cls, v: dict[str, dict[str, str | None]]) -> dict[str, dict[str, str | None]]:
         for role, columns in v.items():
             for ours, theirs in columns.items():
                 validate_identifier(ours, kind=f"source_columns.{role} column")
-                validate_identifier(theirs, kind=f"source_columns.{role}.{ours} source column")
+                if theirs is not None:
+                    validate_identifier(theirs, kind=f"source_columns.{role}.{ours} source column")
+                elif f"{role}.{ours}" not in OPTIONAL_COLUMNS:
+                    raise ValueError(
+                        f"source_columns.{role}.{ours}: null (absent) is allowed for the optional attributes "
+                        f"{', '.join(OPTIONAL_COLUMNS)} only; the SQL needs {role}.{ours}: name your column"
+                    )
         return v
 
     @field_validator("event_types")
@@ -391,6 +314,11 @@ class PipelineSpec(_Strict):
             raise ValueError(f"features: entity keys {sorted(keys & set(names))} are keys, not features; remove them")
         self.drift.check_names(self.features)
         self.checks.check_names(written, self.sources)
+        bad_roles = sorted({r.partition(".")[0] for f in self.features for r in f.requires} - set(self.sources))
+        if bad_roles:
+            raise ValueError(f"features requires: {bad_roles} are not roles in sources ({sorted(self.sources)})")
+        if not self.model_features:
+            raise ValueError(f"every feature is skipped ({self.skipped_features}); the model needs at least one")
         unknown_roles = sorted(set(self.source_columns) - set(self.sources))
         if unknown_roles:
             raise ValueError(f"source_columns: {unknown_roles} are not roles in sources ({sorted(self.sources)})")
@@ -402,6 +330,27 @@ class PipelineSpec(_Strict):
         if self.evaluation.baseline == "candidate_order" and order is None:
             raise ValueError("evaluation.baseline is candidate_order but evaluation.candidate_order names no feature")
         return self
+
+    @property
+    def absent_columns(self) -> list[str]:
+        """The optional source columns the contract declares absent, as ``role.column``."""
+        return [f"{r}.{c}" for r, cols in self.source_columns.items() for c, theirs in cols.items() if theirs is None]
+
+    @property
+    def skipped_features(self) -> dict[str, str]:
+        """Features built from an absent column (name -> why): in the table, never in the model."""
+        absent = set(self.absent_columns)
+        return {
+            f.name: f"{', '.join(r for r in f.requires if r in absent)} declared absent in source_columns"
+            for f in self.features
+            if absent & set(f.requires)
+        }
+
+    @property
+    def model_features(self) -> list[FeatureColumn]:
+        """The declared features the model trains on: all but the skipped ones."""
+        skipped = self.skipped_features
+        return [f for f in self.features if f.name not in skipped]
 
     def find_step(self, table: str) -> SqlStep | None:
         """The feature or label step that writes ``table``, if any."""

@@ -229,15 +229,16 @@ def train(
         data_uri,
     )
 
-    categories = fit_categories(train_df, spec.features)
-    x_train = encode(train_df, spec.features, categories, source=f"{data_uri} (training)")
-    x_valid = encode(valid_df, spec.features, categories, source=f"{data_uri} (test)")
+    features = spec.model_features
+    for skipped, why in spec.skipped_features.items():
+        log.info("Feature %s skipped: %s in pipeline.yaml; it stays in the table, out of the model", skipped, why)
+    categories = fit_categories(train_df, features)
+    x_train = encode(train_df, features, categories, source=f"{data_uri} (training)")
+    x_valid = encode(valid_df, features, categories, source=f"{data_uri} (test)")
     early_stopping = not early_df.empty and bool(spec.model.early_stopping_rounds)
-    x_early = (
-        encode(early_df, spec.features, categories, source=f"{data_uri} (early stopping)") if early_stopping else None
-    )
-    names = [f.name for f in spec.features]
-    categorical = [f.name for f in spec.features if f.type == "STRING"]
+    x_early = encode(early_df, features, categories, source=f"{data_uri} (early stopping)") if early_stopping else None
+    names = [f.name for f in features]
+    categorical = [f.name for f in features if f.type == "STRING"]
     params = hooks.params(
         {
             **DEFAULT_PARAMS,
@@ -312,13 +313,12 @@ def train(
                 m["map"],
                 m["lists"],
             )
+    metrics["skipped_features"] = spec.skipped_features
     if metrics["candidate_recall"] is not None:
         log.info("Candidate recall on the test window: %.4f", metrics["candidate_recall"])
 
     # Dates and timestamps are not binned for drift; every other declared type is.
-    profiled: dict[str, str] = {
-        f.name: f.type for f in spec.features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")
-    }
+    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")}
     profile = {
         "features": build_profile(train_df[list(profiled)], profiled),
         "score": numeric_profile(scores),
@@ -339,7 +339,7 @@ def train(
         git_sha=git_sha,
         spec_hash=spec.spec_hash,
         packages=package_versions(),
-        features=spec.features,
+        features=features,
         categories=categories,
         objective=spec.model.objective,
         params={k: v for k, v in params.items() if k != "eval_at"} | {"eval_at": [spec.evaluation.k]},

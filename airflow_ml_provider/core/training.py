@@ -17,6 +17,29 @@ from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.core.spec import PipelineSpec
 
 TRAINER_MODULE = "airflow_ml_provider.core.trainer"
+#: The export column flagging a (date, user, item) that ``inference.exclude_seen`` would exclude.
+SEEN = "seen_before"
+
+
+def seen_before_sql(spec: PipelineSpec, outer: str) -> tuple[str, str]:
+    """The join and the ``seen_before`` column for rows of ``outer`` (as_of_date, user, item).
+
+    True where the user had, on or before the row's as-of date, the event ``inference.exclude_seen``
+    excludes (a purchase, or any event): the rows batch inference never scores. Always FALSE for
+    ``none``. The evaluation drops these rows from the lists and the truth, as inference does.
+    """
+    if spec.inference.exclude_seen == "none":
+        return "", f"FALSE AS {SEEN}"
+    from airflow_ml_provider.core.references import render_source
+
+    user, item = spec.entities.user, spec.entities.item
+    purchased = "\n  WHERE event_type = 'purchase'" if spec.inference.exclude_seen == "purchased" else ""
+    join = (
+        f"\nLEFT JOIN (\n  SELECT {user}, {item}, MIN(DATE(event_ts)) AS first_seen\n"
+        f"  FROM {render_source(spec, 'events')}{purchased}\n  GROUP BY {user}, {item}\n"
+        f") AS seen ON seen.{user} = {outer}.{user} AND seen.{item} = {outer}.{item}"
+    )
+    return join, f"IFNULL(seen.first_seen <= {outer}.as_of_date, FALSE) AS {SEEN}"
 
 
 def training_data_sql(spec: PipelineSpec) -> str:
@@ -28,15 +51,17 @@ def training_data_sql(spec: PipelineSpec) -> str:
     user, item = spec.entities.user, spec.entities.item
     cols = ",\n  ".join(f"f.{validate_identifier(f.name, kind='feature')}" for f in spec.features)
     label = validate_identifier(spec.label.column, kind="label column")
+    seen_join, seen = seen_before_sql(spec, "f")
     return f"""SELECT
   f.as_of_date,
   f.{user},
   f.{item},
   {cols},
-  l.{label} AS label
+  l.{label} AS label,
+  {seen}
 FROM {validate_identifier(spec.feature_table)} AS f
 JOIN {validate_identifier(spec.label.step.table)} AS l
-  ON l.as_of_date = f.as_of_date AND l.{user} = f.{user} AND l.{item} = f.{item}
+  ON l.as_of_date = f.as_of_date AND l.{user} = f.{user} AND l.{item} = f.{item}{seen_join}
 WHERE (f.as_of_date BETWEEN @train_start AND @train_end)
    OR (f.as_of_date BETWEEN @validation_start AND @validation_end)"""
 
@@ -67,12 +92,14 @@ def truth_data_sql(spec: PipelineSpec) -> str | None:
         return None
     user, item = spec.entities.user, spec.entities.item
     label = validate_identifier(spec.label.column, kind="label column")
+    seen_join, seen = seen_before_sql(spec, "l")
     return f"""SELECT
   l.as_of_date,
   l.{user},
   l.{item},
-  CAST(l.{label} AS FLOAT64) AS relevance
-FROM {validate_identifier(spec.label.step.table)} AS l
+  CAST(l.{label} AS FLOAT64) AS relevance,
+  {seen}
+FROM {validate_identifier(spec.label.step.table)} AS l{seen_join}
 WHERE l.{label} > 0
   AND ((l.as_of_date BETWEEN @train_start AND @train_end)
     OR (l.as_of_date BETWEEN @validation_start AND @validation_end))"""

@@ -233,8 +233,9 @@ def check_windows(report: ValidationReport, spec: PipelineSpec, sql_dir: Path) -
 
 
 def _seed_sample(report: ValidationReport, spec: PipelineSpec, sample: Warehouse) -> bool:
-    """Load a tiny demo world into ``sample`` under the contract's source table names."""
+    """Load a tiny demo world into ``sample`` under the contract's table and column names."""
     from airflow_ml_provider.core.demo import DemoConfig, generate
+    from airflow_ml_provider.core.references import in_source_shape
 
     try:
         cfg = DemoConfig(
@@ -248,7 +249,7 @@ def _seed_sample(report: ValidationReport, spec: PipelineSpec, sample: Warehouse
         loaded = []
         for role, table in spec.sources.items():
             if role in SAMPLE_TABLES:
-                rows = sample.replace_table(table, getattr(world, role))
+                rows = sample.replace_table(table, in_source_shape(spec, role, getattr(world, role)))
                 loaded.append(f"{table} ({rows} rows)")
     except Exception as err:
         report.add("sample data", "FAIL", f"could not build the sample warehouse: {type(err).__name__}: {err}")
@@ -414,13 +415,14 @@ def check_features(report: ValidationReport, spec: PipelineSpec, sql_dir: Path, 
     return report.add(
         "features",
         "PASS",
-        f"the {len(spec.features)} declared features match the output of {source} ({how})",
+        f"the {len(spec.features)} declared features match the output of {source} ({how})"
+        + "".join(f"; {name} skipped ({why})" for name, why in spec.skipped_features.items()),
     )
 
 
 def _null_problems(spec: PipelineSpec, sample: Warehouse, as_of: dt.date, source: str) -> list[str]:
     """Non-nullable features with NULLs in the sample partition (serving would fail on them)."""
-    strict = [f.name for f in spec.features if not f.nullable]
+    strict = [f.name for f in spec.model_features if not f.nullable]
     if not strict:
         return []
     counts = ", ".join(f"COUNTIF({c} IS NULL) AS {c}" for c in strict)

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.core.labels import job_labels
+from airflow_ml_provider.core.start_date import check_run_date
 from airflow_ml_provider.exceptions import ContractError, MLProviderError
 from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
 
@@ -74,6 +75,11 @@ class MLPlatformOperator(BaseOperator):
 
         return cast("Context", {**context, **sql_functions(self.spec)})
 
+    def pre_execute(self, context: Context) -> None:
+        """A logical date before the contract's ``start_date`` fails the task, without retries."""
+        refuse_before_start(self.pipeline, context)
+        super().pre_execute(context)
+
     @staticmethod
     def job_labels(context: Context) -> dict[str, str]:
         """BigQuery / Vertex AI labels naming the DAG, task and run."""
@@ -89,6 +95,19 @@ class MLPlatformOperator(BaseOperator):
             if err.retryable:
                 raise
             raise AirflowFailException(f"{type(err).__name__}: {err}") from err
+
+
+def refuse_before_start(pipeline: str | Path | None, context: Context) -> None:
+    """Fail (no retry) when the run's logical date is before ``start_date`` in ``pipeline`` (if given)."""
+    if pipeline is None:
+        return
+    from airflow_ml_provider.core.spec import load_spec
+
+    logical = context.get("logical_date")
+    try:
+        check_run_date(logical.date() if logical else None, load_spec(pipeline).start_date, str(pipeline))
+    except ContractError as err:
+        raise AirflowFailException(f"ContractError: {err}") from err
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

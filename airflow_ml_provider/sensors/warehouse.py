@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
@@ -16,7 +17,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from airflow_ml_provider.core.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import TableNotFoundError
 from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
-from airflow_ml_provider.operators.base import parse_date
+from airflow_ml_provider.operators.base import parse_date, refuse_before_start
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,6 +35,7 @@ class WarehousePartitionSensor(BaseSensorOperator):
     """Wait until ``table`` has at least ``min_rows`` rows for ``partition_date`` (a missing table is not yet).
 
     :param producer_dag: the DAG that builds ``table`` (named in the log and the timeout error).
+    :param pipeline: the contract; a logical date before its ``start_date`` fails instead of waiting.
     """
 
     template_fields: Sequence[str] = ("table", "partition_date")
@@ -47,9 +49,11 @@ class WarehousePartitionSensor(BaseSensorOperator):
         min_rows: int = 1,
         producer_dag: str | None = None,
         ml_conn_id: str = MLPlatformHook.default_conn_name,
+        pipeline: str | Path | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**_sensor_defaults(kwargs, poke_interval=300, timeout=6 * 3600))
+        self.pipeline = pipeline
         self.table = table
         self.producer_dag = producer_dag
         self.partition_date = partition_date
@@ -82,6 +86,10 @@ class WarehousePartitionSensor(BaseSensorOperator):
         )
         return rows >= self.min_rows
 
+    def pre_execute(self, context: Context) -> None:
+        refuse_before_start(self.pipeline, context)
+        super().pre_execute(context)
+
     def _producer(self) -> str:
         return f"DAG {self.producer_dag!r}" if self.producer_dag else "the DAG that writes it"
 
@@ -99,14 +107,29 @@ class WarehousePartitionSensor(BaseSensorOperator):
 
 
 class ChampionModelSensor(BaseSensorOperator):
-    """Wait until ``model_name`` has a champion in ml_models (e.g. before the first inference)."""
+    """Wait until ``model_name`` has a champion in ml_models (e.g. before the first inference).
+
+    :param pipeline: the contract; a logical date before its ``start_date`` fails instead of waiting.
+    """
 
     template_fields: Sequence[str] = ("model_name",)
 
-    def __init__(self, *, model_name: str, ml_conn_id: str = MLPlatformHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        ml_conn_id: str = MLPlatformHook.default_conn_name,
+        pipeline: str | Path | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**_sensor_defaults(kwargs, poke_interval=600, timeout=12 * 3600))
         self.model_name = model_name
         self.ml_conn_id = ml_conn_id
+        self.pipeline = pipeline
+
+    def pre_execute(self, context: Context) -> None:
+        refuse_before_start(self.pipeline, context)
+        super().pre_execute(context)
 
     def poke(self, context: Context) -> bool:
         from airflow_ml_provider.core.registry import ModelRegistry

@@ -10,8 +10,9 @@ docs/bring-your-own-data.md). The loader keeps the shop's own column names, so t
   CustomerID (as a string), InvoiceDate (TIMESTAMP), Quantity, UnitPrice, Country, and
   ``kind``: ``transaction``, or ``cancellation`` for an InvoiceNo starting with C (the
   contract does not map cancellations, so they count as ``unknown`` and weigh nothing).
-- ``retail_items``: item_id (StockCode), category (the data set has none: ``uncategorised``),
-  price (median UnitPrice), launch_date (first sale).
+- ``retail_items``: item_id (StockCode), price (median UnitPrice), launch_date (first sale).
+  The data set has no item categories, and none is invented: the contract declares the
+  column absent (``source_columns: {items: {category: null}}``).
 - ``retail_customers``: user_id, signup_date (first invoice), country.
 
 Guest lines (no CustomerID) are dropped: a recommendation needs someone to recommend to.
@@ -44,7 +45,6 @@ WHERE CustomerID IS NOT NULL AND StockCode IS NOT NULL
 ITEMS_SQL = """
 SELECT
   StockCode AS item_id,
-  'uncategorised' AS category,
   CAST(MEDIAN(UnitPrice) AS DOUBLE) AS price,
   CAST(MIN(InvoiceDate) AS DATE) AS launch_date
 FROM events

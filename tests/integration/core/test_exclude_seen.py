@@ -63,3 +63,30 @@ def test_exclude_seen(warehouse, exclude, expected):
     )
     rows = warehouse.query(candidate_features_sql(spec), {"as_of": DAY}).to_pylist()
     assert {(r["user_id"], r["item_id"]) for r in rows} == expected
+
+
+@pytest.mark.parametrize("exclude", ["none", "purchased", "interacted"])
+def test_training_export_flags_exactly_the_rows_inference_excludes(warehouse, exclude):
+    """The evaluation drops the rows flagged seen_before; they must be the rows inference never scores."""
+    from airflow_ml_provider.core.training import training_data_sql, truth_data_sql
+
+    spec = load_spec(PIPELINE)
+    spec = spec.model_copy(
+        update={
+            "features": [FeatureColumn(name="candidate_score", type="FLOAT64")],
+            "inference": spec.inference.model_copy(update={"exclude_seen": exclude}),
+        }
+    )
+    keys = pa.table({"as_of_date": [DAY] * 4, "user_id": ["u1", "u1", "u1", "u2"]})
+    items = ["bought", "viewed", "new", "bought"]
+    warehouse.replace_table(
+        "labels", keys.append_column("item_id", pa.array(items)).append_column("relevance", pa.array([1, 1, 1, 1]))
+    )
+    dates = {"train_start": DAY, "train_end": DAY, "validation_start": DAY, "validation_end": DAY}
+    served = {
+        (r["user_id"], r["item_id"]) for r in warehouse.query(candidate_features_sql(spec), {"as_of": DAY}).to_pylist()
+    }
+    for sql in (training_data_sql(spec), truth_data_sql(spec)):
+        rows = warehouse.query(sql, dates).to_pylist()
+        assert len(rows) == 4
+        assert {(r["user_id"], r["item_id"]) for r in rows if not r["seen_before"]} == served

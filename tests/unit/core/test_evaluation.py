@@ -237,6 +237,52 @@ def test_evaluate_window_labels_scopes_and_uses_the_gates_pick():
     assert out["model"] == e2e["model"] and out["baseline"] == e2e["global_popularity"]
 
 
+def test_rows_inference_would_exclude_leave_the_lists_the_truth_and_the_popularity_list():
+    """exclude_seen: a seen item can be no hit for any ranker, and the popularity list skips it too."""
+    spec = SPEC.model_copy(
+        update={
+            "evaluation": SPEC.evaluation.model_copy(update={"k": 1, "candidate_order": None}),
+            "inference": SPEC.inference.model_copy(update={"exclude_seen": "purchased"}),
+        }
+    )
+    day, before = dt.date(2026, 3, 20), dt.date(2026, 3, 6)
+    # u1 rebuys `a` (seen) and buys `b` (new). The model ranks the seen `a` first.
+    test = pd.DataFrame(
+        {
+            "as_of_date": [day] * 3,
+            "user_id": ["u1"] * 3,
+            "item_id": ["a", "b", "c"],
+            "label": [1, 1, 0],
+            "seen_before": [True, False, False],
+        }
+    )
+    fit = pd.DataFrame({"as_of_date": [before] * 2, "item_id": ["a", "b"], "label": [1, 1]})
+    truth = pd.DataFrame(
+        {
+            "as_of_date": [day, day, before, before, before],
+            "user_id": ["u1", "u1", "u7", "u8", "u9"],
+            "item_id": ["a", "b", "a", "a", "b"],
+            "relevance": [1.0, 1.0, 1.0, 1.0, 1.0],
+            "seen_before": [True, False, False, False, False],
+        }
+    )
+    out = evaluate_window(test, np.array([0.9, 0.5, 0.1]), fit, truth, spec, catalog=3, bootstrap=False)
+    e2e = out["scopes"]["end_to_end"]
+    # Without `a` the model's top 1 is b, the one positive left: recall 1 (it would be 1/2 with `a` counted).
+    assert e2e["model"]["recall"] == 1.0 and out["scopes"]["candidates"]["model"]["recall"] == 1.0
+    # Popularity of the fit window is [a, b]; u1 has bought a, so the list serves b: a hit.
+    assert e2e["global_popularity"]["recall"] == 1.0
+    assert out["candidate_recall"] == 1.0
+    assert out["exclude_seen"] == {"rule": "purchased", "candidate_rows": 1, "positives": 1}
+    # The same data without the flags counts the seen rebuy: the model's a is then a hit, b a miss.
+    plain = evaluate_window(
+        test.drop(columns="seen_before"), np.array([0.9, 0.5, 0.1]), fit, truth.drop(columns="seen_before"),
+        spec, catalog=3, bootstrap=False,
+    )  # fmt: skip
+    assert plain["scopes"]["end_to_end"]["model"]["recall"] == 0.5
+    assert plain["exclude_seen"] == {"rule": "purchased", "candidate_rows": 0, "positives": 0}
+
+
 def test_without_truth_only_the_candidate_scope_exists():
     day = dt.date(2026, 3, 20)
     test = pd.DataFrame({"as_of_date": [day] * 2, "user_id": ["u1"] * 2, "item_id": ["a", "b"], "label": [0, 1]})

@@ -1,0 +1,96 @@
+"""A world whose items have no category and no price: validate, features and training still work.
+
+The contract declares the columns absent (``source_columns: {items: {category: null, price: null}}``);
+the SQL reads typed NULLs, the features that require them stay in the table and leave the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+from airflow_ml_provider.core.demo import DemoConfig, generate
+from airflow_ml_provider.core.features import build_features
+from airflow_ml_provider.core.spec import load_spec
+from airflow_ml_provider.core.validate import validate_pipeline
+from tests.paths import PIPELINE, REPO, SQL_DIR
+
+RUN_DATE = dt.date(2026, 3, 31)
+CATEGORY = {"user_top_category_share", "item_category", "pair_category_affinity"}
+PRICE = {"item_price", "pair_price_ratio"}
+
+
+def _contract(tmp_path: Path) -> Path:
+    raw = yaml.safe_load(PIPELINE.read_text())
+    raw["sources"]["items"] = "bare_items"
+    raw["source_columns"] = {"items": {"category": None, "price": None}}
+    raw["windows"].update(
+        feature_lookback_days=14, label_horizon_days=3, training_days=6, early_stopping_days=2, validation_days=3
+    )
+    raw["model"].update(num_boost_round=30, params={"learning_rate": 0.15})
+    raw["evaluation"]["min_lists"] = 1
+    raw["drift"].update(critical_features=[], thresholds={})
+    raw["model"].pop("hooks", None)  # the reference model.py caps pair_price_ratio, which is all NULL here
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_validate_features_and_training_without_category_and_price(tmp_path):
+    contract = _contract(tmp_path)
+    spec = load_spec(contract)
+    assert set(spec.skipped_features) == CATEGORY | PRICE
+    assert "items.category declared absent" in spec.skipped_features["item_category"]
+
+    report = validate_pipeline(contract, SQL_DIR, DuckDBWarehouse(tmp_path / "sample.duckdb"))
+    assert report.ok, "\n".join(report.lines())
+    [features] = [c for c in report.checks if c.check == "features"]
+    assert "item_price skipped (items.price declared absent in source_columns)" in features.detail
+
+    wh = DuckDBWarehouse(tmp_path / "ml" / "warehouse.duckdb")
+    world = generate(DemoConfig(users=250, items=80, days=45, end_date=RUN_DATE))
+    wh.replace_table("users", world.users)
+    wh.replace_table("events", world.events)
+    wh.replace_table("bare_items", world.items.drop_columns(["category", "price"]))
+    train_dates, test_dates = spec.training_dates(RUN_DATE)
+    build_features(wh, spec, SQL_DIR, [*train_dates, *test_dates], labels=True)
+    row = wh.query(
+        "SELECT COUNT(*) AS n, COUNT(item_category) AS cat, COUNT(item_price) AS price, "
+        "COUNTIF(candidate_source = 'category') AS by_category FROM features"
+    ).to_pylist()[0]
+    assert row["n"] > 0 and row["cat"] == row["price"] == row["by_category"] == 0
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AIRFLOW_ML_HOME": str(tmp_path / "ml")}
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow_ml_provider.cli", "train", "--pipeline", str(contract), "--sql-dir",
+         str(SQL_DIR), "--date", RUN_DATE.isoformat(), "--no-promote", "--warehouse", str(wh.path),
+         "--artifacts", str(tmp_path / "artifacts")],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    assert "Feature item_category skipped: items.category declared absent" in out.stdout + out.stderr
+    [envelope] = (tmp_path / "artifacts").rglob("envelope.json")
+    saved = json.loads(envelope.read_text())
+    names = {f["name"] for f in saved["features"]}
+    assert names == {f.name for f in spec.features} - CATEGORY - PRICE
+    assert set(saved["metrics"]["skipped_features"]) == CATEGORY | PRICE
+    assert saved["metrics"]["scopes"]["end_to_end"]["model"]["lists"] > 0
+
+
+@pytest.mark.parametrize("column", ["launch_date", "item_id"])
+def test_only_optional_attributes_may_be_absent(tmp_path, column):
+    from airflow_ml_provider.exceptions import ContractError
+
+    raw = yaml.safe_load(PIPELINE.read_text())
+    raw["source_columns"] = {"items": {column: None}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ContractError, match=f"source_columns.items.{column}: null .* items.category, items.price"):
+        load_spec(tmp_path / "p.yaml")
