@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from airflow_ml_provider.core.envelope import Envelope
     from airflow_ml_provider.core.hooks import ModelHooks
+    from airflow_ml_provider.core.scoring import ScoringStats
     from airflow_ml_provider.core.warehouse import Warehouse
 
 
@@ -102,50 +103,20 @@ class BatchRecommendOperator(MLPlatformOperator):
     def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
         """Resolve and load the model, score the day's candidates, replace the partition."""
         from airflow_ml_provider.core.registry import ModelRegistry
-        from airflow_ml_provider.core.runs import utcnow
-        from airflow_ml_provider.core.scoring import candidate_features_sql, check_feature_table, score_batches
+        from airflow_ml_provider.core.scoring import candidate_features_sql
 
         spec = self.spec
         record = ModelRegistry(warehouse).resolve(self.model_name or spec.name, self.model_version)
         run.update(model_name=record.model_name, model_version=record.version)
-        envelope, booster, hooks = self.load_model(record.uri)
-        keys = (spec.entities.user, spec.entities.item)
-        check_feature_table(warehouse.table_columns(spec.feature_table), envelope, keys, spec.feature_table)
-        k = self.top_k or spec.inference.top_k
-        self.log.info("Scoring %s candidates with %s %s (top %d)", day, record.model_name, record.version, k)
-        with warehouse.query_batches(
-            candidate_features_sql(spec), {"as_of": day}, batch_rows=spec.inference.batch_rows, source="candidates"
-        ) as batches:
-            best, stats = score_batches(
-                batches,
-                booster,
-                envelope,
-                hooks,
-                k,
-                keys=keys,
-                source=f"{spec.feature_table} partition {day}",
-            )
+        best, stats = self.score(warehouse, day, record.uri, candidate_features_sql(spec), {"as_of": day})
         write_started = time.monotonic()
-        rows = best.num_rows
-        table = pa.table(
-            {
-                "user_id": best["user_id"],
-                "item_id": best["item_id"],
-                "rank": best["rank"],
-                "score": best["score"],
-                # Constant columns without a Python list per row (seconds at 20M rows).
-                "model_name": pa.repeat(pa.scalar(record.model_name, pa.string()), rows),
-                "model_version": pa.repeat(pa.scalar(record.version, pa.string()), rows),
-                "run_id": pa.repeat(pa.scalar(run_id, pa.string()), rows),
-                "generated_at": pa.repeat(pa.scalar(utcnow(), pa.timestamp("us", tz="UTC")), rows),
-            }
-        )
+        table = recommendation_rows(best, record.model_name, record.version, run_id)
         warehouse.replace_partition("recommendations", "prediction_date", day, table, sql_source="batch inference")
         users = len(best["user_id"].unique())
         catalog = self.catalog_size(warehouse, day)
         return {
             "users": users,
-            "rows_written": rows,
+            "rows_written": table.num_rows,
             "candidates": stats.rows,
             "catalog_items": catalog,
             "coverage": len(best["item_id"].unique()) / catalog if catalog else 0.0,
@@ -154,6 +125,31 @@ class BatchRecommendOperator(MLPlatformOperator):
             "seconds_write": time.monotonic() - write_started,
             "rows_per_second": stats.rows / max(stats.seconds_read + stats.seconds_score, 1e-9),
         }
+
+    def score(
+        self, warehouse: Warehouse, day: dt.date, model_uri: str, sql: str, params: dict[str, Any]
+    ) -> tuple[pa.Table, ScoringStats]:
+        """Load the model, check the serving schema, and score ``sql``'s candidate rows into top-k lists."""
+        from airflow_ml_provider.core.scoring import check_feature_table, score_batches
+        from airflow_ml_provider.core.shards import unlocked_batches
+
+        spec = self.spec
+        envelope, booster, hooks = self.load_model(model_uri)
+        keys = (spec.entities.user, spec.entities.item)
+        check_feature_table(warehouse.table_columns(spec.feature_table), envelope, keys, spec.feature_table)
+        k = self.top_k or spec.inference.top_k
+        self.log.info("Scoring %s candidates with %s %s (top %d)", day, envelope.name, envelope.version, k)
+        rows = spec.inference.batch_rows
+        # Shards score in parallel: none may hold the warehouse's lock while it scores.
+        read = (
+            unlocked_batches(warehouse, sql, params, batch_rows=rows, source="candidates")
+            if "shard_index" in params
+            else warehouse.query_batches(sql, params, batch_rows=rows, source="candidates")
+        )
+        with read as batches:
+            return score_batches(
+                batches, booster, envelope, hooks, k, keys=keys, source=f"{spec.feature_table} partition {day}"
+            )
 
     def catalog_size(self, warehouse: Warehouse, day: dt.date) -> int:
         """Distinct items among the day's candidates: the denominator of catalog coverage."""
@@ -184,3 +180,172 @@ class BatchRecommendOperator(MLPlatformOperator):
                 path.write_text(read(HOOKS_FILE))
                 hooks = load_hooks(path)
         return envelope, booster, hooks
+
+
+class PlanRecommendShardsOperator(MLPlatformOperator):
+    """Plan a sharded inference run: the shard count and the one model version all shards score with.
+
+    Returns one keyword set per shard for ``ScoreRecommendShardOperator.partial(...).expand_kwargs``;
+    pinning the version here means a champion promoted mid-run cannot mix two models in one partition.
+
+    :param shards: user shards; defaults to ``inference.shards`` in the contract.
+    """
+
+    template_fields: Sequence[str] = ("prediction_date", "model_version", "model_name")
+    ui_color = "#f3e8fb"
+
+    def __init__(
+        self,
+        *,
+        prediction_date: str = "{{ ds }}",
+        model_version: str = "champion",
+        model_name: str | None = None,
+        shards: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prediction_date = prediction_date
+        self.model_version = model_version
+        self.model_name = model_name
+        self.shards = shards
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.shards import ShardPlan, check_shard_count
+
+        with self.fail_fast():
+            day = parse_date(self.prediction_date, "prediction_date")
+            shards = check_shard_count(self.shards or self.spec.inference.shards, f"task {self.task_id}")
+            warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            record = ModelRegistry(warehouse).resolve(self.model_name or self.spec.name, self.model_version)
+        self.log.info("Scoring %s in %d shard(s) with %s %s", day, shards, record.model_name, record.version)
+        return ShardPlan(day, shards, record.model_name, record.version).tasks()
+
+
+class ScoreRecommendShardOperator(BatchRecommendOperator):
+    """Score one user shard of the day's candidates and stage its top-k lists (mapped, one task per shard).
+
+    The shard's lists replace its own staging table whole, so a retried shard never duplicates
+    rows; nothing reaches ``recommendations`` until ``PublishRecommendationsOperator``.
+
+    :param shard: this task's shard, from 0.
+    :param shards: how many shards the plan has.
+    """
+
+    template_fields: Sequence[str] = ("prediction_date", "model_version", "model_name", "shard", "shards")
+
+    def __init__(self, *, shard: int, shards: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shard = shard
+        self.shards = shards
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.scoring import candidate_features_sql
+        from airflow_ml_provider.core.shards import shard_sql, staging_table, with_shard
+        from airflow_ml_provider.exceptions import EmptyResultError, ShardError
+
+        ti = context["ti"]
+        with self.fail_fast():
+            day = parse_date(self.prediction_date, "prediction_date")
+            shard, shards = int(self.shard), int(self.shards)
+            if not 0 <= shard < shards:
+                raise ShardError(f"task {self.task_id}: shard {shard} is not one of 0..{shards - 1}.")
+            spec = self.spec
+            warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            record = ModelRegistry(warehouse).resolve(self.model_name or spec.name, self.model_version)
+            sql = shard_sql(candidate_features_sql(spec), spec.entities.user)
+            params = {"as_of": day, "shard_index": shard, "shard_count": shards}
+            try:
+                best, stats = self.score(warehouse, day, record.uri, sql, params)
+                candidates = stats.rows
+            except EmptyResultError:
+                # A shard without users (few users, many shards) stages an empty list; publish
+                # refuses a partition that is empty as a whole.
+                best, candidates = (
+                    pa.table(
+                        {
+                            "user_id": pa.array([], pa.string()),
+                            "item_id": pa.array([], pa.string()),
+                            "rank": pa.array([], pa.int64()),
+                            "score": pa.array([], pa.float64()),
+                        }
+                    ),
+                    0,
+                )
+            rows = with_shard(recommendation_rows(best, record.model_name, record.version, ti.run_id), shard)
+            table = staging_table("recommendations", day, ti.run_id, shard, shards)
+            warehouse.stage_table(table, rows)
+        self.log.info(
+            "Staged shard %d of %d: %d rows from %d candidates in %s", shard, shards, rows.num_rows, candidates, table
+        )
+        return {"shard": shard, "rows": rows.num_rows, "candidates": candidates, "staged": table}
+
+
+class PublishRecommendationsOperator(BatchRecommendOperator):
+    """Publish the staged shards as the day's ``recommendations`` partition, in one atomic write.
+
+    Every shard of the plan must be staged exactly once (else ``ShardError`` names the shard and
+    nothing changes). The attempt is recorded in ``recommendation_runs`` like an unsharded run.
+
+    :param plan: the output of ``PlanRecommendShardsOperator``.
+    :param shard_results: the outputs of the shard tasks (for the candidate count).
+    """
+
+    template_fields: Sequence[str] = ("prediction_date", "plan", "shard_results")
+
+    def __init__(self, *, plan: Any, shard_results: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.shard_results = shard_results
+
+    def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
+        """Check the staged shards, publish their union, drop them."""
+        from airflow_ml_provider.core.shards import ShardPlan, check_staged, drop_staged, publish_staged, staging_tables
+        from airflow_ml_provider.exceptions import EmptyResultError, ShardError
+
+        plan = ShardPlan.from_tasks(self.plan)
+        run.update(model_name=plan.model_name, model_version=plan.model_version)
+        if plan.prediction_date != day:
+            raise ShardError(f"the shard plan is for {plan.prediction_date}, this task publishes {day}.")
+        started = time.monotonic()
+        names = staging_tables("recommendations", plan, run_id)
+        totals = check_staged(warehouse, names, "user_id")
+        if not totals["rows_written"]:
+            raise EmptyResultError(
+                f"no shard of {day} staged any recommendation; the partition was left as it was. "
+                "Run the features DAG for this date first."
+            )
+        columns = [c for c in warehouse.table_columns("recommendations") if c != "prediction_date"]
+        publish_staged(warehouse, "recommendations", "prediction_date", day, names, columns)
+        drop_staged(warehouse, names)
+        candidates = sum(int(r["candidates"]) for r in (self.shard_results or []) if r)
+        catalog = self.catalog_size(warehouse, day)
+        return {
+            "users": totals["users"],
+            "rows_written": totals["rows_written"],
+            "candidates": candidates,
+            "catalog_items": catalog,
+            "coverage": totals["items"] / catalog if catalog else 0.0,
+            "seconds_write": time.monotonic() - started,
+        }
+
+
+def recommendation_rows(best: pa.Table, model_name: str, model_version: str, run_id: str) -> pa.Table:
+    """The ``recommendations`` rows (without the date) of top-k lists."""
+    from airflow_ml_provider.core.runs import utcnow
+
+    rows = best.num_rows
+    return pa.table(
+        {
+            "user_id": best["user_id"],
+            "item_id": best["item_id"],
+            "rank": best["rank"],
+            "score": best["score"],
+            # Constant columns without a Python list per row (seconds at 20M rows).
+            "model_name": pa.repeat(pa.scalar(model_name, pa.string()), rows),
+            "model_version": pa.repeat(pa.scalar(model_version, pa.string()), rows),
+            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), rows),
+            "generated_at": pa.repeat(pa.scalar(utcnow(), pa.timestamp("us", tz="UTC")), rows),
+        }
+    )
