@@ -7,8 +7,9 @@ Every day, once the day's `features` partition exists and a champion model is re
 2. `champion_ready` waits for a `champion` in `ml_models` (the first run waits for the
    first promoted model; it never falls back to an implicit "latest").
 3. `plan_shards` pins the champion's version for the run and splits the day's users into
-   `inference.shards` shards (from the contract; 1 by default) by a stable hash of the
-   user id, computed in the warehouse.
+   `inference.shards` shards (from the contract, 1 by default; the Variable
+   `recsys_inference_shards` overrides it) by a stable hash of the user id, computed in the
+   warehouse.
 4. `score_shard` (one mapped task per shard, in parallel on the workers) streams its users'
    candidates in bounded Arrow batches, checks their schema against the model's, scores
    them and stages its top-k lists; a retried shard replaces only its own staged rows.
@@ -64,7 +65,11 @@ with DAG(
     champion_ready = ChampionModelSensor(
         task_id="champion_ready", model_name="recsys", poke_interval=600, timeout=12 * 3600, mode="reschedule"
     )
-    plan = PlanRecommendShardsOperator(task_id="plan_shards", model_version="champion")
+    # The shard count is the contract's inference.shards; an Airflow Variable can override it
+    # for one deployment (e.g. more workers) without a contract change.
+    plan = PlanRecommendShardsOperator(
+        task_id="plan_shards", model_version="champion", shards="{{ var.value.get('recsys_inference_shards', '') }}"
+    )
     shards = ScoreRecommendShardOperator.partial(task_id="score_shard").expand_kwargs(plan.output)
     publish = PublishRecommendationsOperator(
         task_id="publish", plan=plan.output, shard_results=shards.output, outlets=[RECOMMENDATIONS]

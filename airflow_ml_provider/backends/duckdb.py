@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import duckdb.func
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
@@ -369,9 +370,7 @@ def _add_functions(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     """Register the GoogleSQL functions DuckDB lacks that ``sql`` calls (FARM_FINGERPRINT)."""
     if "farm_fingerprint" in sql.lower():
         with contextlib.suppress(duckdb.CatalogException):  # already registered on this connection
-            con.create_function(
-                "farm_fingerprint", fingerprint64, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("BIGINT"), type="arrow"
-            )
+            con.create_function("farm_fingerprint", fingerprint64, ["varchar"], "bigint", type=duckdb.func.ARROW)
 
 
 def _as_bigquery_types(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:

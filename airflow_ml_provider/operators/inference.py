@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.envelope import ENVELOPE_FILE, HOOKS_FILE, MODEL_FILE, booster_from_text, parse_envelope
+from airflow_ml_provider.exceptions import ContractError
 from airflow_ml_provider.links.bigquery import BigQueryTableLink
 from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
@@ -188,10 +189,11 @@ class PlanRecommendShardsOperator(MLPlatformOperator):
     Returns one keyword set per shard for ``ScoreRecommendShardOperator.partial(...).expand_kwargs``;
     pinning the version here means a champion promoted mid-run cannot mix two models in one partition.
 
-    :param shards: user shards; defaults to ``inference.shards`` in the contract.
+    :param shards: user shards (a number, or a template rendering to one); empty or None takes
+        ``inference.shards`` from the contract.
     """
 
-    template_fields: Sequence[str] = ("prediction_date", "model_version", "model_name")
+    template_fields: Sequence[str] = ("prediction_date", "model_version", "model_name", "shards")
     ui_color = "#f3e8fb"
 
     def __init__(
@@ -200,7 +202,7 @@ class PlanRecommendShardsOperator(MLPlatformOperator):
         prediction_date: str = "{{ ds }}",
         model_version: str = "champion",
         model_name: str | None = None,
-        shards: int | None = None,
+        shards: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -215,11 +217,20 @@ class PlanRecommendShardsOperator(MLPlatformOperator):
 
         with self.fail_fast():
             day = parse_date(self.prediction_date, "prediction_date")
-            shards = check_shard_count(self.shards or self.spec.inference.shards, f"task {self.task_id}")
+            shards = check_shard_count(self.requested_shards(), f"task {self.task_id}")
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
             record = ModelRegistry(warehouse).resolve(self.model_name or self.spec.name, self.model_version)
         self.log.info("Scoring %s in %d shard(s) with %s %s", day, shards, record.model_name, record.version)
         return ShardPlan(day, shards, record.model_name, record.version).tasks()
+
+    def requested_shards(self) -> int:
+        """The operator's shard count if given, else the contract's."""
+        text = "" if self.shards is None else str(self.shards).strip()
+        if not text:
+            return self.spec.inference.shards
+        if not text.isdigit():
+            raise ContractError(f"task {self.task_id}: shards must be a whole number, got {self.shards!r}.")
+        return int(text)
 
 
 class ScoreRecommendShardOperator(BatchRecommendOperator):

@@ -27,6 +27,7 @@ import uuid
 from typing import Any
 
 import duckdb
+import duckdb.func
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -50,9 +51,7 @@ class FakeBigQuery(QueryStatements):
         self.con = duckdb.connect()
         # BigQuery's FARM_FINGERPRINT, as the embedded warehouse defines it (core/shards.py): the
         # fake computes the same values BigQuery documents, so shard membership is real here.
-        self.con.create_function(
-            "farm_fingerprint", fingerprint64, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("BIGINT"), type="arrow"
-        )
+        self.con.create_function("farm_fingerprint", fingerprint64, ["varchar"], "bigint", type=duckdb.func.ARROW)
         self.lock = threading.RLock()
         self.datasets: set[tuple[str, str]] = set()
         self.tables: dict[tuple[str, str, str], TableMeta] = {}

@@ -16,7 +16,12 @@ from airflow_ml_provider.operators.inference import (
     PublishRecommendationsOperator,
     ScoreRecommendShardOperator,
 )
-from tests.integration.operators.test_inference import DAY, prepared, recommend, warehouse  # noqa: F401
+from tests.integration.operators import test_inference as unsharded
+from tests.integration.operators.test_inference import DAY, recommend
+
+# The unsharded tests' world: features for DAY and a trained champion; a fresh warehouse copy per test.
+prepared = unsharded.prepared
+warehouse = unsharded.warehouse
 
 LIST_COLUMNS = "prediction_date, user_id, item_id, rank, score, model_name, model_version, run_id"
 
@@ -29,7 +34,10 @@ def _context(task_id: str, run_id: str, try_number: int = 1) -> dict[str, Any]:
 def plan(prepared, shards: int, run_id: str) -> list[dict[str, Any]]:
     with DAG("recsys_batch_inference_test", schedule=None):
         op = PlanRecommendShardsOperator(
-            task_id="plan_shards", pipeline=str(prepared["root"] / "pipeline.yaml"), prediction_date=str(DAY), shards=shards
+            task_id="plan_shards",
+            pipeline=str(prepared["root"] / "pipeline.yaml"),
+            prediction_date=str(DAY),
+            shards=shards,
         )
     return op.execute(_context("plan_shards", run_id))
 
