@@ -110,6 +110,7 @@ bench: install ## benchmarks (ratios against baselines measured in the same run;
 	$(BIN)/python bench/training.py --threads 1 $(BENCH_ARGS)
 	$(BIN)/python bench/drift.py $(DRIFT_BENCH_ARGS)
 	$(BIN)/python bench/batch_inference.py --threads 1 $(INFERENCE_BENCH_ARGS)
+	$(BIN)/python bench/shards.py --threads 1 $(SHARDS_BENCH_ARGS)
 
 lock: ## re-resolve requirements/constraints.txt from requirements/requirements.in (needs uv)
 	uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -45,6 +45,10 @@ class EmptyResultError(WarehouseError):
     """A query meant to fill a partition returned no rows."""
 
 
+class ShardError(WarehouseError):
+    """A sharded inference run's staged shards are missing, duplicated or inconsistent; nothing was published."""
+
+
 class BytesBudgetExceeded(WarehouseError):
     """A BigQuery query would scan more bytes than ``maximum_bytes_billed`` allows."""
 

@@ -6,9 +6,16 @@ Every day, once the day's `features` partition exists and a champion model is re
 1. `features_ready` waits for the `features` partition of the logical date.
 2. `champion_ready` waits for a `champion` in `ml_models` (the first run waits for the
    first promoted model; it never falls back to an implicit "latest").
-3. `recommend` streams the candidates in bounded Arrow batches, checks their schema
-   against the model's, scores them with the champion's LightGBM model and replaces the
-   day's `recommendations` partition atomically. Every attempt is logged in
+3. `plan_shards` pins the champion's version for the run and splits the day's users into
+   `inference.shards` shards (from the contract, 1 by default; the Variable
+   `recsys_inference_shards` overrides it) by a stable hash of the user id, computed in the
+   warehouse.
+4. `score_shard` (one mapped task per shard, in parallel on the workers) streams its users'
+   candidates in bounded Arrow batches, checks their schema against the model's, scores
+   them and stages its top-k lists; a retried shard replaces only its own staged rows.
+5. `publish` checks that every shard is staged exactly once and replaces the day's
+   `recommendations` partition with them in one atomic write: readers see yesterday's
+   lists or today's, never a mix of shards. Every attempt is logged in
    `recommendation_runs`. It emits the `recsys_recommendations` asset, which starts
    `recsys_drift`.
 
@@ -28,7 +35,11 @@ import pendulum
 from airflow.sdk import DAG
 from recsys.assets import RECOMMENDATIONS
 
-from airflow_ml_provider.operators.inference import BatchRecommendOperator
+from airflow_ml_provider.operators.inference import (
+    PlanRecommendShardsOperator,
+    PublishRecommendationsOperator,
+    ScoreRecommendShardOperator,
+)
 from airflow_ml_provider.sensors.warehouse import ChampionModelSensor, WarehousePartitionSensor
 
 PIPELINE = Path(__file__).parent / "recsys" / "pipeline.yaml"
@@ -56,6 +67,14 @@ with DAG(
     champion_ready = ChampionModelSensor(
         task_id="champion_ready", model_name="recsys", poke_interval=600, timeout=12 * 3600, mode="reschedule"
     )
-    recommend = BatchRecommendOperator(task_id="recommend", model_version="champion", outlets=[RECOMMENDATIONS])
+    # The shard count is the contract's inference.shards; an Airflow Variable can override it
+    # for one deployment (e.g. more workers) without a contract change.
+    plan = PlanRecommendShardsOperator(
+        task_id="plan_shards", model_version="champion", shards="{{ var.value.get('recsys_inference_shards', '') }}"
+    )
+    shards = ScoreRecommendShardOperator.partial(task_id="score_shard").expand_kwargs(plan.output)
+    publish = PublishRecommendationsOperator(
+        task_id="publish", plan=plan.output, shard_results=shards.output, outlets=[RECOMMENDATIONS]
+    )
 
-    [features_ready, champion_ready] >> recommend
+    [features_ready, champion_ready] >> plan >> shards >> publish

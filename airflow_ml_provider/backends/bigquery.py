@@ -266,6 +266,16 @@ class BigQueryWarehouse(Warehouse):
         self._load(data, table_id)
         return data.num_rows
 
+    def stage_table(self, table: str, data: pa.Table) -> int:
+        """Load ``data`` over a staging table (WRITE_TRUNCATE) that expires, so a lost run leaves nothing permanent."""
+        rows = self.replace_table(table, data)
+        self._expire_soon(self._table_id(table))
+        return rows
+
+    def drop_table(self, table: str) -> None:
+        """Delete ``table`` if it exists."""
+        self.client.delete_table(self._table_id(table), not_found_ok=True)
+
     def _load(self, data: pa.Table, table_id: str) -> None:
         """Load Arrow rows over ``table_id`` (WRITE_TRUNCATE) as Parquet, which keeps Arrow types."""
         config = bigquery.LoadJobConfig(

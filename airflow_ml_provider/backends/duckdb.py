@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import duckdb.func
 import pyarrow as pa
 from filelock import FileLock, Timeout
 
 from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier
+from airflow_ml_provider.core.shards import STAGING_PREFIX, fingerprint64
 from airflow_ml_provider.core.sql import bind_params, partition_select, to_duckdb
 from airflow_ml_provider.core.storage import local_path, to_uri
 from airflow_ml_provider.core.warehouse import CheckBuilder, CheckGate, Warehouse, WriteResult
@@ -48,6 +50,7 @@ class DuckDBWarehouse(Warehouse):
     """Warehouse on a local DuckDB file (the embedded default)."""
 
     backend = "local"
+    locks_while_reading = True
 
     def __init__(self, path: str | Path, *, schema: str | None = None, lock_timeout: float = 120.0) -> None:
         self.path = Path(path)
@@ -127,12 +130,14 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], source: str) -> None:
+        _add_functions(con, sql)
         with _translate_errors(source):
             con.execute(sql, params or None)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> pa.Table:
         text, bound = self._compile(sql, params, source)
         with self.connect(read_only=True) as con, _translate_errors(source):
+            _add_functions(con, text)
             rel = con.sql(text, params=bound or None)
             return _as_bigquery_types(rel).to_arrow_table()
 
@@ -147,6 +152,7 @@ class DuckDBWarehouse(Warehouse):
     ) -> Iterator[Iterator[pa.RecordBatch]]:
         text, bound = self._compile(sql, params, source)
         with self.connect(read_only=True) as con, _translate_errors(source):
+            _add_functions(con, text)
             reader = _as_bigquery_types(con.sql(text, params=bound or None)).to_arrow_reader(batch_rows)
             try:
                 yield iter(reader)
@@ -172,7 +178,7 @@ class DuckDBWarehouse(Warehouse):
                 "AND table_schema = $schema AND table_type = 'BASE TABLE' ORDER BY table_name",
                 {"schema": self.schema},
             ).fetchall()
-        return [r[0] for r in rows]
+        return [r[0] for r in rows if not r[0].startswith(STAGING_PREFIX)]
 
     def table_columns(self, table: str) -> dict[str, str]:
         validate_identifier(table)
@@ -358,6 +364,7 @@ class DuckDBWarehouse(Warehouse):
         target = path / "data.parquet"
         text, bound = self._compile(sql, params, source)
         with self.connect(read_only=True) as con, _translate_errors(source):
+            _add_functions(con, text)
             _as_bigquery_types(con.sql(text, params=bound or None)).write_parquet(str(target))
         return to_uri(target)
 
@@ -368,6 +375,18 @@ class DuckDBWarehouse(Warehouse):
             con.execute(f'CREATE OR REPLACE TABLE "{self.schema}"."{table}" AS SELECT * FROM __aml_arrow')
             con.unregister("__aml_arrow")
         return data.num_rows
+
+    def drop_table(self, table: str) -> None:
+        validate_identifier(table)
+        with self.connect() as con:
+            con.execute(f'DROP TABLE IF EXISTS "{self.schema}"."{table}"')
+
+
+def _add_functions(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Register the GoogleSQL functions DuckDB lacks that ``sql`` calls (FARM_FINGERPRINT)."""
+    if "farm_fingerprint" in sql.lower():
+        with contextlib.suppress(duckdb.CatalogException):  # already registered on this connection
+            con.create_function("farm_fingerprint", fingerprint64, ["varchar"], "bigint", type=duckdb.func.ARROW)
 
 
 def _as_bigquery_types(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:

@@ -19,14 +19,19 @@ from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.envelope import ENVELOPE_FILE, HOOKS_FILE, MODEL_FILE, booster_from_text, parse_envelope
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from airflow_ml_provider.core.envelope import Envelope
     from airflow_ml_provider.core.hooks import ModelHooks
+    from airflow_ml_provider.core.scoring import ScoringStats
     from airflow_ml_provider.core.spec import PipelineSpec
     from airflow_ml_provider.core.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 ReadText = Callable[[str], str]
+#: The work of one attempt: (warehouse, day, run_id, run) -> the run's numbers.
+DayWork = Callable[["Warehouse", dt.date, str, dict[str, Any]], dict[str, Any]]
 
 
 def load_model(model_dir: str, read_text: ReadText) -> tuple[Envelope, Any, ModelHooks]:
@@ -60,6 +65,62 @@ def catalog_size(warehouse: Warehouse, spec: PipelineSpec, day: dt.date) -> int:
     return int(warehouse.query(sql, {"d": day}, source="catalog size").to_pylist()[0]["n"])
 
 
+def score_day(
+    warehouse: Warehouse,
+    spec: PipelineSpec,
+    day: dt.date,
+    model_uri: str,
+    sql: str,
+    params: dict[str, Any],
+    *,
+    top_k: int | None,
+    read_text: ReadText,
+    logger: Any = None,
+) -> tuple[pa.Table, ScoringStats]:
+    """Load the model, check the serving schema, and score ``sql``'s candidate rows into top-k lists."""
+    from airflow_ml_provider.core.scoring import check_feature_table, score_batches
+    from airflow_ml_provider.core.shards import unlocked_batches
+
+    envelope, booster, hooks = load_model(model_uri, read_text)
+    keys = (spec.entities.user, spec.entities.item)
+    check_feature_table(warehouse.table_columns(spec.feature_table), envelope, keys, spec.feature_table)
+    k = top_k or spec.inference.top_k
+    (logger or log).info("Scoring %s candidates with %s %s (top %d)", day, envelope.name, envelope.version, k)
+    rows = spec.inference.batch_rows
+    # Shards score in parallel: none may hold the warehouse's lock while it scores.
+    read = (
+        unlocked_batches(warehouse, sql, params, batch_rows=rows, source="candidates")
+        if "shard_index" in params
+        else warehouse.query_batches(sql, params, batch_rows=rows, source="candidates")
+    )
+    with read as batches:
+        return score_batches(
+            batches, booster, envelope, hooks, k, keys=keys, source=f"{spec.feature_table} partition {day}"
+        )
+
+
+def recommendation_rows(best: pa.Table, model_name: str, model_version: str, run_id: str) -> pa.Table:
+    """The ``recommendations`` rows (without prediction_date) of the scored top-k lists."""
+    import pyarrow as pa
+
+    from airflow_ml_provider.core.runs import utcnow
+
+    rows = best.num_rows
+    return pa.table(
+        {
+            "user_id": best["user_id"],
+            "item_id": best["item_id"],
+            "rank": best["rank"],
+            "score": best["score"],
+            # Constant columns without a Python list per row (seconds at 20M rows).
+            "model_name": pa.repeat(pa.scalar(model_name, pa.string()), rows),
+            "model_version": pa.repeat(pa.scalar(model_version, pa.string()), rows),
+            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), rows),
+            "generated_at": pa.repeat(pa.scalar(utcnow(), pa.timestamp("us", tz="UTC")), rows),
+        }
+    )
+
+
 def recommend_day(
     warehouse: Warehouse,
     spec: PipelineSpec,
@@ -74,47 +135,30 @@ def recommend_day(
     logger: Any = None,
 ) -> dict[str, Any]:
     """Resolve and load the model, score the day's candidates, replace the partition; return the run's numbers."""
-    import pyarrow as pa
-
     from airflow_ml_provider.core.registry import ModelRegistry
-    from airflow_ml_provider.core.runs import utcnow
-    from airflow_ml_provider.core.scoring import candidate_features_sql, check_feature_table, score_batches
+    from airflow_ml_provider.core.scoring import candidate_features_sql
 
-    out = logger or log
     record = ModelRegistry(warehouse).resolve(model_name or spec.name, model_version)
     run.update(model_name=record.model_name, model_version=record.version)
-    envelope, booster, hooks = load_model(record.uri, read_text)
-    keys = (spec.entities.user, spec.entities.item)
-    check_feature_table(warehouse.table_columns(spec.feature_table), envelope, keys, spec.feature_table)
-    k = top_k or spec.inference.top_k
-    out.info("Scoring %s candidates with %s %s (top %d)", day, record.model_name, record.version, k)
-    with warehouse.query_batches(
-        candidate_features_sql(spec), {"as_of": day}, batch_rows=spec.inference.batch_rows, source="candidates"
-    ) as batches:
-        best, stats = score_batches(
-            batches, booster, envelope, hooks, k, keys=keys, source=f"{spec.feature_table} partition {day}"
-        )
-    write_started = time.monotonic()
-    rows = best.num_rows
-    table = pa.table(
-        {
-            "user_id": best["user_id"],
-            "item_id": best["item_id"],
-            "rank": best["rank"],
-            "score": best["score"],
-            # Constant columns without a Python list per row (seconds at 20M rows).
-            "model_name": pa.repeat(pa.scalar(record.model_name, pa.string()), rows),
-            "model_version": pa.repeat(pa.scalar(record.version, pa.string()), rows),
-            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), rows),
-            "generated_at": pa.repeat(pa.scalar(utcnow(), pa.timestamp("us", tz="UTC")), rows),
-        }
+    best, stats = score_day(
+        warehouse,
+        spec,
+        day,
+        record.uri,
+        candidate_features_sql(spec),
+        {"as_of": day},
+        top_k=top_k,
+        read_text=read_text,
+        logger=logger,
     )
+    write_started = time.monotonic()
+    table = recommendation_rows(best, record.model_name, record.version, run_id)
     warehouse.replace_partition("recommendations", "prediction_date", day, table, sql_source="batch inference")
     users = len(best["user_id"].unique())
     catalog = catalog_size(warehouse, spec, day)
     return {
         "users": users,
-        "rows_written": rows,
+        "rows_written": table.num_rows,
         "candidates": stats.rows,
         "catalog_items": catalog,
         "coverage": len(best["item_id"].unique()) / catalog if catalog else 0.0,
@@ -137,8 +181,12 @@ def run_batch_inference(
     top_k: int | None = None,
     read_text: ReadText,
     logger: Any = None,
+    day_work: DayWork | None = None,
 ) -> dict[str, Any]:
-    """One recorded attempt: a ``running`` row in recommendation_runs, ``recommend_day``, then success or failed."""
+    """One recorded attempt: a ``running`` row in recommendation_runs, the day's work, then success or failed.
+
+    The work is ``recommend_day`` unless ``day_work`` replaces it (a sharded run's publish).
+    """
     from airflow_ml_provider.core.ddl import ensure_tables
     from airflow_ml_provider.core.runs import finish_run, start_run, utcnow
 
@@ -147,20 +195,23 @@ def run_batch_inference(
     ensure_tables(warehouse, "recommendations", "recommendations_latest", "recommendation_runs")
     start_run(warehouse, {**run, "started_at": started_at})
     try:
-        run.update(
-            recommend_day(
-                warehouse,
-                spec,
-                day,
-                run_id,
-                run,
-                model_version=model_version,
-                model_name=model_name,
-                top_k=top_k,
-                read_text=read_text,
-                logger=logger,
+        if day_work is not None:
+            run.update(day_work(warehouse, day, run_id, run))
+        else:
+            run.update(
+                recommend_day(
+                    warehouse,
+                    spec,
+                    day,
+                    run_id,
+                    run,
+                    model_version=model_version,
+                    model_name=model_name,
+                    top_k=top_k,
+                    read_text=read_text,
+                    logger=logger,
+                )
             )
-        )
         run["status"] = "success"
     except Exception as err:
         run.update(status="failed", error=f"{type(err).__name__}: {err}"[:4000])

@@ -196,6 +196,13 @@ class InferenceSpec(_Strict):
         description="drop candidates the user already purchased (or interacted with at all) up to the "
         "prediction date, in SQL before scoring; none keeps them (repeat purchases are the point for a shop)",
     )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="user shards scored by parallel mapped tasks (a stable FARM_FINGERPRINT hash of the "
+        "user id), then published as one partition; 1 scores in a single task",
+    )
 
 
 #: What an event type from ``event_types`` may look like (it is rendered as a SQL string literal).

@@ -43,6 +43,8 @@ class Warehouse(ABC):
     """Runs GoogleSQL and writes date partitions atomically and idempotently."""
 
     backend: ClassVar[str]
+    #: Whether an open ``query_batches`` stream holds a lock other tasks wait on (DuckDB's file lock).
+    locks_while_reading: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -169,6 +171,17 @@ class Warehouse(ABC):
     @abstractmethod
     def replace_table(self, table: str, data: pa.Table) -> int:
         """Replace a whole (small, unpartitioned) table with ``data``; return its row count."""
+
+    def stage_table(self, table: str, data: pa.Table) -> int:
+        """Write ``data`` as the whole of a staging table (a retry replaces it whole); return its row count.
+
+        Staging tables hold intermediate rows between tasks (e.g. a shard's lists until publish).
+        """
+        return self.replace_table(table, data)
+
+    @abstractmethod
+    def drop_table(self, table: str) -> None:
+        """Drop ``table`` if it exists (staging tables, after they were published)."""
 
     @abstractmethod
     def export_parquet(self, sql: str, params: Mapping[str, Any] | None, uri: str, *, source: str = "<sql>") -> str:

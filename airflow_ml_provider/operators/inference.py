@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml_provider.exceptions import ContractError
 from airflow_ml_provider.links.bigquery import BigQueryTableLink
 from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
@@ -69,6 +71,7 @@ class BatchRecommendOperator(MLPlatformOperator):
                 top_k=self.top_k,
                 read_text=self.read_artifact,
                 logger=self.log,
+                day_work=self.recommend,
             )
         # Tell downstream (recsys_drift) which date and model the asset event is about.
         outlet_events = context.get("outlet_events")
@@ -107,3 +110,176 @@ class BatchRecommendOperator(MLPlatformOperator):
     def read_artifact(self, uri: str) -> str:
         """A model artifact's text through ObjectStoragePath, with the connection's credentials."""
         return self.hook.artifact_path(uri).read_text()
+
+
+class PlanRecommendShardsOperator(MLPlatformOperator):
+    """Plan a sharded inference run: the shard count and the one model version all shards score with.
+
+    Returns one keyword set per shard for ``ScoreRecommendShardOperator.partial(...).expand_kwargs``;
+    pinning the version here means a champion promoted mid-run cannot mix two models in one partition.
+
+    :param shards: user shards (a number, or a template rendering to one); empty or None takes
+        ``inference.shards`` from the contract.
+    """
+
+    template_fields: Sequence[str] = ("prediction_date", "model_version", "model_name", "shards")
+    ui_color = "#f3e8fb"
+
+    def __init__(
+        self,
+        *,
+        prediction_date: str = "{{ ds }}",
+        model_version: str = "champion",
+        model_name: str | None = None,
+        shards: int | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prediction_date = prediction_date
+        self.model_version = model_version
+        self.model_name = model_name
+        self.shards = shards
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.shards import ShardPlan, check_shard_count
+
+        with self.fail_fast():
+            day = parse_date(self.prediction_date, "prediction_date")
+            shards = check_shard_count(self.requested_shards(), f"task {self.task_id}")
+            warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            record = ModelRegistry(warehouse).resolve(self.model_name or self.spec.name, self.model_version)
+        self.log.info("Scoring %s in %d shard(s) with %s %s", day, shards, record.model_name, record.version)
+        return ShardPlan(day, shards, record.model_name, record.version).tasks()
+
+    def requested_shards(self) -> int:
+        """The operator's shard count if given, else the contract's."""
+        text = "" if self.shards is None else str(self.shards).strip()
+        if not text:
+            return self.spec.inference.shards
+        if not text.isdigit():
+            raise ContractError(f"task {self.task_id}: shards must be a whole number, got {self.shards!r}.")
+        return int(text)
+
+
+class ScoreRecommendShardOperator(BatchRecommendOperator):
+    """Score one user shard of the day's candidates and stage its top-k lists (mapped, one task per shard).
+
+    The shard's lists replace its own staging table whole, so a retried shard never duplicates
+    rows; nothing reaches ``recommendations`` until ``PublishRecommendationsOperator``.
+
+    :param shard: this task's shard, from 0.
+    :param shards: how many shards the plan has.
+    """
+
+    template_fields: Sequence[str] = ("prediction_date", "model_version", "model_name", "shard", "shards")
+
+    def __init__(self, *, shard: int, shards: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shard = shard
+        self.shards = shards
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import pyarrow as pa
+
+        from airflow_ml_provider.core.inference import recommendation_rows, score_day
+        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.scoring import candidate_features_sql
+        from airflow_ml_provider.core.shards import shard_sql, staging_table, with_shard
+        from airflow_ml_provider.exceptions import EmptyResultError, ShardError
+
+        ti = context["ti"]
+        with self.fail_fast():
+            day = parse_date(self.prediction_date, "prediction_date")
+            shard, shards = int(self.shard), int(self.shards)
+            if not 0 <= shard < shards:
+                raise ShardError(f"task {self.task_id}: shard {shard} is not one of 0..{shards - 1}.")
+            spec = self.spec
+            warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            record = ModelRegistry(warehouse).resolve(self.model_name or spec.name, self.model_version)
+            sql = shard_sql(candidate_features_sql(spec), spec.entities.user)
+            params = {"as_of": day, "shard_index": shard, "shard_count": shards}
+            try:
+                best, stats = score_day(
+                    warehouse,
+                    spec,
+                    day,
+                    record.uri,
+                    sql,
+                    params,
+                    top_k=self.top_k,
+                    read_text=self.read_artifact,
+                    logger=self.log,
+                )
+                candidates = stats.rows
+            except EmptyResultError:
+                # A shard without users (few users, many shards) stages an empty list; publish
+                # refuses a partition that is empty as a whole.
+                best, candidates = (
+                    pa.table(
+                        {
+                            "user_id": pa.array([], pa.string()),
+                            "item_id": pa.array([], pa.string()),
+                            "rank": pa.array([], pa.int64()),
+                            "score": pa.array([], pa.float64()),
+                        }
+                    ),
+                    0,
+                )
+            rows = with_shard(recommendation_rows(best, record.model_name, record.version, ti.run_id), shard)
+            table = staging_table("recommendations", day, ti.run_id, shard, shards)
+            warehouse.stage_table(table, rows)
+        self.log.info(
+            "Staged shard %d of %d: %d rows from %d candidates in %s", shard, shards, rows.num_rows, candidates, table
+        )
+        return {"shard": shard, "rows": rows.num_rows, "candidates": candidates, "staged": table}
+
+
+class PublishRecommendationsOperator(BatchRecommendOperator):
+    """Publish the staged shards as the day's ``recommendations`` partition, in one atomic write.
+
+    Every shard of the plan must be staged exactly once (else ``ShardError`` names the shard and
+    nothing changes). The attempt is recorded in ``recommendation_runs`` like an unsharded run.
+
+    :param plan: the output of ``PlanRecommendShardsOperator``.
+    :param shard_results: the outputs of the shard tasks (for the candidate count).
+    """
+
+    template_fields: Sequence[str] = ("prediction_date", "plan", "shard_results")
+
+    def __init__(self, *, plan: Any, shard_results: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.shard_results = shard_results
+
+    def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
+        """Check the staged shards, publish their union, drop them."""
+        from airflow_ml_provider.core.inference import catalog_size
+        from airflow_ml_provider.core.shards import ShardPlan, check_staged, drop_staged, publish_staged, staging_tables
+        from airflow_ml_provider.exceptions import EmptyResultError, ShardError
+
+        plan = ShardPlan.from_tasks(self.plan)
+        run.update(model_name=plan.model_name, model_version=plan.model_version)
+        if plan.prediction_date != day:
+            raise ShardError(f"the shard plan is for {plan.prediction_date}, this task publishes {day}.")
+        started = time.monotonic()
+        names = staging_tables("recommendations", plan, run_id)
+        totals = check_staged(warehouse, names, "user_id")
+        if not totals["rows_written"]:
+            raise EmptyResultError(
+                f"no shard of {day} staged any recommendation; the partition was left as it was. "
+                "Run the features DAG for this date first."
+            )
+        columns = [c for c in warehouse.table_columns("recommendations") if c != "prediction_date"]
+        publish_staged(warehouse, "recommendations", "prediction_date", day, names, columns)
+        drop_staged(warehouse, names)
+        candidates = sum(int(r["candidates"]) for r in (self.shard_results or []) if r)
+        catalog = catalog_size(warehouse, self.spec, day)
+        return {
+            "users": totals["users"],
+            "rows_written": totals["rows_written"],
+            "candidates": candidates,
+            "catalog_items": catalog,
+            "coverage": totals["items"] / catalog if catalog else 0.0,
+            "seconds_write": time.monotonic() - started,
+        }

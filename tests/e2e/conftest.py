@@ -71,6 +71,8 @@ WORLD_ARGS = ("--users", "200", "--items", "80", "--days", "74", "--end-date", "
 #: The day the pipeline test runs end to end; training for it looks at as-of
 #: dates 02-13..03-24 (fit, early stopping, test), for 03-30 (a fault test) at 02-12..03-23.
 RUN_DATE = dt.date(2026, 3, 31)
+#: User shards of recsys_batch_inference in the e2e cluster (the contract's default is 1).
+SHARDS = 3
 HISTORY = (dt.date(2026, 2, 12), dt.date(2026, 3, 24))
 
 
@@ -147,7 +149,8 @@ def recsys(tmp_path_factory) -> Iterator[RecsysWorld]:
     stall_dir.mkdir()
     cluster = AirflowCluster(
         home / "cluster",
-        env={**FAST_POLICY, "AML_E2E_STALL_DIR": str(stall_dir)},
+        # Batch inference runs sharded: three mapped shard tasks, then one publish.
+        env={**FAST_POLICY, "AML_E2E_STALL_DIR": str(stall_dir), "AIRFLOW_VAR_RECSYS_INFERENCE_SHARDS": str(SHARDS)},
         pythonpath=[FAULTS_DIR],
     )
     # The warehouse is prepared while Airflow starts (the DAGs only read it when triggered).

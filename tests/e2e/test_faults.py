@@ -170,17 +170,19 @@ def test_sigkill_mid_batch_inference_keeps_yesterdays_lists_and_the_retry_replac
     stable = "prediction_date, user_id, item_id, rank, score, model_version"
     before, before_content = recsys.checksum("recommendations"), content(recsys, "recommendations", stable)
     runs_before = recsys.query("SELECT try_number, status FROM recommendation_runs WHERE run_id = @r", r=run_id)
-    first_try = recsys.client.task_instance("recsys_batch_inference", run_id, "recommend")["try_number"] + 1
+    first_try = recsys.client.task_instance("recsys_batch_inference", run_id, "publish")["try_number"] + 1
     armed = fault("recommendations")
-    # Rerun the day: clear the task, as an operator would after fixing an upstream table.
+    # Rerun the day: clear the shards and the publish, as an operator would after fixing an
+    # upstream table. The publish is killed inside its transaction; its retry publishes the
+    # same staged shards.
     recsys.client.request(
         "POST",
         "/api/v2/dags/recsys_batch_inference/clearTaskInstances",
-        json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["recommend"], "only_failed": False},
+        json={"dry_run": False, "dag_run_id": run_id, "task_ids": ["score_shard", "publish"], "only_failed": False},
     )
     armed.kill_when_stalled("recsys_batch_inference", run_id)
     assert recsys.checksum("recommendations") == before
-    assert_killed_then_retried(recsys, "recsys_batch_inference", run_id, "recommend", first_try)
+    assert_killed_then_retried(recsys, "recsys_batch_inference", run_id, "publish", first_try)
     assert content(recsys, "recommendations", stable) == before_content
     assert duplicates(recsys, "recommendations", "prediction_date, user_id, item_id") == 0
     assert duplicates(recsys, "recommendations", "prediction_date, user_id, rank") == 0

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import RUN_DATE
+from tests.e2e.conftest import RUN_DATE, SHARDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
@@ -30,10 +30,19 @@ def test_reference_dags_run_through_the_rest_api_and_fill_the_tables(recsys):
     assert champions[0]["version"] in promoted
 
     inference_run = recsys.run("recsys_batch_inference", RUN_DATE)
+    # Sharded: SHARDS mapped score_shard tasks scored in parallel, one publish wrote the partition.
+    tasks = client.task_instances("recsys_batch_inference", inference_run)
+    shards = sorted(t["map_index"] for t in tasks if t["task_id"] == "score_shard")
+    assert shards == list(range(SHARDS)), tasks
+    assert {t["state"] for t in tasks} == {"success"}, tasks
+    with recsys.warehouse.connect(read_only=True) as con:  # the staged shards were dropped once published
+        staged = "SELECT table_name FROM information_schema.tables WHERE starts_with(table_name, '_staging_')"
+        assert con.execute(staged).fetchall() == []
     runs = recsys.query(
         "SELECT try_number, status, rows_written, model_version FROM recommendation_runs WHERE run_id = @r",
         r=inference_run,
     )
+    assert len({r["try_number"] for r in runs}) == len(runs), runs  # one row per attempt of publish
     final = max(runs, key=lambda r: r["try_number"])
     assert final["status"] == "success" and final["model_version"] in promoted, runs  # scored with a champion
     recs = recsys.query(

@@ -44,6 +44,8 @@ def test_reference_pipeline_runs_on_gcp_through_the_real_clients(
     monkeypatch.setenv(
         "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", google_cloud_connection_uri(gcp.project, gcp.bigquery.url + "/token")
     )
+    # Batch inference in two user shards: two mapped tasks, each with its own Storage Read session.
+    monkeypatch.setenv("AIRFLOW_VAR_RECSYS_INFERENCE_SHARDS", "2")
     config = PlatformConfig(backend="gcp", project=gcp.project, dataset=gcp.dataset, location="US")
     wh = BigQueryWarehouse(config)
 
@@ -59,6 +61,9 @@ def test_reference_pipeline_runs_on_gcp_through_the_real_clients(
     aliases = vertex_endpoint.aliases("recsys")
     assert any("champion" in a for a in aliases.values()), aliases
     assert gcp.storage.sessions, "batch inference read its candidates through the Storage Read API"
+    shard_reads = [c for c in gcp.bigquery.job_configs("query") if "@shard_index" in c["query"]]
+    assert len(shard_reads) == 2, "each shard ran its own candidate query (and read it in its own session)"
+    assert len(gcp.storage.sessions) >= 2
     assert not gcp.bigquery.job_configs("copy"), "partitions are published by query, never copied"
 
     bigquery = gcp.bigquery.requests_by_kind()

@@ -1,0 +1,188 @@
+"""Sharded batch inference benchmark: wall time of N=2 parallel shard tasks + publish vs N=1, on one machine.
+
+Set-up is bench/batch_inference.py's (a child process): a trained demo champion and ``--rows``
+generated candidate rows for 2026-04-01 in a DuckDB file. Then each path runs as Airflow would
+run it, one task per fresh process, outside a scheduler (the operators' ``execute`` with a
+minimal task context):
+
+- N=1: plan, the one shard, publish, one after the other.
+- N=2: plan, then both shard tasks started together (two processes, as two mapped task
+  instances on two worker slots), then publish.
+
+Wall time counts from the plan's start to the publish's end. Both paths write the same lists
+(checked by digest). The last line of output is JSON.
+
+    .venv/bin/python bench/shards.py [--rows 2000000] [--threads 1] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PIPELINE = REPO / "dags" / "recsys" / "pipeline.yaml"
+BATCH_BENCH = Path(__file__).with_name("batch_inference.py")
+PREDICTION_DATE = "2026-04-01"  # bench/batch_inference.py's generated day
+
+log = logging.getLogger("bench.shards")
+
+
+def _context(task_id: str, run_id: str) -> dict[str, Any]:
+    ti = types.SimpleNamespace(dag_id="recsys_batch_inference", task_id=task_id, run_id=run_id, try_number=1)
+    return {"ds": PREDICTION_DATE, "ti": ti}
+
+
+def worker(step: str, pipeline: Path, run_id: str, payload: str) -> dict[str, Any]:
+    """One task: ``plan`` (payload: shard count), ``score`` (payload: a plan item) or ``publish`` (payload: plan)."""
+    from airflow_ml_provider.operators.inference import (
+        PlanRecommendShardsOperator,
+        PublishRecommendationsOperator,
+        ScoreRecommendShardOperator,
+    )
+
+    started = time.perf_counter()
+    common = {"pipeline": str(pipeline), "prediction_date": PREDICTION_DATE}
+    if step == "plan":
+        out: Any = PlanRecommendShardsOperator(task_id="plan_shards", shards=int(payload), **common).execute(
+            _context("plan_shards", run_id)
+        )
+    elif step == "score":
+        task = json.loads(payload)
+        out = ScoreRecommendShardOperator(task_id="score_shard", pipeline=str(pipeline), **task).execute(
+            _context("score_shard", run_id)
+        )
+    else:
+        plan = json.loads(payload)
+        out = PublishRecommendationsOperator(task_id="publish", plan=plan, **common).execute(
+            _context("publish", run_id)
+        )
+    return {"seconds": time.perf_counter() - started, "out": out}
+
+
+def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, env=env, text=True)
+
+
+def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"bench worker {proc.args} failed (exit {proc.returncode}); see its log above.")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def sharded_run(env: dict[str, str], pipeline: Path, shards: int, run_id: str) -> dict[str, Any]:
+    """Plan, the shards in parallel processes, publish; wall seconds and the per-task seconds."""
+    common = ["--pipeline", str(pipeline), "--run-id", run_id]
+    started = time.perf_counter()
+    plan = _result(_start(env, "--worker", "plan", *common, "--payload", str(shards)))
+    procs = [_start(env, "--worker", "score", *common, "--payload", json.dumps(t)) for t in plan["out"]]
+    scored = [_result(p) for p in procs]
+    published = _result(_start(env, "--worker", "publish", *common, "--payload", json.dumps(plan["out"])))
+    return {
+        "seconds": time.perf_counter() - started,
+        "seconds_shards": [round(s["seconds"], 2) for s in scored],
+        "seconds_publish": round(published["seconds"], 2),
+        "rows_written": published["out"]["rows_written"],
+    }
+
+
+def _digest(warehouse_path: Path) -> str:
+    import duckdb
+
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        n, h = con.execute(
+            "SELECT count(*), bit_xor(hash(user_id, item_id, rank, score)) FROM recommendations "
+            "WHERE prediction_date = $d",
+            {"d": PREDICTION_DATE},
+        ).fetchone()
+    return f"{n}:{h}"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Set up once, then N=1 and N=2 alternately ``--repeat`` times; the fastest of each counts."""
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
+        workdir = Path(tmp)
+        env = dict(os.environ)
+        env.setdefault("AIRFLOW_HOME", str(workdir / "airflow"))
+        extra = {"warehouse_path": str(workdir / "warehouse.duckdb"), "artifact_root": (workdir / "artifacts").as_uri()}
+        env["AIRFLOW_CONN_ML_PLATFORM_DEFAULT"] = json.dumps({"conn_type": "ml_platform", "extra": extra})
+        setup_cmd = [sys.executable, str(BATCH_BENCH), "--worker", "setup", "--workdir", str(workdir)]
+        setup_cmd += ["--pipeline", str(args.pipeline), "--rows", str(args.rows), "--demo-users", str(args.demo_users)]
+        out = subprocess.run(setup_cmd, stdout=subprocess.PIPE, env=env, text=True, check=True)
+        setup = json.loads(out.stdout.strip().splitlines()[-1])
+        measured: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+        digests: dict[int, str] = {}
+        for i in range(args.repeat):
+            for shards in measured:
+                log.info("measuring N=%d, run %d/%d", shards, i + 1, args.repeat)
+                measured[shards].append(sharded_run(env, args.pipeline, shards, f"bench__n{shards}_{i}"))
+                digests[shards] = _digest(workdir / "warehouse.duckdb")
+    one, two = (min(runs, key=lambda r: r["seconds"]) for runs in measured.values())
+    return {
+        "rows": setup["rows"],
+        "users": setup["users"],
+        "trees": setup["trees"],
+        "repeat": args.repeat,
+        "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count(),
+        "cpus": os.cpu_count(),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "seconds_n1": round(one["seconds"], 2),
+        "seconds_n2": round(two["seconds"], 2),
+        "seconds_n1_shards": one["seconds_shards"],
+        "seconds_n2_shards": two["seconds_shards"],
+        "seconds_n2_publish": two["seconds_publish"],
+        "ratio_n2_vs_n1": round(two["seconds"] / one["seconds"], 3),
+        "same_lists": digests[1] == digests[2],
+    }
+
+
+def print_report(r: dict[str, Any]) -> None:
+    """A short summary, then the JSON line (always last)."""
+    print(
+        f"\nSharded inference benchmark: {r['rows']:,} candidate rows, {r['users']:,} users, {r['trees']} trees, "
+        f"threads {r['threads']} per task, {r['cpus']} CPUs, load {r['load_avg_before'][0]} -> "
+        f"{r['load_avg_after'][0]}, fastest of {r['repeat']}"
+    )
+    print(f"  N=1: {r['seconds_n1']:.2f}s (shard {r['seconds_n1_shards']})")
+    print(f"  N=2: {r['seconds_n2']:.2f}s (shards {r['seconds_n2_shards']}, publish {r['seconds_n2_publish']}s)")
+    print(f"  N=2 / N=1 wall time: {r['ratio_n2_vs_n1']:.2f} (target <= 0.65); identical lists: {r['same_lists']}")
+    print(json.dumps(r))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", type=int, default=2_000_000, help="candidate rows to score (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS per task (default: %(default)s)")
+    p.add_argument("--repeat", type=int, default=1, help="runs per path; the fastest counts (default: %(default)s)")
+    p.add_argument("--demo-users", type=int, default=3000, help="demo users to train on (default: %(default)s)")
+    p.add_argument("--pipeline", type=Path, default=PIPELINE, help="the contract (default: the reference one)")
+    p.add_argument("--worker", choices=["plan", "score", "publish"], help=argparse.SUPPRESS)
+    p.add_argument("--run-id", help=argparse.SUPPRESS)
+    p.add_argument("--payload", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.pipeline = args.pipeline.resolve()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every task process
+    logging.basicConfig(level=logging.WARNING if args.worker else logging.INFO, format="%(message)s")
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.pipeline, args.run_id, args.payload), default=str))
+        return 0
+    print_report(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
