@@ -176,11 +176,34 @@ class BatchRecommendOperator(MLPlatformOperator):
                 raise ModelLoadError(f"{uri} is not a text file; the model is corrupt. Retrain it.") from err
 
         envelope = parse_envelope(read(ENVELOPE_FILE), storage.join(model_dir, ENVELOPE_FILE))
-        booster = booster_from_text(read(MODEL_FILE), storage.join(model_dir, MODEL_FILE), envelope.model_sha256)
+        model_text = read(MODEL_FILE)
+        booster = booster_from_text(model_text, storage.join(model_dir, MODEL_FILE), envelope.model_sha256)
         hooks = DEFAULT_HOOKS
         if envelope.hooks_sha256:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / HOOKS_FILE
                 path.write_text(read(HOOKS_FILE))
                 hooks = load_hooks(path)
-        return envelope, booster, hooks
+        return envelope, self.compiled_trees(booster, model_text, model_dir, envelope, hooks), hooks
+
+    # --- compiled trees (the [fast] extra; core/compiled.py) -----------------------------------
+
+    def compiled_trees(self, booster: Any, model_text: str, model_dir: str, envelope: Envelope, hooks: Any) -> Any:
+        """The compiled model behind Booster.predict when it matches LightGBM, else ``booster``; cached next to it."""
+        from airflow_ml_provider.core.compiled import compiled_or_booster, sample_matrix
+
+        def write(uri: str, data: bytes) -> None:
+            path = self.hook.artifact_path(uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        return compiled_or_booster(
+            booster,
+            model_text,
+            model_dir,
+            f"{envelope.name} {envelope.version}",
+            sample_matrix(envelope.sample, envelope.features, envelope.categories, hooks),
+            envelope.best_iteration,
+            read_bytes=lambda uri: self.hook.artifact_path(uri).read_bytes(),
+            write_bytes=write,
+        )
