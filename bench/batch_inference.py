@@ -543,7 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--profile", action="store_true", help="print a cProfile of the operator path to stderr")
     p.add_argument("--pipeline", type=Path, default=PIPELINE, help="the contract (default: the reference one)")
-    p.add_argument("--worker", choices=["setup", "operator", "raw", "naive"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--worker", choices=["setup", "candidates", "compile", "operator", "raw", "naive"], help=argparse.SUPPRESS
+    )
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.pipeline = args.pipeline.resolve()
@@ -559,6 +561,13 @@ def main(argv: list[str] | None = None) -> int:
         _import_libraries()
     if args.worker == "setup":
         print(json.dumps(prepare(args.workdir, args.pipeline, args.rows, args.demo_users, args.rounds, args.users)))
+    elif args.worker == "candidates":  # rewrite the candidates of an existing set-up (bench/memory.py)
+        from airflow_ml_provider.core.spec import load_spec
+
+        written, users = write_candidates(_warehouse(args.workdir), load_spec(args.pipeline), args.rows, args.users)
+        print(json.dumps({"rows": written, "users": users}))
+    elif args.worker == "compile":  # fill the compiled-model cache, so measured runs do not compile
+        print(json.dumps({"compiled": _compiled_champion(_warehouse(args.workdir)) is not None}))
     elif args.worker == "operator":
         print(json.dumps(worker_operator(args.workdir, args.pipeline, args.profile)))
     elif args.worker == "raw":
