@@ -41,3 +41,16 @@ def test_a_partition_written_from_arrow_reads_back_row_for_row(tmp_path):
     assert got.to_pylist() == [{"d": day, "user_id": "a", "score": 0.5}, {"d": day, "user_id": "b", "score": 0.25}]
     with wh.connect(read_only=True) as con:  # nothing staged survives the connection
         assert con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = '__aml_stage'").fetchone() == (0,)
+
+
+def test_the_limit_comes_from_the_connection_extras(tmp_path):
+    from pydantic import ValidationError
+
+    from airflow_ml_provider.backends import get_warehouse
+    from airflow_ml_provider.core.config import PlatformConfig
+
+    extras = {"warehouse_path": str(tmp_path / "w.duckdb"), "duckdb_stream_memory_limit": "1GiB"}
+    wh = get_warehouse(PlatformConfig(**extras))
+    assert isinstance(wh, DuckDBWarehouse) and wh.stream_memory_limit == "1GiB"
+    with pytest.raises(ValidationError, match="duckdb_stream_memory_limit"):
+        PlatformConfig(**{**extras, "duckdb_stream_memory_limit": "lots"})
