@@ -261,6 +261,9 @@ def train(
         feature_name=names,
         categorical_feature=categorical,
         free_raw_data=True,
+        # construct() below bins the data before lgb.train sees the params: without them here the
+        # binning used LightGBM's defaults (seed, max_bin, min_data_in_leaf's pre-filter), not the contract's.
+        params=params,
     )
     # The early-stopping slice picks the iteration; the test window is never shown to training.
     valid_sets = (
