@@ -106,11 +106,15 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff format --check airflow_ml_provider dags tests bench
 	$(BIN)/mypy airflow_ml_provider
 
+# Peak RSS of batch inference at these candidate row counts, users fixed (bench/memory.py).
+MEMORY_ROWS ?= 5000000,20000000,50000000
+
 bench: install ## benchmarks (ratios against baselines measured in the same run; JSON last)
 	$(BIN)/python bench/training.py --threads 1 $(BENCH_ARGS)
 	$(BIN)/python bench/drift.py $(DRIFT_BENCH_ARGS)
 	$(BIN)/python bench/batch_inference.py --threads 1 $(INFERENCE_BENCH_ARGS)
 	$(BIN)/python bench/shards.py --threads 1 $(SHARDS_BENCH_ARGS)
+	$(BIN)/python bench/memory.py --threads 1 --rows $(MEMORY_ROWS) $(MEMORY_BENCH_ARGS)
 
 lock: ## re-resolve requirements/constraints.txt from requirements/requirements.in (needs uv)
 	uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

@@ -114,9 +114,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     replaces the date's partition of recommendations and records the attempt in
     recommendation_runs (run id `cli__<timestamp>` unless --run-id).
     """
-    from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.features import date_range
-    from airflow_ml_provider.core.inference import run_batch_inference
+    from airflow_ml_provider.core.inference import Artifacts, run_batch_inference
     from airflow_ml_provider.core.registry import ModelRegistry
     from airflow_ml_provider.core.runs import utcnow
     from airflow_ml_provider.core.spec import load_spec
@@ -138,7 +137,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                 model_version=args.model_version,
                 model_name=args.model,
                 top_k=args.top_k,
-                read_text=storage.read_text,
+                artifacts=Artifacts(),
                 logger=log,
             )
         keys = ("run_id", "prediction_date", "model_name", "model_version", "users", "rows_written", "coverage")

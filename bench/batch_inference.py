@@ -57,7 +57,9 @@ log = logging.getLogger("bench.batch_inference")
 # --- set-up ------------------------------------------------------------------------------------
 
 
-def prepare(workdir: Path, pipeline: Path, rows: int, users: int, rounds: int | None) -> dict[str, Any]:
+def prepare(
+    workdir: Path, pipeline: Path, rows: int, users: int, rounds: int | None, fixed_users: int | None
+) -> dict[str, Any]:
     """Train and promote a demo model, then write ``rows`` candidates for PREDICTION_DATE."""
     from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.ddl import ensure_tables
@@ -102,7 +104,7 @@ def prepare(workdir: Path, pipeline: Path, rows: int, users: int, rounds: int | 
     )
 
     started = time.monotonic()
-    written, lists = write_candidates(warehouse, spec, rows)
+    written, lists = write_candidates(warehouse, spec, rows, fixed_users)
     log.info(
         "wrote %d candidate rows (%d users) for %s in %.1fs",
         written,
@@ -119,11 +121,17 @@ def prepare(workdir: Path, pipeline: Path, rows: int, users: int, rounds: int | 
     }
 
 
-def write_candidates(warehouse: Any, spec: Any, rows: int, seed: int = 11) -> tuple[int, int]:
+def write_candidates(
+    warehouse: Any, spec: Any, rows: int, fixed_users: int | None = None, seed: int = 11
+) -> tuple[int, int]:
     """Append about ``rows`` candidate rows to the PREDICTION_DATE partition of the feature table, chunk by chunk.
 
-    The pool is every (as-of date, user) list the demo built; each generated user copies one
-    list. Memory is the pool plus one chunk, whatever ``rows`` is.
+    The pool is every (as-of date, user) list the demo built; each generated list copies one
+    of them. By default every list is a new user. With ``fixed_users`` the lists go round-robin
+    to that many users, the r-th round under item prefix ``rNNN`` (so no pair repeats): more
+    rows then mean more candidates per user, not more users, and a user's rows are spread over
+    the whole scan. Memory is the pool plus one chunk, whatever ``rows`` is. Returns the rows
+    and the distinct users.
     """
     import numpy as np
     import pyarrow as pa
@@ -148,8 +156,13 @@ def write_candidates(warehouse: Any, spec: Any, rows: int, seed: int = 11) -> tu
             local = np.repeat(np.arange(len(picks)), lengths)
             offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
             chunk = pool.take(pa.array(starts[picks][local] + offsets))
-            ids = pa.array([f"b{users + i:08d}" for i in range(len(picks))], pa.string())
-            shard = pc.take(shards, pa.array(rng.integers(0, CATALOG_SHARDS, len(picks))[local]))
+            if fixed_users:
+                ids = pa.array([f"b{(users + i) % fixed_users:08d}" for i in range(len(picks))], pa.string())
+                rounds = [f"r{(users + i) // fixed_users:03d}" for i in range(len(picks))]
+                shard = pc.take(pa.array(rounds, pa.string()), pa.array(local))
+            else:
+                ids = pa.array([f"b{users + i:08d}" for i in range(len(picks))], pa.string())
+                shard = pc.take(shards, pa.array(rng.integers(0, CATALOG_SHARDS, len(picks))[local]))
             jitter = np.exp(rng.normal(0.0, 0.05, chunk.num_rows))
             chunk = (
                 chunk.set_column(chunk.schema.get_field_index(user), user, pc.take(ids, pa.array(local)))
@@ -168,7 +181,7 @@ def write_candidates(warehouse: Any, spec: Any, rows: int, seed: int = 11) -> tu
             con.unregister("__bench_chunk")
             written += chunk.num_rows
             users += len(picks)
-    return written, users
+    return written, min(users, fixed_users) if fixed_users else users
 
 
 def _list_bounds(warehouse: Any, table: str, user: str) -> tuple[Any, Any]:
@@ -236,7 +249,11 @@ def worker_operator(workdir: Path, pipeline: Path, profile: bool) -> dict[str, A
             os.environ.get("BENCH_PROFILE_SORT", "cumulative")
         ).print_stats(40)
     keys = ("candidates", "users", "rows_written", "seconds_read", "seconds_score", "seconds_write")
+    from airflow_ml_provider.core.compiled import DISABLE_ENV, compiler_version
+
+    compiled = compiler_version() is not None and os.environ.get(DISABLE_ENV, "") != "off"
     return {
+        "engine": "lleaves" if compiled else "lightgbm",
         "seconds": seconds,
         "peak_rss_mb": _peak_rss_mb(),
         "digest": _digest(warehouse),
@@ -258,8 +275,11 @@ def _load_champion(warehouse: Any) -> tuple[Any, Any, Any]:
 
 
 def worker_raw(workdir: Path, pipeline: Path) -> dict[str, Any]:
-    """booster.predict on every candidate row, encoded into one float64 matrix before the timer starts."""
+    """booster.predict, then the compiled model's predict, on every candidate row, encoded into one float64
+    matrix before the timers start; the top-k lists of both score vectors are compared.
+    """
     import numpy as np
+    import pyarrow as pa
 
     from airflow_ml_provider.core.encoding import encode
     from airflow_ml_provider.core.scoring import candidate_features_sql
@@ -272,7 +292,7 @@ def worker_raw(workdir: Path, pipeline: Path) -> dict[str, Any]:
         f"SELECT COUNT(*) AS n FROM {spec.feature_table} WHERE as_of_date = @d", {"d": PREDICTION_DATE}
     ).to_pylist()[0]["n"]
     matrix = np.empty((n, len(envelope.features)), dtype=np.float64)
-    pos = 0
+    pos, users, items = 0, [], []
     with warehouse.query_batches(
         candidate_features_sql(spec), {"as_of": PREDICTION_DATE}, batch_rows=spec.inference.batch_rows
     ) as batches:
@@ -280,10 +300,39 @@ def worker_raw(workdir: Path, pipeline: Path) -> dict[str, Any]:
             encoded = encode(hooks.transform(batch.to_pandas()), envelope.features, envelope.categories).matrix
             matrix[pos : pos + len(encoded)] = encoded
             pos += len(encoded)
+            users.append(batch.column(spec.entities.user))
+            items.append(batch.column(spec.entities.item))
     started = time.perf_counter()
     scores = booster.predict(matrix, num_iteration=envelope.best_iteration)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "rows": len(scores)}
+    out: dict[str, Any] = {"seconds": seconds, "rows": len(scores)}
+    fast = _compiled_champion(warehouse)
+    if fast is not None:
+        from airflow_ml_provider.core.compiled import _threads, max_difference
+        from airflow_ml_provider.core.scoring import top_k
+
+        started = time.perf_counter()
+        compiled_scores = fast.predict(matrix, n_jobs=_threads())
+        out["seconds_compiled"] = time.perf_counter() - started
+        out["max_abs_diff"] = max_difference(compiled_scores, scores)
+        del matrix
+        user_col, item_col = pa.chunked_array(users), pa.chunked_array(items)
+        k = spec.inference.top_k
+        out["same_top_k"] = top_k(user_col, item_col, scores, k).equals(top_k(user_col, item_col, compiled_scores, k))
+    return {**out, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _compiled_champion(warehouse: Any) -> Any:
+    """The champion's compiled model (lleaves), from the cache the operator path filled; None without the extra."""
+    from airflow_ml_provider.core import storage
+    from airflow_ml_provider.core.compiled import compiler_version, load_or_compile
+    from airflow_ml_provider.core.envelope import MODEL_FILE
+    from airflow_ml_provider.core.registry import ModelRegistry
+
+    if compiler_version() is None:
+        return None
+    uri = ModelRegistry(warehouse).resolve(MODEL_NAME, "champion").uri
+    return load_or_compile(storage.read_text(storage.join(uri, MODEL_FILE)), uri).model
 
 
 def worker_naive(workdir: Path, pipeline: Path) -> dict[str, Any]:
@@ -327,13 +376,20 @@ def worker_naive(workdir: Path, pipeline: Path) -> dict[str, Any]:
     return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "digest": _digest(warehouse)}
 
 
-def _child(*args: str) -> dict[str, Any]:
+def _child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run this script as a worker in a fresh interpreter; its last stdout line is its JSON result.
 
     Linux counts the parent's RSS at fork+exec into a child's ru_maxrss, so the parent that
     starts the measured workers must stay small: it never imports pandas, DuckDB or LightGBM.
     """
-    out = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=None, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, *args],
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
     if out.returncode != 0:
         raise SystemExit(f"bench worker {args[1]} failed (exit {out.returncode}); see its log above.")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -358,61 +414,118 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         os.environ.setdefault("AIRFLOW_HOME", str(workdir / "airflow"))
         common = ["--workdir", str(workdir), "--pipeline", str(args.pipeline)]
         setup_args = ["--worker", "setup", *common, "--rows", str(args.rows), "--demo-users", str(args.demo_users)]
-        setup = _child(*setup_args, *(["--rounds", str(args.rounds)] if args.rounds else []))
-        measured: dict[str, list[dict[str, Any]]] = {"operator": [], "raw": [], "naive": []}
+        setup_args += ["--rounds", str(args.rounds)] if args.rounds else []
+        setup = _child(*setup_args, *(["--users", str(args.users)] if args.users else []))
+        # Compile once before the timed runs (a daily run finds the object in the cache); timed on its own.
+        started = time.perf_counter()
+        setup["compiled"] = _child("--worker", "compile", *common)["compiled"]
+        setup["seconds_compile"] = round(time.perf_counter() - started, 1)
+        measured: dict[str, list[dict[str, Any]]] = {path: [] for path in args.paths}
         for i in range(args.repeat):
             for path in measured:
                 log.info("measuring %s, run %d/%d", path, i + 1, args.repeat)
                 extra = ["--profile"] if args.profile and path == "operator" else []
-                measured[path].append(_child("--worker", path, *common, *extra))
-    op, raw, naive = (min(runs, key=lambda r: r["seconds"]) for runs in measured.values())
-    return {
+                # operator_lightgbm: the same operator with compiled trees switched off (as without the extra).
+                env = {"AIRFLOW_ML_COMPILED_TREES": "off"} if path == "operator_lightgbm" else None
+                worker = "operator" if path == "operator_lightgbm" else path
+                measured[path].append(_child("--worker", worker, *common, *extra, env=env))
+    best = {path: min(runs, key=lambda r: r["seconds"]) for path, runs in measured.items()}
+    return summarise(args, load, setup, best, measured)
+
+
+def summarise(
+    args: argparse.Namespace,
+    load: float,
+    setup: dict[str, Any],
+    best: dict[str, dict[str, Any]],
+    measured: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """The JSON report: conditions, per-path seconds and peak RSS, and the ratios measured in this run."""
+    out: dict[str, Any] = {
         "rows": setup["rows"],
         "users": setup["users"],
+        "fixed_users": bool(args.users),
         "trees": setup["trees"],
         "batch_rows": setup["batch_rows"],
         "repeat": args.repeat,
         "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count(),
         "load_avg_1m": round(load, 2),
-        "seconds_operator": round(op["seconds"], 2),
-        "seconds_operator_read": round(op["seconds_read"], 2),
-        "seconds_operator_score": round(op["seconds_score"], 2),
-        "seconds_operator_write": round(op["seconds_write"], 2),
-        "seconds_raw_predict": round(raw["seconds"], 2),
-        "seconds_naive_pandas": round(naive["seconds"], 2),
-        "rows_per_second": round(setup["rows"] / op["seconds"]),
-        "ratio_vs_raw_predict": round(raw["seconds"] / op["seconds"], 3),
-        "ratio_vs_naive_pandas": round(naive["seconds"] / op["seconds"], 3),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in measured["operator"]),
-        "peak_rss_mb_raw": max(r["peak_rss_mb"] for r in measured["raw"]),
-        "peak_rss_mb_naive": max(r["peak_rss_mb"] for r in measured["naive"]),
-        "same_lists": op["digest"] == naive["digest"],
+        # Compiling the model into the cache next to it (a fresh process, imports included); 0 without the extra.
+        "seconds_compile_cold": setup["seconds_compile"] if setup["compiled"] else 0,
     }
+    raw = best.get("raw")
+    for path in ("operator", "operator_lightgbm"):
+        if path not in best:
+            continue
+        op = best[path]
+        out[f"engine_{path}"] = op["engine"]
+        out[f"seconds_{path}"] = round(op["seconds"], 2)
+        for part in ("read", "score", "write"):
+            out[f"seconds_{path}_{part}"] = round(op[f"seconds_{part}"], 2)
+        out[f"rows_per_second_{path}"] = round(setup["rows"] / op["seconds"])
+        out[f"peak_rss_mb_{path}"] = max(r["peak_rss_mb"] for r in measured[path])
+        if raw:
+            out[f"ratio_{path}_vs_raw_predict"] = round(raw["seconds"] / op["seconds"], 3)
+    if raw:
+        out["seconds_raw_predict"] = round(raw["seconds"], 2)
+        out["peak_rss_mb_raw"] = max(r["peak_rss_mb"] for r in measured["raw"])
+        if "seconds_compiled" in raw:
+            out["seconds_compiled_predict"] = round(raw["seconds_compiled"], 2)
+            out["ratio_compiled_vs_raw_predict"] = round(raw["seconds"] / raw["seconds_compiled"], 2)
+            out["compiled_max_abs_diff"] = raw["max_abs_diff"]
+            out["compiled_same_top_k"] = raw["same_top_k"]
+    if "naive" in best:
+        out["seconds_naive_pandas"] = round(best["naive"]["seconds"], 2)
+        out["peak_rss_mb_naive"] = max(r["peak_rss_mb"] for r in measured["naive"])
+        if "operator" in best:
+            out["ratio_operator_vs_naive_pandas"] = round(best["naive"]["seconds"] / best["operator"]["seconds"], 3)
+    digests = {best[p]["digest"] for p in ("operator", "operator_lightgbm", "naive") if p in best}
+    out["same_lists"] = len(digests) == 1 if len(digests) else None
+    return out
 
 
 def print_report(r: dict[str, Any]) -> None:
     """A short table, then the JSON line (always last)."""
+    who = f"{r['users']:,} {'fixed ' if r['fixed_users'] else ''}users"
     print(
-        f"\nBatch inference benchmark: {r['rows']:,} candidate rows, {r['users']:,} users, {r['trees']} trees, "
+        f"\nBatch inference benchmark: {r['rows']:,} candidate rows, {who}, {r['trees']} trees, "
         f"threads {r['threads']}, load {r['load_avg_1m']}, fastest of {r['repeat']}"
     )
-    print(f"  {'path':<52} {'seconds':>8} {'rows/s':>11} {'peak RSS MB':>12}")
-    rows = [
-        ("(a) BatchRecommendOperator.recommend", r["seconds_operator"], r["peak_rss_mb"]),
-        ("      of which waiting for Arrow batches (read)", r["seconds_operator_read"], None),
-        ("      of which transform, encode, predict, top-k", r["seconds_operator_score"], None),
-        ("      of which output table, partition write, stats", r["seconds_operator_write"], None),
-        ("(b) booster.predict, float64 matrix in memory", r["seconds_raw_predict"], r["peak_rss_mb_raw"]),
-        ("(c) naive pandas: read all, predict, sort, head(k)", r["seconds_naive_pandas"], r["peak_rss_mb_naive"]),
-    ]
+    print(f"  {'path':<56} {'seconds':>8} {'rows/s':>11} {'peak RSS MB':>12}")
+    rows: list[tuple[str, float, float | None]] = []
+    for path, name in (
+        ("operator", "(a) operator (compiled trees when installed)"),
+        ("operator_lightgbm", "(a') operator, LightGBM"),
+    ):
+        if f"seconds_{path}" in r:
+            rows.append((f"{name} [{r[f'engine_{path}']}]", r[f"seconds_{path}"], r[f"peak_rss_mb_{path}"]))
+            for part in ("read", "score", "write"):
+                rows.append((f"      of which {part}", r[f"seconds_{path}_{part}"], None))
+    if "seconds_raw_predict" in r:
+        rows.append(("(b) booster.predict, float64 matrix in memory", r["seconds_raw_predict"], r["peak_rss_mb_raw"]))
+    if "seconds_compiled_predict" in r:
+        rows.append(("(b') compiled predict, same matrix", r["seconds_compiled_predict"], None))
+    if "seconds_naive_pandas" in r:
+        rows.append(
+            ("(c) naive pandas: read all, predict, sort, head(k)", r["seconds_naive_pandas"], r["peak_rss_mb_naive"])
+        )
     for name, seconds, rss in rows:
-        rate = f"{r['rows'] / seconds:,.0f}" if rss is not None and seconds else ""
-        print(f"  {name:<52} {seconds:>8.2f} {rate:>11} {'' if rss is None else f'{rss:.1f}':>12}")
-    print(
-        f"  throughput a/b: {r['ratio_vs_raw_predict']:.2f} (target >= 0.85); "
-        f"a/c: {r['ratio_vs_naive_pandas']:.2f} (target >= 1.2); "
-        f"peak RSS (a) {r['peak_rss_mb']:.0f} MB (target <= 1024); identical lists a = c: {r['same_lists']}"
-    )
+        rate = f"{r['rows'] / seconds:,.0f}" if not name.startswith("      ") and seconds else ""
+        print(f"  {name:<56} {seconds:>8.2f} {rate:>11} {'' if rss is None else f'{rss:.1f}':>12}")
+    targets = [
+        ("compiled / raw predict", r.get("ratio_compiled_vs_raw_predict"), ">= 5"),
+        ("operator / raw predict", r.get("ratio_operator_vs_raw_predict"), ">= 2 with the extra"),
+        ("operator LightGBM / raw predict", r.get("ratio_operator_lightgbm_vs_raw_predict"), ">= 0.9"),
+    ]
+    for name, value, target in targets:
+        if value is not None:
+            print(f"  throughput {name}: {value:.2f} (target {target})")
+    if "compiled_same_top_k" in r:
+        print(
+            f"  compiled vs LightGBM: max |diff| {r['compiled_max_abs_diff']:.3g}, "
+            f"same top-k {r['compiled_same_top_k']}"
+        )
+    print(f"  identical written lists across operator paths: {r['same_lists']}")
     print(json.dumps(r))
 
 
@@ -425,9 +538,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per path; the fastest counts (default: %(default)s)")
     p.add_argument("--demo-users", type=int, default=3000, help="demo users to train on (default: %(default)s)")
     p.add_argument("--rounds", type=int, help="num_boost_round for the demo model (default: the contract's)")
+    p.add_argument(
+        "--users", type=int, help="spread the rows over this many users (default: a new user per ~30-row list)"
+    )
+    p.add_argument(
+        "--paths",
+        type=lambda v: [x for x in v.split(",") if x],
+        default=["operator", "operator_lightgbm", "raw"],
+        help="paths to measure, of operator, operator_lightgbm, raw, naive (default: %(default)s)",
+    )
     p.add_argument("--profile", action="store_true", help="print a cProfile of the operator path to stderr")
     p.add_argument("--pipeline", type=Path, default=PIPELINE, help="the contract (default: the reference one)")
-    p.add_argument("--worker", choices=["setup", "operator", "raw", "naive"], help=argparse.SUPPRESS)
+    p.add_argument(
+        "--worker", choices=["setup", "candidates", "compile", "operator", "raw", "naive"], help=argparse.SUPPRESS
+    )
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.pipeline = args.pipeline.resolve()
@@ -442,7 +566,14 @@ def main(argv: list[str] | None = None) -> int:
     if quiet:
         _import_libraries()
     if args.worker == "setup":
-        print(json.dumps(prepare(args.workdir, args.pipeline, args.rows, args.demo_users, args.rounds)))
+        print(json.dumps(prepare(args.workdir, args.pipeline, args.rows, args.demo_users, args.rounds, args.users)))
+    elif args.worker == "candidates":  # rewrite the candidates of an existing set-up (bench/memory.py)
+        from airflow_ml_provider.core.spec import load_spec
+
+        written, users = write_candidates(_warehouse(args.workdir), load_spec(args.pipeline), args.rows, args.users)
+        print(json.dumps({"rows": written, "users": users}))
+    elif args.worker == "compile":  # fill the compiled-model cache, so measured runs do not compile
+        print(json.dumps({"compiled": _compiled_champion(_warehouse(args.workdir)) is not None}))
     elif args.worker == "operator":
         print(json.dumps(worker_operator(args.workdir, args.pipeline, args.profile)))
     elif args.worker == "raw":

@@ -20,4 +20,9 @@ def get_warehouse(config: PlatformConfig, labels: dict[str, str] | None = None) 
         return BigQueryWarehouse(config, labels=labels)
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 
-    return DuckDBWarehouse(config.warehouse_file, schema=config.dataset, lock_timeout=config.lock_timeout_seconds)
+    return DuckDBWarehouse(
+        config.warehouse_file,
+        schema=config.dataset,
+        lock_timeout=config.lock_timeout_seconds,
+        stream_memory_limit=config.duckdb_stream_memory_limit,
+    )

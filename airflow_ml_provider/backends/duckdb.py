@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _STAGE = "__aml_stage"
+#: DuckDB's memory limit on a streaming read (query_batches). Its default, 80% of RAM, lets the
+#: buffer cache of a long scan grow with the table; past this limit DuckDB evicts or spills.
+STREAM_MEMORY_LIMIT = "512MB"
 # DuckDB's SUM and COUNT_IF return 128-bit integers where BigQuery returns INT64.
 _WIDE_INTS = {"HUGEINT", "UHUGEINT"}
 
@@ -52,10 +56,18 @@ class DuckDBWarehouse(Warehouse):
     backend = "local"
     locks_while_reading = True
 
-    def __init__(self, path: str | Path, *, schema: str | None = None, lock_timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        schema: str | None = None,
+        lock_timeout: float = 120.0,
+        stream_memory_limit: str = STREAM_MEMORY_LIMIT,
+    ) -> None:
         self.path = Path(path)
         self.schema = validate_dataset(schema) if schema else "main"
         self.lock_timeout = lock_timeout
+        self.stream_memory_limit = stream_memory_limit
 
     @property
     def dataset_ref(self) -> str:
@@ -153,6 +165,7 @@ class DuckDBWarehouse(Warehouse):
         text, bound = self._compile(sql, params, source)
         with self.connect(read_only=True) as con, _translate_errors(source):
             _add_functions(con, text)
+            con.execute(f"SET memory_limit = '{_memory_size(self.stream_memory_limit)}'")
             reader = _as_bigquery_types(con.sql(text, params=bound or None)).to_arrow_reader(batch_rows)
             try:
                 yield iter(reader)
@@ -334,9 +347,12 @@ class DuckDBWarehouse(Warehouse):
             # A temp table dies with the connection, so a killed task leaves nothing behind.
             self._run(con, f"CREATE TEMP TABLE {_STAGE} AS {text}", bound, sql_source)
         else:
+            # A view over the registered Arrow table, not a copy: the INSERT reads the Arrow
+            # buffers directly, so the lists are in memory once (issue 15's flat memory).
+            # The registration lives as long as the connection, i.e. past the INSERT.
             con.register("__aml_arrow", _with_partition_column(source, partition_column, partition, sql_source))
-            con.execute(f"CREATE TEMP TABLE {_STAGE} AS SELECT * FROM __aml_arrow")
-            con.unregister("__aml_arrow")
+            con.execute(f"CREATE TEMP VIEW {_STAGE} AS SELECT * FROM __aml_arrow")
+            return
         for col, dtype in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE temp.main.{_STAGE})").fetchall():
             if dtype in _WIDE_INTS:
                 con.execute(f'ALTER TABLE temp.main.{_STAGE} ALTER "{col}" SET DATA TYPE BIGINT')
@@ -419,6 +435,13 @@ def _translate_errors(source: str) -> Iterator[None]:
 _FIX_SQL = "Fix the SQL (names and types must match the tables it reads) and rerun."
 
 
+def _memory_size(value: str) -> str:
+    """A DuckDB memory size such as ``512MB`` or ``2GiB``, checked before it is put into SET."""
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip()):
+        raise WarehouseError(f"stream memory limit {value!r} is not a size such as '512MB' or '2GiB'.")
+    return value.strip()
+
+
 def _first_line(err: Exception) -> str:
     return str(err).splitlines()[0].rstrip("!.")
 
@@ -426,7 +449,7 @@ def _first_line(err: Exception) -> str:
 def _with_partition_column(data: pa.Table, column: str, partition: dt.date, source: str) -> pa.Table:
     """Prepend the partition column, or check that every row already carries ``partition``."""
     if column not in data.column_names:
-        return data.add_column(0, column, pa.array([partition] * data.num_rows, type=pa.date32()))
+        return data.add_column(0, column, pa.repeat(pa.scalar(partition, pa.date32()), data.num_rows))
     values = set(data.column(column).unique().to_pylist())
     if values - {partition}:
         raise SchemaMismatchError(

@@ -42,6 +42,11 @@ class PlatformConfig(BaseModel):
     impersonation_chain: str | list[str] | None = None
     maximum_bytes_billed: int | None = Field(default=None, gt=0)
     lock_timeout_seconds: float = Field(default=120.0, gt=0)
+    duckdb_stream_memory_limit: str = Field(
+        default="512MB",
+        pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB memory_limit of streaming reads (batch inference candidates); past it DuckDB spills.",
+    )
     training_image_uri: str | None = Field(
         default=None,
         description="Container image of Vertex AI training jobs (gcp backend). It must have `airflow-ml-provider` "

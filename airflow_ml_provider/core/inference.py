@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,34 +30,59 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ReadText = Callable[[str], str]
+
+@dataclass(frozen=True)
+class Artifacts:
+    """How model artifacts are read and written: ``core.storage`` here, ObjectStoragePath in operators."""
+
+    read_text: Callable[[str], str] = storage.read_text
+    read_bytes: Callable[[str], bytes] = storage.read_bytes
+    write_bytes: Callable[[str, bytes], None] = storage.write_bytes
+
+
 #: The work of one attempt: (warehouse, day, run_id, run) -> the run's numbers.
 DayWork = Callable[["Warehouse", dt.date, str, dict[str, Any]], dict[str, Any]]
 
 
-def load_model(model_dir: str, read_text: ReadText) -> tuple[Envelope, Any, ModelHooks]:
-    """Envelope, LightGBM booster (from text, never pickle) and model.py hooks of a model directory."""
+def load_model(model_dir: str, artifacts: Artifacts) -> tuple[Envelope, Any, ModelHooks]:
+    """Envelope, model (from text, never pickle) and model.py hooks of a model directory.
+
+    The model is the LightGBM booster, or its compiled trees when the ``[fast]`` extra is installed
+    and they score the envelope's sample exactly as LightGBM does (``core.compiled``).
+    """
+    from airflow_ml_provider.core.compiled import compiled_or_booster, sample_matrix
     from airflow_ml_provider.core.envelope import ModelLoadError
     from airflow_ml_provider.core.hooks import DEFAULT_HOOKS, load_hooks
 
     def read(name: str) -> str:
         uri = storage.join(model_dir, name)
         try:
-            return read_text(uri)
+            return artifacts.read_text(uri)
         except FileNotFoundError as err:
             raise ModelLoadError(f"{uri} does not exist. Check the model's uri in ml_models.") from err
         except UnicodeDecodeError as err:
             raise ModelLoadError(f"{uri} is not a text file; the model is corrupt. Retrain it.") from err
 
     envelope = parse_envelope(read(ENVELOPE_FILE), storage.join(model_dir, ENVELOPE_FILE))
-    booster = booster_from_text(read(MODEL_FILE), storage.join(model_dir, MODEL_FILE), envelope.model_sha256)
+    model_text = read(MODEL_FILE)
+    booster = booster_from_text(model_text, storage.join(model_dir, MODEL_FILE), envelope.model_sha256)
     hooks = DEFAULT_HOOKS
     if envelope.hooks_sha256:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / HOOKS_FILE
             path.write_text(read(HOOKS_FILE))
             hooks = load_hooks(path)
-    return envelope, booster, hooks
+    model = compiled_or_booster(
+        booster,
+        model_text,
+        model_dir,
+        f"{envelope.name} {envelope.version}",
+        sample_matrix(envelope.sample, envelope.features, envelope.categories, hooks),
+        envelope.best_iteration,
+        read_bytes=artifacts.read_bytes,
+        write_bytes=artifacts.write_bytes,
+    )
+    return envelope, model, hooks
 
 
 def catalog_size(warehouse: Warehouse, spec: PipelineSpec, day: dt.date) -> int:
@@ -74,14 +100,14 @@ def score_day(
     params: dict[str, Any],
     *,
     top_k: int | None,
-    read_text: ReadText,
+    artifacts: Artifacts,
     logger: Any = None,
 ) -> tuple[pa.Table, ScoringStats]:
     """Load the model, check the serving schema, and score ``sql``'s candidate rows into top-k lists."""
     from airflow_ml_provider.core.scoring import check_feature_table, score_batches
     from airflow_ml_provider.core.shards import unlocked_batches
 
-    envelope, booster, hooks = load_model(model_uri, read_text)
+    envelope, booster, hooks = load_model(model_uri, artifacts)
     keys = (spec.entities.user, spec.entities.item)
     check_feature_table(warehouse.table_columns(spec.feature_table), envelope, keys, spec.feature_table)
     k = top_k or spec.inference.top_k
@@ -131,7 +157,7 @@ def recommend_day(
     model_version: str,
     model_name: str | None,
     top_k: int | None,
-    read_text: ReadText,
+    artifacts: Artifacts,
     logger: Any = None,
 ) -> dict[str, Any]:
     """Resolve and load the model, score the day's candidates, replace the partition; return the run's numbers."""
@@ -148,7 +174,7 @@ def recommend_day(
         candidate_features_sql(spec),
         {"as_of": day},
         top_k=top_k,
-        read_text=read_text,
+        artifacts=artifacts,
         logger=logger,
     )
     write_started = time.monotonic()
@@ -179,7 +205,7 @@ def run_batch_inference(
     model_version: str = "champion",
     model_name: str | None = None,
     top_k: int | None = None,
-    read_text: ReadText,
+    artifacts: Artifacts,
     logger: Any = None,
     day_work: DayWork | None = None,
 ) -> dict[str, Any]:
@@ -208,7 +234,7 @@ def run_batch_inference(
                     model_version=model_version,
                     model_name=model_name,
                     top_k=top_k,
-                    read_text=read_text,
+                    artifacts=artifacts,
                     logger=logger,
                 )
             )

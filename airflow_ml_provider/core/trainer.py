@@ -206,6 +206,7 @@ def train(
     import lightgbm as lgb
 
     started = time.monotonic()
+    phases = _Phases()
     user = spec.entities.user
     df = read_training_data(data_uri)
     df = df.sort_values(["as_of_date", user, spec.entities.item], kind="stable").reset_index(drop=True)
@@ -213,6 +214,7 @@ def train(
     del df  # the split frames are all we keep; memory is the limit on big windows
     check_training_data(train_df, valid_df, spec, data_uri, early_df)
     truth = read_truth(truth_uri)
+    phases.mark("read_split_check")
     # pandas copy-on-write: a transform that edits columns never touches valid_raw.
     valid_raw = valid_df if champion_dir else None
     train_df = hooks.transform(train_df)
@@ -260,6 +262,9 @@ def train(
         feature_name=names,
         categorical_feature=categorical,
         free_raw_data=True,
+        # construct() below bins the data before lgb.train sees the params: without them here the
+        # binning used LightGBM's defaults (seed, max_bin, min_data_in_leaf's pre-filter), not the contract's.
+        params=params,
     )
     # The early-stopping slice picks the iteration; the test window is never shown to training.
     valid_sets = (
@@ -269,6 +274,7 @@ def train(
     )
     # Bin the training matrix now and drop the float copy before the trees are grown.
     dtrain.construct()
+    phases.mark("transform_encode_bin")
     inf_replaced = {**x_train.inf_replaced, **{f"test.{k}": v for k, v in x_valid.inf_replaced.items()}}
     del x_train
     callbacks: list[Callable[..., Any]] = [lgb.log_evaluation(period=25)]
@@ -292,6 +298,7 @@ def train(
         callbacks=callbacks,
     )
     best = int(booster.best_iteration or booster.current_iteration())
+    phases.mark("train")
     scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
     metrics = evaluate_window(valid_df, scores, train_df, truth, spec, catalog)
@@ -316,6 +323,7 @@ def train(
     metrics["skipped_features"] = spec.skipped_features
     if metrics["candidate_recall"] is not None:
         log.info("Candidate recall on the test window: %.4f", metrics["candidate_recall"])
+    phases.mark("test_metrics")
 
     # Dates and timestamps are not binned for drift; every other declared type is.
     profiled: dict[str, str] = {f.name: f.type for f in features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")}
@@ -365,7 +373,10 @@ def train(
     model_text = booster.model_to_string(num_iteration=best)
     envelope.model_sha256 = hashlib.sha256(model_text.encode("utf-8")).hexdigest()
     write_envelope(model_dir, model_text, envelope, hooks.source)
+    phases.mark("profile_envelope")
     log.info("Wrote %s %s to %s in %.1fs", name, version, model_dir, time.monotonic() - started)
+    # One machine-readable line: where a training run's time goes (bench/training.py reads it).
+    log.info("Trainer phases: %s", json.dumps({**phases.seconds, "rounds": booster.current_iteration(), "best": best}))
     return envelope
 
 
@@ -373,6 +384,19 @@ def gain_importance(booster: Any, iteration: int) -> dict[str, float]:
     """Total split gain per feature up to ``iteration``, in model order (what the Models page charts)."""
     gains = booster.feature_importance(importance_type="gain", iteration=iteration)
     return {name: float(g) for name, g in zip(booster.feature_name(), gains, strict=True)}
+
+
+class _Phases:
+    """Wall seconds per named phase, each from the previous mark."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _route_lightgbm_logs() -> None:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_ml_provider.core.inference import Artifacts
     from airflow_ml_provider.core.warehouse import Warehouse
 
 
@@ -69,7 +70,7 @@ class BatchRecommendOperator(MLPlatformOperator):
                 model_version=self.model_version,
                 model_name=self.model_name,
                 top_k=self.top_k,
-                read_text=self.read_artifact,
+                artifacts=self.artifacts,
                 logger=self.log,
                 day_work=self.recommend,
             )
@@ -103,13 +104,25 @@ class BatchRecommendOperator(MLPlatformOperator):
             model_version=self.model_version,
             model_name=self.model_name,
             top_k=self.top_k,
-            read_text=self.read_artifact,
+            artifacts=self.artifacts,
             logger=self.log,
         )
 
-    def read_artifact(self, uri: str) -> str:
-        """A model artifact's text through ObjectStoragePath, with the connection's credentials."""
-        return self.hook.artifact_path(uri).read_text()
+    @property
+    def artifacts(self) -> Artifacts:
+        """Model artifacts through ObjectStoragePath, with the connection's credentials (compiled trees cached too)."""
+        from airflow_ml_provider.core.inference import Artifacts
+
+        def write_bytes(uri: str, data: bytes) -> None:
+            path = self.hook.artifact_path(uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        return Artifacts(
+            read_text=lambda uri: self.hook.artifact_path(uri).read_text(),
+            read_bytes=lambda uri: self.hook.artifact_path(uri).read_bytes(),
+            write_bytes=write_bytes,
+        )
 
 
 class PlanRecommendShardsOperator(MLPlatformOperator):
@@ -208,7 +221,7 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
                     sql,
                     params,
                     top_k=self.top_k,
-                    read_text=self.read_artifact,
+                    artifacts=self.artifacts,
                     logger=self.log,
                 )
                 candidates = stats.rows
