@@ -65,7 +65,7 @@ def test_cli_shows_a_running_row_of_a_killed_try_as_lost(case, capsys):
     from tests.integration.reliability.conftest import DAY
 
     wh = DuckDBWarehouse(case.warehouse)
-    killed_at = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    killed_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)  # after the world's own run
     start_run(wh, {"run_id": "scheduled__killed", "try_number": 1, "prediction_date": DAY, "started_at": killed_at})
     by_run = {r["run_id"]: r["status"] for r in runs_of_date(wh, DAY)}
     assert by_run["scheduled__killed"] == "running"  # the newest attempt of the date: it may still run
