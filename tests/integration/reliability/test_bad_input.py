@@ -936,7 +936,7 @@ CASES: dict[str, Case] = {
         nothing,
         lambda w: checks(w, scope="everything"),
         ContractError,
-        r"task 'checks': scope must be one of all, events, tables, got 'everything'",
+        r"task 'checks': scope must be one of all, events, tables, steps, preflight, got 'everything'",
         r"must be one of",
     ),
     "check-events-role-missing": op_case(
@@ -1225,8 +1225,8 @@ CASES: dict[str, Case] = {
             "--sql-dir",
             str(w.root / "sql_copy"),
         ],
-        r"airflow-ml check: error: .*candidates\.sql: does not parse as GoogleSQL",
-        r"Fix the SQL and rerun",
+        r"airflow-ml check: error: .*candidates\.sql \(checked before publishing\): DuckDB rejected the query",
+        r"Fix the SQL \(names and types must match the tables it reads\) and rerun",
     ),
 }
 
