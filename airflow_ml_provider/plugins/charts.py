@@ -241,12 +241,7 @@ def bar_chart(
     height: int = 280,
 ) -> str:
     """Grouped vertical bars: one group per category, one bar per series; None draws no bar."""
-    for s in series:
-        if len(s.values) != len(categories):
-            raise ValueError(
-                f"series {s.name!r} has {len(s.values)} values for {len(categories)} categories; give one value "
-                "(or None) per category."
-            )
+    _check_series(categories, series)
     values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
     hi = max([*values, 0.0]) if y_max is None else y_max
     ticks = nice_ticks(0.0, hi or 1.0)
@@ -309,12 +304,7 @@ def hbar_chart(
     bar_height: int = 14,
 ) -> str:
     """Horizontal bars, one row per category (long names stay readable), one bar per series; None draws none."""
-    for s in series:
-        if len(s.values) != len(categories):
-            raise ValueError(
-                f"series {s.name!r} has {len(s.values)} values for {len(categories)} categories; give one value "
-                "(or None) per category."
-            )
+    _check_series(categories, series)
     values = [v for s in series for v in s.values if v is not None and math.isfinite(v)]
     ticks = nice_ticks(0.0, max([*values, 0.0]) or 1.0)
     hi = ticks[-1]
@@ -370,3 +360,13 @@ def hbar_chart(
             lx += 48 + 7 * len(s.name)
     out.append("</svg>")
     return "".join(out)
+
+
+def _check_series(categories: Sequence[str], series: Sequence[Series]) -> None:
+    """Every series has one value (or None) per category."""
+    for s in series:
+        if len(s.values) != len(categories):
+            raise ValueError(
+                f"series {s.name!r} has {len(s.values)} values for {len(categories)} categories; give one value "
+                "(or None) per category."
+            )
