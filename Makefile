@@ -57,7 +57,7 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@rm -rf $(AIRFLOW_ML_HOME)/warehouse.duckdb $(AIRFLOW_ML_HOME)/warehouse.duckdb.wal $(AIRFLOW_ML_HOME)/artifacts
 	$(BIN)/airflow-ml seed-demo --end-date $(DEMO_DATE) --days $(DEMO_DAYS) --drift-from $(DRIFT_FROM)
 	@echo "==> feature history $(HISTORY_FROM)..$(HISTORY_TO) (what a backfill of recsys_features would write)"
-	@$(BIN)/airflow-ml features --date $(HISTORY_FROM) --to $(HISTORY_TO) -q
+	@$(BIN)/airflow-ml features --date $(HISTORY_FROM) --to $(HISTORY_TO) --no-preflight -q
 	@./scripts/dags-test.sh recsys_features $(DEMO_DATE)
 	@./scripts/dags-test.sh recsys_training $(DEMO_DATE)
 	@./scripts/dags-test.sh recsys_batch_inference $(DEMO_DATE)

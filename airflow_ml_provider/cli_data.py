@@ -60,7 +60,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     """Build the feature partitions of a pipeline for one date or a range.
 
     A date's feature steps are all-or-nothing: every step's new rows are computed and checked
-    (the contract's `checks:`) before the first one is written.
+    (the contract's `checks:`) before the first one is written (--no-preflight skips that for
+    bulk history builds, as training's --build-features does).
     """
     from airflow_ml_provider.core.features import build_features, date_range
     from airflow_ml_provider.core.spec import load_spec
@@ -78,7 +79,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     for day in dates:
         with progress(f"building the features of {day}"):
             results += build_features(
-                wh, spec, args.sql_dir, [day], labels=args.labels, on_step=report, check_first=True
+                wh, spec, args.sql_dir, [day], labels=args.labels, on_step=report, check_first=not args.no_preflight
             )
     log.info("Wrote %d partitions in %.1fs", len(results), time.monotonic() - started)
     if args.json:
@@ -237,6 +238,12 @@ def add_data_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     feat.add_argument("--to", type=parse_date, help="last as-of date of a range (inclusive)")
     feat.add_argument(
         "--labels", action="store_true", help="also build labels (needs the label horizon to have passed)"
+    )
+    feat.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="bulk history builds: write each step without first computing and checking every step of the "
+        "date (the all-or-nothing gate computes each step twice; ADR 3)",
     )
     feat.add_argument("--json", action="store_true", help="print the write results as JSON")
     feat.set_defaults(func=cmd_features)
