@@ -19,7 +19,10 @@ import time
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+# 7 days x (features: 6 tasks; inference: plan, shards, publish) on a 2-slot Celery worker,
+# ML tasks one at a time in the ml_warehouse pool: about 10 minutes on 2 cores, after the
+# session's world (cluster, demo data, a trained champion) is built by the first e2e test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 
 # A week that no other e2e test runs through Airflow (a DAG has one run per logical date);
 # the feature history already holds these partitions, so the backfill replaces them.
@@ -27,7 +30,7 @@ START, END = dt.date(2026, 3, 17), dt.date(2026, 3, 23)
 DAYS = 7
 
 
-def wait_for_backfill(client, backfill_id: int, dag_id: str, timeout: float = 600) -> None:
+def wait_for_backfill(client, backfill_id: int, dag_id: str, timeout: float = 1500) -> None:
     deadline = time.monotonic() + timeout
     while client.get(f"/api/v2/backfills/{backfill_id}")["completed_at"] is None:
         client.check_alive()
