@@ -128,7 +128,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     stamp = f"{utcnow():%Y%m%dT%H%M%S}"
     summaries = []
     for day in date_range(args.date, args.to or args.date):
-        run_id = args.run_id or f"cli__{stamp}"
+        # One attempt per date: a range gets one run id per date, so each keeps its own runs row.
+        run_id = (args.run_id or f"cli__{stamp}") + (f"__{day}" if args.to and args.to != args.date else "")
         with progress(f"scoring the candidates of {day}"):
             run = run_batch_inference(
                 wh,
@@ -191,8 +192,8 @@ def cmd_recommendations(args: argparse.Namespace) -> int:
         return 0
     print(
         f"Recommendations for {args.date} (model {run['model_version']}): {run['rows_written']} rows for "
-        f"{run['users']} users from {run['candidates']} candidates, catalog coverage {run['coverage']:.1%}, "
-        f"{run['rows_per_second'] or 0:,.0f} candidate rows/s"
+        f"{run['users']} users from {run['candidates']} candidates, catalog coverage {run['coverage']:.1%}"
+        + (f", {run['rows_per_second']:,.0f} candidate rows/s" if run["rows_per_second"] else "")
     )
     others = [a for a in attempts if a["status"] != "success"]
     for a in others:

@@ -224,8 +224,9 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
                     artifacts=self.artifacts,
                     logger=self.log,
                 )
-                candidates = stats.rows
+                candidates, seconds = stats.rows, stats.seconds_read + stats.seconds_score
             except EmptyResultError:
+                seconds = 0.0
                 # A shard without users (few users, many shards) stages an empty list; publish
                 # refuses a partition that is empty as a whole.
                 best, candidates = (
@@ -245,7 +246,13 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
         self.log.info(
             "Staged shard %d of %d: %d rows from %d candidates in %s", shard, shards, rows.num_rows, candidates, table
         )
-        return {"shard": shard, "rows": rows.num_rows, "candidates": candidates, "staged": table}
+        return {
+            "shard": shard,
+            "rows": rows.num_rows,
+            "candidates": candidates,
+            "seconds_score": round(seconds, 3),
+            "staged": table,
+        }
 
 
 class PublishRecommendationsOperator(BatchRecommendOperator):
@@ -286,7 +293,10 @@ class PublishRecommendationsOperator(BatchRecommendOperator):
         columns = [c for c in warehouse.table_columns("recommendations") if c != "prediction_date"]
         publish_staged(warehouse, "recommendations", "prediction_date", day, names, columns)
         drop_staged(warehouse, names)
-        candidates = sum(int(r["candidates"]) for r in (self.shard_results or []) if r)
+        shards_done = [r for r in (self.shard_results or []) if r]
+        candidates = sum(int(r["candidates"]) for r in shards_done)
+        # Shards score in parallel: the throughput is the candidates over the slowest shard's time.
+        slowest = max((float(r.get("seconds_score") or 0.0) for r in shards_done), default=0.0)
         catalog = catalog_size(warehouse, self.spec, day)
         return {
             "users": totals["users"],
@@ -295,4 +305,5 @@ class PublishRecommendationsOperator(BatchRecommendOperator):
             "catalog_items": catalog,
             "coverage": totals["items"] / catalog if catalog else 0.0,
             "seconds_write": time.monotonic() - started,
+            "rows_per_second": candidates / slowest if slowest else None,
         }
