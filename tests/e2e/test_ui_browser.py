@@ -150,10 +150,10 @@ def test_each_page_on_its_own(page, world, name):
     shot(page, f"ml-{name}")
 
 
-def test_the_model_page_link_of_the_inference_task_opens_the_champion_row(page, world):
+def test_the_model_page_link_of_the_publish_task_opens_the_champion_row(page, world):
     client = world.client
     run_id = world.run("recsys_batch_inference", RUN_DATE)
-    links = client.get(f"/api/v2/dags/recsys_batch_inference/dagRuns/{run_id}/taskInstances/recommend/links")
+    links = client.get(f"/api/v2/dags/recsys_batch_inference/dagRuns/{run_id}/taskInstances/publish/links")
     extra = links["extra_links"]
     champion = world.query("SELECT version FROM ml_models WHERE model_name = 'recsys' AND status = 'champion'")
     version = champion[0]["version"]
