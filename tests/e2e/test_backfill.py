@@ -89,7 +89,7 @@ def test_seven_day_backfill_in_parallel_writes_seven_partitions_once(recsys):
         assert not failed_tries, failed_tries
     # The ML tasks ran in the one-slot pool (what kept their writes apart), on the Celery worker.
     ml_pool = recsys.cluster.pool_args()[0]
-    for dag_id, task_id in (("recsys_features", "features"), ("recsys_batch_inference", "recommend")):
+    for dag_id, task_id in (("recsys_features", "features"), ("recsys_batch_inference", "publish")):
         for run in backfill_runs(client, dag_id):
             ti = client.task_instance(dag_id, run["dag_run_id"], task_id)
             assert (ti["pool"], ti["pool_slots"]) == (ml_pool, 1), ti
@@ -116,7 +116,7 @@ def test_seven_day_backfill_in_parallel_writes_seven_partitions_once(recsys):
 
     # Every inference run is recorded: its last try succeeded and wrote that day's rows.
     for run in backfill_runs(client, "recsys_batch_inference"):
-        ti = client.task_instance("recsys_batch_inference", run["dag_run_id"], "recommend")
+        ti = client.task_instance("recsys_batch_inference", run["dag_run_id"], "publish")
         recorded = recsys.query(
             "SELECT prediction_date, status, rows_written FROM recommendation_runs "
             "WHERE run_id = @r AND try_number = @t",
