@@ -50,11 +50,16 @@ def failed_tries_of(client, dag_id: str, run_id: str) -> list[str]:
     """Tries of the run's tasks that did not succeed (sensor reschedules are not tries that failed)."""
     out = []
     for ti in client.task_instances(dag_id, run_id):
-        tries = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/tries")
+        # A mapped task (the inference shards) has its tries under its map index.
+        index = ti.get("map_index", -1)
+        mapped = f"/{index}" if index >= 0 else ""
+        tries = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}{mapped}/tries")
         for t in tries["task_instances"]:
             if t["state"] not in ("success", "skipped"):
-                log = client.task_log(dag_id, run_id, ti["task_id"], t["try_number"]).splitlines()
-                out.append(f"{run_id} {ti['task_id']} try {t['try_number']}: {t['state']}\n" + "\n".join(log[-15:]))
+                log = client.task_log(dag_id, run_id, ti["task_id"], t["try_number"], index).splitlines()
+                out.append(
+                    f"{run_id} {ti['task_id']}[{index}] try {t['try_number']}: {t['state']}\n" + "\n".join(log[-15:])
+                )
     return out
 
 
