@@ -197,7 +197,7 @@ def recommend_day(
 
 def run_batch_inference(
     warehouse: Warehouse,
-    spec: PipelineSpec,
+    spec: PipelineSpec | Callable[[], PipelineSpec],
     day: dt.date,
     *,
     run_id: str,
@@ -212,6 +212,8 @@ def run_batch_inference(
     """One recorded attempt: a ``running`` row in recommendation_runs, the day's work, then success or failed.
 
     The work is ``recommend_day`` unless ``day_work`` replaces it (a sharded run's publish).
+    ``spec`` may be a callable that loads the contract: a contract that fails to load is then a
+    recorded ``failed`` attempt too.
     """
     from airflow_ml_provider.core.ddl import ensure_tables
     from airflow_ml_provider.core.runs import finish_run, start_run, utcnow
@@ -221,6 +223,8 @@ def run_batch_inference(
     ensure_tables(warehouse, "recommendations", "recommendations_latest", "recommendation_runs")
     start_run(warehouse, {**run, "started_at": started_at})
     try:
+        if callable(spec):
+            spec = spec()
         if day_work is not None:
             run.update(day_work(warehouse, day, run_id, run))
         else:

@@ -63,7 +63,7 @@ class BatchRecommendOperator(MLPlatformOperator):
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
             run = run_batch_inference(
                 warehouse,
-                self.spec,
+                lambda: self.spec,
                 day,
                 run_id=ti.run_id,
                 try_number=getattr(ti, "try_number", 1) or 1,
