@@ -145,7 +145,7 @@ def test_transform_that_drops_a_feature_fails(project, warehouse):
     model = project / "dags" / "recsys" / "model.py"
     edit(model, "    return df\n", '    return df.drop(columns=["item_price"])\n')
     status, detail = by_name(run(project, warehouse))["model.py"]
-    assert status == "FAIL" and "item_price" in detail and "transform() output" in detail
+    assert status == "FAIL" and "item_price" in detail and "transform() dropped or renamed" in detail
 
 
 def test_model_py_the_contract_does_not_name_fails(project, warehouse):
