@@ -42,6 +42,7 @@ from airflow_ml_provider.core.registry import RegistryError
 from airflow_ml_provider.exceptions import (
     ContractError,
     EmptyResultError,
+    HorizonNotPassedError,
     IdentifierError,
     SchemaMismatchError,
     SQLTemplateError,
@@ -895,9 +896,10 @@ CASES: dict[str, Case] = {
         "data checks",
         nothing,
         lambda w: features(w, table="labels"),
-        DataCheckError,
-        rf"labels partition {DAY}: events reach only {DAY}, before the end of the label horizon 2026-04-07",
-        r"Build labels for 2026-03-31 once events through 2026-04-07 are loaded",
+        # The horizon guard refuses before any check runs (issue 13): labels are never all zeros.
+        HorizonNotPassedError,
+        rf"labels \(labels\) for {DAY}: the events source reaches to no day after {DAY}, before the end of",
+        r"once events through 2026-04-07 are loaded; load them, then rerun\. Nothing was written",
     ),
     "check-label-horizon-no-interactions": op_case(
         "data checks",
