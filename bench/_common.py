@@ -1,4 +1,4 @@
-"""Helpers every benchmark shares: peak memory and the DuckDB warehouse of a work folder."""
+"""Helpers every benchmark shares: peak memory, the DuckDB warehouse of a work folder, a partition digest."""
 
 from __future__ import annotations
 
@@ -21,3 +21,14 @@ def warehouse(workdir: Path) -> Any:
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 
     return DuckDBWarehouse(workdir / "warehouse.duckdb")
+
+
+def recommendations_digest(warehouse: Any, day: Any) -> str:
+    """Rows and an order-free hash of (user, item, rank, score) of ``day``'s recommendations partition."""
+    with warehouse.connect(read_only=True) as con:
+        n, h = con.execute(
+            "SELECT count(*), bit_xor(hash(user_id, item_id, rank, score)) FROM recommendations "
+            "WHERE prediction_date = $d",
+            {"d": day},
+        ).fetchone()
+    return f"{n}:{h}"

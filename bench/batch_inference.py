@@ -49,6 +49,7 @@ CHUNK_USERS = 20_000  # lists generated per chunk: about 600k rows, whatever --r
 CATALOG_SHARDS = 50  # the demo's items, repeated under 50 prefixes: a 30k-item catalog
 
 from _common import peak_rss_mb as _peak_rss_mb  # noqa: E402
+from _common import recommendations_digest  # noqa: E402
 from _common import warehouse as _warehouse  # noqa: E402
 
 log = logging.getLogger("bench.batch_inference")
@@ -216,13 +217,7 @@ def _import_libraries() -> None:
 
 def _digest(warehouse: Any) -> str:
     """Rows and an order-free hash of (user, item, rank, score) of the written partition."""
-    with warehouse.connect(read_only=True) as con:
-        n, h = con.execute(
-            "SELECT count(*), bit_xor(hash(user_id, item_id, rank, score)) FROM recommendations "
-            "WHERE prediction_date = $d",
-            {"d": PREDICTION_DATE},
-        ).fetchone()
-    return f"{n}:{h}"
+    return recommendations_digest(warehouse, PREDICTION_DATE)
 
 
 def worker_operator(workdir: Path, pipeline: Path, profile: bool) -> dict[str, Any]:

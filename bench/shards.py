@@ -34,6 +34,9 @@ PIPELINE = REPO / "dags" / "recsys" / "pipeline.yaml"
 BATCH_BENCH = Path(__file__).with_name("batch_inference.py")
 PREDICTION_DATE = "2026-04-01"  # bench/batch_inference.py's generated day
 
+from _common import recommendations_digest  # noqa: E402
+from _common import warehouse as _warehouse  # noqa: E402
+
 log = logging.getLogger("bench.shards")
 
 
@@ -96,18 +99,6 @@ def sharded_run(env: dict[str, str], pipeline: Path, shards: int, run_id: str) -
     }
 
 
-def _digest(warehouse_path: Path) -> str:
-    import duckdb
-
-    with duckdb.connect(str(warehouse_path), read_only=True) as con:
-        n, h = con.execute(
-            "SELECT count(*), bit_xor(hash(user_id, item_id, rank, score)) FROM recommendations "
-            "WHERE prediction_date = $d",
-            {"d": PREDICTION_DATE},
-        ).fetchone()
-    return f"{n}:{h}"
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Set up once, then N=1 and N=2 alternately ``--repeat`` times; the fastest of each counts."""
     load_before = os.getloadavg()
@@ -127,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for shards in measured:
                 log.info("measuring N=%d, run %d/%d", shards, i + 1, args.repeat)
                 measured[shards].append(sharded_run(env, args.pipeline, shards, f"bench__n{shards}_{i}"))
-                digests[shards] = _digest(workdir / "warehouse.duckdb")
+                digests[shards] = recommendations_digest(_warehouse(workdir), PREDICTION_DATE)
     one, two = (min(runs, key=lambda r: r["seconds"]) for runs in measured.values())
     return {
         "rows": setup["rows"],

@@ -214,7 +214,8 @@ class DuckDBWarehouse(Warehouse):
             ).fetchall()
         out: dict[str, dict[str, str]] = {}
         for table, name, dtype in rows:
-            out.setdefault(table, {})[name] = dtype
+            if not table.startswith(STAGING_PREFIX):  # the tables list_tables lists
+                out.setdefault(table, {})[name] = dtype
         return out
 
     def _columns(self, con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:

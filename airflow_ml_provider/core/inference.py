@@ -8,6 +8,7 @@ operator passes ObjectStoragePath with the connection's credentials; the CLI the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import tempfile
 import time
@@ -85,10 +86,11 @@ def load_model(model_dir: str, artifacts: Artifacts) -> tuple[Envelope, Any, Mod
     return envelope, model, hooks
 
 
-def catalog_size(warehouse: Warehouse, spec: PipelineSpec, day: dt.date) -> int:
-    """Distinct items among the day's candidates: the denominator of catalog coverage."""
+def catalog_coverage(warehouse: Warehouse, spec: PipelineSpec, day: dt.date, items: int) -> dict[str, Any]:
+    """``catalog_items`` (distinct items among the day's candidates) and the ``coverage`` of ``items`` listed."""
     sql = f"SELECT COUNT(DISTINCT {spec.entities.item}) AS n FROM {spec.feature_table} WHERE as_of_date = @d"
-    return int(warehouse.query(sql, {"d": day}, source="catalog size").to_pylist()[0]["n"])
+    catalog = int(warehouse.query(sql, {"d": day}, source="catalog size").to_pylist()[0]["n"])
+    return {"catalog_items": catalog, "coverage": items / catalog if catalog else 0.0}
 
 
 def score_day(
@@ -102,8 +104,12 @@ def score_day(
     top_k: int | None,
     artifacts: Artifacts,
     logger: Any = None,
+    unlocked: bool = False,
 ) -> tuple[pa.Table, ScoringStats]:
-    """Load the model, check the serving schema, and score ``sql``'s candidate rows into top-k lists."""
+    """Load the model, check the serving schema, and score ``sql``'s candidate rows into top-k lists.
+
+    ``unlocked``: read so that no warehouse lock is held while scoring (shards score in parallel).
+    """
     from airflow_ml_provider.core.scoring import check_feature_table, score_batches
     from airflow_ml_provider.core.shards import unlocked_batches
 
@@ -113,10 +119,9 @@ def score_day(
     k = top_k or spec.inference.top_k
     (logger or log).info("Scoring %s candidates with %s %s (top %d)", day, envelope.name, envelope.version, k)
     rows = spec.inference.batch_rows
-    # Shards score in parallel: none may hold the warehouse's lock while it scores.
     read = (
         unlocked_batches(warehouse, sql, params, batch_rows=rows, source="candidates")
-        if "shard_index" in params
+        if unlocked
         else warehouse.query_batches(sql, params, batch_rows=rows, source="candidates")
     )
     with read as batches:
@@ -149,11 +154,11 @@ def recommendation_rows(best: pa.Table, model_name: str, model_version: str, run
 
 def recommend_day(
     warehouse: Warehouse,
-    spec: PipelineSpec,
     day: dt.date,
     run_id: str,
     run: dict[str, Any],
     *,
+    spec: PipelineSpec,
     model_version: str,
     model_name: str | None,
     top_k: int | None,
@@ -180,14 +185,11 @@ def recommend_day(
     write_started = time.monotonic()
     table = recommendation_rows(best, record.model_name, record.version, run_id)
     warehouse.replace_partition("recommendations", "prediction_date", day, table, sql_source="batch inference")
-    users = len(best["user_id"].unique())
-    catalog = catalog_size(warehouse, spec, day)
     return {
-        "users": users,
+        "users": len(best["user_id"].unique()),
         "rows_written": table.num_rows,
         "candidates": stats.rows,
-        "catalog_items": catalog,
-        "coverage": len(best["item_id"].unique()) / catalog if catalog else 0.0,
+        **catalog_coverage(warehouse, spec, day, len(best["item_id"].unique())),
         "seconds_read": stats.seconds_read,
         "seconds_score": stats.seconds_score,
         "seconds_write": time.monotonic() - write_started,
@@ -205,13 +207,14 @@ def run_batch_inference(
     model_version: str = "champion",
     model_name: str | None = None,
     top_k: int | None = None,
-    artifacts: Artifacts,
+    artifacts: Artifacts = Artifacts(),
     logger: Any = None,
     day_work: DayWork | None = None,
 ) -> dict[str, Any]:
     """One recorded attempt: a ``running`` row in recommendation_runs, the day's work, then success or failed.
 
-    The work is ``recommend_day`` unless ``day_work`` replaces it (a sharded run's publish).
+    The work is ``recommend_day`` with the model and artifact options, unless ``day_work`` replaces
+    it (an operator's ``recommend``, e.g. a sharded run's publish), which then needs none of them.
     ``spec`` may be a callable that loads the contract: a contract that fails to load is then a
     recorded ``failed`` attempt too.
     """
@@ -225,23 +228,16 @@ def run_batch_inference(
     try:
         if callable(spec):
             spec = spec()
-        if day_work is not None:
-            run.update(day_work(warehouse, day, run_id, run))
-        else:
-            run.update(
-                recommend_day(
-                    warehouse,
-                    spec,
-                    day,
-                    run_id,
-                    run,
-                    model_version=model_version,
-                    model_name=model_name,
-                    top_k=top_k,
-                    artifacts=artifacts,
-                    logger=logger,
-                )
-            )
+        work = day_work or functools.partial(
+            recommend_day,
+            spec=spec,
+            model_version=model_version,
+            model_name=model_name,
+            top_k=top_k,
+            artifacts=artifacts,
+            logger=logger,
+        )
+        run.update(work(warehouse, day, run_id, run))
         run["status"] = "success"
     except Exception as err:
         run.update(status="failed", error=f"{type(err).__name__}: {err}"[:4000])

@@ -67,11 +67,6 @@ class BatchRecommendOperator(MLPlatformOperator):
                 day,
                 run_id=ti.run_id,
                 try_number=getattr(ti, "try_number", 1) or 1,
-                model_version=self.model_version,
-                model_name=self.model_name,
-                top_k=self.top_k,
-                artifacts=self.artifacts,
-                logger=self.log,
                 day_work=self.recommend,
             )
         # Tell downstream (recsys_drift) which date and model the asset event is about.
@@ -97,10 +92,10 @@ class BatchRecommendOperator(MLPlatformOperator):
 
         return recommend_day(
             warehouse,
-            self.spec,
             day,
             run_id,
             run,
+            spec=self.spec,
             model_version=self.model_version,
             model_name=self.model_name,
             top_k=self.top_k,
@@ -193,11 +188,9 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
         self.shards = shards
 
     def execute(self, context: Context) -> dict[str, Any]:
-        import pyarrow as pa
-
         from airflow_ml_provider.core.inference import recommendation_rows, score_day
         from airflow_ml_provider.core.registry import ModelRegistry
-        from airflow_ml_provider.core.scoring import candidate_features_sql
+        from airflow_ml_provider.core.scoring import TopK, candidate_features_sql
         from airflow_ml_provider.core.shards import shard_sql, staging_table, with_shard
         from airflow_ml_provider.exceptions import EmptyResultError, ShardError
 
@@ -223,23 +216,13 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
                     top_k=self.top_k,
                     artifacts=self.artifacts,
                     logger=self.log,
+                    unlocked=True,
                 )
                 candidates, seconds = stats.rows, stats.seconds_read + stats.seconds_score
             except EmptyResultError:
-                seconds = 0.0
                 # A shard without users (few users, many shards) stages an empty list; publish
                 # refuses a partition that is empty as a whole.
-                best, candidates = (
-                    pa.table(
-                        {
-                            "user_id": pa.array([], pa.string()),
-                            "item_id": pa.array([], pa.string()),
-                            "rank": pa.array([], pa.int64()),
-                            "score": pa.array([], pa.float64()),
-                        }
-                    ),
-                    0,
-                )
+                best, candidates, seconds = TopK(1).result(), 0, 0.0
             rows = with_shard(recommendation_rows(best, record.model_name, record.version, ti.run_id), shard)
             table = staging_table("recommendations", day, ti.run_id, shard, shards)
             warehouse.stage_table(table, rows)
@@ -274,7 +257,7 @@ class PublishRecommendationsOperator(BatchRecommendOperator):
 
     def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
         """Check the staged shards, publish their union, drop them."""
-        from airflow_ml_provider.core.inference import catalog_size
+        from airflow_ml_provider.core.inference import catalog_coverage
         from airflow_ml_provider.core.shards import ShardPlan, check_staged, drop_staged, publish_staged, staging_tables
         from airflow_ml_provider.exceptions import EmptyResultError, ShardError
 
@@ -297,13 +280,11 @@ class PublishRecommendationsOperator(BatchRecommendOperator):
         candidates = sum(int(r["candidates"]) for r in shards_done)
         # Shards score in parallel: the throughput is the candidates over the slowest shard's time.
         slowest = max((float(r.get("seconds_score") or 0.0) for r in shards_done), default=0.0)
-        catalog = catalog_size(warehouse, self.spec, day)
         return {
             "users": totals["users"],
             "rows_written": totals["rows_written"],
             "candidates": candidates,
-            "catalog_items": catalog,
-            "coverage": totals["items"] / catalog if catalog else 0.0,
+            **catalog_coverage(warehouse, self.spec, day, totals["items"]),
             "seconds_write": time.monotonic() - started,
             "rows_per_second": candidates / slowest if slowest else None,
         }

@@ -25,6 +25,7 @@ from airflow_ml_provider.core.shards import (
     shard_of,
     shard_sql,
     staging_tables,
+    unlocked_batches,
     with_shard,
 )
 from airflow_ml_provider.exceptions import ShardError
@@ -133,3 +134,26 @@ def test_gcp_publish_checks_the_shards_then_writes_the_partition_decorator(gcp: 
     assert len(staged_union) == 1  # the union of the shards, staged by the partition-write primitive
     assert publish["writeDisposition"] == "WRITE_TRUNCATE"
     assert not gcp.bigquery.job_configs("copy")
+
+
+def test_unlocked_batches_release_the_duckdb_lock_before_the_caller_scores(tmp_path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb", lock_timeout=0.5)
+    wh.replace_table("users", pa.table({"user_id": USERS}))
+    sql = shard_sql("SELECT user_id FROM users", "user_id")
+    params = {"shard_index": 0, "shard_count": 2}
+    with unlocked_batches(wh, sql, params, batch_rows=50, source="test") as batches:
+        # Another shard's task writes while this one still holds unread batches.
+        wh.stage_table("other_shard", pa.table({"x": [1]}))
+        got = pa.Table.from_batches(list(batches))["user_id"].to_pylist()
+    assert sorted(got) == sorted(u for u in USERS if shard_of(u, 2) == 0)
+
+
+def test_duckdb_all_table_columns_lists_the_tables_list_tables_lists(tmp_path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    wh.replace_table("users", pa.table({"user_id": ["a"]}))
+    wh.stage_table(staging_tables("recommendations", ShardPlan(DAY, 1, "m", "1"), "run")[0], pa.table({"x": [1]}))
+    assert (
+        wh.all_table_columns()
+        == {t: wh.table_columns(t) for t in wh.list_tables()}
+        == {"users": {"user_id": "VARCHAR"}}
+    )
