@@ -7,8 +7,8 @@ uses an Airflow ``ml_platform`` connection instead (e.g. the GCP backend). Witho
 ``dags/*/pipeline.yaml``, else one under ``AIRFLOW__CORE__DAGS_FOLDER``).
 
 The commands live by concept in ``cli_data`` (seed-demo, features, tables, recommend,
-recommendations), ``cli_models`` (train, models), ``cli_project`` (validate, init) and
-``cli_check``; each module registers its parsers with one line in ``build_parser``.
+recommendations), ``cli_models`` (train, models), ``cli_project`` (validate, init),
+``cli_check`` and ``cli_outcomes``; each module registers its parsers with one line in ``build_parser``.
 """
 
 from __future__ import annotations
@@ -22,18 +22,11 @@ from pathlib import Path
 from airflow_ml_provider import __version__
 from airflow_ml_provider.cli_check import add_check_parser
 from airflow_ml_provider.cli_common import default_sql_dir, resolve_pipeline
-from airflow_ml_provider.cli_common import parse_date as _date
-from airflow_ml_provider.cli_common import warehouse as _warehouse
 from airflow_ml_provider.cli_data import add_data_parsers
 from airflow_ml_provider.cli_models import add_models_parsers
 from airflow_ml_provider.cli_outcomes import add_outcomes_parser
 from airflow_ml_provider.cli_project import add_project_parsers
 from airflow_ml_provider.exceptions import MLProviderError
-
-__all__ = ["DEFAULT_PIPELINE", "_date", "_warehouse", "build_parser", "main"]
-
-#: ``--pipeline`` default: None means "discover the current project's contract" (see cli_common).
-DEFAULT_PIPELINE: Path | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parsers(sub, common)
     add_models_parsers(sub, common)
     add_project_parsers(sub)
-    add_check_parser(sub, common, DEFAULT_PIPELINE, _date)
-    add_outcomes_parser(sub, common, DEFAULT_PIPELINE, _date)
+    add_check_parser(sub, common)
+    add_outcomes_parser(sub, common)
     return parser
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from airflow_ml_provider.cli_common import add_pipeline_argument, parse_date, print_json
+from airflow_ml_provider.cli_common import warehouse as _warehouse
 
 log = logging.getLogger("airflow_ml")
 
@@ -20,7 +21,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     checks print and exit 0. With --record the results replace the date's partition of
     data_checks (only when no error check failed, as in the DAG).
     """
-    from airflow_ml_provider.cli_common import warehouse as _warehouse
     from airflow_ml_provider.core.checks import DataCheckError, raise_on_errors
     from airflow_ml_provider.core.data_checks import record_checks, run_checks
     from airflow_ml_provider.core.runs import utcnow
@@ -34,7 +34,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     results = run_checks(warehouse, spec, args.date, checked_at, scope=args.scope, sql_dirs=sql_dirs)
     if args.json:
         failed = [r for r in results if r.failed]
-        print(json.dumps({"date": args.date.isoformat(), "ok": not failed, "checks": [r.as_dict() for r in results]}))
+        print_json({"date": args.date.isoformat(), "ok": not failed, "checks": [r.as_dict() for r in results]})
     else:
         for r in results:
             print(r.log_line())
@@ -49,9 +49,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_check_parser(
-    sub: Any, common: argparse.ArgumentParser, pipeline: Path | None, date: Callable[[str], Any]
-) -> None:
+def add_check_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``check`` on the ``airflow-ml`` subcommands."""
     from airflow_ml_provider.core.check_scopes import SCOPES
 
@@ -63,11 +61,9 @@ def add_check_parser(
         epilog="Examples:\n  airflow-ml check --date 2026-03-31\n  airflow-ml check --date 2026-03-31 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument(
-        "--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the current project's, discovered)"
-    )
+    add_pipeline_argument(check)
     check.add_argument("--sql-dir", type=Path, help="folder of the steps' SQL files, for --scope steps/preflight")
-    check.add_argument("--date", type=date, required=True, help="as-of date to check (YYYY-MM-DD)")
+    check.add_argument("--date", type=parse_date, required=True, help="as-of date to check (YYYY-MM-DD)")
     check.add_argument(
         "--scope",
         choices=SCOPES,

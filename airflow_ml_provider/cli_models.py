@@ -21,11 +21,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from airflow_ml_provider.core.demo import DemoConfig, generate
     from airflow_ml_provider.core.features import build_features
     from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.training import check_model_hooks
 
     spec = load_spec(args.pipeline)
     log.info("Contract %s is valid (spec hash %s)", args.pipeline, spec.spec_hash)
     if args.backend == "vertex" and not args.conn_id:
         raise ValueError("--backend vertex needs --conn-id: an ml_platform connection with backend gcp")
+    check_model_hooks(spec, args.pipeline)  # a broken model.py fails in seconds, before features or any export
     with tempfile.TemporaryDirectory(prefix="airflow-ml-smoke-") as tmp:
         if args.smoke:
             # A small synthetic world in a throwaway warehouse: minutes, no cloud, same code.
@@ -58,13 +60,11 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
     from airflow_ml_provider.core.registry import ModelRegistry
     from airflow_ml_provider.core.training import (
         TrainingJob,
-        check_model_hooks,
         training_data_sql,
         training_params,
         truth_data_sql,
     )
 
-    check_model_hooks(spec, args.pipeline)  # a broken model.py fails before any data is exported
     registry = ModelRegistry(warehouse)
     registry.ensure()
     champion = registry.champion(spec.name)
@@ -231,8 +231,6 @@ def add_models_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     models.add_argument("action", choices=["list", "promote", "rollback"])
     models.add_argument("version", nargs="?", metavar="VERSION", help="the version to promote (models promote)")
     models.add_argument("--model", help="model name (default: the contract's name)")
-    models.add_argument(
-        "--pipeline", type=Path, default=None, help="pipeline.yaml, read for the model name (default: discovered)"
-    )
+    add_pipeline_argument(models, "pipeline.yaml, read for the model name")
     models.add_argument("--json", action="store_true", help="print as JSON")
     models.set_defaults(func=cmd_models, lazy_pipeline=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from airflow_ml_provider.cli_common import add_pipeline_argument, format_table, parse_date, print_json
+from airflow_ml_provider.cli_common import warehouse as _warehouse
 
 log = logging.getLogger("airflow_ml")
 
@@ -21,7 +22,6 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     to the popularity list's. A date whose horizon has not passed yet is refused, naming the day
     it becomes ready; nothing is written for it (dates before it in a range stay written).
     """
-    from airflow_ml_provider.cli_common import warehouse as _warehouse
     from airflow_ml_provider.core.features import date_range, render_sql_file
     from airflow_ml_provider.core.outcomes import OUTCOMES_SQL, POPULARITY_SQL, evaluate_outcomes, headline
     from airflow_ml_provider.core.spec import load_spec
@@ -37,38 +37,40 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
         log.info("Wrote %d rows to %s (partition %s)", written.rows, written.table, written.partition)
         judged += [{"prediction_date": day.isoformat(), "rows": rows, "summary": headline(rows)}]
     if args.json:
-        print(json.dumps(judged[0] if len(judged) == 1 else judged, default=str))
+        print_json(judged[0] if len(judged) == 1 else judged)
         return 0
     print(
         f"Realized outcomes: served lists vs the global popularity list, judged on the {days} days after each date "
         f"(hit rate and ndcg@{k} over users active in the horizon; revenue from recommended items)"
     )
-    print(
-        f"  {'served':<10} {'model version':<20} {'lists':>6} {'active':>6}  {'hit rate':>8} {'popular':>8}"
-        f"  {f'ndcg@{k}':>7} {'popular':>7}  {'revenue':>9} {'popular':>9}"
-    )
-    for entry in judged:
-        for h in entry["summary"]:
-            print(
-                f"  {entry['prediction_date']:<10} {h['model_version']:<20} {h['lists']:>6} {h['active_users']:>6}  "
-                f"{_pct(h.get('model_hit_rate')):>8} {_pct(h.get('popularity_hit_rate')):>8}  "
-                f"{_num(h.get('model_ndcg')):>7} {_num(h.get('popularity_ndcg')):>7}  "
-                f"{h.get('model_revenue', 0):>9.2f} {h.get('popularity_revenue', 0):>9.2f}"
-            )
+    body = [
+        (
+            entry["prediction_date"],
+            h["model_version"],
+            h["lists"],
+            h["active_users"],
+            _fmt(h.get("model_hit_rate"), ".1%"),
+            _fmt(h.get("popularity_hit_rate"), ".1%"),
+            _fmt(h.get("model_ndcg"), ".4f"),
+            _fmt(h.get("popularity_ndcg"), ".4f"),
+            f"{h.get('model_revenue', 0):.2f}",
+            f"{h.get('popularity_revenue', 0):.2f}",
+        )
+        for entry in judged
+        for h in entry["summary"]
+    ]
+    metrics = ("lists", "active", "hit rate", "popular", f"ndcg@{k}", "popular", "revenue", "popular")
+    for line in format_table(body, ("served", "model version", *metrics), right=metrics):
+        print(line)
     return 0
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+def _fmt(value: float | None, spec: str) -> str | None:
+    """``value`` formatted with ``spec``; None stays None (format_table shows it as ``-``)."""
+    return None if value is None else format(value, spec)
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
-def add_outcomes_parser(
-    sub: Any, common: argparse.ArgumentParser, pipeline: Path | None, date: Callable[[str], Any]
-) -> None:
+def add_outcomes_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``outcomes`` on the ``airflow-ml`` subcommands."""
     outcomes = sub.add_parser(
         "outcomes",
@@ -78,11 +80,9 @@ def add_outcomes_parser(
         epilog="Examples:\n  airflow-ml outcomes --date 2026-03-24\n  airflow-ml outcomes --date 2026-03-24 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    outcomes.add_argument(
-        "--pipeline", type=Path, default=pipeline, help="pipeline.yaml (default: the current project's, discovered)"
-    )
+    add_pipeline_argument(outcomes)
     outcomes.add_argument("--sql-dir", type=Path, help="folder of recsys/outcomes.sql (default: ROOT/sql beside dags/)")
-    outcomes.add_argument("--date", type=date, required=True, help="served prediction date to judge (YYYY-MM-DD)")
-    outcomes.add_argument("--to", type=date, help="last served date of a range (inclusive)")
+    outcomes.add_argument("--date", type=parse_date, required=True, help="served prediction date to judge (YYYY-MM-DD)")
+    outcomes.add_argument("--to", type=parse_date, help="last served date of a range (inclusive)")
     outcomes.add_argument("--json", action="store_true", help='print {"prediction_date", "rows", "summary"}')
     outcomes.set_defaults(func=cmd_outcomes)

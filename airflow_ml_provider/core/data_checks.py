@@ -11,14 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from airflow_ml_provider.core.check_scopes import SCOPES
 from airflow_ml_provider.core.checks import CHECK_COLUMNS, CheckResult, check_rows, event_check_query, table_check_query
 from airflow_ml_provider.core.checks_event_types import unknown_event_types_query
 
 if TYPE_CHECKING:
     from airflow_ml_provider.core.spec import PipelineSpec
     from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
-
-from airflow_ml_provider.core.check_scopes import SCOPES
 
 
 def run_checks(

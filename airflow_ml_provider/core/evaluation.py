@@ -25,9 +25,8 @@ import pandas as pd
 
 from airflow_ml_provider.core.metrics import lift, popularity_scores
 from airflow_ml_provider.core.spec import PipelineSpec
+from airflow_ml_provider.core.training import SEEN
 
-#: The column of the exports flagging rows ``inference.exclude_seen`` excludes (core.training.SEEN).
-SEEN = "seen_before"
 LIST = "list_id"
 ITEM = "item"
 RANK = "rank"

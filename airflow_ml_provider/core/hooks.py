@@ -77,7 +77,9 @@ def load_hooks(path: str | Path | None) -> ModelHooks:
             raise HooksError(f"{p}: {name} must take exactly one argument: {HOOKS[name]}.")
     return ModelHooks(
         params=_checked(public.get("params", DEFAULT_HOOKS.params), dict, p, "params"),
-        transform=_keeps_columns(_checked(public.get("transform", _identity), pd.DataFrame, p, "transform"), p),
+        transform=_keeps_columns(
+            _checked(public.get("transform", DEFAULT_HOOKS.transform), pd.DataFrame, p, "transform"), p
+        ),
         source_sha256=hashlib.sha256(source.encode()).hexdigest(),
         source=source,
     )
@@ -111,10 +113,6 @@ def _checked(fn: Callable[[Any], Any], kind: type, path: Path, name: str) -> Cal
 
 
 Frames = Callable[[pd.DataFrame], pd.DataFrame]
-
-
-def _identity(df: pd.DataFrame) -> pd.DataFrame:
-    return df
 
 
 def _keeps_columns(transform: Frames, path: Path) -> Frames:

@@ -42,8 +42,8 @@ def describe_tables(warehouse: Warehouse) -> list[dict[str, Any]]:
             "rows": by_table[table]["row_count"],
             "partition_column": parts[table],
             "partitions": by_table[table]["partitions"],
-            "first_partition": by_table[table]["first_partition"] if parts[table] else None,
-            "last_partition": by_table[table]["last_partition"] if parts[table] else None,
+            "first_partition": by_table[table]["first_partition"],
+            "last_partition": by_table[table]["last_partition"],
         }
         for table in sorted(columns)
     ]
