@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 #: Seconds a page waits for a busy DuckDB file before it answers 503 (tasks wait much longer).
 UI_LOCK_TIMEOUT = 5.0
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# ISO timestamps as the pages show them: ``2026-03-31 12:05`` (minute) and ``2026-03-31`` (day); None is blank.
+TEMPLATES.env.filters["minute"] = lambda value: (value or "")[:16].replace("T", " ")
+TEMPLATES.env.filters["day"] = lambda value: (value or "")[:10]
 
 
 def get_warehouse() -> Warehouse:
@@ -91,10 +94,6 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, template, {"base": _base(request), **context})
 
 
-def _short_date(value: str | None) -> str:
-    return (value or "")[:10]
-
-
 # --- filters ----------------------------------------------------------------------------------
 
 
@@ -147,12 +146,9 @@ def _model_version(
 
     def read(w: Warehouse) -> dict[str, Any]:
         try:
-            found = data_models.model_version(w, model_name, version, reader)
+            return data_models.model_version(w, model_name, version, reader, outcomes_end=day)
         except data_models.ModelNotFound as err:
             raise PageError(404, "No such model version", f"{err}. The Models page lists every version.") from err
-        if day:
-            found["outcomes"] = [o for o in found["outcomes"] if o["prediction_date"] <= day.isoformat()]
-        return found
 
     return _read(read, warehouse)
 
@@ -351,7 +347,6 @@ def recommendations_page(
         ]
         if outcomes
         else [],
-        short_date=_short_date,
         **found,
     )
 

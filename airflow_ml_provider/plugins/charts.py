@@ -283,13 +283,7 @@ def bar_chart(
                 f'fill="#374151">{escape(f"{v:.3f}")}</text>'
             )
         out.append("</g>")
-    lx = left
-    for idx, s in enumerate(series):
-        colour = s.colour or PALETTE[idx % len(PALETTE)]
-        ly = height - 16
-        out.append(f'<rect x="{lx}" y="{ly - 10}" width="14" height="14" rx="3" fill="{colour}"/>')
-        out.append(f'<text x="{lx + 20}" y="{ly + 1}" fill="#374151">{escape(s.name)}</text>')
-        lx += 48 + 7 * len(s.name)
+    out.extend(_box_legend(series, left, height - 16))
     out.append("</svg>")
     return "".join(out)
 
@@ -352,14 +346,20 @@ def hbar_chart(
             )
         out.append("</g>")
     if len(series) > 1:
-        lx, ly = left, height - 14
-        for idx, s in enumerate(series):
-            colour = s.colour or PALETTE[idx % len(PALETTE)]
-            out.append(f'<rect x="{lx}" y="{ly - 10}" width="14" height="14" rx="3" fill="{colour}"/>')
-            out.append(f'<text x="{lx + 20}" y="{ly + 1}" fill="#374151">{escape(s.name)}</text>')
-            lx += 48 + 7 * len(s.name)
+        out.extend(_box_legend(series, left, height - 14))
     out.append("</svg>")
     return "".join(out)
+
+
+def _box_legend(series: Sequence[Series], x: int, y: int) -> list[str]:
+    """A legend of the bar charts: a colour box and the name of each series, left to right from (x, y)."""
+    out = []
+    for idx, s in enumerate(series):
+        colour = s.colour or PALETTE[idx % len(PALETTE)]
+        out.append(f'<rect x="{x}" y="{y - 10}" width="14" height="14" rx="3" fill="{colour}"/>')
+        out.append(f'<text x="{x + 20}" y="{y + 1}" fill="#374151">{escape(s.name)}</text>')
+        x += 48 + 7 * len(s.name)
+    return out
 
 
 def _check_series(categories: Sequence[str], series: Sequence[Series]) -> None:

@@ -7,10 +7,11 @@ serve the same data. A table that does not exist yet (a fresh install) reads as 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_ml_provider.core.registry import ModelRegistry
+from airflow_ml_provider.core.runs import DISPLAYED_STATUS, LOST_AFTER, utcnow
 from airflow_ml_provider.core.warehouse import Warehouse
 from airflow_ml_provider.exceptions import TableNotFoundError
 
@@ -47,11 +48,15 @@ LIMIT @limit
 
 _DRIFT_NEWEST = "SELECT MAX(logical_date) AS d FROM drift_results WHERE feature = '__dataset__' {model}"
 
-_RUNS = """
-SELECT run_id, try_number, prediction_date, model_name, model_version, status, users, rows_written,
-  candidates, catalog_items, coverage, seconds_total, rows_per_second, error, started_at, finished_at
-FROM recommendation_runs
-WHERE TRUE {where}
+# The status is the one the CLI shows (core.runs.DISPLAYED_STATUS: a killed ``running`` try reads
+# ``lost``), judged over every attempt of the date before the model filters narrow the rows.
+_RUNS = f"""
+SELECT * FROM (
+  SELECT run_id, try_number, prediction_date, model_name, model_version, {DISPLAYED_STATUS} AS status, users,
+    rows_written, candidates, catalog_items, coverage, seconds_total, rows_per_second, error, started_at, finished_at
+  FROM recommendation_runs
+) AS runs
+WHERE TRUE {{where}}
 ORDER BY started_at DESC, run_id, try_number DESC
 LIMIT @limit
 """
@@ -86,16 +91,28 @@ def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: _jsonable(v) for k, v in row.items()} for row in rows]
 
 
-def model_filter(params: dict[str, Any], model: str | None = None, version: str | None = None, prefix: str = "") -> str:
-    """``AND model_name = @model ...`` for the filters that are set (query parameters cannot be NULL)."""
+def equal_filter(params: dict[str, Any], prefix: str = "", **columns: Any) -> str:
+    """``AND column = @column ...`` for the columns whose value is set (query parameters cannot be NULL)."""
     sql = ""
-    if model:
-        params["model"] = model
-        sql += f" AND {prefix}model_name = @model"
-    if version:
-        params["version"] = version
-        sql += f" AND {prefix}model_version = @version"
+    for column, value in columns.items():
+        if value:
+            params[column] = value
+            sql += f" AND {prefix}{column} = @{column}"
     return sql
+
+
+def model_filter(params: dict[str, Any], model: str | None = None, version: str | None = None, prefix: str = "") -> str:
+    """``AND model_name = @model_name ...`` for the model filters that are set."""
+    return equal_filter(params, prefix, model_name=model, model_version=version)
+
+
+def calendar_days(days: Iterable[str]) -> list[str]:
+    """Every date from the first to the last of ``days`` (ISO strings): a chart leaves a gap for a date with no row."""
+    shown = sorted(d[:10] for d in days)
+    if not shown:
+        return []
+    first, last = dt.date.fromisoformat(shown[0]), dt.date.fromisoformat(shown[-1])
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
 def _newest(warehouse: Warehouse, sql: str, params: Mapping[str, Any], source: str) -> dt.date | None:
@@ -145,9 +162,9 @@ def drift(
     """PSI per feature for the ``days`` dates up to ``day`` (default: the newest), the verdicts and that day's flags."""
     params: dict[str, Any] = {}
     where = model_filter(params, model)
-    newest = _newest(warehouse, _DRIFT_NEWEST.format(model=where), params, "ml pages: newest drift date")
     filters = _filters(date=day, model=model)  # what was asked; "day" is what is shown
-    day = day or newest
+    if day is None:
+        day = _newest(warehouse, _DRIFT_NEWEST.format(model=where), params, "ml pages: newest drift date")
     if day is None:
         return {"psi": [], "verdicts": [], "flagged": [], "day": None, "filters": filters}
     psi = _rows(warehouse, _DRIFT_PSI.format(model=where), {**params, "day": day, "days": days}, "ml pages: drift psi")
@@ -176,10 +193,10 @@ def recommendations(
     limit_runs: int = 100,
 ) -> dict[str, Any]:
     """The batch-inference runs, coverage per date and the totals of ``day`` (default: the newest date)."""
-    params: dict[str, Any] = {"limit": limit_runs}
+    params: dict[str, Any] = {}
     where = model_filter(params, model, version)
-    runs = _clean(_rows(warehouse, _RUNS.format(where=where), params, "ml pages: recommendation runs"))
-    params.pop("limit")
+    runs_params = {**params, "limit": limit_runs, "stale_before": utcnow() - LOST_AFTER}
+    runs = _clean(_rows(warehouse, _RUNS.format(where=where), runs_params, "ml pages: recommendation runs"))
     filters = _filters(date=day, model=model, version=version)  # what was asked; latest_date is what is shown
     if day is None:
         day = _newest(warehouse, _LATEST_DATE.format(where=where), params, "ml pages: newest recommendations date")

@@ -9,6 +9,7 @@ read (moved, no permission) leaves those parts out with the reason; the rest sti
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
@@ -101,16 +102,24 @@ def metric_table(metrics: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def model_version(
-    warehouse: Warehouse, model_name: str, version: str, read_text: TextReader = read_text_default
+    warehouse: Warehouse,
+    model_name: str,
+    version: str,
+    read_text: TextReader = read_text_default,
+    *,
+    outcomes_end: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Everything the version's page shows; ``ModelNotFound`` when the registry has no such version."""
+    """Everything the version's page shows (outcomes served on or before ``outcomes_end``).
+
+    ``ModelNotFound`` when the registry has no such version.
+    """
     record = ModelRegistry(warehouse).find(model_name, version)
     if record is None:
         raise ModelNotFound(f"model {model_name!r} has no version {version!r} in ml_models")
     metrics = record.metrics or {}
     envelope, envelope_error = envelope_summary(record.uri, read_text)
     profile = _clean(_rows(warehouse, _PROFILE, {"model": model_name, "version": version}, "ml pages: profile"))
-    realized = outcomes(warehouse, model=model_name, version=version)
+    realized = outcomes(warehouse, model=model_name, version=version, end=outcomes_end)
     return {
         "record": record.as_dict(),
         "k": metrics.get("k"),

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow_ml_provider.core.warehouse import Warehouse
 from airflow_ml_provider.exceptions import TableNotFoundError
-from airflow_ml_provider.plugins.data import _clean, _jsonable, _rows, model_filter
+from airflow_ml_provider.plugins.data import _clean, _jsonable, _rows, calendar_days, model_filter
 
 OUTCOMES_TABLE = "recommendation_outcomes"
 #: Shown when no served date has been evaluated yet.
@@ -91,11 +91,7 @@ def outcomes(
 
 def outcome_dates(rows: list[dict[str, Any]]) -> list[str]:
     """Every calendar date from the first to the last outcome row: a missing date is a gap in the chart."""
-    days = sorted({r["prediction_date"] for r in rows})
-    if not days:
-        return []
-    first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
-    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    return calendar_days(r["prediction_date"] for r in rows)
 
 
 def outcome_series(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, float | None]]:

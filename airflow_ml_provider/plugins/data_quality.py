@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from airflow_ml_provider.core.warehouse import Warehouse
-from airflow_ml_provider.plugins.data import _clean, _filters, _jsonable, _newest, _rows
+from airflow_ml_provider.plugins.data import _clean, _filters, _jsonable, _newest, _rows, equal_filter
 
 _NEWEST = "SELECT MAX(check_date) AS d FROM data_checks WHERE check_date <= @d"
 
@@ -35,13 +35,7 @@ def data_checks(
     checked = _newest(warehouse, _NEWEST, {"d": day or dt.date.max}, "ml pages: newest data checks")
     dates = _clean(_rows(warehouse, _DATES, {"limit": 30}, "ml pages: data check dates"))
     params: dict[str, Any] = {"d": checked}
-    where = ""
-    if table:
-        where += " AND table_name = @table"
-        params["table"] = table
-    if status:
-        where += " AND status = @status"
-        params["status"] = status
+    where = equal_filter(params, table_name=table, status=status)
     rows = [] if checked is None else _clean(_rows(warehouse, _CHECKS.format(where=where), params, "ml pages: checks"))
     return {
         "check_date": _jsonable(checked),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from typing import Any
 
@@ -103,14 +102,6 @@ def coverage_chart(coverage: list[dict[str, Any]]) -> str:
     )
 
 
-def _calendar(days: list[str]) -> list[str]:
-    """Every date from the first to the last of ``days`` (ISO strings): a date with no row is a gap."""
-    if not days:
-        return []
-    first, last = dt.date.fromisoformat(min(days)[:10]), dt.date.fromisoformat(max(days)[:10])
-    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-
-
 def outcome_chart(series: dict[str, dict[str, float | None]], dates: list[str], metric: str, label: str) -> str:
     """A realized metric by served date: one line per model version, the global popularity list dashed."""
     lines = []
@@ -142,7 +133,7 @@ def importance_chart(importance: list[dict[str, Any]], version: str) -> str:
 
 def psi_trend_chart(trend: list[dict[str, Any]], feature: str) -> str:
     """PSI of one column (all rows) by checked date, with the warn and drift levels as dashed lines."""
-    dates = _calendar([r["logical_date"] for r in trend])
+    dates = data.calendar_days(r["logical_date"] for r in trend)
     by_day = {r["logical_date"][:10]: r for r in trend}
 
     def value(day: str, key: str) -> float | None:
