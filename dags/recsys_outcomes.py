@@ -2,7 +2,7 @@
 ### recsys_outcomes: what the served lists actually did, beside the global popularity list
 
 Every day, for the newest served date whose label horizon has passed (the run's date minus
-`label_horizon_days` + 1; with a 7-day horizon the run of April 9 judges April 1):
+(`label_horizon_days` + 1); with a 7-day horizon the run of April 9 judges April 1):
 
 1. `served` waits for that date's `recommendations` partition (written by `recsys_batch_inference`).
 2. `outcomes` puts each served list beside everything its user viewed, carted or bought in the
@@ -14,7 +14,7 @@ Every day, for the newest served date whose label horizon has passed (the run's 
 
 A date whose horizon has not passed (by the clock, or in the loaded events) is refused with the
 day it becomes ready, and nothing is written. Backfill: `airflow backfill create --dag-id
-recsys_outcomes --from-date A --to-date B` judges the served dates A-8..B-8; to judge one served
+recsys_outcomes --from-date A --to-date B` judges the served dates A-8..B-8 (with a 7-day horizon); to judge one served
 date, trigger with the param `prediction_date`. A rerun replaces the date's rows.
 
 **Owners:** ML platform engineering (this DAG, the operator, the table). The relevance grades in
@@ -35,9 +35,25 @@ from airflow_ml_provider.sensors.warehouse import WarehousePartitionSensor
 
 PIPELINE = Path(__file__).parent / "recsys" / "pipeline.yaml"
 SQL_DIR = os.environ.get("AIRFLOW_ML_SQL_DIR", str(Path(__file__).parent.parent / "sql"))
-#: The served date a run judges: the `prediction_date` param, else the run's date minus the horizon + 1
-#: (the contract's 7 days; the operator refuses a date whose horizon has not passed either way).
-SERVED = "{{ params.prediction_date or macros.ds_add(ds, -8) }}"
+
+
+def served_date(ds: str) -> str:
+    """The newest served date whose horizon has passed by the run's date ``ds`` (the contract's horizon).
+
+    A DAG macro: the contract is read when a task renders, never at parse time.
+    """
+    from airflow_ml_provider.core.horizon import newest_ready_date
+    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.operators.base import parse_date
+
+    horizon = load_spec(PIPELINE).windows.label_horizon_days
+    return newest_ready_date(parse_date(ds, "ds"), horizon).isoformat()
+
+
+#: The served date a run judges: the `prediction_date` param, else the run's date minus the contract's
+#: label_horizon_days + 1 (the sensor and the operator wait on and judge the same date; the operator
+#: refuses a date whose horizon has not passed either way).
+SERVED = "{{ params.prediction_date or served_date(ds) }}"
 
 with DAG(
     dag_id="recsys_outcomes",
@@ -47,9 +63,13 @@ with DAG(
     start_date=pendulum.datetime(2026, 3, 1, tz="UTC"),
     catchup=False,
     template_searchpath=[SQL_DIR],
+    user_defined_macros={"served_date": served_date},
     params={
         "prediction_date": Param(
-            None, type=["null", "string"], format="date", description="served date to judge (default: run date - 8)"
+            None,
+            type=["null", "string"],
+            format="date",
+            description="served date to judge (default: run date - label_horizon_days - 1)",
         )
     },
     default_args={"pipeline": str(PIPELINE), "retries": 1, "retry_delay": timedelta(minutes=5)},

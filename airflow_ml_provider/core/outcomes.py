@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from airflow_ml_provider.core.evaluation import ITEM, LIST, RANK, REL, most_popular, per_list_metrics, same_list_for_all
+from airflow_ml_provider.core.evaluation import ITEM, LIST, RANK, most_popular, per_list_metrics, same_list_for_all
 from airflow_ml_provider.core.evaluation import summarise as summarise_lists
 from airflow_ml_provider.core.horizon import horizon_end, require_horizon_passed
 from airflow_ml_provider.exceptions import EmptyResultError
@@ -92,7 +92,7 @@ def judge_lists(recommended: pd.DataFrame, judged: pd.DataFrame, k: int, catalog
     """
     recommended = recommended.loc[recommended[RANK] <= k]
     truth = judged.rename(columns={"user_id": LIST, "item_id": ITEM})
-    per_list = per_list_metrics(recommended, truth.loc[truth[REL] > 0, [LIST, ITEM, REL]], k)
+    per_list = per_list_metrics(recommended, truth, k)  # its positives: relevance > 0
     summary = summarise_lists(per_list, recommended, catalog_size)
     active = int(summary["lists"])
     hits = int((per_list["precision"] > 0).sum())

@@ -43,11 +43,11 @@ from typing import Any
 import httpx
 
 from tests.e2e.backing import PostgresServer, RedisServer, free_port
-from tests.e2e.client import TERMINAL, AirflowClient
+from tests.e2e.client import AirflowClient
 from tests.e2e.layout import WORKER_CONCURRENCY, pool, read_layout
 from tests.paths import DAGS_DIR, REPO
 
-__all__ = ["ADMIN", "COMPONENTS", "TERMINAL", "AirflowClient", "AirflowCluster", "free_port", "still_alive"]
+__all__ = ["ADMIN", "COMPONENTS", "AirflowClient", "AirflowCluster", "still_alive"]
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "celery-worker")
 #: The CLI command of each component (``airflow <args>``).
@@ -100,6 +100,13 @@ def processes_in_sessions(sids: Iterable[int]) -> list[int]:
 def still_alive(pids: Iterable[int]) -> list[int]:
     """Those of ``pids`` that are still running (zombies count as gone)."""
     return [pid for pid in pids if (stat := _proc_stat(str(pid))) and stat[0] != "Z"]
+
+
+def _sigkill(pids: Iterable[int]) -> None:
+    """SIGKILL each of ``pids`` (one already gone, or not ours, is skipped)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 class AirflowCluster:
@@ -272,9 +279,7 @@ class AirflowCluster:
         """
         sid = self.procs[name].pid
         pids = processes_in_sessions([sid])
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        _sigkill(pids)
         self.procs[name].wait(timeout=30)
         deadline = time.monotonic() + 30
         while still_alive(pids):
@@ -333,9 +338,7 @@ class AirflowCluster:
             left = self.alive()
             if not left:
                 break
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+            _sigkill(left)
             time.sleep(0.1)
         for proc in self.procs.values():
             with contextlib.suppress(subprocess.TimeoutExpired):

@@ -79,10 +79,11 @@ def test_the_worker_has_as_many_slots_as_compose_gives_it_by_default(cluster: Ai
 
 
 def test_the_cluster_creates_the_pool_with_the_arguments_compose_init_uses(cluster: AirflowCluster):
-    name, slots = pool(read_layout())
-    assert cluster.pool_args()[:2] == [name, str(slots)]
+    name, slots, description = cluster.pool_args()
+    assert (name, int(slots)) == pool(read_layout())
     init = "\n".join(COMPOSE["services"]["airflow-init"]["command"])
     assert 'airflow pools set "$${AIRFLOW__ML_PLATFORM__POOL}" "$${AIRFLOW_ML_POOL_SLOTS}"' in init
+    assert f'"{description}"' in init, "the pool's description differs from compose's airflow-init"
 
 
 @pytest.mark.parametrize("line", ['AIRFLOW__CORE__EXECUTOR="CeleryExecutor"', "X=${Y}", "X=a # comment", "no equals"])

@@ -42,6 +42,8 @@ def test_dags_import_without_errors_or_connections(monkeypatch, airflow_db):
     assert {"recsys_features", "recsys_training", "recsys_outcomes"} <= set(bag.dag_ids)
     outcomes = bag.get_dag("recsys_outcomes")
     assert outcomes.get_task("outcomes").upstream_task_ids == {"served"}
+    # The served date comes from the contract's 7-day horizon: the run of April 9 judges April 1.
+    assert outcomes.user_defined_macros["served_date"]("2026-04-09") == "2026-04-01"
     dag = bag.get_dag("recsys_features")
     assert dag.doc_md and "Owners" in dag.doc_md
     steps = {"user_features", "item_features", "candidates"}
