@@ -5,10 +5,15 @@ Bin codes: ``0..m`` are the finite bins of a numeric column (``x <= e_0`` is 0, 
 bin is ``m = len(edges)``) or the stored categories of a categorical one (``len(categories)``
 is ``__OTHER__``); ``-1`` is null (and NaN), ``-2`` is +/-infinity. Count vectors are laid out
 as ``[finite bins or categories..., other (categorical), null, inf (numeric)]``.
+
+A column counts rows, or, when its profile names a ``per`` key (``item_id``), the distinct
+values of that key per partition date: an item-level feature is then weighed once per item
+and day, not once per candidate row (``drift.per_item`` in the contract).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -40,11 +45,16 @@ class ColumnBins:
     edges: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
     reference: tuple[int, ...] = ()
+    #: The key counted once per partition date (an item-level feature's ``item_id``); None counts rows.
+    per: str | None = None
 
     @classmethod
     def from_profile(cls, name: str, profile: Mapping[str, Any]) -> ColumnBins:
         """Validate one column's profile (as ``core.profile`` writes it) and lay out its bins."""
         validate_identifier(name, kind="drift column")
+        per = profile.get("per")
+        if per is not None:
+            validate_identifier(per, kind="drift per key")
         kind = profile.get("kind", "numeric" if "edges" in profile else "categorical")
         try:
             if kind == "numeric":
@@ -75,7 +85,7 @@ class ColumnBins:
                 f"the reference profile of column {name!r} has {len(bins.reference) - 2} bin counts for "
                 f"{len(bins.labels) - 2} bins. Retrain the model to rebuild it."
             )
-        return bins
+        return dataclasses.replace(bins, per=per)
 
     @property
     def labels(self) -> list[str]:
@@ -102,13 +112,15 @@ class ColumnBins:
 
     def with_reference(self, counts: Sequence[int]) -> ColumnBins:
         """The same bins with other reference counts (a segment's)."""
-        return ColumnBins(self.name, self.kind, self.sql_type, self.edges, self.categories, _ints(counts))
+        return dataclasses.replace(self, reference=_ints(counts))
 
     def to_profile(self, counts: Sequence[int] | None = None) -> dict[str, Any]:
         """The profile dict (``core.profile`` format) of these bins with ``counts`` (default: the reference)."""
         c = [int(x) for x in (self.reference if counts is None else counts)]
         n = sum(c)
         body: dict[str, Any] = {"kind": self.kind, "type": self.sql_type, "n": n}
+        if self.per:
+            body["per"] = self.per
         if self.kind == "categorical":
             body |= {"categories": list(self.categories), "counts": c[:-2], "other": c[-2], "null": c[-1]}
         else:

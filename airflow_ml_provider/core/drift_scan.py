@@ -61,7 +61,10 @@ class Scan:
 
 
 def scan_sql(scan: Scan, start: dt.date, end: dt.date, max_segments: int = 50) -> tuple[str, dict[str, Any]]:
-    """One GoogleSQL aggregation counting every column of ``scan`` into its bins, per segment and in total."""
+    """One GoogleSQL aggregation counting every column of ``scan`` into its bins, per segment and in total.
+
+    A column with a ``per`` key counts distinct (partition date, key) pairs per bin instead of rows.
+    """
     table = validate_identifier(scan.table)
     part = validate_identifier(scan.partition_column, kind="partition column")
     params: dict[str, Any] = {"start": start, "end": end}
@@ -75,20 +78,32 @@ def scan_sql(scan: Scan, start: dt.date, end: dt.date, max_segments: int = 50) -
         for c, s in zip(scan.segment_by, segs, strict=True)
     ]
     counts = ["COUNT(*) AS n"]
+    keys: dict[str, str] = {}  # per key column -> its alias in `binned`
     for i, bins in enumerate(scan.columns):
         case, used = bin_case(bins, i)
         selects.append(f"{case} AS b{i}")
         params.update(used)
-        counts += [f"COUNTIF(b{i} = {code}) AS {_count_alias(i, code)}" for code in bins.codes]
+        if bins.per is None:
+            counts += [f"COUNTIF(b{i} = {code}) AS {_count_alias(i, code)}" for code in bins.codes]
+            continue
+        if bins.per not in keys:
+            # One value per (date, key): the key counted once per partition date, even over a window.
+            keys[bins.per] = key = f"k{len(keys)}"
+            per = validate_identifier(bins.per, kind="drift per key")
+            selects.append(f"CONCAT(CAST(`{part}` AS STRING), '|', CAST(`{per}` AS STRING)) AS {key}")
+        counts += [
+            f"COUNT(DISTINCT CASE WHEN b{i} = {code} THEN {keys[bins.per]} END) AS {_count_alias(i, code)}"
+            for code in bins.codes
+        ]
     body = ",\n    ".join(selects) or "1 AS one"
     sql = f"WITH binned AS (\n  SELECT\n    {body}\n  FROM `{table}`\n  WHERE {' AND '.join(where)}\n)\n"
     if not segs:
         return sql + f"SELECT {', '.join(counts)}\nFROM binned", params
-    keys = ", ".join(segs)
+    by = ", ".join(segs)
     return (
         sql
-        + f"SELECT {keys}, GROUPING({segs[0]}) AS is_total, {', '.join(counts)}\nFROM binned\n"
-        + f"GROUP BY GROUPING SETS (({keys}), ())\nORDER BY is_total DESC, n DESC, {keys}\n"
+        + f"SELECT {by}, GROUPING({segs[0]}) AS is_total, {', '.join(counts)}\nFROM binned\n"
+        + f"GROUP BY GROUPING SETS (({by}), ())\nORDER BY is_total DESC, n DESC, {by}\n"
         + f"LIMIT {int(max_segments) + 1}"
     ), params
 

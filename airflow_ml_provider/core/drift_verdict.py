@@ -48,10 +48,11 @@ def skip_reason(bins: ColumnBins, current: np.ndarray, min_rows: int) -> str | N
         return "empty: the reference profile has no rows"
     if n_cur == 0:
         return "empty: no current rows"
+    unit, key = ("items", "min_items") if bins.per else ("rows", "min_rows")
     if n_cur < min_rows:
-        return f"too_small: {n_cur} current rows, fewer than min_rows={min_rows}"
+        return f"too_small: {n_cur} current {unit}, fewer than {key}={min_rows}"
     if n_ref < min_rows:
-        return f"too_small: {n_ref} reference rows, fewer than min_rows={min_rows}"
+        return f"too_small: {n_ref} reference {unit}, fewer than {key}={min_rows}"
     populated = [label for label, c in zip(bins.labels, bins.reference, strict=True) if c]
     if len(populated) == 1:
         return f"constant: every reference row is in one bin ({populated[0]}), so PSI cannot tell drift from noise"
@@ -161,7 +162,6 @@ def compare(
     for segment, columns in counts.items():
         is_total = segment == ALL_SEGMENTS
         refs = bins if is_total else (segment_refs or {}).get(segment, {})
-        min_rows = config.min_rows if is_total else max(config.min_rows, config.min_segment_rows)
         for name, current in columns.items():
             levels = config.levels(name)
             if name not in refs:
@@ -176,7 +176,7 @@ def compare(
                     segment=segment,
                     levels=levels,
                     epsilon=config.epsilon,
-                    min_rows=min_rows,
+                    min_rows=config.min_count(refs[name].per, segment=not is_total),
                 )
             )
     return results

@@ -30,6 +30,7 @@ from airflow_ml_provider.core.drift_scan import ALL_SEGMENTS, Scan
 from airflow_ml_provider.core.profile import categorical_profile, numeric_profile
 from airflow_ml_provider.core.spec import DriftSpec
 from airflow_ml_provider.core.sql import bind_params, parse
+from airflow_ml_provider.exceptions import IdentifierError
 
 DAY = dt.date(2026, 3, 31)
 NASTY = ["it's", 'say "hi"', "back\\slash", "'); DROP TABLE t; --", "new\nline", "ünï", "", "__OTHER__", "@c0_0"]
@@ -122,6 +123,59 @@ def test_many_columns_are_counted_in_one_scan(wh):
     counts = scan_counts(wh, {k: pa.array(v) for k, v in data.items()}, bins)[ALL_SEGMENTS]
     for b in bins:
         assert counts[b.name].tolist() == list(b.reference)
+
+
+def test_per_item_columns_count_each_item_once_per_day(wh):
+    # Item a is proposed to five users, b to one: per item, each weighs one; a row column still counts rows.
+    days = [DAY - dt.timedelta(days=1)] * 4 + [DAY] * 8
+    item = ["a", "a", "b", "c"] + ["a"] * 5 + ["b", "c", "c"]
+    views = [9.0, 9.0, 1.0, None] + [50.0] * 5 + [1.0, 3.0, 3.0]
+    seg = ["s1", "s2", "s1", "s1", "s1", "s1", "s2", "s2", "s2", "s1", "s1", "s2"]
+    reference = ColumnBins.from_profile("views", {"type": "FLOAT64", **numeric_profile(np.array([1.0, 5.0, 20.0]))})
+    per_item = ColumnBins.from_profile("views", {**reference.to_profile(), "per": "item_id"})
+    wh.replace_table(
+        "t",
+        pa.table(
+            {
+                "as_of_date": pa.array(days, pa.date32()),
+                "item_id": item,
+                "views": pa.array(views, pa.float64()),
+                "s": seg,
+                "rows": pa.array(views, pa.float64()),
+            }
+        ),
+    )
+    by_row = ColumnBins.from_profile("rows", reference.to_profile())
+    scan = Scan("t", "as_of_date", (per_item, by_row), segment_by=("s",))
+    today = drift_scan.run_scan(wh, scan, DAY)
+    assert today[ALL_SEGMENTS]["views"].tolist() == drift_bins.numpy_counts(per_item, [50.0, 1.0, 3.0]).tolist()
+    assert today[ALL_SEGMENTS]["rows"].tolist() == drift_bins.numpy_counts(by_row, views[4:]).tolist()
+    # In a segment, the items that have a row in it: a and c are in both s1 and s2 today.
+    assert today["s=s1"]["views"].tolist() == drift_bins.numpy_counts(per_item, [50.0, 1.0, 3.0]).tolist()
+    assert today["s=s2"]["views"].tolist() == drift_bins.numpy_counts(per_item, [50.0, 3.0]).tolist()
+    # Over a window (segment references), an item counts once per day it appears.
+    window = drift_scan.run_scan(wh, scan, DAY - dt.timedelta(days=1), DAY)[ALL_SEGMENTS]["views"]
+    assert window.tolist() == drift_bins.numpy_counts(per_item, [9.0, 1.0, None, 50.0, 1.0, 3.0]).tolist()
+    sql, _ = drift_scan.scan_sql(scan, DAY, DAY)
+    parse(sql, "scan")  # GoogleSQL, as BigQuery will get it
+    assert sql.count("FROM `t`") == 1 and "COUNT(DISTINCT" in sql
+
+
+def test_per_item_profiles_keep_their_key_and_need_min_items():
+    bins = ColumnBins.from_profile("views", {"type": "INT64", **numeric_profile(np.arange(300.0)), "per": "item_id"})
+    assert bins.per == "item_id" and bins.with_reference(bins.reference).per == "item_id"
+    assert ColumnBins.from_profile("views", bins.to_profile()) == bins
+    with pytest.raises(IdentifierError):
+        ColumnBins.from_profile("views", {**bins.to_profile(), "per": "item_id; DROP"})
+    few = drift_bins.numpy_counts(bins, np.arange(60.0))
+    config = DriftSpec(min_rows=1000, min_items=50)
+    assert drift_verdict.compare({"views": bins}, {ALL_SEGMENTS: {"views": few}}, config, table="t")[0].status == (
+        "evaluated"
+    )
+    skipped = drift_verdict.compare(
+        {"views": bins}, {ALL_SEGMENTS: {"views": few}}, DriftSpec(min_items=100), table="t"
+    )[0]
+    assert skipped.skip_reason == "too_small: 60 current items, fewer than min_items=100"
 
 
 # --- what reaches the SQL text ---------------------------------------------------------------------
