@@ -45,6 +45,8 @@ def scannable(
     for name, b in bins.items():
         if name not in table_types:
             why[name] = f"not_in_table: table {table} has no column {name}"
+        elif b.per is not None and b.per not in table_types:
+            why[name] = f"not_in_table: table {table} has no column {b.per}, which {name} is counted per"
         elif _is_string_type(table_types[name]) != (b.kind == "categorical"):
             why[name] = f"type_mismatch: the reference is {b.kind} but {table}.{name} is {table_types[name]}"
         else:

@@ -167,6 +167,8 @@ def test_per_item_profiles_keep_their_key_and_need_min_items():
     assert ColumnBins.from_profile("views", bins.to_profile()) == bins
     with pytest.raises(IdentifierError):
         ColumnBins.from_profile("views", {**bins.to_profile(), "per": "item_id; DROP"})
+    _, why = drift.scannable({"views": bins}, {"views": "BIGINT"}, "t")
+    assert why == {"views": "not_in_table: table t has no column item_id, which views is counted per"}
     few = drift_bins.numpy_counts(bins, np.arange(60.0))
     config = DriftSpec(min_rows=1000, min_items=50)
     assert drift_verdict.compare({"views": bins}, {ALL_SEGMENTS: {"views": few}}, config, table="t")[0].status == (
