@@ -6,7 +6,7 @@ reference profile from the reference once (as training does; timed apart), loads
 current rows as one partition of a DuckDB ``features`` table, then runs each path in its
 own fresh process so that peak RSS is per path:
 
-- ours: ``core.drift``: one SQL scan counts every column into the stored bins, then the
+- ours: ``core.drift_scan``: one SQL scan counts every column into the stored bins, then the
   metrics from the bins. Also run on half the rows, to show peak RSS does not grow.
 - evidently: read both Parquet files into pandas and run ``Report([DataDriftPreset()])``, in
   ``bench/.venv-evidently`` (created here with uv from bench/requirements-evidently.txt;
@@ -153,7 +153,9 @@ def worker_ours(workdir: Path, database: str, memory_limit: str = "") -> dict[st
         _limit_duckdb_memory(memory_limit)
 
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-    from airflow_ml_provider.core.drift import ALL_SEGMENTS, Scan, compare, profile_bins, run_scan
+    from airflow_ml_provider.core.drift_bins import profile_bins
+    from airflow_ml_provider.core.drift_scan import ALL_SEGMENTS, Scan, run_scan
+    from airflow_ml_provider.core.drift_verdict import compare
     from airflow_ml_provider.core.spec import DriftSpec
 
     started = time.monotonic()
@@ -177,7 +179,8 @@ def worker_numpy(workdir: Path) -> dict[str, Any]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from airflow_ml_provider.core.drift import numpy_counts, numpy_metrics, profile_bins
+    from airflow_ml_provider.core.drift_bins import numpy_counts, profile_bins
+    from airflow_ml_provider.core.drift_metrics import numpy_metrics
 
     ours = json.loads((workdir / "ours-full.duckdb.json").read_text())
     bins = profile_bins(json.loads((workdir / "profile.json").read_text()))

@@ -8,6 +8,7 @@ in a profile is JSON-serialisable: Python ints and floats, ``None`` instead of N
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -116,8 +117,17 @@ def categorical_profile(values: pd.Series | np.ndarray, top: int = TOP_CATEGORIE
     }
 
 
-def build_profile(df: pd.DataFrame, columns: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The reference profile of ``columns`` (name -> GoogleSQL type) of ``df``, one entry per column."""
+def build_profile(
+    df: pd.DataFrame, columns: dict[str, str], per_item: Sequence[str] = (), keys: tuple[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The reference profile of ``columns`` (name -> GoogleSQL type) of ``df``, one entry per column.
+
+    A column in ``per_item`` is profiled on one row per distinct ``keys`` (as-of date, item) and
+    records its item key as ``per``, so a check counts it the same way (``core/drift_scan.py``).
+    """
+    if per_item and keys is None:
+        raise ValueError("per_item columns need keys=(date column, item column) to count each item once per day")
+    items = df.drop_duplicates(list(keys)) if per_item and keys else df
     profile: dict[str, dict[str, Any]] = {}
     for name, sql_type in columns.items():
         kind = PROFILE_KINDS.get(sql_type.upper())
@@ -130,6 +140,9 @@ def build_profile(df: pd.DataFrame, columns: dict[str, str]) -> dict[str, dict[s
             raise ValueError(
                 f"column {name!r} is not in the training frame; known columns: {', '.join(map(str, df.columns))}."
             )
-        body = categorical_profile(df[name]) if kind == "categorical" else numeric_profile(df[name])
+        rows = items if name in per_item else df
+        body = categorical_profile(rows[name]) if kind == "categorical" else numeric_profile(rows[name])
         profile[name] = {"kind": kind, "type": sql_type.upper(), **body}
+        if name in per_item and keys:
+            profile[name]["per"] = keys[1]
     return profile

@@ -264,7 +264,7 @@ class ModelRegistry:
 
     def register_trained(self, envelope: Envelope, uri: str) -> ModelRecord:
         """Register a trained envelope as a candidate and store its drift reference profile."""
-        from airflow_ml_provider.core.drift import store_profile
+        from airflow_ml_provider.core.drift_store import store_profile
 
         record = self.register_candidate(
             model_name=envelope.name,

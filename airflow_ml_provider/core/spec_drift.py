@@ -1,4 +1,9 @@
-"""The ``drift:`` section of the contract: monitored columns, PSI levels, segments and policy."""
+"""The ``drift:`` section of the contract: monitored columns, PSI levels, segments and policy.
+
+Each column is profiled at one level, fixed at training and stored in its reference profile:
+per candidate row (the default), or, for the features listed in ``per_item``, once per item
+and as-of date, so a popular item proposed to many users weighs no more than any other.
+"""
 
 from __future__ import annotations
 
@@ -54,6 +59,10 @@ class DriftSpec(_Strict):
     psi_drift: float = 0.25
     epsilon: float = Field(default=1e-4, description="proportion used for an empty bin in PSI")
     min_rows: int = Field(default=100, ge=1, description="fewer current rows than this: the column is skipped")
+    per_item: list[str] = Field(
+        default_factory=list, description="item-level features profiled once per item and day, not per candidate row"
+    )
+    min_items: int = Field(default=100, ge=1, description="fewer current items than this: a per_item column is skipped")
     drifted_share: float = Field(default=0.5, gt=0, le=1, description="share of drifted columns that is drift")
     critical_features: list[str] = Field(default_factory=list, description="any of these drifting is drift")
     segment_by: list[str] = Field(default_factory=list, max_length=4)
@@ -88,6 +97,12 @@ class DriftSpec(_Strict):
                 raise ValueError(f"{where}psi_warn ({warn:g}) must not exceed psi_drift ({drift:g})")
         return self
 
+    def min_count(self, per: str | None, segment: bool) -> int:
+        """Fewest current rows (or items, for a ``per`` column) a column needs to be judged."""
+        if per is not None:
+            return self.min_items
+        return max(self.min_rows, self.min_segment_rows) if segment else self.min_rows
+
     def levels(self, column: str) -> tuple[float, float]:
         """(warn, drift) PSI levels of ``column``: its own thresholds over the contract-wide ones."""
         own = self.thresholds.get(column, ColumnThresholds())
@@ -109,6 +124,7 @@ class DriftSpec(_Strict):
             "ignore": self.ignore,
             "critical_features": self.critical_features,
             "thresholds": list(self.thresholds),
+            "per_item": self.per_item,
         }
         for key, names in named.items():
             for name in names:
@@ -118,6 +134,8 @@ class DriftSpec(_Strict):
                 raise ValueError(
                     f"drift.{key}: {name!r} {why}; use one of {', '.join(checkable)} or {PREDICTION_COLUMN!r}"
                 )
+        if PREDICTION_COLUMN in self.per_item:
+            raise ValueError(f"drift.per_item: {PREDICTION_COLUMN!r} is a score per row; list item-level features only")
         both = sorted(set(self.include) & set(self.ignore))
         if both:
             raise ValueError(f"drift: {both} are in both include and ignore; keep each column in one list")

@@ -36,6 +36,7 @@ from airflow_ml_provider.core.evaluation import evaluate_window
 from airflow_ml_provider.core.hooks import ModelHooks, load_hooks
 from airflow_ml_provider.core.profile import build_profile, numeric_profile
 from airflow_ml_provider.core.spec import PipelineSpec, parse_spec
+from airflow_ml_provider.core.spec_drift import DRIFT_TYPES
 from airflow_ml_provider.exceptions import ContractError, MLProviderError
 
 log = logging.getLogger("airflow_ml_provider.trainer")
@@ -326,9 +327,11 @@ def train(
     phases.mark("test_metrics")
 
     # Dates and timestamps are not binned for drift; every other declared type is.
-    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")}
+    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in DRIFT_TYPES}
+    keys = ("as_of_date", spec.entities.item)  # drift.per_item features: one row per item and as-of date
+    frame = train_df[[*keys, *profiled]] if spec.drift.per_item else train_df[list(profiled)]
     profile = {
-        "features": build_profile(train_df[list(profiled)], profiled),
+        "features": build_profile(frame, profiled, spec.drift.per_item, keys),
         "score": numeric_profile(scores),
         # What batch inference keeps: prediction drift compares recommendations.score with this.
         "score_topk": numeric_profile(_top_k_scores(valid_df, scores, user, spec.evaluation.k)),

@@ -66,7 +66,8 @@ class DriftCheckOperator(MLPlatformOperator):
         self.predictions_table = predictions_table
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.drift import check_drift, write_results
+        from airflow_ml_provider.core.drift import check_drift
+        from airflow_ml_provider.core.drift_store import write_results
         from airflow_ml_provider.core.registry import ModelRegistry
 
         with self.fail_fast():

@@ -35,7 +35,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 from airflow_ml_provider.backends.local_trainer import TrainingJobError
 from airflow_ml_provider.core.checks import DataCheckError
-from airflow_ml_provider.core.drift import DriftProfileError
+from airflow_ml_provider.core.drift_bins import DriftProfileError
 from airflow_ml_provider.core.encoding import FeatureDataError
 from airflow_ml_provider.core.envelope import ENVELOPE_FILE, MODEL_FILE, ModelLoadError
 from airflow_ml_provider.core.registry import RegistryError

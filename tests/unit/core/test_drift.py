@@ -1,4 +1,4 @@
-"""Drift checks: the one-scan SQL on real DuckDB agrees with a plain numpy reference; metrics, skips, verdicts."""
+"""Drift checks (core/drift*.py): the one-scan SQL on real DuckDB agrees with a numpy reference; metrics, verdicts."""
 
 from __future__ import annotations
 
@@ -16,11 +16,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core import drift
-from airflow_ml_provider.core.drift import ALL_SEGMENTS, ColumnBins, DriftProfileError, Scan
+from airflow_ml_provider.core import (
+    drift,
+    drift_bins,
+    drift_metrics,
+    drift_report,
+    drift_scan,
+    drift_store,
+    drift_verdict,
+)
+from airflow_ml_provider.core.drift_bins import ColumnBins, DriftProfileError
+from airflow_ml_provider.core.drift_scan import ALL_SEGMENTS, Scan
 from airflow_ml_provider.core.profile import categorical_profile, numeric_profile
 from airflow_ml_provider.core.spec import DriftSpec
 from airflow_ml_provider.core.sql import bind_params, parse
+from airflow_ml_provider.exceptions import IdentifierError
 
 DAY = dt.date(2026, 3, 31)
 NASTY = ["it's", 'say "hi"', "back\\slash", "'); DROP TABLE t; --", "new\nline", "ünï", "", "__OTHER__", "@c0_0"]
@@ -39,7 +49,7 @@ def scan_counts(wh: DuckDBWarehouse, columns: dict[str, pa.Array], bins: list[Co
     """Load ``columns`` as one partition of table t and run the drift scan on it."""
     n = len(next(iter(columns.values()))) if columns else 0
     wh.replace_table("t", pa.table({"as_of_date": pa.array([DAY] * n, pa.date32()), **columns}))
-    return drift.run_scan(wh, Scan("t", "as_of_date", tuple(bins), segment_by=tuple(segment_by)), DAY, **kw)
+    return drift_scan.run_scan(wh, Scan("t", "as_of_date", tuple(bins), segment_by=tuple(segment_by)), DAY, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +73,15 @@ def test_numeric_sql_counts_and_metrics_match_numpy(wh, ref, cur, reuse):
     # Values exactly on the stored edges must land in the lower (right-closed) bin on both paths.
     cur = cur + reuse.draw(st.lists(st.sampled_from(list(bins.edges) or [0.0]), max_size=10))
     counts = scan_counts(wh, {"x": pa.array(cur, pa.float64())}, [bins])[ALL_SEGMENTS]["x"]
-    expected = drift.numpy_counts(bins, cur)
+    expected = drift_bins.numpy_counts(bins, cur)
     assert counts.tolist() == expected.tolist()
     # The profile's own bins of the reference, counted by the SQL path, are the stored counts.
     assert scan_counts(wh, {"x": pa.array(ref, pa.float64())}, [bins])[ALL_SEGMENTS]["x"].tolist() == list(
         bins.reference
     )
     if sum(bins.reference) and counts.sum():
-        ours = drift.column_metrics(bins, counts, 1e-4)
-        theirs = drift.numpy_metrics(np.array(bins.reference), expected, 1e-4)
+        ours = drift_metrics.column_metrics(bins, counts, 1e-4)
+        theirs = drift_metrics.numpy_metrics(np.array(bins.reference), expected, 1e-4)
         for metric in ("psi", "js_distance", "l_inf"):
             assert ours[metric] == pytest.approx(theirs[metric], abs=TOL)
 
@@ -84,11 +94,11 @@ texts = st.one_of(st.sampled_from(NASTY), st.text(max_size=6), st.none())
 def test_categorical_sql_counts_and_metrics_match_numpy(wh, ref, cur, top):
     bins = categorical(pd.Series(ref, dtype=object), top)
     counts = scan_counts(wh, {"c": pa.array(cur, pa.string())}, [bins])[ALL_SEGMENTS]["c"]
-    expected = drift.numpy_counts(bins, cur)
+    expected = drift_bins.numpy_counts(bins, cur)
     assert counts.tolist() == expected.tolist()
     if sum(bins.reference) and counts.sum():
-        ours = drift.column_metrics(bins, counts, 1e-4)
-        theirs = drift.numpy_metrics(np.array(bins.reference), expected, 1e-4)
+        ours = drift_metrics.column_metrics(bins, counts, 1e-4)
+        theirs = drift_metrics.numpy_metrics(np.array(bins.reference), expected, 1e-4)
         for metric in ("psi", "js_distance", "l_inf"):
             assert ours[metric] == pytest.approx(theirs[metric], abs=TOL)
 
@@ -98,9 +108,9 @@ def test_int_and_bool_columns_bin_like_the_profile(wh):
     flags = ColumnBins.from_profile("f", {"kind": "numeric", "type": "BOOL", **numeric_profile(np.arange(10) % 3 == 0)})
     cur_i, cur_f = [0, 3, 6, 9, None, -4], [True, False, None, True]
     got = scan_counts(wh, {"x": pa.array(cur_i, pa.int64())}, [ints])[ALL_SEGMENTS]["x"]
-    assert got.tolist() == drift.numpy_counts(ints, cur_i).tolist()
+    assert got.tolist() == drift_bins.numpy_counts(ints, cur_i).tolist()
     got = scan_counts(wh, {"f": pa.array(cur_f, pa.bool_())}, [flags])[ALL_SEGMENTS]["f"]
-    assert got.tolist() == drift.numpy_counts(flags, [1.0, 0.0, None, 1.0]).tolist()
+    assert got.tolist() == drift_bins.numpy_counts(flags, [1.0, 0.0, None, 1.0]).tolist()
 
 
 def test_many_columns_are_counted_in_one_scan(wh):
@@ -108,11 +118,66 @@ def test_many_columns_are_counted_in_one_scan(wh):
     data = {f"x{i}": rng.normal(i, 1, 500) for i in range(6)} | {"c": rng.choice(NASTY, 500)}
     bins = [ColumnBins.from_profile(k, {"type": "FLOAT64", **numeric_profile(v)}) for k, v in data.items() if k != "c"]
     bins.append(ColumnBins.from_profile("c", categorical_profile(data["c"])))
-    sql, _ = drift.scan_sql(Scan("t", "as_of_date", tuple(bins)), DAY, DAY)
+    sql, _ = drift_scan.scan_sql(Scan("t", "as_of_date", tuple(bins)), DAY, DAY)
     assert sql.count("FROM `t`") == 1
     counts = scan_counts(wh, {k: pa.array(v) for k, v in data.items()}, bins)[ALL_SEGMENTS]
     for b in bins:
         assert counts[b.name].tolist() == list(b.reference)
+
+
+def test_per_item_columns_count_each_item_once_per_day(wh):
+    # Item a is proposed to five users, b to one: per item, each weighs one; a row column still counts rows.
+    days = [DAY - dt.timedelta(days=1)] * 4 + [DAY] * 8
+    item = ["a", "a", "b", "c"] + ["a"] * 5 + ["b", "c", "c"]
+    views = [9.0, 9.0, 1.0, None] + [50.0] * 5 + [1.0, 3.0, 3.0]
+    seg = ["s1", "s2", "s1", "s1", "s1", "s1", "s2", "s2", "s2", "s1", "s1", "s2"]
+    reference = ColumnBins.from_profile("views", {"type": "FLOAT64", **numeric_profile(np.array([1.0, 5.0, 20.0]))})
+    per_item = ColumnBins.from_profile("views", {**reference.to_profile(), "per": "item_id"})
+    wh.replace_table(
+        "t",
+        pa.table(
+            {
+                "as_of_date": pa.array(days, pa.date32()),
+                "item_id": item,
+                "views": pa.array(views, pa.float64()),
+                "s": seg,
+                "rows": pa.array(views, pa.float64()),
+            }
+        ),
+    )
+    by_row = ColumnBins.from_profile("rows", reference.to_profile())
+    scan = Scan("t", "as_of_date", (per_item, by_row), segment_by=("s",))
+    today = drift_scan.run_scan(wh, scan, DAY)
+    assert today[ALL_SEGMENTS]["views"].tolist() == drift_bins.numpy_counts(per_item, [50.0, 1.0, 3.0]).tolist()
+    assert today[ALL_SEGMENTS]["rows"].tolist() == drift_bins.numpy_counts(by_row, views[4:]).tolist()
+    # In a segment, the items that have a row in it: a and c are in both s1 and s2 today.
+    assert today["s=s1"]["views"].tolist() == drift_bins.numpy_counts(per_item, [50.0, 1.0, 3.0]).tolist()
+    assert today["s=s2"]["views"].tolist() == drift_bins.numpy_counts(per_item, [50.0, 3.0]).tolist()
+    # Over a window (segment references), an item counts once per day it appears.
+    window = drift_scan.run_scan(wh, scan, DAY - dt.timedelta(days=1), DAY)[ALL_SEGMENTS]["views"]
+    assert window.tolist() == drift_bins.numpy_counts(per_item, [9.0, 1.0, None, 50.0, 1.0, 3.0]).tolist()
+    sql, _ = drift_scan.scan_sql(scan, DAY, DAY)
+    parse(sql, "scan")  # GoogleSQL, as BigQuery will get it
+    assert sql.count("FROM `t`") == 1 and "COUNT(DISTINCT" in sql
+
+
+def test_per_item_profiles_keep_their_key_and_need_min_items():
+    bins = ColumnBins.from_profile("views", {"type": "INT64", **numeric_profile(np.arange(300.0)), "per": "item_id"})
+    assert bins.per == "item_id" and bins.with_reference(bins.reference).per == "item_id"
+    assert ColumnBins.from_profile("views", bins.to_profile()) == bins
+    with pytest.raises(IdentifierError):
+        ColumnBins.from_profile("views", {**bins.to_profile(), "per": "item_id; DROP"})
+    _, why = drift.scannable({"views": bins}, {"views": "BIGINT"}, "t")
+    assert why == {"views": "not_in_table: table t has no column item_id, which views is counted per"}
+    few = drift_bins.numpy_counts(bins, np.arange(60.0))
+    config = DriftSpec(min_rows=1000, min_items=50)
+    assert drift_verdict.compare({"views": bins}, {ALL_SEGMENTS: {"views": few}}, config, table="t")[0].status == (
+        "evaluated"
+    )
+    skipped = drift_verdict.compare(
+        {"views": bins}, {ALL_SEGMENTS: {"views": few}}, DriftSpec(min_items=100), table="t"
+    )[0]
+    assert skipped.skip_reason == "too_small: 60 current items, fewer than min_items=100"
 
 
 # --- what reaches the SQL text ---------------------------------------------------------------------
@@ -120,7 +185,7 @@ def test_many_columns_are_counted_in_one_scan(wh):
 
 def test_categories_travel_as_parameters_never_as_sql_text():
     bins = categorical(pd.Series(NASTY * 3))
-    sql, params = drift.scan_sql(Scan("t", "as_of_date", (bins,)), DAY, DAY)
+    sql, params = drift_scan.scan_sql(Scan("t", "as_of_date", (bins,)), DAY, DAY)
     parse(sql, "scan")  # GoogleSQL, as BigQuery will get it
     assert "DROP TABLE" not in sql and "it's" not in sql
     bound = bind_params(sql, params, "scan")
@@ -128,11 +193,11 @@ def test_categories_travel_as_parameters_never_as_sql_text():
 
 
 def test_edges_are_repr_literals_and_must_be_finite():
-    assert drift.sql_float(0.1) == "0.1" and float(drift.sql_float(1 / 3)) == 1 / 3
-    assert drift.sql_float(-0.0) == "0.0"
+    assert drift_scan.sql_float(0.1) == "0.1" and float(drift_scan.sql_float(1 / 3)) == 1 / 3
+    assert drift_scan.sql_float(-0.0) == "0.0"
     for bad in (math.inf, -math.inf, math.nan, "1; DROP TABLE t", True):
         with pytest.raises(DriftProfileError, match="only finite floats"):
-            drift.sql_float(bad)  # type: ignore[arg-type]
+            drift_scan.sql_float(bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -164,44 +229,46 @@ def test_column_names_must_be_identifiers():
 
 def test_identical_distributions_have_zero_distance():
     ref = np.array([10, 20, 30, 0])
-    assert drift.psi(ref, ref * 3) == pytest.approx(0) and drift.js_distance(ref, ref * 3) == pytest.approx(0)
-    assert drift.l_inf(ref, ref * 3) == pytest.approx(0)
+    assert drift_metrics.psi(ref, ref * 3) == pytest.approx(0) and drift_metrics.js_distance(
+        ref, ref * 3
+    ) == pytest.approx(0)
+    assert drift_metrics.l_inf(ref, ref * 3) == pytest.approx(0)
 
 
 def test_disjoint_distributions():
     ref, cur = np.array([5, 0]), np.array([0, 5])
-    assert drift.js_distance(ref, cur) == pytest.approx(1.0)
-    assert drift.l_inf(ref, cur) == pytest.approx(1.0)
+    assert drift_metrics.js_distance(ref, cur) == pytest.approx(1.0)
+    assert drift_metrics.l_inf(ref, cur) == pytest.approx(1.0)
     # Empty bins count as epsilon: 2 * (1 - eps) * ln(1 / eps)
-    assert drift.psi(ref, cur, 1e-4) == pytest.approx(2 * (1 - 1e-4) * math.log(1e4))
+    assert drift_metrics.psi(ref, cur, 1e-4) == pytest.approx(2 * (1 - 1e-4) * math.log(1e4))
 
 
 def test_psi_by_hand():
     p, q = np.array([0.5, 0.5]), np.array([0.25, 0.75])
     expected = (0.25 - 0.5) * math.log(0.5) + (0.75 - 0.5) * math.log(1.5)
-    assert drift.psi(p * 100, q * 100) == pytest.approx(expected, abs=1e-12)
+    assert drift_metrics.psi(p * 100, q * 100) == pytest.approx(expected, abs=1e-12)
 
 
 def test_null_rate_change_and_new_category_share():
     bins = categorical(pd.Series(["a"] * 6 + ["b"] * 4))  # every category kept: other is 0
-    cur = drift.numpy_counts(bins, ["a", "a", "zzz", "yyy", None, None, "b", "b"])
-    m = drift.column_metrics(bins, cur, 1e-4)
+    cur = drift_bins.numpy_counts(bins, ["a", "a", "zzz", "yyy", None, None, "b", "b"])
+    m = drift_metrics.column_metrics(bins, cur, 1e-4)
     assert m["null_rate_change"] == pytest.approx(2 / 8)
     assert m["new_category_share"] == pytest.approx(2 / 6)  # of the non-null current values
 
 
 def test_new_category_share_is_the_growth_of_other_when_the_reference_had_a_tail():
     bins = categorical(pd.Series(["a"] * 8 + ["b", "c"]), top=1)  # other = 2 of 10
-    cur = drift.numpy_counts(bins, ["a"] * 5 + ["d"] * 5)
-    assert drift.new_category_share(bins, cur) == pytest.approx(0.5 - 0.2)
-    assert drift.new_category_share(bins, drift.numpy_counts(bins, ["a"] * 10)) == 0.0
+    cur = drift_bins.numpy_counts(bins, ["a"] * 5 + ["d"] * 5)
+    assert drift_metrics.new_category_share(bins, cur) == pytest.approx(0.5 - 0.2)
+    assert drift_metrics.new_category_share(bins, drift_bins.numpy_counts(bins, ["a"] * 10)) == 0.0
 
 
 # --- skips, thresholds, verdict -------------------------------------------------------------------------
 
 
 def judge(bins, current, min_rows=5, levels=(0.1, 0.25)):
-    return drift.evaluate_column(
+    return drift_verdict.evaluate_column(
         bins, np.asarray(current), table="t", segment=ALL_SEGMENTS, levels=levels, epsilon=1e-4, min_rows=min_rows
     )
 
@@ -213,14 +280,16 @@ def test_empty_constant_and_small_columns_are_skipped_with_a_reason(wh):
     empty_counts = scan_counts(wh, {"x": pa.array([], pa.float64())}, [varied])[ALL_SEGMENTS]["x"]
     cases = {
         "empty: no current rows": judge(varied, empty_counts),
-        "too_small: 3 current rows": judge(varied, drift.numpy_counts(varied, [1.0, 2.0, 3.0])),
+        "too_small: 3 current rows": judge(varied, drift_bins.numpy_counts(varied, [1.0, 2.0, 3.0])),
         "constant: every reference row is in one bin ((-inf, 5.0])": judge(
-            constant, drift.numpy_counts(constant, [9.0] * 9)
+            constant, drift_bins.numpy_counts(constant, [9.0] * 9)
         ),
         "constant: every reference row is in one bin (__NULL__)": judge(
-            all_null, drift.numpy_counts(all_null, [1.0] * 9)
+            all_null, drift_bins.numpy_counts(all_null, [1.0] * 9)
         ),
-        "empty: the reference profile has no rows": judge(numeric(np.array([])), drift.numpy_counts(varied, [1.0] * 9)),
+        "empty: the reference profile has no rows": judge(
+            numeric(np.array([])), drift_bins.numpy_counts(varied, [1.0] * 9)
+        ),
     }
     for reason, result in cases.items():
         assert result.status == "skipped" and result.severity is None and result.metrics == {}
@@ -229,7 +298,7 @@ def test_empty_constant_and_small_columns_are_skipped_with_a_reason(wh):
 
 def test_severity_thresholds_are_inclusive():
     bins = numeric(np.arange(100.0))
-    cur = drift.numpy_counts(bins, np.r_[np.arange(100.0), np.full(40, 95.0)])
+    cur = drift_bins.numpy_counts(bins, np.r_[np.arange(100.0), np.full(40, 95.0)])
     value = judge(bins, cur).metrics["psi"]
     assert judge(bins, cur, levels=(value, value + 1)).severity == "warn"
     assert judge(bins, cur, levels=(value / 2, value)).severity == "drift"
@@ -237,34 +306,36 @@ def test_severity_thresholds_are_inclusive():
 
 
 def result(column, severity, segment=ALL_SEGMENTS, status="evaluated"):
-    return drift.ColumnResult("t", segment, column, "numeric", status, severity, {"psi": 0.3}, 0.1, 0.25, 10, 10, 0, 0)
+    return drift_verdict.ColumnResult(
+        "t", segment, column, "numeric", status, severity, {"psi": 0.3}, 0.1, 0.25, 10, 10, 0, 0
+    )
 
 
 def test_verdict_drift_on_a_critical_column_or_half_the_columns():
     four = [result("a", "drift"), result("b", "ok"), result("c", "ok"), result("d", "warn")]
-    assert drift.dataset_verdict(four, critical=[]).verdict == "warn"
-    assert drift.dataset_verdict(four, critical=["a"]).verdict == "drift"
+    assert drift_verdict.dataset_verdict(four, critical=[]).verdict == "warn"
+    assert drift_verdict.dataset_verdict(four, critical=["a"]).verdict == "drift"
     half = [result("a", "drift"), result("b", "drift"), result("c", "ok"), result("d", "ok")]
-    v = drift.dataset_verdict(half, critical=[])
+    v = drift_verdict.dataset_verdict(half, critical=[])
     assert (v.verdict, v.drifted, v.drifted_share, v.evaluated) == ("drift", ["a", "b"], 0.5, 4)
-    assert drift.dataset_verdict([result("a", "ok")], critical=["a"]).verdict == "ok"
+    assert drift_verdict.dataset_verdict([result("a", "ok")], critical=["a"]).verdict == "ok"
 
 
 def test_verdict_ignores_segments_and_skipped_columns():
     rows = [result("a", "ok"), result("a", "drift", segment="s=1"), result("b", None, status="skipped")]
-    v = drift.dataset_verdict(rows, critical=["a", "b"])
+    v = drift_verdict.dataset_verdict(rows, critical=["a", "b"])
     assert (v.verdict, v.evaluated) == ("ok", 1)
-    assert drift.dataset_verdict([result("b", None, status="skipped")], critical=[]).verdict == "skipped"
+    assert drift_verdict.dataset_verdict([result("b", None, status="skipped")], critical=[]).verdict == "skipped"
 
 
 def test_per_column_thresholds_apply(wh):
     bins = numeric(np.arange(1000.0))
-    cur = drift.numpy_counts(bins, np.r_[np.arange(1000.0), np.full(30, 50.0)])
+    cur = drift_bins.numpy_counts(bins, np.r_[np.arange(1000.0), np.full(30, 50.0)])
     loose = DriftSpec(min_rows=1)
     tight = DriftSpec(min_rows=1, thresholds={"x": {"psi_warn": 0.001, "psi_drift": 0.002}})
     counts = {ALL_SEGMENTS: {"x": cur}}
-    assert drift.compare({"x": bins}, counts, loose, table="t")[0].severity == "ok"
-    tightened = drift.compare({"x": bins}, counts, tight, table="t")[0]
+    assert drift_verdict.compare({"x": bins}, counts, loose, table="t")[0].severity == "ok"
+    tightened = drift_verdict.compare({"x": bins}, counts, tight, table="t")[0]
     assert (tightened.severity, tightened.warn_threshold, tightened.threshold) == ("drift", 0.001, 0.002)
 
 
@@ -281,7 +352,7 @@ def test_segments_are_grouping_sets_of_the_same_scan(wh):
     assert set(counts) == {ALL_SEGMENTS, "s=a", "s=b", "s=it's", "s=__NULL__"}
     total = sum(c["x"] for k, c in counts.items() if k != ALL_SEGMENTS)
     assert counts[ALL_SEGMENTS]["x"].tolist() == total.tolist() == list(bins.reference)
-    assert counts["s=a"]["x"].tolist() == drift.numpy_counts(bins, x[seg == "a"]).tolist()
+    assert counts["s=a"]["x"].tolist() == drift_bins.numpy_counts(bins, x[seg == "a"]).tolist()
     # Only the largest segments come back; the total still counts every row.
     capped = scan_counts(wh, {"x": pa.array(x), "s": pa.array(seg, pa.string())}, [bins], ["s"], max_segments=2)
     assert len(capped) == 3 and capped[ALL_SEGMENTS]["x"].sum() == 3000
@@ -298,15 +369,17 @@ def test_segments_compare_with_their_own_reference_and_need_enough_rows(wh):
     )
     scan = Scan("f", "as_of_date", (bins,), segment_by=("s",))
     window = (DAY - dt.timedelta(days=3), DAY - dt.timedelta(days=1))
-    refs = drift.segment_refs(wh, scan, "m", "v1", window, max_segments=10)
+    refs = drift_store.segment_refs(wh, scan, "m", "v1", window, max_segments=10)
     assert set(refs) == {"s=a", "s=b", "s=c"} and sum(refs["s=b"]["x"].reference) == 4000
     wh.execute("DELETE FROM f")  # the stored references are used from now on, not rebuilt
-    assert drift.segment_refs(wh, scan, "m", "v1", window, max_segments=10) == refs
-    cur = drift.numpy_counts(bins, rng.normal(3, 1, 4000))
+    assert drift_store.segment_refs(wh, scan, "m", "v1", window, max_segments=10) == refs
+    cur = drift_bins.numpy_counts(bins, rng.normal(3, 1, 4000))
     counts = {ALL_SEGMENTS: {"x": cur}, "s=b": {"x": cur}, "s=c": {"x": np.ones_like(cur)}, "s=zz": {"x": cur}}
     results = {
         r.segment: r
-        for r in drift.compare({"x": bins}, counts, DriftSpec(min_segment_rows=100), table="f", segment_refs=refs)
+        for r in drift_verdict.compare(
+            {"x": bins}, counts, DriftSpec(min_segment_rows=100), table="f", segment_refs=refs
+        )
     }
     assert results[ALL_SEGMENTS].severity == "drift"
     assert results["s=b"].severity == "ok"
@@ -348,8 +421,8 @@ def test_store_profile_is_idempotent_and_keeps_quotes(wh):
         "features": {"c": {"kind": "categorical", "type": "STRING", **categorical_profile(pd.Series(NASTY))}},
         "score_topk": numeric_profile(np.arange(50.0)),
     }
-    assert drift.store_profile(wh, "recsys", "v9", profile) == 2
-    drift.store_profile(wh, "recsys", "v9", profile)
+    assert drift_store.store_profile(wh, "recsys", "v9", profile) == 2
+    drift_store.store_profile(wh, "recsys", "v9", profile)
     rows = wh.query(
         "SELECT scope, column_name, segment, n, TO_JSON_STRING(profile) AS p FROM drift_profiles "
         "WHERE model_version = 'v9' ORDER BY scope"
@@ -363,18 +436,20 @@ def test_store_profile_is_idempotent_and_keeps_quotes(wh):
 
 def test_report_rows_and_summary():
     bins = numeric(np.arange(200.0))
-    ok = judge(bins, drift.numpy_counts(bins, np.arange(200.0)))
-    bad = judge(bins, drift.numpy_counts(bins, np.full(200, 500.0)))
-    bad = drift.ColumnResult(**{**bad.__dict__, "column": "y"})
+    ok = judge(bins, drift_bins.numpy_counts(bins, np.arange(200.0)))
+    bad = judge(bins, drift_bins.numpy_counts(bins, np.full(200, 500.0)))
+    bad = drift_verdict.ColumnResult(**{**bad.__dict__, "column": "y"})
     skipped = judge(bins, np.zeros(len(bins.codes), dtype=np.int64))
-    skipped = drift.ColumnResult(**{**skipped.__dict__, "column": "z"})
-    report = drift.DriftReport(DAY, "run", "recsys", "v1", [ok, bad, skipped], drift.dataset_verdict([ok, bad], []))
+    skipped = drift_verdict.ColumnResult(**{**skipped.__dict__, "column": "z"})
+    report = drift_report.DriftReport(
+        DAY, "run", "recsys", "v1", [ok, bad, skipped], drift_verdict.dataset_verdict([ok, bad], [])
+    )
     rows = report.rows(dt.datetime(2026, 4, 1, tzinfo=dt.UTC))
     assert len(rows) == 4 + 4 + 1 + 1  # 4 metrics x 2 numeric columns, 1 skipped row, the verdict row
     psi_y = next(r for r in rows if r["feature"] == "y" and r["metric"] == "psi")
     assert (psi_y["severity"], psi_y["threshold"], psi_y["warn_threshold"]) == ("drift", 0.25, 0.1)
-    assert rows[-1]["feature"] == drift.DATASET and rows[-1]["severity"] == "drift"
-    assert report.to_arrow(dt.datetime(2026, 4, 1, tzinfo=dt.UTC)).schema == drift.results_schema()
+    assert rows[-1]["feature"] == drift_report.DATASET and rows[-1]["severity"] == "drift"
+    assert report.to_arrow(dt.datetime(2026, 4, 1, tzinfo=dt.UTC)).schema == drift_report.results_schema()
     summary = report.summary()
     assert summary["verdict"] == "drift" and summary["drifted"] == ["y"]
     assert summary["worst_psi"]["column"] == "y" and summary["skipped"] == {"z": "empty: no current rows"}

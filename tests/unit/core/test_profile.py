@@ -228,3 +228,21 @@ def test_wide_frame_is_profiled_without_per_row_python():
     df["cat"] = rng.choice(np.array([f"c{i}" for i in range(200)], dtype=object), n)
     p = build_profile(df, {**{f"f{i}": "FLOAT64" for i in range(5)}, "cat": "STRING"})
     assert all(sum(e["counts"]) + e.get("other", 0) == n for e in p.values())
+
+
+def test_per_item_columns_are_profiled_once_per_item_and_day():
+    # A popular item proposed to many users weighs once per day, like any other item.
+    df = pd.DataFrame(
+        {
+            "as_of_date": ["d1"] * 5 + ["d2"] * 3,
+            "item_id": ["a", "a", "a", "a", "b", "a", "a", "b"],
+            "views": [100, 100, 100, 100, 1, 90, 90, 2],
+            "pair": [1, 2, 3, 4, 5, 6, 7, 8],
+        }
+    )
+    profile = build_profile(df, {"views": "INT64", "pair": "INT64"}, per_item=["views"], keys=("as_of_date", "item_id"))
+    one_per_item_and_day = numeric_profile(np.array([100, 1, 90, 2]))
+    assert profile["views"] == {"kind": "numeric", "type": "INT64", **one_per_item_and_day, "per": "item_id"}
+    assert profile["pair"]["n"] == 8 and "per" not in profile["pair"]
+    with pytest.raises(ValueError, match="per_item columns need keys"):
+        build_profile(df, {"views": "INT64"}, per_item=["views"])

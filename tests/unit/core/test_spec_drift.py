@@ -39,6 +39,12 @@ def test_reference_contract_section():
     assert "candidate_rank" not in d.monitored(names) and "item_category" in d.monitored(names)
 
 
+def test_per_item_columns_need_min_items_and_rows_need_min_rows():
+    d = DriftSpec(min_rows=1000, min_segment_rows=2000, min_items=50)
+    assert (d.min_count(None, segment=False), d.min_count(None, segment=True)) == (1000, 2000)
+    assert d.min_count("item_id", segment=False) == d.min_count("item_id", segment=True) == 50
+
+
 def test_include_and_ignore_pick_columns_in_profile_order():
     d = DriftSpec(include=["b", "a", "score"], ignore=["b"])
     assert d.monitored(["a", "b", "c"]) == ["a"]
@@ -64,6 +70,9 @@ def test_include_and_ignore_pick_columns_in_profile_order():
         ({"segment_by": ["country"]}, "drift.segment_by: 'country' is not a declared feature"),
         ({"fail_on": "sometimes"}, "drift.fail_on: Input should be 'drift', 'warn' or 'never'"),
         ({"min_rows": 0}, "drift.min_rows"),
+        ({"per_item": ["nope"]}, "drift.per_item: 'nope' is not a declared feature"),
+        ({"per_item": ["score"]}, "drift.per_item: 'score' is a score per row; list item-level features only"),
+        ({"min_items": 0}, "drift.min_items"),
         ({"colour": "red"}, "drift.colour: unknown key"),
     ],
 )

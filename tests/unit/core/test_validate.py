@@ -1,4 +1,4 @@
-"""core/validate.py: the handoff checks, on copies of the reference pipeline and a real DuckDB sample."""
+"""core/validate*.py: the handoff checks, on copies of the reference pipeline and a real DuckDB sample."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 import yaml
 
 from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.validate import ValidationReport, feature_problems, validate_pipeline, window_problems
+from airflow_ml_provider.core.validate import validate_pipeline
+from airflow_ml_provider.core.validate_columns import feature_problems
+from airflow_ml_provider.core.validate_report import ValidationReport
+from airflow_ml_provider.core.validate_windows import window_problems
 from tests.paths import PIPELINE, SQL_DIR
 
 CHECKS = {"contract", "windows", "sample data", "features", "label", "data checks", "model.py"}

@@ -17,8 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core import ddl
-from airflow_ml_provider.core import drift as drift_core
+from airflow_ml_provider.core import ddl, drift_report, drift_store
 from airflow_ml_provider.core.registry import ModelRegistry
 from airflow_ml_provider.core.runs import record_run
 from airflow_ml_provider.plugins import app as ml_app
@@ -55,8 +54,8 @@ def seed(warehouse: DuckDBWarehouse) -> None:
     registry.promote("recsys", "v2", blessed_by="gate", reason="lift +11.9%")
     registry.reject("recsys", "v3", reason="below the baseline")
 
-    drift_core.ensure_tables(warehouse)
-    schema = drift_core.results_schema()
+    drift_store.ensure_tables(warehouse)
+    schema = drift_report.results_schema()
     psi_by_day = {
         "item_price": [0.02, 0.12, 0.31],
         "user_events": [0.01, 0.02, 0.03],
@@ -327,7 +326,7 @@ def seed_pages(warehouse: DuckDBWarehouse, artifacts: Path) -> None:
         "UPDATE ml_models SET uri = @uri, metrics = PARSE_JSON(@m) WHERE model_name = 'recsys' AND version = 'v3'",
         {"uri": uri, "m": json.dumps(V3_METRICS)},
     )
-    drift_core.store_profile(warehouse, "recsys", "v2", {"features": {"item_price": PRICE_PROFILE}})
+    drift_store.store_profile(warehouse, "recsys", "v2", {"features": {"item_price": PRICE_PROFILE}})
     features = pa.table({"user_id": [f"u{i}" for i in range(len(PRICES_0331))], "item_price": PRICES_0331})
     warehouse.replace_partition("features", "as_of_date", DAYS[2], features)
     seed_outcomes(warehouse, OUTCOMES)
