@@ -47,9 +47,10 @@ _STAGE = "__aml_stage"
 #: Its default, 80% of RAM, lets the buffer cache of a long scan grow with the table, and a
 #: fixed 512MB let it grow by 512MB (peak RSS +370MB from 2M to 8M candidate rows). A scan
 #: only needs the blocks it pins, one 256KB block per column and thread (16 threads x 25
-#: columns fail at 64MB), so the limit is 1MB per column and thread, at least 64MB: past it
-#: DuckDB evicts cached blocks or spills (docs/adr/0006-flat-memory-batch-inference.md).
-STREAM_MEMORY_FLOOR_MB = 64
+#: columns fail at 64MB), so the limit is 1MB per column and thread, at least 128MB (an
+#: anti-join such as exclude_seen's, over 8M rows on 2 threads, fails at 64MB and spills at
+#: 128MB): past it DuckDB evicts cached blocks or spills (docs/adr/0006-flat-memory-batch-inference.md).
+STREAM_MEMORY_FLOOR_MB = 128
 STREAM_MEMORY_MB_PER_COLUMN_THREAD = 1
 # DuckDB's SUM and COUNT_IF return 128-bit integers where BigQuery returns INT64.
 _WIDE_INTS = {"HUGEINT", "UHUGEINT"}

@@ -46,7 +46,7 @@ class PlatformConfig(BaseModel):
         default=None,
         pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="DuckDB memory_limit of streaming reads (batch inference candidates); past it DuckDB evicts "
-        "cached blocks or spills. Default: 1MB per column and DuckDB thread, at least 64MB.",
+        "cached blocks or spills. Default: 1MB per column and DuckDB thread, at least 128MB.",
     )
     training_image_uri: str | None = Field(
         default=None,

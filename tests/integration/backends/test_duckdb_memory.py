@@ -23,7 +23,7 @@ def test_streaming_reads_run_under_the_configured_memory_limit(tmp_path):
 
 
 def test_by_default_the_limit_is_what_the_scan_pins_not_the_table(tmp_path):
-    """1MB per column and DuckDB thread, at least 64MB: a fixed 512MB let the cache grow with the table."""
+    """1MB per column and DuckDB thread, at least 128MB: a fixed 512MB let the cache grow with the table."""
     wh = DuckDBWarehouse(tmp_path / "w.duckdb")
     wh.replace_table("t", pa.table({f"c{i}": [i] for i in range(100)}))
     with wh.connect(read_only=True) as con:
@@ -33,9 +33,9 @@ def test_by_default_the_limit_is_what_the_scan_pins_not_the_table(tmp_path):
         with wh.query_batches(sql) as batches:
             return pa.Table.from_batches(list(batches)).column("m")[0].as_py()
 
-    assert limit("SELECT current_setting('memory_limit') AS m") == "61.0 MiB"  # one column: the floor
+    assert limit("SELECT current_setting('memory_limit') AS m") == "122.0 MiB"  # one column: the floor
     wide = ", ".join(f"c{i}" for i in range(99))
-    expected = max(64, 100 * threads) * 10**6 / 2**20
+    expected = max(128, 100 * threads) * 10**6 / 2**20
     assert limit(f"SELECT current_setting('memory_limit') AS m, {wide} FROM t") == f"{expected:.1f} MiB"
 
 
