@@ -243,6 +243,7 @@ def worker_operator(workdir: Path, pipeline: Path, profile: bool) -> dict[str, A
         pstats.Stats(profiler, stream=sys.stderr).sort_stats(
             os.environ.get("BENCH_PROFILE_SORT", "cumulative")
         ).print_stats(40)
+    peak = _peak_rss_mb()  # before the digest and output size below read the partition back
     keys = ("candidates", "users", "rows_written", "seconds_read", "seconds_score", "seconds_write")
     from airflow_ml_provider.core.compiled import DISABLE_ENV, compiler_version
 
@@ -250,10 +251,30 @@ def worker_operator(workdir: Path, pipeline: Path, profile: bool) -> dict[str, A
     return {
         "engine": "lleaves" if compiled else "lightgbm",
         "seconds": seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak,
         "digest": _digest(warehouse),
+        "output_mb": _output_mb(warehouse),
         **{k: out[k] for k in keys},
     }
+
+
+def _output_mb(warehouse: Any) -> float:
+    """Arrow size of the kept lists (user_id, item_id, score, rank of the partition): the output, not overhead."""
+    lists = warehouse.query(
+        "SELECT user_id, item_id, score, rank FROM recommendations WHERE prediction_date = @d", {"d": PREDICTION_DATE}
+    )
+    return round(lists.nbytes / 2**20, 1)
+
+
+def worker_baseline(workdir: Path) -> dict[str, Any]:
+    """Peak RSS of an empty run: the operator worker's imports, then with the champion loaded as the operator does."""
+    from airflow_ml_provider.core.inference import Artifacts, load_model
+    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.operators.inference import BatchRecommendOperator  # noqa: F401  (Airflow's imports)
+
+    imports = _peak_rss_mb()
+    load_model(ModelRegistry(_warehouse(workdir)).resolve(MODEL_NAME, "champion").uri, Artifacts())
+    return {"peak_rss_mb_imports": imports, "peak_rss_mb_model": _peak_rss_mb()}
 
 
 def _load_champion(warehouse: Any) -> tuple[Any, Any, Any]:
@@ -545,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="print a cProfile of the operator path to stderr")
     p.add_argument("--pipeline", type=Path, default=PIPELINE, help="the contract (default: the reference one)")
     p.add_argument(
-        "--worker", choices=["setup", "candidates", "compile", "operator", "raw", "naive"], help=argparse.SUPPRESS
+        "--worker",
+        choices=["setup", "candidates", "compile", "baseline", "operator", "raw", "naive"],
+        help=argparse.SUPPRESS,
     )
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -554,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--rows must be at least 1")
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every worker
-    quiet = args.worker in ("operator", "raw", "naive")  # measured workers log only problems
+    quiet = args.worker in ("operator", "raw", "naive", "baseline")  # measured workers log only problems
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # transpiler notes, once per query
     logging.getLogger("airflow_ml_provider.trainer").setLevel(logging.WARNING)
@@ -569,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"rows": written, "users": users}))
     elif args.worker == "compile":  # fill the compiled-model cache, so measured runs do not compile
         print(json.dumps({"compiled": _compiled_champion(_warehouse(args.workdir)) is not None}))
+    elif args.worker == "baseline":  # an empty run's peak RSS (bench/memory.py)
+        print(json.dumps(worker_baseline(args.workdir)))
     elif args.worker == "operator":
         print(json.dumps(worker_operator(args.workdir, args.pipeline, args.profile)))
     elif args.worker == "raw":

@@ -43,9 +43,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _STAGE = "__aml_stage"
-#: DuckDB's memory limit on a streaming read (query_batches). Its default, 80% of RAM, lets the
-#: buffer cache of a long scan grow with the table; past this limit DuckDB evicts or spills.
-STREAM_MEMORY_LIMIT = "512MB"
+#: DuckDB's memory limit on a streaming read (query_batches), unless the connection sets one.
+#: Its default, 80% of RAM, lets the buffer cache of a long scan grow with the table, and a
+#: fixed 512MB let it grow by 512MB (peak RSS +370MB from 2M to 8M candidate rows). A scan
+#: only needs the blocks it pins, one 256KB block per column and thread (16 threads x 25
+#: columns fail at 64MB), so the limit is 1MB per column and thread, at least 128MB (an
+#: anti-join such as exclude_seen's, over 8M rows on 2 threads, fails at 64MB and spills at
+#: 128MB): past it DuckDB evicts cached blocks or spills (docs/adr/0006-flat-memory-batch-inference.md).
+STREAM_MEMORY_FLOOR_MB = 128
+STREAM_MEMORY_MB_PER_COLUMN_THREAD = 1
 # DuckDB's SUM and COUNT_IF return 128-bit integers where BigQuery returns INT64.
 _WIDE_INTS = {"HUGEINT", "UHUGEINT"}
 
@@ -62,7 +68,7 @@ class DuckDBWarehouse(Warehouse):
         *,
         schema: str | None = None,
         lock_timeout: float = 120.0,
-        stream_memory_limit: str = STREAM_MEMORY_LIMIT,
+        stream_memory_limit: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.schema = validate_dataset(schema) if schema else "main"
@@ -165,8 +171,10 @@ class DuckDBWarehouse(Warehouse):
         text, bound = self._compile(sql, params, source)
         with self.connect(read_only=True) as con, _translate_errors(source):
             _add_functions(con, text)
-            con.execute(f"SET memory_limit = '{_memory_size(self.stream_memory_limit)}'")
-            reader = _as_bigquery_types(con.sql(text, params=bound or None)).to_arrow_reader(batch_rows)
+            rel = _as_bigquery_types(con.sql(text, params=bound or None))
+            limit = self.stream_memory_limit or _stream_memory_limit(con, len(rel.columns))
+            con.execute(f"SET memory_limit = '{_memory_size(limit)}'")
+            reader = rel.to_arrow_reader(batch_rows)
             try:
                 yield iter(reader)
             finally:
@@ -441,6 +449,12 @@ def _memory_size(value: str) -> str:
     if not re.fullmatch(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value.strip()):
         raise WarehouseError(f"stream memory limit {value!r} is not a size such as '512MB' or '2GiB'.")
     return value.strip()
+
+
+def _stream_memory_limit(con: duckdb.DuckDBPyConnection, columns: int) -> str:
+    """The default limit of a streaming read: what its scan pins (a block per column and thread), not the table."""
+    threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])  # type: ignore[index]
+    return f"{max(STREAM_MEMORY_FLOOR_MB, STREAM_MEMORY_MB_PER_COLUMN_THREAD * columns * threads)}MB"
 
 
 def _first_line(err: Exception) -> str:

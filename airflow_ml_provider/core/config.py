@@ -42,10 +42,11 @@ class PlatformConfig(BaseModel):
     impersonation_chain: str | list[str] | None = None
     maximum_bytes_billed: int | None = Field(default=None, gt=0)
     lock_timeout_seconds: float = Field(default=120.0, gt=0)
-    duckdb_stream_memory_limit: str = Field(
-        default="512MB",
+    duckdb_stream_memory_limit: str | None = Field(
+        default=None,
         pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
-        description="DuckDB memory_limit of streaming reads (batch inference candidates); past it DuckDB spills.",
+        description="DuckDB memory_limit of streaming reads (batch inference candidates); past it DuckDB evicts "
+        "cached blocks or spills. Default: 1MB per column and DuckDB thread, at least 128MB.",
     )
     training_image_uri: str | None = Field(
         default=None,

@@ -259,6 +259,7 @@ def score_batches(
             t0 = time.monotonic()
             frame = hooks.transform(batch.to_pandas())
             encoded = encode(frame, envelope.features, envelope.categories, source=source)
+            del frame  # the pandas copy of the batch: the next one is converted while this one is predicted
             for name, count in encoded.inf_replaced.items():
                 stats.inf_replaced[name] = stats.inf_replaced.get(name, 0) + count
             future = pool.submit(booster.predict, encoded.matrix, num_iteration=envelope.best_iteration)

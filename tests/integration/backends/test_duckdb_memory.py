@@ -22,6 +22,23 @@ def test_streaming_reads_run_under_the_configured_memory_limit(tmp_path):
     assert wh.query("SELECT current_setting('memory_limit') AS m").column("m")[0].as_py() != _stream_setting(wh)
 
 
+def test_by_default_the_limit_is_what_the_scan_pins_not_the_table(tmp_path):
+    """1MB per column and DuckDB thread, at least 128MB: a fixed 512MB let the cache grow with the table."""
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    wh.replace_table("t", pa.table({f"c{i}": [i] for i in range(100)}))
+    with wh.connect(read_only=True) as con:
+        threads = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+
+    def limit(sql: str) -> str:
+        with wh.query_batches(sql) as batches:
+            return pa.Table.from_batches(list(batches)).column("m")[0].as_py()
+
+    assert limit("SELECT current_setting('memory_limit') AS m") == "122.0 MiB"  # one column: the floor
+    wide = ", ".join(f"c{i}" for i in range(99))
+    expected = max(128, 100 * threads) * 10**6 / 2**20
+    assert limit(f"SELECT current_setting('memory_limit') AS m, {wide} FROM t") == f"{expected:.1f} MiB"
+
+
 def test_a_malformed_memory_limit_is_refused_before_it_reaches_sql(tmp_path):
     wh = DuckDBWarehouse(tmp_path / "w.duckdb", stream_memory_limit="1GB'; DROP TABLE t; --")
     with pytest.raises(WarehouseError, match="not a size such as '512MB'"), wh.query_batches("SELECT 1 AS x") as b:
