@@ -77,23 +77,41 @@ def sort_lists(df: pd.DataFrame, user: str, item: str) -> pd.DataFrame:
     return df.sort_values(["as_of_date", user, item], kind="stable").reset_index(drop=True)
 
 
-def read_windows(uri: str, spec: PipelineSpec, test_from: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def read_windows(
+    uri: str, spec: PipelineSpec, test_from: dt.date
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The fit, early-stopping and test windows of the export, each sorted by list.
 
-    The windows are cut from the Arrow table, so only their rows (not the purge gaps, and
-    never the whole export) are converted to pandas, one window at a time.
+    The rows to keep and their order come from the key columns alone; then the frame is built
+    one column at a time, each dropped from the Arrow table once converted, so the export is
+    held about once (not as an Arrow table, a pandas frame and a sorted copy at the same time).
     """
     table = read_table(uri)
     if "as_of_date" not in table.column_names:
         raise TrainingDataError(f"{uri}: no `as_of_date` column; the export must select f.as_of_date.")
     days = as_days(table["as_of_date"])
     user, item = spec.entities.user, spec.entities.item
-    parts = []
+    keyed = {user, item} <= set(table.column_names)
+    keys = pd.DataFrame({"d": days, "u": table[user].to_pandas(), "i": table[item].to_pandas()}) if keyed else None
+    rows = []
     for window in window_days(spec, test_from):
-        part = table.filter(pa.array(_in(days, window))).to_pandas()
-        parts.append(sort_lists(part, user, item) if {user, item} <= set(part.columns) else part)
-    del table
-    return parts[0], parts[1], parts[2]
+        picked = np.flatnonzero(_in(days, window))
+        if keys is not None:  # a stable sort, as sort_lists: the same order as sorting the whole frame
+            picked = keys.iloc[picked].sort_values(["d", "u", "i"], kind="stable").index.to_numpy()
+        rows.append(picked)
+    del keys
+    take = pa.array(np.concatenate(rows))
+    columns: dict[str, pd.Series] = {}
+    for name in table.column_names:
+        column = table[name].take(take).to_pandas()
+        if isinstance(column.dtype, np.dtype) and not column.to_numpy().flags.writeable:
+            column = column.copy()  # a view of Arrow's read-only buffer; model.py may edit values in place
+        columns[name] = column
+        table = table.drop_columns([name])
+    frame = pd.DataFrame(columns, copy=False)
+    ends = np.cumsum([len(r) for r in rows])
+    fit, early, test = (frame.iloc[a:b].reset_index(drop=True) for a, b in zip([0, *ends[:-1]], ends, strict=True))
+    return fit, early, test
 
 
 def read_truth(uri: str | None) -> pd.DataFrame | None:
