@@ -77,9 +77,7 @@ def sort_lists(df: pd.DataFrame, user: str, item: str) -> pd.DataFrame:
     return df.sort_values(["as_of_date", user, item], kind="stable").reset_index(drop=True)
 
 
-def read_windows(
-    uri: str, spec: PipelineSpec, test_from: dt.date
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def read_windows(uri: str, spec: PipelineSpec, test_from: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The fit, early-stopping and test windows of the export, each sorted by list.
 
     The rows to keep and their order come from the key columns alone; then the frame is built
