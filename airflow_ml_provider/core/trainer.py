@@ -213,6 +213,10 @@ def train(
         if x_early is not None
         else []
     )
+    # Nothing reads the early-stopping rows again but their count and dates; LightGBM frees its
+    # copy of the matrix once it has binned it.
+    early_rows, early_days = len(early_df), as_days(early_df["as_of_date"])
+    del x_early, early_df
     phases.mark("transform_encode_bin")
     inf_replaced = {**inf_train, **{f"test.{k}": v for k, v in x_valid.inf_replaced.items()}}
     callbacks: list[Callable[..., Any]] = [lgb.log_evaluation(period=25)]
@@ -276,7 +280,6 @@ def train(
         "input": json.loads(sample_rows[[user, spec.entities.item, *names]].to_json(orient="records")),
         "output": [float(s) for s in scores[:SAMPLE_ROWS]],
     }
-    edays = as_days(early_df["as_of_date"])
     envelope = Envelope(
         name=name,
         version=version,
@@ -297,8 +300,8 @@ def train(
             validation_lists=int(groups["test"].size),
             train_dates=day_range(as_days(train_df["as_of_date"])),
             validation_dates=day_range(as_days(valid_df["as_of_date"])),
-            early_stopping_rows=len(early_df),
-            early_stopping_dates=day_range(edays) if len(edays) else None,
+            early_stopping_rows=early_rows,
+            early_stopping_dates=day_range(early_days) if early_days.size else None,
             inf_replaced=inf_replaced,
         ),
         metrics=metrics,
@@ -354,15 +357,27 @@ class _Phases:
         self.wall: dict[str, float] = {}
         self._last, self._last_cpu = time.monotonic(), time.process_time()
         self.cpu: dict[str, float] = {"before": round(self._last_cpu, 3)}
+        self.peak_rss_mb: dict[str, float] = {"before": _peak_rss_mb()}
 
     def mark(self, name: str) -> None:
         now, cpu = time.monotonic(), time.process_time()
         self.wall[name], self.cpu[name] = round(now - self._last, 3), round(cpu - self._last_cpu, 3)
+        self.peak_rss_mb[name] = _peak_rss_mb()  # the process's peak so far: where it grew is where it was set
         self._last, self._last_cpu = now, cpu
 
     def summary(self, **extra: int) -> str:
         """One JSON line: bench/training.py reads it."""
-        return json.dumps({"wall": self.wall, "cpu": self.cpu, **extra})
+        return json.dumps({"wall": self.wall, "cpu": self.cpu, "peak_rss_mb": self.peak_rss_mb, **extra})
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far in MB (0 where the OS cannot tell)."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 0.0
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # macOS reports bytes, Linux KiB
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1)
 
 
 def _route_lightgbm_logs() -> None:
