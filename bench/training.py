@@ -173,7 +173,7 @@ def worker_operator(workdir: Path, pipeline: Path, validation_from: dt.date) -> 
     LocalTrainingRunner().run(job)
     seconds = time.perf_counter() - started
     cpu_trainer = _cpu(resource.RUSAGE_CHILDREN) - cpu_children
-    return {
+    out = {
         "seconds": seconds,
         "seconds_export": exported - started,
         "cpu_seconds": _cpu(resource.RUSAGE_SELF) - cpu_self + cpu_trainer,
@@ -181,11 +181,14 @@ def worker_operator(workdir: Path, pipeline: Path, validation_from: dt.date) -> 
         "cpu_seconds_export_truth": cpu_exported - cpu_data,
         "cpu_seconds_trainer": cpu_trainer,
         "phases": phases,
-        "peak_rss_mb": _peak_rss_mb(),
         "peak_rss_mb_export": _peak_rss_mb(children=False),
-        "peak_rss_mb_trainer": _peak_rss_mb(own=False),
+        # ru_maxrss of a child starts at its parent's RSS at fork (here: after the export), so the
+        # trainer's own peak is the VmHWM its phase log reports, where the OS has one.
+        "peak_rss_mb_trainer": max(phases.get("peak_rss_mb", {}).values(), default=0) or _peak_rss_mb(own=False),
         "model_dir": job.model_dir,
     }
+    out["peak_rss_mb"] = max(out["peak_rss_mb_export"], out["peak_rss_mb_trainer"])
+    return out
 
 
 def worker_raw(matrix_dir: Path, params_file: Path) -> dict[str, Any]:

@@ -371,7 +371,18 @@ class _Phases:
 
 
 def _peak_rss_mb() -> float:
-    """This process's peak resident memory so far in MB (0 where the OS cannot tell)."""
+    """This process's peak resident memory so far in MB (0 where the OS cannot tell).
+
+    Linux: VmHWM, which starts afresh at exec; ``ru_maxrss`` would report the parent's
+    resident memory at fork (e.g. an Airflow worker's) as the trainer's own.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # not on POSIX
