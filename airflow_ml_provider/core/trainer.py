@@ -201,6 +201,12 @@ def train(
     dtrain.construct()
     inf_train = x_train.inf_replaced
     del x_train
+    # The drift profile is the last reader of the fit window's features: build it now and keep
+    # only the columns the evaluation reads (popularity, dates), so trees grow in less memory.
+    # Dates and timestamps are not binned for drift; every other declared type is.
+    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")}
+    feature_profile = build_profile(train_df[list(profiled)], profiled)
+    train_df = train_df[["as_of_date", user, spec.entities.item, LABEL]]
     x_early = (
         encode(early_df, features, categories, source=f"{data_uri} (early stopping)", order="F")
         if early_stopping
@@ -241,7 +247,9 @@ def train(
     )
     best = int(booster.best_iteration or booster.current_iteration())
     phases.mark("train")
+    del dtrain, valid_sets  # the booster keeps the trees, not the binned data
     scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
+    del x_valid
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
     metrics = evaluate_window(valid_df, scores, train_df, truth, spec, catalog)
     metrics["champion"] = (
@@ -267,10 +275,8 @@ def train(
         log.info("Candidate recall on the test window: %.4f", metrics["candidate_recall"])
     phases.mark("test_metrics")
 
-    # Dates and timestamps are not binned for drift; every other declared type is.
-    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in ("STRING", "INT64", "FLOAT64", "BOOL")}
     profile = {
-        "features": build_profile(train_df[list(profiled)], profiled),
+        "features": feature_profile,
         "score": numeric_profile(scores),
         # What batch inference keeps: prediction drift compares recommendations.score with this.
         "score_topk": numeric_profile(_top_k_scores(valid_df, scores, user, spec.evaluation.k)),

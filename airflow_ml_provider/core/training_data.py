@@ -27,11 +27,18 @@ class TrainingDataError(MLProviderError):
     """The training data cannot produce a meaningful model (checked before training)."""
 
 
-def read_table(uri: str) -> pa.Table:
-    """Read the exported Parquet (a file or a folder of files, e.g. BigQuery's sharded export) as Arrow."""
+def _dataset(uri: str) -> pads.Dataset:
     fs, path = storage._resolve(uri)
     try:
-        return pads.dataset(path, filesystem=fs, format="parquet").to_table()
+        return pads.dataset(path, filesystem=fs, format="parquet")
+    except (FileNotFoundError, OSError) as err:
+        raise TrainingDataError(f"training data {uri} cannot be read: {err}") from err
+
+
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """Read the exported Parquet (a file or a folder of files, e.g. BigQuery's sharded export) as Arrow."""
+    try:
+        return _dataset(uri).to_table(columns=columns)
     except (FileNotFoundError, OSError) as err:
         raise TrainingDataError(f"training data {uri} cannot be read: {err}") from err
 
@@ -81,16 +88,20 @@ def read_windows(uri: str, spec: PipelineSpec, test_from: dt.date) -> tuple[pd.D
     """The fit, early-stopping and test windows of the export, each sorted by list.
 
     The rows to keep and their order come from the key columns alone; then the frame is built
-    one column at a time, each dropped from the Arrow table once converted, so the export is
-    held about once (not as an Arrow table, a pandas frame and a sorted copy at the same time).
+    one column at a time (read, put in order, converted), so the export is never held whole as
+    Arrow, nor as a frame and a sorted copy of it: about one copy of the kept rows.
     """
-    table = read_table(uri)
-    if "as_of_date" not in table.column_names:
+    names = _dataset(uri).schema.names
+    if "as_of_date" not in names:
         raise TrainingDataError(f"{uri}: no `as_of_date` column; the export must select f.as_of_date.")
-    days = as_days(table["as_of_date"])
     user, item = spec.entities.user, spec.entities.item
-    keyed = {user, item} <= set(table.column_names)
-    keys = pd.DataFrame({"d": days, "u": table[user].to_pandas(), "i": table[item].to_pandas()}) if keyed else None
+    keyed = {user, item} <= set(names)
+    key_table = read_table(uri, ["as_of_date", *([user, item] if keyed else [])])
+    days = as_days(key_table["as_of_date"])
+    keys = (
+        pd.DataFrame({"d": days, "u": key_table[user].to_pandas(), "i": key_table[item].to_pandas()}) if keyed else None
+    )
+    del key_table
     rows = []
     for window in window_days(spec, test_from):
         picked = np.flatnonzero(_in(days, window))
@@ -100,12 +111,11 @@ def read_windows(uri: str, spec: PipelineSpec, test_from: dt.date) -> tuple[pd.D
     del keys
     take = pa.array(np.concatenate(rows))
     columns: dict[str, pd.Series] = {}
-    for name in table.column_names:
-        column = table[name].take(take).to_pandas()
+    for name in names:
+        column = read_table(uri, [name])[name].take(take).to_pandas()
         if isinstance(column.dtype, np.dtype) and not column.to_numpy().flags.writeable:
             column = column.copy()  # a view of Arrow's read-only buffer; model.py may edit values in place
         columns[name] = column
-        table = table.drop_columns([name])
     frame = pd.DataFrame(columns, copy=False)
     ends = np.cumsum([len(r) for r in rows])
     fit, early, test = (frame.iloc[a:b].reset_index(drop=True) for a, b in zip([0, *ends[:-1]], ends, strict=True))
