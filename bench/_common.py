@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 
-def peak_rss_mb() -> float:
-    """Peak RSS of this process and of the children it waited for, in MB."""
+def peak_rss_mb(*, own: bool = True, children: bool = True) -> float:
+    """Peak RSS of this process and/or of the largest child it waited for, in MB."""
     scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # macOS reports bytes, Linux KiB
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) * scale, 1)
+    peaks = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss] if own else []
+    peaks += [resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss] if children else []
+    return round(max(peaks, default=0) * scale, 1)
 
 
 def warehouse(workdir: Path) -> Any:

@@ -19,10 +19,12 @@ The last line of output is JSON (see bench/README.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -93,7 +95,7 @@ def prepare_matrix(workdir: Path, pipeline: Path, data_uri: str, validation_from
     from airflow_ml_provider.core.encoding import encode, fit_categories
     from airflow_ml_provider.core.hooks import load_hooks
     from airflow_ml_provider.core.spec import load_spec
-    from airflow_ml_provider.core.trainer import LABEL, read_training_data, split_windows
+    from airflow_ml_provider.core.training_data import LABEL, read_training_data, split_windows
 
     spec = load_spec(pipeline)
     hooks = load_hooks(_hooks_path(spec, pipeline))
@@ -116,21 +118,34 @@ def prepare_matrix(workdir: Path, pipeline: Path, data_uri: str, validation_from
 # --- the two measured paths (each in its own child process) ---------------------------------
 
 
+def _cpu(who: int) -> float:
+    """User + system CPU seconds of this process (all its threads) or of its waited-for children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker_operator(workdir: Path, pipeline: Path, validation_from: dt.date) -> dict[str, Any]:
     """Export + the local runner, as TrainModelOperator.execute does (minus registering)."""
     from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
     from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.spec import load_spec
-    from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params
+    from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params, truth_data_sql
 
     spec = load_spec(pipeline)
     hooks = _hooks_path(spec, pipeline)
     version = f"bench-{time.time_ns()}"
     run_dir = storage.to_uri(workdir / "artifacts" / spec.name / version)
     warehouse = _warehouse(workdir)
-    started = time.perf_counter()
-    data_uri = warehouse.export_parquet(
-        training_data_sql(spec), training_params(spec, RUN_DATE), storage.join(run_dir, "data"), source="bench"
+    params = training_params(spec, RUN_DATE)
+    truth_sql = truth_data_sql(spec)
+    started, cpu_self, cpu_children = time.perf_counter(), _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+    data_uri = warehouse.export_parquet(training_data_sql(spec), params, storage.join(run_dir, "data"), source="bench")
+    cpu_data = _cpu(resource.RUSAGE_SELF)
+    # The operator exports the truth too (every positive of the horizons: end-to-end metrics).
+    truth_uri = (
+        warehouse.export_parquet(truth_sql, params, storage.join(run_dir, "truth"), source="bench")
+        if truth_sql
+        else None
     )
     job = TrainingJob(
         model_name=spec.name,
@@ -140,8 +155,9 @@ def worker_operator(workdir: Path, pipeline: Path, validation_from: dt.date) -> 
         data_uri=data_uri,
         validation_from=validation_from,
         hooks_uri=storage.to_uri(hooks) if hooks else None,
+        truth_uri=truth_uri,
     )
-    exported = time.perf_counter()
+    exported, cpu_exported = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
     phases: dict[str, Any] = {}
 
     class _Phases(logging.Handler):
@@ -156,13 +172,23 @@ def worker_operator(workdir: Path, pipeline: Path, validation_from: dt.date) -> 
     runner_log.addHandler(_Phases())
     LocalTrainingRunner().run(job)
     seconds = time.perf_counter() - started
-    return {
+    cpu_trainer = _cpu(resource.RUSAGE_CHILDREN) - cpu_children
+    out = {
         "seconds": seconds,
         "seconds_export": exported - started,
+        "cpu_seconds": _cpu(resource.RUSAGE_SELF) - cpu_self + cpu_trainer,
+        "cpu_seconds_export": cpu_exported - cpu_self,
+        "cpu_seconds_export_truth": cpu_exported - cpu_data,
+        "cpu_seconds_trainer": cpu_trainer,
         "phases": phases,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb_export": _peak_rss_mb(children=False),
+        # ru_maxrss of a child starts at its parent's RSS at fork (here: after the export), so the
+        # trainer's own peak is the VmHWM its phase log reports, where the OS has one.
+        "peak_rss_mb_trainer": max(phases.get("peak_rss_mb", {}).values(), default=0) or _peak_rss_mb(own=False),
         "model_dir": job.model_dir,
     }
+    out["peak_rss_mb"] = max(out["peak_rss_mb_export"], out["peak_rss_mb_trainer"])
+    return out
 
 
 def worker_raw(matrix_dir: Path, params_file: Path) -> dict[str, Any]:
@@ -172,12 +198,12 @@ def worker_raw(matrix_dir: Path, params_file: Path) -> dict[str, Any]:
 
     spec = json.loads(params_file.read_text())
     x, y, group = (np.load(matrix_dir / f"{n}.npy") for n in ("x", "y", "group"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
     dtrain = lgb.Dataset(x, y, group=group, feature_name=spec["feature_names"], categorical_feature=spec["categorical"])
     booster = lgb.train(spec["params"], dtrain, num_boost_round=spec["num_boost_round"])
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu(resource.RUSAGE_SELF) - cpu
     (matrix_dir / "raw_model.txt").write_text(booster.model_to_string())
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "trees": booster.current_iteration()}
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": _peak_rss_mb(), "trees": booster.current_iteration()}
 
 
 def _child(*args: str) -> dict[str, Any]:
@@ -211,11 +237,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             load,
             os.cpu_count(),
         )
-    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:  # one world per size, reused by the next run with the same --keep
+            workdir = args.keep.resolve() / f"users{args.users}-days{args.days}"
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-training-")))
         common = ["--workdir", str(workdir), "--pipeline", str(args.pipeline)]
-        setup = _child("--worker", "setup", *common, "--users", str(args.users), "--days", str(args.days))
+        setup_file = workdir / "setup.json"
+        if setup_file.exists():  # --keep: the seeded world and features of an earlier run
+            setup = json.loads(setup_file.read_text())
+        else:
+            workdir.mkdir(parents=True, exist_ok=True)
+            setup = _child("--worker", "setup", *common, "--users", str(args.users), "--days", str(args.days))
+            setup_file.write_text(json.dumps(setup))
 
+        for stale in workdir.glob("matrix/raw_model.txt"):
+            stale.unlink()
         ops = []
         for i in range(args.repeat):
             log.info("measuring the operator path (export + trainer subprocess), run %d/%d", i + 1, args.repeat)
@@ -236,6 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 _child("--worker", "raw", "--matrix-dir", setup["matrix_dir"], "--params-file", str(params_file))
             )
         raw = min(raws, key=lambda r: r["seconds"])
+        cpu_op, cpu_raw = (min(runs, key=lambda r: r["cpu_seconds"]) for runs in (ops, raws))
         matrix_dir = Path(setup["matrix_dir"])
         same = _trees((model_dir / "model.txt").read_text()) == _trees((matrix_dir / "raw_model.txt").read_text())
 
@@ -251,9 +289,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_export": round(op["seconds_export"], 2),
         "seconds_operator": round(op["seconds"], 2),
         "seconds_raw_lightgbm": round(raw["seconds"], 2),
+        # CPU seconds (user + system, every thread; the operator's include the trainer subprocess):
+        # unlike wall time, they hardly move when other processes compete for the cores.
+        "cpu_seconds_operator": round(cpu_op["cpu_seconds"], 2),
+        "cpu_seconds_export": round(cpu_op["cpu_seconds_export"], 2),
+        "cpu_seconds_export_truth": round(cpu_op["cpu_seconds_export_truth"], 2),
+        "cpu_seconds_trainer": round(cpu_op["cpu_seconds_trainer"], 2),
+        "cpu_seconds_raw_lightgbm": round(cpu_raw["cpu_seconds"], 2),
         # Inside the trainer subprocess; the rest of seconds_operator is the export and process start-up.
         "trainer_phases": op["phases"],
         "ratio_vs_raw_lightgbm": round(op["seconds"] / raw["seconds"], 2),
+        "ratio_cpu_vs_raw_lightgbm": round(cpu_op["cpu_seconds"] / cpu_raw["cpu_seconds"], 2),
+        "peak_rss_mb_export": max(r["peak_rss_mb_export"] for r in ops),
+        "peak_rss_mb_trainer": max(r["peak_rss_mb_trainer"] for r in ops),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in ops),
         "peak_rss_mb_raw": max(r["peak_rss_mb"] for r in raws),
         "ratio_peak_rss_vs_raw_lightgbm": round(
@@ -268,21 +316,26 @@ def print_report(r: dict[str, Any]) -> None:
         f"\nTraining benchmark: {r['rows']:,} training rows ({r['validation_rows']:,} validation), "
         f"{r['trees']} trees, threads {r['threads']}, load {r['load_avg_1m']}, fastest of {r['repeat']}"
     )
-    print(f"  {'path':<46} {'seconds':>8} {'peak RSS MB':>12}")
+    print(f"  {'path':<46} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12}")
     rows = [
-        ("TrainModelOperator local: export + trainer", r["seconds_operator"], r["peak_rss_mb"]),
-        ("  of which the Parquet export", r["seconds_export"], None),
-        ("bare lightgbm.train, matrix in memory", r["seconds_raw_lightgbm"], r["peak_rss_mb_raw"]),
+        ("TrainModelOperator local: export + trainer", "operator", r["peak_rss_mb"]),
+        ("  the Parquet exports (training data, truth)", "export", r["peak_rss_mb_export"]),
+        ("    of which the truth (end-to-end metrics)", "export_truth", None),
+        ("  the trainer subprocess", "trainer", r["peak_rss_mb_trainer"]),
+        ("bare lightgbm.train, matrix in memory", "raw_lightgbm", r["peak_rss_mb_raw"]),
     ]
-    for name, seconds, rss in rows:
-        print(f"  {name:<46} {seconds:>8.2f} {'' if rss is None else f'{rss:.1f}':>12}")
+    for name, key, rss in rows:
+        wall = r.get(f"seconds_{key}")
+        rss_text = "" if rss is None else f"{rss:.1f}"
+        print(f"  {name:<46} {'' if wall is None else f'{wall:.2f}':>8} {r[f'cpu_seconds_{key}']:>8.2f} {rss_text:>12}")
     print(
-        f"  operator / raw: {r['ratio_vs_raw_lightgbm']:.2f}x time, {r['ratio_peak_rss_vs_raw_lightgbm']:.2f}x "
-        f"peak RSS; identical trees: {r['same_model']}"
+        f"  operator / raw: {r['ratio_vs_raw_lightgbm']:.2f}x wall, {r['ratio_cpu_vs_raw_lightgbm']:.2f}x CPU, "
+        f"{r['ratio_peak_rss_vs_raw_lightgbm']:.2f}x peak RSS; identical trees: {r['same_model']}"
     )
     phases = r.get("trainer_phases") or {}
-    if phases:
-        print("  inside the trainer (s): " + ", ".join(f"{k} {v}" for k, v in phases.items()))
+    for unit, label in (("wall", "wall s"), ("cpu", "CPU s"), ("peak_rss_mb", "peak RSS MB so far")):
+        if phases.get(unit):
+            print(f"  inside the trainer ({label}): " + ", ".join(f"{k} {v}" for k, v in phases[unit].items()))
     print(json.dumps(r))
 
 
@@ -294,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per path; the fastest counts (default: %(default)s)")
     p.add_argument(
         "--threads", type=int, help="OMP_NUM_THREADS for both paths (default: unset, LightGBM uses every core)"
+    )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep the seeded world and features in DIR and reuse them on the next run (default: a temp dir)",
     )
     p.add_argument("--worker", choices=["setup", "operator", "raw"], help=argparse.SUPPRESS)
     p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)

@@ -26,6 +26,7 @@ import pandas as pd
 from airflow_ml_provider.core.metrics import lift, popularity_scores
 from airflow_ml_provider.core.spec import PipelineSpec
 from airflow_ml_provider.core.training import SEEN
+from airflow_ml_provider.core.training_data import as_days, day_range
 
 LIST = "list_id"
 ITEM = "item"
@@ -255,8 +256,7 @@ def evaluate_window(
     if truth is not None and ev.lists == "user":
         # Popularity counts every positive of the fit window, seen or not: it is what people bought.
         assert full_truth is not None
-        fit_dates = set(pd.to_datetime(fit["as_of_date"]).dt.date)
-        in_fit = pd.to_datetime(full_truth["as_of_date"]).dt.date.isin(fit_dates).to_numpy()
+        in_fit = np.isin(as_days(full_truth["as_of_date"]), np.unique(as_days(fit["as_of_date"])))
         positive = full_truth["relevance"].to_numpy(dtype=np.float64) > 0
         fit_keys = list_keys(full_truth, spec)[in_fit & positive]
         # Long enough to fill k after dropping any list's seen items.
@@ -284,11 +284,12 @@ def evaluate_window(
         if bootstrap
         else None
     )
-    test_dates = pd.to_datetime(test["as_of_date"]).dt.date
+    test_days = as_days(test["as_of_date"])
     return {
         "k": k,
         "window": "test",
-        "test_dates": [test_dates.min().isoformat(), test_dates.max().isoformat()],
+        # NaT when exclude_seen left no test row (as pandas printed an empty window's dates).
+        "test_dates": [d.isoformat() for d in day_range(test_days)] if test_days.size else ["NaT", "NaT"],
         "scope": scope,
         "baseline_name": base_name,
         # What the lists could not hold: rows inference.exclude_seen drops (none: nothing dropped).

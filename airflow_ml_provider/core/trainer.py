@@ -27,16 +27,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.dataset as pads
 
 from airflow_ml_provider.core import storage
-from airflow_ml_provider.core.encoding import check_columns, encode, fit_categories
+from airflow_ml_provider.core.encoding import encode, fit_categories
 from airflow_ml_provider.core.envelope import DataSummary, Envelope, package_versions, write_envelope
 from airflow_ml_provider.core.evaluation import evaluate_window
 from airflow_ml_provider.core.hooks import ModelHooks, load_hooks
 from airflow_ml_provider.core.profile import build_profile, numeric_profile
 from airflow_ml_provider.core.spec import PipelineSpec, parse_spec
 from airflow_ml_provider.core.spec_drift import DRIFT_TYPES
+from airflow_ml_provider.core.training_data import (
+    LABEL,
+    as_days,
+    check_training_data,
+    day_range,
+    list_sizes,
+    read_truth,
+    read_windows,
+)
 from airflow_ml_provider.exceptions import ContractError, MLProviderError
 
 log = logging.getLogger("airflow_ml_provider.trainer")
@@ -55,12 +63,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
-LABEL = "label"
 SAMPLE_ROWS = 5
-
-
-class TrainingDataError(MLProviderError):
-    """The training data cannot produce a meaningful model (checked before training)."""
 
 
 def _spec_from_uri(uri: str) -> PipelineSpec:
@@ -78,79 +81,6 @@ def _local_copy(uri: str, workdir: Path) -> Path:
     target = workdir / uri.rsplit("/", 1)[-1]
     target.write_bytes(storage.read_bytes(uri))
     return target
-
-
-def read_training_data(uri: str) -> pd.DataFrame:
-    """Read the exported Parquet (a file or a folder of files, e.g. BigQuery's sharded export)."""
-    fs, path = storage._resolve(uri)
-    try:
-        table = pads.dataset(path, filesystem=fs, format="parquet").to_table()
-    except (FileNotFoundError, OSError) as err:
-        raise TrainingDataError(f"training data {uri} cannot be read: {err}") from err
-    return table.to_pandas()
-
-
-def split_by_date(df: pd.DataFrame, validation_from: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Time-based split: rows with as_of_date >= validation_from are held out."""
-    dates = pd.to_datetime(df["as_of_date"]).dt.date
-    valid = dates >= validation_from
-    return df[~valid], df[valid]
-
-
-def split_windows(
-    df: pd.DataFrame, spec: PipelineSpec, test_from: dt.date
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Fit, early-stopping and test rows by as-of date (``spec.windows_before``); purge-gap rows are dropped."""
-    windows = spec.windows_before(test_from + dt.timedelta(days=spec.windows.validation_days - 1))
-    dates = pd.to_datetime(df["as_of_date"]).dt.date
-    parts = tuple(df[dates.isin(set(days))] for days in windows)
-    return parts[0], parts[1], parts[2]
-
-
-def read_truth(uri: str | None) -> pd.DataFrame | None:
-    """Every positive in the label horizons (as_of_date, user, item, relevance), or None without a URI."""
-    return None if uri is None else read_training_data(uri)
-
-
-def check_training_data(
-    train: pd.DataFrame, valid: pd.DataFrame, spec: PipelineSpec, uri: str, early: pd.DataFrame | None = None
-) -> None:
-    """Fail before training on data that cannot give a meaningful model."""
-    parts = [("training", train), ("test", valid)]
-    if early is not None and spec.windows.early_stopping_days:
-        parts.insert(1, ("early-stopping", early))
-    for name, part in parts:
-        if part.empty:
-            raise TrainingDataError(
-                f"{uri}: the {name} window has no rows. Build features and labels for its as-of dates "
-                "(airflow-ml features --labels) or change windows in pipeline.yaml."
-            )
-    check_columns(list(train.columns), spec.features, uri)
-    if LABEL not in train.columns:
-        raise TrainingDataError(f"{uri}: no `{LABEL}` column; the export must alias the label column as {LABEL}.")
-    if train[LABEL].isna().any():
-        raise TrainingDataError(
-            f"{uri}: {int(train[LABEL].isna().sum())} training row(s) have no label. Fix labels.sql so every "
-            f"candidate gets a `{spec.label.column}` (e.g. IFNULL(..., 0) for no interaction)."
-        )
-    classes = sorted(train[LABEL].unique().tolist())
-    if len(classes) < 2:
-        raise TrainingDataError(
-            f"{uri}: the label `{spec.label.column}` has one class only ({classes}) in the training window; "
-            "a ranker cannot learn from it. Check labels.sql and the label horizon."
-        )
-    keys = ["as_of_date", spec.entities.user, spec.entities.item]
-    dupes = sum(int(part.duplicated(keys).sum()) for _, part in parts)
-    if dupes:
-        raise TrainingDataError(
-            f"{uri}: {dupes} duplicate (as_of_date, user, item) rows; candidates must be unique per "
-            "user and date. Fix candidates.sql."
-        )
-
-
-def _groups(df: pd.DataFrame, user: str) -> np.ndarray:
-    """Ranking-list sizes, rows already sorted by (as_of_date, user)."""
-    return df.groupby(["as_of_date", user], sort=False).size().to_numpy()
 
 
 def _top_k_scores(df: pd.DataFrame, scores: np.ndarray, user: str, k: int) -> np.ndarray:
@@ -204,15 +134,12 @@ def train(
     truth_uri: str | None = None,
 ) -> Envelope:
     """Train, evaluate and write the envelope to ``model_dir``; return the envelope."""
-    import lightgbm as lgb
+    lgb = import_lightgbm()
 
     started = time.monotonic()
     phases = _Phases()
     user = spec.entities.user
-    df = read_training_data(data_uri)
-    df = df.sort_values(["as_of_date", user, spec.entities.item], kind="stable").reset_index(drop=True)
-    train_df, early_df, valid_df = split_windows(df, spec, validation_from)
-    del df  # the split frames are all we keep; memory is the limit on big windows
+    train_df, early_df, valid_df = read_windows(data_uri, spec, validation_from)
     check_training_data(train_df, valid_df, spec, data_uri, early_df)
     truth = read_truth(truth_uri)
     phases.mark("read_split_check")
@@ -221,14 +148,17 @@ def train(
     train_df = hooks.transform(train_df)
     early_df = hooks.transform(early_df) if not early_df.empty else early_df
     valid_df = hooks.transform(valid_df)
+    groups = {
+        name: list_sizes(part, user) for name, part in (("fit", train_df), ("early", early_df), ("test", valid_df))
+    }
     log.info(
         "Read %d fit rows (%d lists), %d early-stopping rows (%d lists) and %d test rows (%d lists) from %s",
         len(train_df),
-        train_df.groupby(["as_of_date", user]).ngroups,
+        groups["fit"].size,
         len(early_df),
-        early_df.groupby(["as_of_date", user]).ngroups,
+        groups["early"].size,
         len(valid_df),
-        valid_df.groupby(["as_of_date", user]).ngroups,
+        groups["test"].size,
         data_uri,
     )
 
@@ -236,10 +166,10 @@ def train(
     for skipped, why in spec.skipped_features.items():
         log.info("Feature %s skipped: %s in pipeline.yaml; it stays in the table, out of the model", skipped, why)
     categories = fit_categories(train_df, features)
-    x_train = encode(train_df, features, categories, source=f"{data_uri} (training)")
-    x_valid = encode(valid_df, features, categories, source=f"{data_uri} (test)")
+    # Column-major matrices: LightGBM reads them as they are (no copy), and filling one is a
+    # column copy, not the cache-unfriendly row-major scatter that serving's batches need.
+    x_train = encode(train_df, features, categories, source=f"{data_uri} (training)", order="F")
     early_stopping = not early_df.empty and bool(spec.model.early_stopping_rounds)
-    x_early = encode(early_df, features, categories, source=f"{data_uri} (early stopping)") if early_stopping else None
     names = [f.name for f in features]
     categorical = [f.name for f in features if f.type == "STRING"]
     params = hooks.params(
@@ -259,7 +189,7 @@ def train(
     dtrain = lgb.Dataset(
         x_train.matrix,
         y_train,
-        group=_groups(train_df, user) if ranking else None,
+        group=groups["fit"] if ranking else None,
         feature_name=names,
         categorical_feature=categorical,
         free_raw_data=True,
@@ -267,17 +197,38 @@ def train(
         # binning used LightGBM's defaults (seed, max_bin, min_data_in_leaf's pre-filter), not the contract's.
         params=params,
     )
+    # Bin the training matrix now and drop the float copy before the other windows are encoded
+    # (the test window is still encoded, and so checked, before any tree is grown).
+    dtrain.construct()
+    inf_train = x_train.inf_replaced
+    del x_train
+    # The drift profile is the last reader of the fit window's features: build it now and keep
+    # only the columns the evaluation reads (popularity, dates), so trees grow in less memory.
+    # Dates and timestamps are not binned for drift; every other declared type is.
+    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in DRIFT_TYPES}
+    keys = ("as_of_date", spec.entities.item)  # drift.per_item features: one row per item and as-of date
+    frame = train_df[[*keys, *profiled]] if spec.drift.per_item else train_df[list(profiled)]
+    feature_profile = build_profile(frame, profiled, spec.drift.per_item, keys)
+    del frame
+    train_df = train_df[["as_of_date", user, spec.entities.item, LABEL]]
+    x_early = (
+        encode(early_df, features, categories, source=f"{data_uri} (early stopping)", order="F")
+        if early_stopping
+        else None
+    )
+    x_valid = encode(valid_df, features, categories, source=f"{data_uri} (test)", order="F")
     # The early-stopping slice picks the iteration; the test window is never shown to training.
     valid_sets = (
-        [lgb.Dataset(x_early.matrix, y_early, group=_groups(early_df, user) if ranking else None, reference=dtrain)]
+        [lgb.Dataset(x_early.matrix, y_early, group=groups["early"] if ranking else None, reference=dtrain)]
         if x_early is not None
         else []
     )
-    # Bin the training matrix now and drop the float copy before the trees are grown.
-    dtrain.construct()
+    # Nothing reads the early-stopping rows again but their count and dates; LightGBM frees its
+    # copy of the matrix once it has binned it.
+    early_rows, early_days = len(early_df), as_days(early_df["as_of_date"])
+    del x_early, early_df
     phases.mark("transform_encode_bin")
-    inf_replaced = {**x_train.inf_replaced, **{f"test.{k}": v for k, v in x_valid.inf_replaced.items()}}
-    del x_train
+    inf_replaced = {**inf_train, **{f"test.{k}": v for k, v in x_valid.inf_replaced.items()}}
     callbacks: list[Callable[..., Any]] = [lgb.log_evaluation(period=25)]
     if valid_sets and spec.model.early_stopping_rounds:
         callbacks.append(lgb.early_stopping(spec.model.early_stopping_rounds, verbose=False))
@@ -300,7 +251,9 @@ def train(
     )
     best = int(booster.best_iteration or booster.current_iteration())
     phases.mark("train")
+    del dtrain, valid_sets  # the booster keeps the trees, not the binned data
     scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
+    del x_valid
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
     metrics = evaluate_window(valid_df, scores, train_df, truth, spec, catalog)
     metrics["champion"] = (
@@ -326,12 +279,8 @@ def train(
         log.info("Candidate recall on the test window: %.4f", metrics["candidate_recall"])
     phases.mark("test_metrics")
 
-    # Dates and timestamps are not binned for drift; every other declared type is.
-    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in DRIFT_TYPES}
-    keys = ("as_of_date", spec.entities.item)  # drift.per_item features: one row per item and as-of date
-    frame = train_df[[*keys, *profiled]] if spec.drift.per_item else train_df[list(profiled)]
     profile = {
-        "features": build_profile(frame, profiled, spec.drift.per_item, keys),
+        "features": feature_profile,
         "score": numeric_profile(scores),
         # What batch inference keeps: prediction drift compares recommendations.score with this.
         "score_topk": numeric_profile(_top_k_scores(valid_df, scores, user, spec.evaluation.k)),
@@ -341,8 +290,6 @@ def train(
         "input": json.loads(sample_rows[[user, spec.entities.item, *names]].to_json(orient="records")),
         "output": [float(s) for s in scores[:SAMPLE_ROWS]],
     }
-    tdates, vdates = pd.to_datetime(train_df["as_of_date"]).dt.date, pd.to_datetime(valid_df["as_of_date"]).dt.date
-    edates = pd.to_datetime(early_df["as_of_date"]).dt.date
     envelope = Envelope(
         name=name,
         version=version,
@@ -359,12 +306,12 @@ def train(
             uri=data_uri,
             train_rows=len(train_df),
             validation_rows=len(valid_df),
-            train_lists=int(_groups(train_df, user).size),
-            validation_lists=int(_groups(valid_df, user).size),
-            train_dates=(tdates.min(), tdates.max()),
-            validation_dates=(vdates.min(), vdates.max()),
-            early_stopping_rows=len(early_df),
-            early_stopping_dates=(edates.min(), edates.max()) if len(edates) else None,
+            train_lists=int(groups["fit"].size),
+            validation_lists=int(groups["test"].size),
+            train_dates=day_range(as_days(train_df["as_of_date"])),
+            validation_dates=day_range(as_days(valid_df["as_of_date"])),
+            early_stopping_rows=early_rows,
+            early_stopping_dates=day_range(early_days) if early_days.size else None,
             inf_replaced=inf_replaced,
         ),
         metrics=metrics,
@@ -379,8 +326,28 @@ def train(
     phases.mark("profile_envelope")
     log.info("Wrote %s %s to %s in %.1fs", name, version, model_dir, time.monotonic() - started)
     # One machine-readable line: where a training run's time goes (bench/training.py reads it).
-    log.info("Trainer phases: %s", json.dumps({**phases.seconds, "rounds": booster.current_iteration(), "best": best}))
+    log.info("Trainer phases: %s", phases.summary(rounds=booster.current_iteration(), best=best))
     return envelope
+
+
+def import_lightgbm() -> Any:
+    """Import LightGBM without scikit-learn.
+
+    LightGBM imports scikit-learn (and with it SciPy's stats) when it is installed, only for its
+    sklearn-style estimators, which the trainer does not use: about 1 s of CPU and 65 MB of
+    memory per training run. Hide it during the import; a model.py that imports scikit-learn
+    itself still gets it (it is loaded before this, or imports it normally afterwards).
+    """
+    if "lightgbm" in sys.modules or "sklearn" in sys.modules:
+        import lightgbm
+
+        return lightgbm
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # makes `import sklearn` raise ImportError
+    try:
+        import lightgbm
+    finally:
+        del sys.modules["sklearn"]
+    return lightgbm
 
 
 def gain_importance(booster: Any, iteration: int) -> dict[str, float]:
@@ -390,16 +357,48 @@ def gain_importance(booster: Any, iteration: int) -> dict[str, float]:
 
 
 class _Phases:
-    """Wall seconds per named phase, each from the previous mark."""
+    """Wall and CPU seconds (this process, every thread) per named phase, each from the previous mark.
+
+    ``cpu["before"]`` is the CPU the process spent before training began: when it runs as the
+    entrypoint, the interpreter, the imports, the contract and model.py.
+    """
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.monotonic()
+        self.wall: dict[str, float] = {}
+        self._last, self._last_cpu = time.monotonic(), time.process_time()
+        self.cpu: dict[str, float] = {"before": round(self._last_cpu, 3)}
+        self.peak_rss_mb: dict[str, float] = {"before": _peak_rss_mb()}
 
     def mark(self, name: str) -> None:
-        now = time.monotonic()
-        self.seconds[name] = round(now - self._last, 3)
-        self._last = now
+        now, cpu = time.monotonic(), time.process_time()
+        self.wall[name], self.cpu[name] = round(now - self._last, 3), round(cpu - self._last_cpu, 3)
+        self.peak_rss_mb[name] = _peak_rss_mb()  # the process's peak so far: where it grew is where it was set
+        self._last, self._last_cpu = now, cpu
+
+    def summary(self, **extra: int) -> str:
+        """One JSON line: bench/training.py reads it."""
+        return json.dumps({"wall": self.wall, "cpu": self.cpu, "peak_rss_mb": self.peak_rss_mb, **extra})
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far in MB (0 where the OS cannot tell).
+
+    Linux: VmHWM, which starts afresh at exec; ``ru_maxrss`` would report the parent's
+    resident memory at fork (e.g. an Airflow worker's) as the trainer's own.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 0.0
+    scale = 1 / 2**20 if sys.platform == "darwin" else 1 / 2**10  # macOS reports bytes, Linux KiB
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1)
 
 
 def _route_lightgbm_logs() -> None:

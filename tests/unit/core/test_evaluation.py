@@ -21,7 +21,7 @@ from airflow_ml_provider.core.evaluation import (
     top_k,
 )
 from airflow_ml_provider.core.spec import PipelineSpec, load_spec
-from airflow_ml_provider.core.trainer import split_windows
+from airflow_ml_provider.core.training_data import split_windows
 from tests.paths import PIPELINE
 
 SPEC = load_spec(PIPELINE)
