@@ -91,8 +91,13 @@ airflow: install airflow-db ## start Airflow (standalone) on the embedded defaul
 	@echo "    ML pages: Browse > Models, Drift, Recommendations (or http://localhost:$(AIRFLOW_PORT)/ml/models)"
 	AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin $(BIN)/airflow standalone
 
-test: install system-deps ## run the test suite (unit, integration with DuckDB and Airflow; system tests skip without GCP)
-	$(BIN)/pytest
+# The real-Airflow e2e tests run alone (one cluster, timing-sensitive faults); the rest runs on
+# two xdist workers, which CI's two cores keep busy (tests spawn Airflow and trainer processes).
+TEST_WORKERS ?= 2
+
+test: install system-deps ## run the test suite: e2e on a real Airflow, then unit and integration on $(TEST_WORKERS) workers (system tests skip without GCP)
+	$(BIN)/pytest tests/e2e
+	$(BIN)/pytest -n $(TEST_WORKERS) --ignore=tests/e2e
 
 e2e: install system-deps ## only the real-Airflow tests (PostgreSQL + CeleryExecutor + Redis): pipeline, 7-day backfill, SIGKILL faults, worker crash, UI
 	$(BIN)/pytest tests/e2e

@@ -1,9 +1,9 @@
 """Fixtures for the real-Airflow e2e tests; the harness itself is ``tests/e2e/cluster.py``.
 
-``airflow_cluster`` is a factory: ``airflow_cluster(components=("api-server",), env={...})``
-starts an ``AirflowCluster`` in a fresh temp home and stops it when the test ends, then
-asserts that no process of the cluster is left. Module-scoped worlds build on
-``start_cluster`` directly (see test_pipeline.py).
+One cluster serves the whole session: ``recsys`` (below) starts PostgreSQL, Redis and every
+Airflow component once, and its teardown (``stop_and_check``) asserts that stopping leaves
+no Airflow, PostgreSQL or Redis process and no PostgreSQL data directory behind, and that
+the API no longer answers; a leftover fails the run as a teardown error.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import datetime as dt
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e import backing
-from tests.e2e.cluster import COMPONENTS, AirflowCluster
+from tests.e2e.cluster import AirflowCluster, still_alive
 
 #: The test-only cluster policy (tests/e2e/airflow_local_settings.py): a calendar that
 #: ends in spring 2026 (no run for the machine's "today"), one quick retry, fast sensors.
@@ -38,28 +39,15 @@ def skip_without_the_layout() -> None:
 
 
 def stop_and_check(cluster: AirflowCluster) -> None:
+    """Stop the cluster, then assert that nothing of it is left: processes, data directory, API."""
+    pids = cluster.alive()
+    pg_dir = cluster.postgres.dir
     cluster.stop()
-    left = cluster.alive()
-    assert left == [], f"processes of the Airflow cluster still alive after teardown: {left}"
-
-
-@pytest.fixture
-def airflow_cluster(tmp_path: Path) -> Iterator[Callable[..., AirflowCluster]]:
-    skip_without_the_layout()
-    started: list[AirflowCluster] = []
-
-    def start(
-        components: tuple[str, ...] = COMPONENTS, env: Mapping[str, str] | None = None, **kwargs
-    ) -> AirflowCluster:
-        cluster = AirflowCluster(
-            tmp_path / f"cluster{len(started)}", components, {**FAST_POLICY, **(env or {})}, **kwargs
-        )
-        started.append(cluster)
-        return cluster.start()
-
-    yield start
-    for cluster in started:
-        stop_and_check(cluster)
+    assert cluster.alive() == [], f"processes of the Airflow cluster still alive after teardown: {cluster.alive()}"
+    assert still_alive(pids) == [], f"processes gone from the cluster's sessions but still running: {still_alive(pids)}"
+    assert pg_dir is None or not pg_dir.exists(), f"the throwaway PostgreSQL cluster {pg_dir} was not deleted"
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{cluster.url}/api/v2/version", timeout=2)
 
 
 # --- the recsys world: one real Airflow for the pipeline, backfill and fault tests -----------
