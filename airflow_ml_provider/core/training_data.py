@@ -35,10 +35,13 @@ def _dataset(uri: str) -> pads.Dataset:
         raise TrainingDataError(f"training data {uri} cannot be read: {err}") from err
 
 
-def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
-    """Read the exported Parquet (a file or a folder of files, e.g. BigQuery's sharded export) as Arrow."""
+def read_table(uri: str, columns: list[str] | None = None, dataset: pads.Dataset | None = None) -> pa.Table:
+    """Read the exported Parquet (a file or a folder of files, e.g. BigQuery's sharded export) as Arrow.
+
+    ``dataset``: the export already opened, so that reading it column by column lists its files once.
+    """
     try:
-        return _dataset(uri).to_table(columns=columns)
+        return (dataset or _dataset(uri)).to_table(columns=columns)
     except (FileNotFoundError, OSError) as err:
         raise TrainingDataError(f"training data {uri} cannot be read: {err}") from err
 
@@ -91,12 +94,13 @@ def read_windows(uri: str, spec: PipelineSpec, test_from: dt.date) -> tuple[pd.D
     one column at a time (read, put in order, converted), so the export is never held whole as
     Arrow, nor as a frame and a sorted copy of it: about one copy of the kept rows.
     """
-    names = _dataset(uri).schema.names
+    dataset = _dataset(uri)
+    names = dataset.schema.names
     if "as_of_date" not in names:
         raise TrainingDataError(f"{uri}: no `as_of_date` column; the export must select f.as_of_date.")
     user, item = spec.entities.user, spec.entities.item
     keyed = {user, item} <= set(names)
-    key_table = read_table(uri, ["as_of_date", *([user, item] if keyed else [])])
+    key_table = read_table(uri, ["as_of_date", *([user, item] if keyed else [])], dataset)
     days = as_days(key_table["as_of_date"])
     keys = (
         pd.DataFrame({"d": days, "u": key_table[user].to_pandas(), "i": key_table[item].to_pandas()}) if keyed else None
@@ -112,7 +116,7 @@ def read_windows(uri: str, spec: PipelineSpec, test_from: dt.date) -> tuple[pd.D
     take = pa.array(np.concatenate(rows))
     columns: dict[str, pd.Series] = {}
     for name in names:
-        column = read_table(uri, [name])[name].take(take).to_pandas()
+        column = read_table(uri, [name], dataset)[name].take(take).to_pandas()
         if isinstance(column.dtype, np.dtype) and not column.to_numpy().flags.writeable:
             column = column.copy()  # a view of Arrow's read-only buffer; model.py may edit values in place
         columns[name] = column
