@@ -2,7 +2,7 @@
 
 Memory depends on the output (users x k), never on the candidate count: each Arrow record
 batch is encoded, scored and reduced to its own top-k, with at most two batches in flight
-(LightGBM predicts one on a helper thread while the next is read and encoded), and the
+(one is predicted and reduced on a helper thread while the next is read and encoded), and the
 running top-k is compacted as it grows. Ties are broken by item id, so a rerun gives the
 same lists. NaN/inf handling is the encoding policy of ``core/encoding.py`` (inf and nulls
 are missing values; nulls in a non-nullable feature fail the run).
@@ -79,14 +79,26 @@ def check_feature_table(columns: Iterable[str], envelope: Envelope, keys: tuple[
 
 
 def check_unique_pairs(best: pa.Table, keys: tuple[str, str], source: str) -> None:
-    """A (user, item) pair listed twice means the candidates were not unique; never write such lists."""
-    pairs = best.group_by(["user_id", "item_id"]).aggregate([([], "count_all")])
-    dupes = pairs.filter(pc.greater(pairs["count_all"], 1))
-    if dupes.num_rows:
-        first = dupes.slice(0, 1).to_pylist()[0]
+    """A (user, item) pair listed twice means the candidates were not unique; never write such lists.
+
+    The pairs become one int64 each (dictionary codes of user and item) and are sorted: several
+    times cheaper than hashing two string columns in a group-by on millions of listed rows.
+    """
+    if best.num_rows < 2:
+        return
+    users = pc.dictionary_encode(best["user_id"]).combine_chunks()
+    items = pc.dictionary_encode(best["item_id"]).combine_chunks()
+    pairs = users.indices.to_numpy().astype(np.int64) * len(items.dictionary) + items.indices.to_numpy()
+    order = np.argsort(pairs, kind="stable")
+    ordered = pairs[order]
+    repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if repeated.size:
+        first = int(order[repeated[0]])
+        user, item = best["user_id"][first].as_py(), best["item_id"][first].as_py()
+        pairs_listed_twice = len(np.unique(ordered[repeated]))
         raise FeatureDataError(
-            f"{source}: {dupes.num_rows} duplicate ({keys[0]}, {keys[1]}) candidate pair(s) reached the top-k "
-            f"lists (e.g. {first['user_id']!r}, {first['item_id']!r}); the recommendations partition was left as "
+            f"{source}: {pairs_listed_twice} duplicate ({keys[0]}, {keys[1]}) candidate pair(s) reached the top-k "
+            f"lists (e.g. {user!r}, {item!r}); the recommendations partition was left as "
             f"it was. Make the candidate and feature SQL return one row per ({keys[0]}, {keys[1]}) and date."
         )
 
@@ -164,7 +176,10 @@ class TopK:
 
     def add(self, users: pa.Array, items: pa.Array, scores: np.ndarray) -> None:
         """Fold one scored batch in."""
-        part = top_k(users, items, scores, self.k)
+        self.add_best(top_k(users, items, scores, self.k))
+
+    def add_best(self, part: pa.Table) -> None:
+        """Fold in one batch already reduced by ``top_k`` (as the scoring thread does)."""
         self._parts.append(part.drop_columns(["rank"]))
         self._rows += part.num_rows
         if self._rows > max(2 * self._compacted, 1_000_000):
@@ -231,21 +246,22 @@ def score_batches(
 ) -> tuple[pa.Table, ScoringStats]:
     """Score every batch and return the top-k table and the stats; no rows is an error.
 
-    LightGBM predicts batch i on a helper thread (it releases the GIL) while this thread
-    folds batch i-1 into the top-k and reads and encodes batch i+1. At most two batches
-    are in flight, so memory stays bounded, and they are folded in reading order, so the
-    result is the same as scoring one batch after the other.
+    A helper thread predicts batch i and reduces it to its own top-k (LightGBM, the compiled
+    trees and Arrow's sort release the GIL) while this thread reads, transforms and encodes
+    batch i+1 and folds batch i-1's lists into the running top-k. At most two batches are
+    in flight, so memory stays bounded, and they are folded in reading order, so the result
+    is the same as scoring one batch after the other.
     """
     stats, best = ScoringStats(), TopK(k)
     started = last_log = time.monotonic()
     iterator = iter(batches)
-    pending: tuple[Future[np.ndarray], pa.Array, pa.Array] | None = None
+    pending: Future[pa.Table] | None = None
 
-    def fold(job: tuple[Future[np.ndarray], pa.Array, pa.Array]) -> None:
-        future, users, items = job
-        best.add(users, items, np.asarray(future.result(), dtype=np.float64))
+    def predict_top_k(matrix: np.ndarray, users: pa.Array, items: pa.Array) -> pa.Table:
+        scores = np.asarray(booster.predict(matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
+        return top_k(users, items, scores, k)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightgbm-predict") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-top-k") as pool:
         while True:
             t0 = time.monotonic()
             batch = next(iterator, None)
@@ -262,10 +278,10 @@ def score_batches(
             del frame  # the pandas copy of the batch: the next one is converted while this one is predicted
             for name, count in encoded.inf_replaced.items():
                 stats.inf_replaced[name] = stats.inf_replaced.get(name, 0) + count
-            future = pool.submit(booster.predict, encoded.matrix, num_iteration=envelope.best_iteration)
+            future = pool.submit(predict_top_k, encoded.matrix, batch.column(keys[0]), batch.column(keys[1]))
             if pending is not None:
-                fold(pending)
-            pending = (future, batch.column(keys[0]), batch.column(keys[1]))
+                best.add_best(pending.result())
+            pending = future
             stats.seconds_score += time.monotonic() - t0
             stats.rows += batch.num_rows
             stats.batches += 1
@@ -275,7 +291,7 @@ def score_batches(
                 last_log = now
         if pending is not None:
             t0 = time.monotonic()
-            fold(pending)
+            best.add_best(pending.result())
             stats.seconds_score += time.monotonic() - t0
     if stats.rows == 0:
         raise EmptyResultError(

@@ -1,0 +1,89 @@
+"""core/scoring.py with a real LightGBM model: streamed top-k equals one-shot top-k, duplicate pairs refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from airflow_ml_provider.core.encoding import FeatureDataError, encode
+from airflow_ml_provider.core.hooks import DEFAULT_HOOKS
+from airflow_ml_provider.core.scoring import check_unique_pairs, score_batches, top_k
+from airflow_ml_provider.core.spec import FeatureColumn
+
+lgb = pytest.importorskip("lightgbm")
+
+FEATURES = [FeatureColumn(name="x", type="FLOAT64"), FeatureColumn(name="c", type="STRING")]
+CATEGORIES = {"c": ["a", "b", "c"]}
+
+
+class _Envelope:
+    """The three envelope fields score_batches reads (a full Envelope needs a trained model folder)."""
+
+    name, version, best_iteration = "m", "1", 0
+    features, categories = FEATURES, CATEGORIES
+
+    def feature_names(self) -> list[str]:
+        return [f.name for f in FEATURES]
+
+
+def _candidates(users: int, per_user: int, seed: int) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    n = users * per_user
+    order = rng.permutation(n)  # users' rows spread over every batch, not clustered
+    return pa.table(
+        {
+            "user_id": pa.array([f"u{i // per_user:04d}" for i in order]),
+            "item_id": pa.array([f"i{(i * 7919) % 997:04d}" for i in order]),
+            "x": pa.array(np.round(rng.normal(size=n), 1)),  # coarse: exact score ties occur
+            "c": pa.array(rng.choice(["a", "b", "c"], n)),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def booster():
+    table = _candidates(200, 20, seed=1)
+    matrix = encode(table.to_pandas(), FEATURES, CATEGORIES).matrix
+    label = (matrix[:, 0] + (matrix[:, 1] == 2) > 0.5).astype(float)
+    order = np.argsort(table["user_id"].to_numpy(zero_copy_only=False), kind="stable")
+    data = lgb.Dataset(matrix[order], label[order], group=[20] * 200, categorical_feature=[1])
+    params = {"objective": "lambdarank", "num_leaves": 7, "min_data_in_leaf": 5, "verbose": -1, "num_threads": 1}
+    return lgb.train(params, data, num_boost_round=5)
+
+
+@pytest.mark.parametrize("batch_rows", [37, 1000, 10_000])
+def test_streamed_lists_equal_one_shot_top_k_whatever_the_batching(booster, batch_rows):
+    table = _candidates(300, 25, seed=2)
+    matrix = encode(table.to_pandas(), FEATURES, CATEGORIES).matrix
+    expected = top_k(table["user_id"], table["item_id"], booster.predict(matrix), 4)
+    got, stats = score_batches(table.to_batches(max_chunksize=batch_rows), booster, _Envelope(), DEFAULT_HOOKS, 4)
+    assert stats.rows == table.num_rows and stats.batches == -(-table.num_rows // batch_rows)
+    assert got.sort_by([("user_id", "ascending"), ("rank", "ascending")]).equals(
+        expected.sort_by([("user_id", "ascending"), ("rank", "ascending")])
+    )
+
+
+def test_a_pair_listed_twice_is_refused_even_when_its_two_rows_score_differently():
+    lists = pa.table(
+        {
+            "user_id": ["u1", "u1", "u2", "u1", "u2", "u3"],
+            "item_id": ["a", "b", "a", "c", "b", "a"],
+            "score": [0.9, 0.5, 0.4, 0.3, 0.2, 0.1],
+        }
+    )
+    check_unique_pairs(lists, ("user_id", "item_id"), "x")  # same item for other users, same user other items
+    twice = pa.concat_tables([lists, lists.slice(1, 1).set_column(2, "score", pa.array([0.01]))])
+    with pytest.raises(FeatureDataError, match=r"x: 1 duplicate \(user_id, item_id\) candidate pair\(s\).*'u1', 'b'"):
+        check_unique_pairs(twice, ("user_id", "item_id"), "x")
+    thrice = pa.concat_tables([twice, lists.slice(1, 1), lists.slice(5, 1)])
+    with pytest.raises(FeatureDataError, match=r"x: 2 duplicate"):
+        check_unique_pairs(thrice, ("user_id", "item_id"), "x")
+
+
+def test_no_candidates_is_an_error_that_names_the_source(booster):
+    empty = pd.DataFrame({"user_id": [], "item_id": [], "x": [], "c": []}).astype({"c": "string", "x": float})
+    batches = pa.Table.from_pandas(empty, preserve_index=False).to_batches()
+    with pytest.raises(Exception, match="features partition: no candidate rows to score"):
+        score_batches(batches, booster, _Envelope(), DEFAULT_HOOKS, 3, source="features partition")
