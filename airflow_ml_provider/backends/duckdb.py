@@ -1,10 +1,10 @@
 """The embedded warehouse: one DuckDB file, GoogleSQL transpiled by sqlglot.
 
-DuckDB allows one process at a time to open a file for writing, and Airflow runs tasks
-in parallel processes. So every operation opens a short-lived connection under an
-inter-process file lock, retries until ``lock_timeout`` and then raises
-``WarehouseLockedError`` (retryable). A partition write is one DuckDB transaction:
-a killed process leaves the previous partition as it was.
+DuckDB allows one process at a time to open a file for writing, or many to read it, and
+Airflow runs tasks in parallel processes. So every operation opens a short-lived connection
+under an inter-process file lock (shared to read, exclusive to write: ``file_lock``), retries
+until ``lock_timeout`` and then raises ``WarehouseLockedError`` (retryable). A partition
+write is one DuckDB transaction: a killed process leaves the previous partition as it was.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import duckdb.func
 import pyarrow as pa
-from filelock import FileLock, Timeout
 
+from airflow_ml_provider.backends import file_lock
 from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier
 from airflow_ml_provider.core.shards import STAGING_PREFIX, fingerprint64
 from airflow_ml_provider.core.sql import bind_params, partition_select, to_duckdb
@@ -86,18 +86,17 @@ class DuckDBWarehouse(Warehouse):
 
     @contextlib.contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection held under the inter-process lock.
+        """A short-lived connection held under the inter-process lock (shared when ``read_only``).
 
         Read-only callers do not create the file; they get an in-memory database with
         the same schema when it does not exist yet, so a reader never fails on a
         missing or busy warehouse before the bound.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(f"{self.path}.lock")
         deadline = time.monotonic() + self.lock_timeout
         try:
-            lock.acquire(timeout=self.lock_timeout)
-        except Timeout as err:
+            lock = file_lock.acquire(f"{self.path}.lock", shared=read_only, timeout=self.lock_timeout)
+        except file_lock.LockTimeout as err:
             raise self._locked_error() from err
         try:
             con = self._open(read_only, deadline)
