@@ -2,7 +2,7 @@
 
 Memory depends on the output (users x k), never on the candidate count: each Arrow record
 batch is encoded, scored and reduced to its own top-k, with at most two batches in flight
-(one is predicted and reduced on a helper thread while the next is read and encoded), and the
+(one is predicted and one reduced on helper threads while the next is read and encoded), and the
 running top-k is compacted as it grows. Ties are broken by item id, so a rerun gives the
 same lists. NaN/inf handling is the encoding policy of ``core/encoding.py`` (inf and nulls
 are missing values; nulls in a non-nullable feature fail the run).
@@ -246,22 +246,26 @@ def score_batches(
 ) -> tuple[pa.Table, ScoringStats]:
     """Score every batch and return the top-k table and the stats; no rows is an error.
 
-    A helper thread predicts batch i and reduces it to its own top-k (LightGBM, the compiled
-    trees and Arrow's sort release the GIL) while this thread reads, transforms and encodes
-    batch i+1 and folds batch i-1's lists into the running top-k. At most two batches are
-    in flight, so memory stays bounded, and they are folded in reading order, so the result
-    is the same as scoring one batch after the other.
+    Three stages overlap (LightGBM, the compiled trees and Arrow's sort release the GIL): this
+    thread reads, transforms and encodes batch i+1 and folds finished lists into the running
+    top-k, one helper thread predicts batch i, another reduces batch i-1 to its own top-k. So
+    whichever stage is slowest (LightGBM's predict; reading and encoding when the trees are
+    compiled) sets the pace. At most two encoded batches wait or are predicted at a time, so
+    memory stays bounded, and lists are folded in reading order, so the result is the same
+    as scoring one batch after the other.
     """
     stats, best = ScoringStats(), TopK(k)
     started = last_log = time.monotonic()
     iterator = iter(batches)
     pending: Future[pa.Table] | None = None
 
-    def predict_top_k(matrix: np.ndarray, users: pa.Array, items: pa.Array) -> pa.Table:
-        scores = np.asarray(booster.predict(matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
-        return top_k(users, items, scores, k)
+    def reduce(scores: Future[np.ndarray], users: pa.Array, items: pa.Array) -> pa.Table:
+        return top_k(users, items, np.asarray(scores.result(), dtype=np.float64), k)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-top-k") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") as predicting,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="top-k") as reducing,
+    ):
         while True:
             t0 = time.monotonic()
             batch = next(iterator, None)
@@ -278,7 +282,8 @@ def score_batches(
             del frame  # the pandas copy of the batch: the next one is converted while this one is predicted
             for name, count in encoded.inf_replaced.items():
                 stats.inf_replaced[name] = stats.inf_replaced.get(name, 0) + count
-            future = pool.submit(predict_top_k, encoded.matrix, batch.column(keys[0]), batch.column(keys[1]))
+            scores = predicting.submit(booster.predict, encoded.matrix, num_iteration=envelope.best_iteration)
+            future = reducing.submit(reduce, scores, batch.column(keys[0]), batch.column(keys[1]))
             if pending is not None:
                 best.add_best(pending.result())
             pending = future

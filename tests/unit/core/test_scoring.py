@@ -87,3 +87,20 @@ def test_no_candidates_is_an_error_that_names_the_source(booster):
     batches = pa.Table.from_pandas(empty, preserve_index=False).to_batches()
     with pytest.raises(Exception, match="features partition: no candidate rows to score"):
         score_batches(batches, booster, _Envelope(), DEFAULT_HOOKS, 3, source="features partition")
+
+
+def test_an_error_on_the_predict_thread_reaches_the_caller(booster):
+    class Failing:
+        """LightGBM failing on the third batch (a stand-in: a real booster cannot be made to fail mid-run)."""
+
+        calls = 0
+
+        def predict(self, matrix, num_iteration=None):
+            Failing.calls += 1
+            if Failing.calls == 3:
+                raise RuntimeError("predict failed on batch 3")
+            return booster.predict(matrix)
+
+    table = _candidates(100, 10, seed=3)
+    with pytest.raises(RuntimeError, match="predict failed on batch 3"):
+        score_batches(table.to_batches(max_chunksize=100), Failing(), _Envelope(), DEFAULT_HOOKS, 3)
