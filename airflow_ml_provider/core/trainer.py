@@ -29,10 +29,11 @@ import numpy as np
 import pandas as pd
 
 from airflow_ml_provider.core import storage
-from airflow_ml_provider.core.encoding import encode, fit_categories
+from airflow_ml_provider.core.encoding import encode, encode_consuming, fit_categories
 from airflow_ml_provider.core.envelope import DataSummary, Envelope, package_versions, write_envelope
 from airflow_ml_provider.core.evaluation import evaluate_window
 from airflow_ml_provider.core.hooks import ModelHooks, load_hooks
+from airflow_ml_provider.core.memory import release_free_memory
 from airflow_ml_provider.core.profile import build_profile, numeric_profile
 from airflow_ml_provider.core.spec import PipelineSpec, parse_spec
 from airflow_ml_provider.core.spec_drift import DRIFT_TYPES
@@ -155,6 +156,7 @@ def train(
     early_stopping = bool(spec.model.early_stopping_rounds) and spec.windows.early_stopping_days > 0
     plan = plan_windows(data_uri, spec, validation_from, early=early_stopping)
     check_windows(plan, spec)
+    release_free_memory()  # the key columns and their sort: freed, but kept by the allocators
     # One window is a frame at a time where it can be: the fit window is read, encoded and binned,
     # and its feature columns freed, before the test window is read (the peak is one window, not three).
     train_df = read_window(plan, FIT)
@@ -168,9 +170,18 @@ def train(
     for skipped, why in spec.skipped_features.items():
         log.info("Feature %s skipped: %s in pipeline.yaml; it stays in the table, out of the model", skipped, why)
     categories = fit_categories(train_df, features)
+    # The drift profile is the last reader of the fit window's features besides encoding.
+    # Dates and timestamps are not binned for drift; every other declared type is.
+    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in DRIFT_TYPES}
+    keys = ("as_of_date", spec.entities.item)  # drift.per_item features: one row per item and as-of date
+    frame = train_df[[*keys, *profiled]] if spec.drift.per_item else train_df[list(profiled)]
+    feature_profile = build_profile(frame, profiled, spec.drift.per_item, keys)
+    del frame
     # Column-major matrices: LightGBM reads them as they are (no copy), and filling one is a
-    # column copy, not the cache-unfriendly row-major scatter that serving's batches need.
-    x_train = encode(train_df, features, categories, source=f"{data_uri} (training)", order="F")
+    # column copy, not the cache-unfriendly row-major scatter that serving's batches need. Each
+    # feature column leaves the frame once copied: the frame and the matrix are never both whole.
+    kept = {"as_of_date", user, spec.entities.item, LABEL}
+    x_train = encode_consuming(train_df, features, categories, f"{data_uri} (training)", kept)
     names = [f.name for f in features]
     categorical = [f.name for f in features if f.type == "STRING"]
     params = hooks.params(
@@ -199,14 +210,8 @@ def train(
     dtrain.construct()
     inf_train = x_train.inf_replaced
     del x_train
-    # The drift profile is the last reader of the fit window's features: build it now and keep
-    # only the columns the evaluation reads (popularity, dates), so trees grow in less memory.
-    # Dates and timestamps are not binned for drift; every other declared type is.
-    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in DRIFT_TYPES}
-    keys = ("as_of_date", spec.entities.item)  # drift.per_item features: one row per item and as-of date
-    frame = train_df[[*keys, *profiled]] if spec.drift.per_item else train_df[list(profiled)]
-    feature_profile = build_profile(frame, profiled, spec.drift.per_item, keys)
-    del frame
+    release_free_memory()
+    # Only the columns the evaluation reads (popularity, dates) stay, so trees grow in less memory.
     train_df = train_df[["as_of_date", user, spec.entities.item, LABEL]]
     # The early-stopping slice picks the iteration; the test window is never shown to training.
     valid_sets = []
@@ -230,12 +235,15 @@ def train(
         # Nothing reads the early-stopping rows again but their count and dates.
         early_rows, early_days = len(early_df), as_days(early_df["as_of_date"])
         del x_early, early_df
+        release_free_memory()
     valid_df = read_window(plan, TEST)
-    # pandas copy-on-write: a transform that edits columns never touches valid_raw.
-    valid_raw = valid_df if champion_dir else None
+    # A shallow copy under pandas copy-on-write: a transform that edits columns in place never
+    # touches valid_raw (the same object would have been edited with it).
+    valid_raw = valid_df.copy(deep=False) if champion_dir else None
     valid_df = hooks.transform(valid_df)
     groups["test"] = list_sizes(valid_df, user)
     x_valid = encode(valid_df, features, categories, source=f"{data_uri} (test)", order="F")
+    release_free_memory()
     log.info(
         "Read %d fit rows (%d lists), %d early-stopping rows (%d lists) and %d test rows (%d lists) from %s",
         len(train_df),
@@ -278,6 +286,7 @@ def train(
     del dtrain, valid_sets  # the booster keeps the trees, not the binned data
     scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
     del x_valid
+    release_free_memory()  # the binned data and the test matrix, before the metrics build their frames
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
     metrics = evaluate_window(valid_df, scores, train_df, truth, spec, catalog)
     metrics["champion"] = (

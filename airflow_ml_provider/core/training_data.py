@@ -101,8 +101,6 @@ class WindowRows:
     windows: tuple[list[dt.date], list[dt.date], list[dt.date]]
     #: Per window: positions in the export (in the file order a scan returns), sorted by list.
     rows: tuple[np.ndarray, np.ndarray, np.ndarray]
-    #: Per window: the positions of every export row whose as-of date is in the window, ascending.
-    dated: tuple[np.ndarray, np.ndarray, np.ndarray]
     #: Per window: rows whose (as_of_date, user, item) repeats the row before it.
     duplicates: tuple[int, int, int]
 
@@ -127,13 +125,12 @@ def plan_windows(uri: str, spec: PipelineSpec, test_from: dt.date, *, early: boo
     windows = window_days(spec, test_from)
     if not early:
         windows = (windows[0], [], windows[2])
-    rows, dated, dupes = [], [], []
+    rows, dupes = [], []
     for window in windows:
         inside = np.flatnonzero(_in(days, window))
         # A stable sort, as sort_lists: the same order as sorting the whole frame.
         ordered = keys.iloc[inside].sort_values(["d", "u", "i"], kind="stable")
         rows.append(ordered.index.to_numpy())
-        dated.append(inside)
         dupes.append(int(ordered.duplicated().sum()))
     return WindowRows(
         uri,
@@ -141,7 +138,6 @@ def plan_windows(uri: str, spec: PipelineSpec, test_from: dt.date, *, early: boo
         (user, item),
         windows,
         (rows[0], rows[1], rows[2]),
-        (dated[0], dated[1], dated[2]),
         (dupes[0], dupes[1], dupes[2]),
     )
 
@@ -149,26 +145,23 @@ def plan_windows(uri: str, spec: PipelineSpec, test_from: dt.date, *, early: boo
 def read_window(plan: WindowRows, index: int) -> pd.DataFrame:
     """One window's rows (0 fit, 1 early stopping, 2 test) as a frame in list order, built one column at a time.
 
-    Only the row groups holding the window's dates are decoded (Parquet statistics), and only
-    one window is ever a frame at a time unless the caller keeps several: the trainer reads the
-    test window after the fit window is binned.
+    Only the Parquet row groups holding the window's rows are decoded, and only one window is
+    ever a frame at a time unless the caller keeps several: the trainer reads the test window
+    after the fit window is binned.
     """
-    rows, dated, window = plan.rows[index], plan.dated[index], plan.windows[index]
+    rows = plan.rows[index]
     if not len(rows):
         return plan.dataset.schema.empty_table().to_pandas()
-    # A filtered scan returns the window's rows in file order: row r is the searchsorted(dated, r)-th.
-    take = pa.array(np.searchsorted(dated, rows))
-    where = pc.field("as_of_date").isin(pa.array(window, pa.date32()))
+    # Only the row groups that hold the window's rows are decoded; ``take`` indexes their rows.
+    fragments, take = _row_groups_of(plan.dataset, rows)
     columns: dict[str, pd.Series] = {}
     keys: dict[str, pa.ChunkedArray] = {}
     for name in plan.dataset.schema.names:
         try:
-            read = plan.dataset.to_table(columns=[name], filter=where)[name]
+            read = pa.concat_tables([f.to_table(columns=[name], schema=plan.dataset.schema) for f in fragments])
         except (FileNotFoundError, OSError) as err:
             raise TrainingDataError(f"training data {plan.uri} cannot be read: {err}") from err
-        if len(read) != len(dated):
-            raise TrainingDataError(f"training data {plan.uri} changed while it was read ({name}); run again.")
-        taken = read.take(take)
+        taken = read[name].take(take)
         if name in ("as_of_date", *plan.keys):
             keys[name] = taken
         column = taken.to_pandas()
@@ -176,11 +169,33 @@ def read_window(plan: WindowRows, index: int) -> pd.DataFrame:
             column = column.copy()  # a view of Arrow's read-only buffer; model.py may edit values in place
         columns[name] = column
     frame = pd.DataFrame(columns, copy=False)
-    if not _in_list_order(
-        keys["as_of_date"], *(keys[k] for k in plan.keys)
-    ):  # guards the scan order the take relies on
+    # Guards the scan order the positions rely on (the plan's read and this one list rows alike).
+    if not _in_list_order(keys["as_of_date"], *(keys[k] for k in plan.keys)):
         raise TrainingDataError(f"training data {plan.uri}: rows came back out of order; run again.")
     return frame
+
+
+def _row_groups_of(dataset: pads.Dataset, rows: np.ndarray) -> tuple[list[pads.Fragment], pa.Array]:
+    """The Parquet row groups holding ``rows`` (positions in the dataset's scan order: files, then
+    row groups), and where each of ``rows`` is in those row groups read one after the other."""
+    fragments = list(dataset.get_fragments())
+    groups: list[tuple[int, int]] = []  # (fragment, row group id) in scan order
+    sizes: list[int] = []
+    for i, fragment in enumerate(fragments):
+        fragment.ensure_complete_metadata()
+        for g in fragment.row_groups:
+            groups.append((i, g.id))
+            sizes.append(g.num_rows)
+    starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+    group = np.searchsorted(starts, rows, side="right") - 1
+    wanted = np.unique(group)
+    offset = np.zeros(len(sizes), dtype=np.int64)
+    offset[wanted] = np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64)[wanted])[:-1]])
+    ids: dict[int, list[int]] = {}
+    for j in wanted.tolist():
+        ids.setdefault(groups[j][0], []).append(groups[j][1])
+    subsets = [fragments[i].subset(row_group_ids=g) for i, g in ids.items()]
+    return subsets, pa.array(offset[group] + (rows - starts[group]))
 
 
 def _in_list_order(days: pa.ChunkedArray, users: pa.ChunkedArray, items: pa.ChunkedArray) -> bool:
