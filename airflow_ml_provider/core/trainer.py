@@ -37,6 +37,7 @@ from airflow_ml_provider.core.memory import release_free_memory
 from airflow_ml_provider.core.profile import build_profile, numeric_profile
 from airflow_ml_provider.core.spec import PipelineSpec, parse_spec
 from airflow_ml_provider.core.spec_drift import DRIFT_TYPES
+from airflow_ml_provider.core.training import SEEN
 from airflow_ml_provider.core.training_data import (
     EARLY,
     FIT,
@@ -242,7 +243,10 @@ def train(
     valid_raw = valid_df.copy(deep=False) if champion_dir else None
     valid_df = hooks.transform(valid_df)
     groups["test"] = list_sizes(valid_df, user)
-    x_valid = encode(valid_df, features, categories, source=f"{data_uri} (test)", order="F")
+    # The serving sample keeps the features of a few rows; the metrics read only these columns.
+    sample_rows = valid_df.head(SAMPLE_ROWS)[[user, spec.entities.item, *names]].copy()
+    evaluated = {"as_of_date", user, spec.entities.item, LABEL, SEEN, spec.evaluation.candidate_order}
+    x_valid = encode_consuming(valid_df, features, categories, f"{data_uri} (test)", evaluated)
     release_free_memory()
     log.info(
         "Read %d fit rows (%d lists), %d early-stopping rows (%d lists) and %d test rows (%d lists) from %s",
@@ -318,9 +322,8 @@ def train(
         # What batch inference keeps: prediction drift compares recommendations.score with this.
         "score_topk": numeric_profile(_top_k_scores(valid_df, scores, user, spec.evaluation.k)),
     }
-    sample_rows = valid_df.head(SAMPLE_ROWS)
     sample = {
-        "input": json.loads(sample_rows[[user, spec.entities.item, *names]].to_json(orient="records")),
+        "input": json.loads(sample_rows.to_json(orient="records")),
         "output": [float(s) for s in scores[:SAMPLE_ROWS]],
     }
     envelope = Envelope(
