@@ -245,7 +245,7 @@ def train(
     groups["test"] = list_sizes(valid_df, user)
     # The serving sample keeps the features of a few rows; the metrics read only these columns.
     sample_rows = valid_df.head(SAMPLE_ROWS)[[user, spec.entities.item, *names]].copy()
-    evaluated = {"as_of_date", user, spec.entities.item, LABEL, SEEN, spec.evaluation.candidate_order}
+    evaluated = {"as_of_date", user, spec.entities.item, LABEL, SEEN, spec.evaluation.candidate_order or LABEL}
     x_valid = encode_consuming(valid_df, features, categories, f"{data_uri} (test)", evaluated)
     release_free_memory()
     log.info(

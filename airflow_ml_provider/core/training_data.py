@@ -120,18 +120,18 @@ def plan_windows(uri: str, spec: PipelineSpec, test_from: dt.date, *, early: boo
         raise TrainingDataError(f"{uri}: no {missing} column; the export must select the user and item ids.")
     key_table = read_table(uri, ["as_of_date", user, item], dataset)
     days = as_days(key_table["as_of_date"])
-    keys = pd.DataFrame({"d": days, "u": key_table[user].to_pandas(), "i": key_table[item].to_pandas()})
-    del key_table
     windows = window_days(spec, test_from)
     if not early:
         windows = (windows[0], [], windows[2])
     rows, dupes = [], []
     for window in windows:
         inside = np.flatnonzero(_in(days, window))
-        # A stable sort, as sort_lists: the same order as sorting the whole frame.
-        ordered = keys.iloc[inside].sort_values(["d", "u", "i"], kind="stable")
-        rows.append(ordered.index.to_numpy())
-        dupes.append(int(ordered.duplicated().sum()))
+        part = key_table.take(pa.array(inside))
+        # Arrow's sort is stable, as sort_lists: the same order as sorting the whole frame (nulls last).
+        order = pc.sort_indices(part, sort_keys=[(c, "ascending") for c in part.column_names]).to_numpy()
+        rows.append(inside[order])
+        dupes.append(_repeats(part.take(pa.array(order))))
+    del key_table
     return WindowRows(
         uri,
         dataset,
@@ -140,6 +140,18 @@ def plan_windows(uri: str, spec: PipelineSpec, test_from: dt.date, *, early: boo
         (rows[0], rows[1], rows[2]),
         (dupes[0], dupes[1], dupes[2]),
     )
+
+
+def _repeats(table: pa.Table) -> int:
+    """Rows equal to the row before them in every column (nulls equal to nulls, as pandas' duplicated)."""
+    if table.num_rows < 2:
+        return 0
+    same = pa.array(np.ones(table.num_rows - 1, dtype=bool))
+    for column in table.columns:
+        after, before = column[1:], column[:-1]
+        both_null = pc.and_(pc.is_null(after), pc.is_null(before))
+        same = pc.and_(same, pc.fill_null(pc.equal(after, before), both_null))
+    return int(pc.sum(same).as_py() or 0)
 
 
 def read_window(plan: WindowRows, index: int) -> pd.DataFrame:
