@@ -7,9 +7,12 @@ in its own child process so peak RSS is per path:
 - operator: the export to Parquet + ``LocalTrainingRunner().run(job)``, i.e. the trainer
   subprocess (read, checks, encoding, training with early stopping on the validation
   window, metrics, drift profile, envelope), as TrainModelOperator runs it locally.
+- lean: the operator path again, on a copy of the contract with its optional costs off
+  (no early stopping, num_boost_round fixed to the full run's best iteration, no bootstrap CI):
+  the same trees and test metrics; the difference is what those options cost.
 - raw: ``lightgbm.train`` on the training rows already in memory as a float matrix, with the
   envelope's params, group sizes and num_boost_round fixed to the model's best_iteration,
-  so both paths train the same trees.
+  so all paths train the same trees.
 
 The last line of output is JSON (see bench/README.md).
 
@@ -124,13 +127,45 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def worker_operator(workdir: Path, pipeline: Path, validation_from: dt.date) -> dict[str, Any]:
-    """Export + the local runner, as TrainModelOperator.execute does (minus registering)."""
+def lean_contract(workdir: Path, pipeline: Path, rounds: int) -> Path:
+    """The contract with its optional training costs off, growing ``rounds`` trees (a copy in ``workdir``).
+
+    ``model.early_stopping_rounds: 0`` (no early-stopping window read, binned or scored every
+    round, and no patience rounds past the best) with ``num_boost_round`` set to the full run's
+    best iteration, so it trains the same trees; ``evaluation.bootstrap_samples: 0`` (no CI of
+    the lift). Everything else is the same contract.
+    """
+    import shutil
+
+    import yaml
+
+    raw = yaml.safe_load(pipeline.read_text())
+    raw["model"].update(early_stopping_rounds=0, num_boost_round=rounds)
+    raw.setdefault("evaluation", {})["bootstrap_samples"] = 0
+    folder = workdir / "lean"
+    folder.mkdir(exist_ok=True)
+    hooks = raw["model"].get("hooks")
+    if hooks:
+        shutil.copy(pipeline.parent / hooks, folder / hooks)
+    out = folder / "pipeline.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
+
+
+def worker_operator(
+    workdir: Path, pipeline: Path, validation_from: dt.date, lean_rounds: int | None = None
+) -> dict[str, Any]:
+    """Export + the local runner, as TrainModelOperator.execute does (minus registering).
+
+    ``lean_rounds``: run the lean contract (``lean_contract``) instead of ``pipeline``.
+    """
     from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
     from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.spec import load_spec
     from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params, truth_data_sql
 
+    if lean_rounds:
+        pipeline = lean_contract(workdir, pipeline, lean_rounds)
     spec = load_spec(pipeline)
     hooks = _hooks_path(spec, pipeline)
     version = f"bench-{time.time_ns()}"
@@ -260,6 +295,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         op = min(ops, key=lambda r: r["seconds"])
         model_dir = Path(op["model_dir"].removeprefix("file://"))
         envelope = json.loads((model_dir / "envelope.json").read_text())
+        leans = []
+        for i in range(args.repeat):
+            log.info("measuring the lean operator path (optional costs off), run %d/%d", i + 1, args.repeat)
+            leans.append(
+                _child(
+                    "--worker",
+                    "operator",
+                    *common,
+                    "--validation-from",
+                    setup["validation_from"],
+                    "--lean-rounds",
+                    str(envelope["best_iteration"]),
+                )
+            )
+        lean = min(leans, key=lambda r: r["seconds"])
+        lean_dir = Path(lean["model_dir"].removeprefix("file://"))
+        lean_envelope = json.loads((lean_dir / "envelope.json").read_text())
         params_file = workdir / "raw_params.json"
         raw_spec = {"params": envelope["params"], "num_boost_round": envelope["best_iteration"]}
         params_file.write_text(json.dumps({**raw_spec, **{k: setup[k] for k in ("feature_names", "categorical")}}))
@@ -273,16 +325,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 _child("--worker", "raw", "--matrix-dir", setup["matrix_dir"], "--params-file", str(params_file))
             )
         raw = min(raws, key=lambda r: r["seconds"])
-        cpu_op, cpu_raw = (min(runs, key=lambda r: r["cpu_seconds"]) for runs in (ops, raws))
+        cpu_op, cpu_lean, cpu_raw = (min(runs, key=lambda r: r["cpu_seconds"]) for runs in (ops, leans, raws))
         matrix_dir = Path(setup["matrix_dir"])
-        same = _trees((model_dir / "model.txt").read_text()) == _trees((matrix_dir / "raw_model.txt").read_text())
+        trees = _trees((model_dir / "model.txt").read_text())
+        same = trees == _trees((matrix_dir / "raw_model.txt").read_text())
+        same_lean = trees == _trees((lean_dir / "model.txt").read_text())
 
     data = envelope["data"]
+    rss_raw = max(r["peak_rss_mb"] for r in raws)
     return {
         "rows": data["train_rows"],
         "validation_rows": data["validation_rows"],
+        "early_stopping_rows": data["early_stopping_rows"],
         "trees": envelope["best_iteration"],
+        # Rounds the full run grew (early stopping grows early_stopping_rounds past the best).
+        "rounds_grown": op["phases"].get("rounds"),
         "same_model": same,
+        "same_model_lean": same_lean,
+        "same_metrics_lean": _gate_metrics(envelope) == _gate_metrics(lean_envelope),
         "repeat": args.repeat,
         "threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count(),
         "load_avg_1m": round(load, 2),
@@ -304,38 +364,106 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "peak_rss_mb_trainer": max(r["peak_rss_mb_trainer"] for r in ops),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in ops),
         "peak_rss_mb_raw": max(r["peak_rss_mb"] for r in raws),
-        "ratio_peak_rss_vs_raw_lightgbm": round(
-            max(r["peak_rss_mb"] for r in ops) / max(r["peak_rss_mb"] for r in raws), 2
-        ),
+        "ratio_peak_rss_vs_raw_lightgbm": round(max(r["peak_rss_mb"] for r in ops) / rss_raw, 2),
+        "ratio_peak_rss_trainer_vs_raw_lightgbm": round(max(r["peak_rss_mb_trainer"] for r in ops) / rss_raw, 2),
+        # The lean run: the same contract with its optional costs off (see lean_contract).
+        "seconds_operator_lean": round(lean["seconds"], 2),
+        "cpu_seconds_operator_lean": round(cpu_lean["cpu_seconds"], 2),
+        "cpu_seconds_export_lean": round(cpu_lean["cpu_seconds_export"], 2),
+        "cpu_seconds_trainer_lean": round(cpu_lean["cpu_seconds_trainer"], 2),
+        "trainer_phases_lean": lean["phases"],
+        "peak_rss_mb_export_lean": max(r["peak_rss_mb_export"] for r in leans),
+        "peak_rss_mb_trainer_lean": max(r["peak_rss_mb_trainer"] for r in leans),
+        "peak_rss_mb_lean": max(r["peak_rss_mb"] for r in leans),
+        "ratio_lean_vs_raw_lightgbm": round(lean["seconds"] / raw["seconds"], 2),
+        "ratio_cpu_lean_vs_raw_lightgbm": round(cpu_lean["cpu_seconds"] / cpu_raw["cpu_seconds"], 2),
+        "ratio_peak_rss_lean_vs_raw_lightgbm": round(max(r["peak_rss_mb"] for r in leans) / rss_raw, 2),
+        "ratio_peak_rss_trainer_lean_vs_raw_lightgbm": round(max(r["peak_rss_mb_trainer"] for r in leans) / rss_raw, 2),
     }
 
 
+def _gate_metrics(envelope: dict[str, Any]) -> Any:
+    """What the gate reads: every scope's metrics of every ranker (the lift CI is the lean run's saving)."""
+    return envelope["metrics"]["scopes"]
+
+
 def print_report(r: dict[str, Any]) -> None:
-    """A short table, then the JSON line (always last)."""
+    """A short table, what the full contract's extra cost buys, then the JSON line (always last)."""
     print(
         f"\nTraining benchmark: {r['rows']:,} training rows ({r['validation_rows']:,} validation), "
         f"{r['trees']} trees, threads {r['threads']}, load {r['load_avg_1m']}, fastest of {r['repeat']}"
     )
-    print(f"  {'path':<46} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12}")
+    print(f"  {'path':<50} {'wall s':>8} {'CPU s':>8} {'peak RSS MB':>12}")
     rows = [
-        ("TrainModelOperator local: export + trainer", "operator", r["peak_rss_mb"]),
+        ("TrainModelOperator local, full contract", "operator", r["peak_rss_mb"]),
         ("  the Parquet exports (training data, truth)", "export", r["peak_rss_mb_export"]),
         ("    of which the truth (end-to-end metrics)", "export_truth", None),
         ("  the trainer subprocess", "trainer", r["peak_rss_mb_trainer"]),
+        ("TrainModelOperator local, lean (optional costs off)", "operator_lean", r["peak_rss_mb_lean"]),
+        ("  the Parquet exports (training data, truth)", "export_lean", r["peak_rss_mb_export_lean"]),
+        ("  the trainer subprocess", "trainer_lean", r["peak_rss_mb_trainer_lean"]),
         ("bare lightgbm.train, matrix in memory", "raw_lightgbm", r["peak_rss_mb_raw"]),
     ]
     for name, key, rss in rows:
         wall = r.get(f"seconds_{key}")
         rss_text = "" if rss is None else f"{rss:.1f}"
-        print(f"  {name:<46} {'' if wall is None else f'{wall:.2f}':>8} {r[f'cpu_seconds_{key}']:>8.2f} {rss_text:>12}")
+        print(f"  {name:<50} {'' if wall is None else f'{wall:.2f}':>8} {r[f'cpu_seconds_{key}']:>8.2f} {rss_text:>12}")
+    for label, suffix, rss_trainer in (
+        ("full", "", r["ratio_peak_rss_trainer_vs_raw_lightgbm"]),
+        ("lean", "lean_", r["ratio_peak_rss_trainer_lean_vs_raw_lightgbm"]),
+    ):
+        wall_ratio = r["ratio_vs_raw_lightgbm" if not suffix else "ratio_lean_vs_raw_lightgbm"]
+        cpu_ratio = r[f"ratio_cpu_{suffix}vs_raw_lightgbm"]
+        rss_ratio = r[f"ratio_peak_rss_{suffix}vs_raw_lightgbm"]
+        print(
+            f"  {label} / raw: {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU, {rss_ratio:.2f}x peak RSS "
+            f"(the trainer alone {rss_trainer:.2f}x)"
+        )
     print(
-        f"  operator / raw: {r['ratio_vs_raw_lightgbm']:.2f}x wall, {r['ratio_cpu_vs_raw_lightgbm']:.2f}x CPU, "
-        f"{r['ratio_peak_rss_vs_raw_lightgbm']:.2f}x peak RSS; identical trees: {r['same_model']}"
+        f"  identical trees: full and raw {r['same_model']}, full and lean {r['same_model_lean']}; "
+        f"same test metrics full and lean: {r['same_metrics_lean']}"
     )
-    phases = r.get("trainer_phases") or {}
-    for unit, label in (("wall", "wall s"), ("cpu", "CPU s"), ("peak_rss_mb", "peak RSS MB so far")):
-        if phases.get(unit):
-            print(f"  inside the trainer ({label}): " + ", ".join(f"{k} {v}" for k, v in phases[unit].items()))
+    for name, key in (("full", "trainer_phases"), ("lean", "trainer_phases_lean")):
+        phases = r.get(key) or {}
+        for unit, label in (("cpu", "CPU s"), ("peak_rss_mb", "peak RSS MB so far")):
+            if phases.get(unit):
+                print(
+                    f"  inside the {name} trainer ({label}): " + ", ".join(f"{k} {v}" for k, v in phases[unit].items())
+                )
+    full, lean = (r.get(k, {}).get("cpu", {}) for k in ("trainer_phases", "trainer_phases_lean"))
+    if full and lean:
+
+        def extra(*phases: str) -> float:
+            return sum(full.get(p, 0) - lean.get(p, 0) for p in phases)
+
+        print("  What the full contract buys over the lean one (trainer CPU s, full - lean):")
+        print(
+            f"    early stopping, {extra('transform_encode_bin', 'train'):.2f}: picks the iteration; grows "
+            f"{r['rounds_grown']} rounds to keep {r['trees']}, reads and bins {r['early_stopping_rows']:,} "
+            "early-stopping rows and scores NDCG@k on them every round (off: model.early_stopping_rounds: 0)"
+        )
+        print(
+            f"    the lift's bootstrap CI, {extra('test_metrics'):.2f}: the uncertainty of the gate's lift "
+            "(off: evaluation.bootstrap_samples: 0)"
+        )
+        print("  What both pay on top of bare lightgbm.train (lean run, CPU s):")
+        print(
+            f"    exports {r['cpu_seconds_export_lean']:.2f}: the trainer's input, the same files as on Vertex AI; "
+            f"trainer start {lean.get('before', 0):.2f}: interpreter, imports, contract, model.py"
+        )
+        print(
+            f"    read, split, check {lean.get('read_split_check', 0):.2f}: the time windows from Parquet, "
+            "the checks that fail before training"
+        )
+        print(
+            f"    transform, encode, bin {lean.get('transform_encode_bin', 0):.2f}: model.py, the matrices "
+            "(binning is in the raw path too), the fit window's drift profile"
+        )
+        print(
+            f"    train {lean.get('train', 0):.2f}: the same trees as the raw path; "
+            f"test metrics {lean.get('test_metrics', 0):.2f}: the evaluation gate (every scope and ranker); "
+            f"profile, envelope {lean.get('profile_envelope', 0):.2f}: score profiles, sample, model file"
+        )
     print(json.dumps(r))
 
 
@@ -359,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--validation-from", type=dt.date.fromisoformat, help=argparse.SUPPRESS)
     p.add_argument("--matrix-dir", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--params-file", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--lean-rounds", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.pipeline = args.pipeline.resolve()
     if args.threads:
@@ -369,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker == "setup":
         print(json.dumps(prepare(args.workdir, args.pipeline, args.users, args.days)))
     elif args.worker == "operator":
-        print(json.dumps(worker_operator(args.workdir, args.pipeline, args.validation_from)))
+        print(json.dumps(worker_operator(args.workdir, args.pipeline, args.validation_from, args.lean_rounds)))
     elif args.worker == "raw":
         print(json.dumps(worker_raw(args.matrix_dir, args.params_file)))
     else:

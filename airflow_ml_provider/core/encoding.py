@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_ml_provider.core.memory import release_free_memory
 from airflow_ml_provider.core.spec import FeatureColumn
 from airflow_ml_provider.exceptions import MLProviderError
 
@@ -89,26 +90,49 @@ def encode(
     values, and so the model or the scores, are the same either way.
     """
     check_columns(list(df.columns), features, source)
-    columns: list[np.ndarray] = []
     inf_replaced: dict[str, int] = {}
-    for f in features:
-        col = df[f.name]
-        if not f.nullable and col.isna().any():
-            raise FeatureDataError(
-                f"{source}: feature {f.name} is declared nullable: false but has {int(col.isna().sum())} "
-                "null value(s). Fix the SQL (e.g. IFNULL) or declare it nullable in pipeline.yaml."
-            )
-        if f.type == "STRING":
-            columns.append(category_codes(col, categories.get(f.name, [])))
-            continue
-        values = _numeric(col)
-        if values.dtype.kind == "f":
-            inf = np.isinf(values)
-            if inf.any():
-                inf_replaced[f.name] = int(inf.sum())
-                values = np.where(inf, np.nan, values)
-        columns.append(values)
+    columns = [_encode_column(df[f.name], f, categories, source, inf_replaced) for f in features]
     return EncodedFeatures(matrix=_stack(columns, len(df), order), inf_replaced=inf_replaced)
+
+
+def encode_consuming(
+    df: pd.DataFrame, features: list[FeatureColumn], categories: dict[str, list[str]], source: str, keep: set[str]
+) -> EncodedFeatures:
+    """``encode(..., order="F")`` that deletes each feature column from ``df`` once it is in the matrix.
+
+    The frame's features and the matrix are then never both whole in memory (the trainer's peak
+    was the fit window's frame plus its matrix). Columns in ``keep`` stay. On an error the frame
+    has lost the columns encoded so far: only for a frame the caller drops anyway.
+    """
+    check_columns(list(df.columns), features, source)
+    inf_replaced: dict[str, int] = {}
+    out = np.empty((len(df), len(features)), dtype=np.float64, order="F")  # pages count once written
+    for j, f in enumerate(features):
+        out[:, j] = _encode_column(df[f.name], f, categories, source, inf_replaced)
+        if f.name not in keep:
+            del df[f.name]
+            release_free_memory()
+    return EncodedFeatures(matrix=out, inf_replaced=inf_replaced)
+
+
+def _encode_column(
+    col: pd.Series, f: FeatureColumn, categories: dict[str, list[str]], source: str, inf_replaced: dict[str, int]
+) -> np.ndarray:
+    """One feature as float64 (a view where it can be); counts the infinities replaced in ``inf_replaced``."""
+    if not f.nullable and col.isna().any():
+        raise FeatureDataError(
+            f"{source}: feature {f.name} is declared nullable: false but has {int(col.isna().sum())} "
+            "null value(s). Fix the SQL (e.g. IFNULL) or declare it nullable in pipeline.yaml."
+        )
+    if f.type == "STRING":
+        return category_codes(col, categories.get(f.name, []))
+    values = _numeric(col)
+    if values.dtype.kind == "f":
+        inf = np.isinf(values)
+        if inf.any():
+            inf_replaced[f.name] = int(inf.sum())
+            values = np.where(inf, np.nan, values)
+    return values
 
 
 def _stack(columns: list[np.ndarray], rows: int, order: Literal["C", "F"]) -> np.ndarray:

@@ -164,7 +164,12 @@ class ModelSpec(_Strict):
     objective: Literal["lambdarank", "rank_xendcg", "binary", "regression"] = "lambdarank"
     params: dict[str, Any] = Field(default_factory=dict, description="LightGBM parameters over the defaults")
     num_boost_round: int = Field(default=300, ge=1, le=100_000)
-    early_stopping_rounds: int | None = Field(default=30, ge=1)
+    early_stopping_rounds: int | None = Field(
+        default=30,
+        ge=0,
+        description="stop when NDCG@k on the early-stopping window has not improved for this many rounds; "
+        "0 or null: no early stopping, all num_boost_round rounds are grown and that window is never read",
+    )
     hooks: str | None = Field(default=None, description="model.py path relative to the contract's folder")
 
     @field_validator("params")

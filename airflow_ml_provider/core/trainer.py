@@ -29,21 +29,28 @@ import numpy as np
 import pandas as pd
 
 from airflow_ml_provider.core import storage
-from airflow_ml_provider.core.encoding import encode, fit_categories
+from airflow_ml_provider.core.encoding import encode, encode_consuming, fit_categories
 from airflow_ml_provider.core.envelope import DataSummary, Envelope, package_versions, write_envelope
 from airflow_ml_provider.core.evaluation import evaluate_window
 from airflow_ml_provider.core.hooks import ModelHooks, load_hooks
+from airflow_ml_provider.core.memory import release_free_memory
 from airflow_ml_provider.core.profile import build_profile, numeric_profile
 from airflow_ml_provider.core.spec import PipelineSpec, parse_spec
 from airflow_ml_provider.core.spec_drift import DRIFT_TYPES
+from airflow_ml_provider.core.training import SEEN
 from airflow_ml_provider.core.training_data import (
+    EARLY,
+    FIT,
     LABEL,
+    TEST,
     as_days,
     check_training_data,
+    check_windows,
     day_range,
     list_sizes,
+    plan_windows,
     read_truth,
-    read_windows,
+    read_window,
 )
 from airflow_ml_provider.exceptions import ContractError, MLProviderError
 
@@ -88,6 +95,12 @@ def _top_k_scores(df: pd.DataFrame, scores: np.ndarray, user: str, k: int) -> np
     frame = pd.DataFrame({"g": df.groupby(["as_of_date", user], sort=False).ngroup().to_numpy(), "s": scores})
     frame = frame.sort_values(["g", "s"], ascending=[True, False], kind="stable")
     return frame["s"].to_numpy()[frame.groupby("g").cumcount().to_numpy() < k]
+
+
+def _labels(frame: pd.DataFrame, ranking: bool) -> np.ndarray:
+    """LightGBM's labels: relevance grades for a ranker, 0/1 otherwise."""
+    y = frame[LABEL].to_numpy(dtype=np.float64)
+    return y if ranking else (y > 0).astype(np.float64)
 
 
 def score_champion(
@@ -139,37 +152,37 @@ def train(
     started = time.monotonic()
     phases = _Phases()
     user = spec.entities.user
-    train_df, early_df, valid_df = read_windows(data_uri, spec, validation_from)
-    check_training_data(train_df, valid_df, spec, data_uri, early_df)
+    # Without early stopping (model.early_stopping_rounds: 0 or windows.early_stopping_days: 0)
+    # the early-stopping window is never read: all num_boost_round rounds are grown.
+    early_stopping = bool(spec.model.early_stopping_rounds) and spec.windows.early_stopping_days > 0
+    plan = plan_windows(data_uri, spec, validation_from, early=early_stopping)
+    check_windows(plan, spec)
+    release_free_memory()  # the key columns and their sort: freed, but kept by the allocators
+    # One window is a frame at a time where it can be: the fit window is read, encoded and binned,
+    # and its feature columns freed, before the test window is read (the peak is one window, not three).
+    train_df = read_window(plan, FIT)
+    check_training_data(train_df, spec, data_uri)
     truth = read_truth(truth_uri)
     phases.mark("read_split_check")
-    # pandas copy-on-write: a transform that edits columns never touches valid_raw.
-    valid_raw = valid_df if champion_dir else None
     train_df = hooks.transform(train_df)
-    early_df = hooks.transform(early_df) if not early_df.empty else early_df
-    valid_df = hooks.transform(valid_df)
-    groups = {
-        name: list_sizes(part, user) for name, part in (("fit", train_df), ("early", early_df), ("test", valid_df))
-    }
-    log.info(
-        "Read %d fit rows (%d lists), %d early-stopping rows (%d lists) and %d test rows (%d lists) from %s",
-        len(train_df),
-        groups["fit"].size,
-        len(early_df),
-        groups["early"].size,
-        len(valid_df),
-        groups["test"].size,
-        data_uri,
-    )
+    groups = {"fit": list_sizes(train_df, user)}
 
     features = spec.model_features
     for skipped, why in spec.skipped_features.items():
         log.info("Feature %s skipped: %s in pipeline.yaml; it stays in the table, out of the model", skipped, why)
     categories = fit_categories(train_df, features)
+    # The drift profile is the last reader of the fit window's features besides encoding.
+    # Dates and timestamps are not binned for drift; every other declared type is.
+    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in DRIFT_TYPES}
+    keys = ("as_of_date", spec.entities.item)  # drift.per_item features: one row per item and as-of date
+    frame = train_df[[*keys, *profiled]] if spec.drift.per_item else train_df[list(profiled)]
+    feature_profile = build_profile(frame, profiled, spec.drift.per_item, keys)
+    del frame
     # Column-major matrices: LightGBM reads them as they are (no copy), and filling one is a
-    # column copy, not the cache-unfriendly row-major scatter that serving's batches need.
-    x_train = encode(train_df, features, categories, source=f"{data_uri} (training)", order="F")
-    early_stopping = not early_df.empty and bool(spec.model.early_stopping_rounds)
+    # column copy, not the cache-unfriendly row-major scatter that serving's batches need. Each
+    # feature column leaves the frame once copied: the frame and the matrix are never both whole.
+    kept = {"as_of_date", user, spec.entities.item, LABEL}
+    x_train = encode_consuming(train_df, features, categories, f"{data_uri} (training)", kept)
     names = [f.name for f in features]
     categorical = [f.name for f in features if f.type == "STRING"]
     params = hooks.params(
@@ -182,13 +195,9 @@ def train(
         }
     )
     ranking = spec.model.objective in ("lambdarank", "rank_xendcg")
-    y_train = train_df[LABEL].to_numpy(dtype=np.float64)
-    y_early = early_df[LABEL].to_numpy(dtype=np.float64)
-    if not ranking:
-        y_train, y_early = (y_train > 0).astype(float), (y_early > 0).astype(float)
     dtrain = lgb.Dataset(
         x_train.matrix,
-        y_train,
+        _labels(train_df, ranking),
         group=groups["fit"] if ranking else None,
         feature_name=names,
         categorical_feature=categorical,
@@ -197,39 +206,66 @@ def train(
         # binning used LightGBM's defaults (seed, max_bin, min_data_in_leaf's pre-filter), not the contract's.
         params=params,
     )
-    # Bin the training matrix now and drop the float copy before the other windows are encoded
-    # (the test window is still encoded, and so checked, before any tree is grown).
+    # Bin the training matrix now and drop the float copy before the other windows are read
+    # (the test window is still read and encoded, and so checked, before any tree is grown).
     dtrain.construct()
     inf_train = x_train.inf_replaced
     del x_train
-    # The drift profile is the last reader of the fit window's features: build it now and keep
-    # only the columns the evaluation reads (popularity, dates), so trees grow in less memory.
-    # Dates and timestamps are not binned for drift; every other declared type is.
-    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in DRIFT_TYPES}
-    keys = ("as_of_date", spec.entities.item)  # drift.per_item features: one row per item and as-of date
-    frame = train_df[[*keys, *profiled]] if spec.drift.per_item else train_df[list(profiled)]
-    feature_profile = build_profile(frame, profiled, spec.drift.per_item, keys)
-    del frame
+    release_free_memory()
+    # Only the columns the evaluation reads (popularity, dates) stay, so trees grow in less memory.
     train_df = train_df[["as_of_date", user, spec.entities.item, LABEL]]
-    x_early = (
-        encode(early_df, features, categories, source=f"{data_uri} (early stopping)", order="F")
-        if early_stopping
-        else None
-    )
-    x_valid = encode(valid_df, features, categories, source=f"{data_uri} (test)", order="F")
     # The early-stopping slice picks the iteration; the test window is never shown to training.
-    valid_sets = (
-        [lgb.Dataset(x_early.matrix, y_early, group=groups["early"] if ranking else None, reference=dtrain)]
-        if x_early is not None
-        else []
+    valid_sets = []
+    early_rows, early_days = 0, np.array([], dtype="datetime64[D]")
+    if early_stopping:
+        early_df = hooks.transform(read_window(plan, EARLY))
+        groups["early"] = list_sizes(early_df, user)
+        x_early = encode(early_df, features, categories, source=f"{data_uri} (early stopping)", order="F")
+        valid_sets.append(
+            lgb.Dataset(
+                x_early.matrix,
+                _labels(early_df, ranking),
+                group=groups["early"] if ranking else None,
+                reference=dtrain,
+                feature_name=names,
+                categorical_feature=categorical,
+                free_raw_data=True,
+                params=params,
+            ).construct()
+        )
+        # Nothing reads the early-stopping rows again but their count and dates.
+        early_rows, early_days = len(early_df), as_days(early_df["as_of_date"])
+        del x_early, early_df
+        release_free_memory()
+    valid_df = read_window(plan, TEST)
+    # A shallow copy under pandas copy-on-write: a transform that edits columns in place never
+    # touches valid_raw (the same object would have been edited with it).
+    valid_raw = valid_df.copy(deep=False) if champion_dir else None
+    valid_df = hooks.transform(valid_df)
+    groups["test"] = list_sizes(valid_df, user)
+    # The serving sample keeps the features of a few rows; the metrics read only these columns.
+    sample_rows = valid_df.head(SAMPLE_ROWS)[[user, spec.entities.item, *names]].copy()
+    evaluated = {"as_of_date", user, spec.entities.item, LABEL, SEEN, spec.evaluation.candidate_order or LABEL}
+    x_valid = encode_consuming(valid_df, features, categories, f"{data_uri} (test)", evaluated)
+    release_free_memory()
+    log.info(
+        "Read %d fit rows (%d lists), %d early-stopping rows (%d lists) and %d test rows (%d lists) from %s",
+        len(train_df),
+        groups["fit"].size,
+        early_rows,
+        groups["early"].size if early_stopping else 0,
+        len(valid_df),
+        groups["test"].size,
+        data_uri,
     )
-    # Nothing reads the early-stopping rows again but their count and dates; LightGBM frees its
-    # copy of the matrix once it has binned it.
-    early_rows, early_days = len(early_df), as_days(early_df["as_of_date"])
-    del x_early, early_df
     phases.mark("transform_encode_bin")
     inf_replaced = {**inf_train, **{f"test.{k}": v for k, v in x_valid.inf_replaced.items()}}
-    callbacks: list[Callable[..., Any]] = [lgb.log_evaluation(period=25)]
+    grown = [0]  # rounds grown: the booster lgb.train returns is cut back to the best iteration
+
+    def count_rounds(env: Any) -> None:
+        grown[0] = env.iteration + 1
+
+    callbacks: list[Callable[..., Any]] = [lgb.log_evaluation(period=25), count_rounds]
     if valid_sets and spec.model.early_stopping_rounds:
         callbacks.append(lgb.early_stopping(spec.model.early_stopping_rounds, verbose=False))
     _route_lightgbm_logs()
@@ -254,6 +290,7 @@ def train(
     del dtrain, valid_sets  # the booster keeps the trees, not the binned data
     scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
     del x_valid
+    release_free_memory()  # the binned data and the test matrix, before the metrics build their frames
     catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
     metrics = evaluate_window(valid_df, scores, train_df, truth, spec, catalog)
     metrics["champion"] = (
@@ -285,9 +322,8 @@ def train(
         # What batch inference keeps: prediction drift compares recommendations.score with this.
         "score_topk": numeric_profile(_top_k_scores(valid_df, scores, user, spec.evaluation.k)),
     }
-    sample_rows = valid_df.head(SAMPLE_ROWS)
     sample = {
-        "input": json.loads(sample_rows[[user, spec.entities.item, *names]].to_json(orient="records")),
+        "input": json.loads(sample_rows.to_json(orient="records")),
         "output": [float(s) for s in scores[:SAMPLE_ROWS]],
     }
     envelope = Envelope(
@@ -326,7 +362,7 @@ def train(
     phases.mark("profile_envelope")
     log.info("Wrote %s %s to %s in %.1fs", name, version, model_dir, time.monotonic() - started)
     # One machine-readable line: where a training run's time goes (bench/training.py reads it).
-    log.info("Trainer phases: %s", phases.summary(rounds=booster.current_iteration(), best=best))
+    log.info("Trainer phases: %s", phases.summary(rounds=grown[0], best=best))
     return envelope
 
 

@@ -9,10 +9,12 @@ groups are consecutive rows.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from airflow_ml_provider.core import storage
@@ -21,6 +23,8 @@ from airflow_ml_provider.core.spec import PipelineSpec
 from airflow_ml_provider.exceptions import MLProviderError
 
 LABEL = "label"
+#: The windows of plan_windows / read_window, in time order.
+FIT, EARLY, TEST = 0, 1, 2
 
 
 class TrainingDataError(MLProviderError):
@@ -87,43 +91,145 @@ def sort_lists(df: pd.DataFrame, user: str, item: str) -> pd.DataFrame:
     return df.sort_values(["as_of_date", user, item], kind="stable").reset_index(drop=True)
 
 
-def read_windows(uri: str, spec: PipelineSpec, test_from: dt.date) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The fit, early-stopping and test windows of the export, each sorted by list.
+@dataclass(frozen=True)
+class WindowRows:
+    """Which export rows make each window (fit, early stopping, test), in list order; nothing else read yet."""
 
-    The rows to keep and their order come from the key columns alone; then the frame is built
-    one column at a time (read, put in order, converted), so the export is never held whole as
-    Arrow, nor as a frame and a sorted copy of it: about one copy of the kept rows.
+    uri: str
+    dataset: pads.Dataset
+    keys: tuple[str, str]  # the user and item columns
+    windows: tuple[list[dt.date], list[dt.date], list[dt.date]]
+    #: Per window: positions in the export (in the file order a scan returns), sorted by list.
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray]
+    #: Per window: rows whose (as_of_date, user, item) repeats the row before it.
+    duplicates: tuple[int, int, int]
+
+
+def plan_windows(uri: str, spec: PipelineSpec, test_from: dt.date, *, early: bool = True) -> WindowRows:
+    """The rows of the fit, early-stopping and test windows, from the key columns alone.
+
+    ``early=False`` leaves the early-stopping window empty: without early stopping nothing reads it.
     """
     dataset = _dataset(uri)
     names = dataset.schema.names
     if "as_of_date" not in names:
         raise TrainingDataError(f"{uri}: no `as_of_date` column; the export must select f.as_of_date.")
     user, item = spec.entities.user, spec.entities.item
-    keyed = {user, item} <= set(names)
-    key_table = read_table(uri, ["as_of_date", *([user, item] if keyed else [])], dataset)
+    missing = [c for c in (user, item) if c not in names]
+    if missing:
+        raise TrainingDataError(f"{uri}: no {missing} column; the export must select the user and item ids.")
+    key_table = read_table(uri, ["as_of_date", user, item], dataset)
     days = as_days(key_table["as_of_date"])
-    keys = (
-        pd.DataFrame({"d": days, "u": key_table[user].to_pandas(), "i": key_table[item].to_pandas()}) if keyed else None
-    )
+    windows = window_days(spec, test_from)
+    if not early:
+        windows = (windows[0], [], windows[2])
+    rows, dupes = [], []
+    for window in windows:
+        inside = np.flatnonzero(_in(days, window))
+        part = key_table.take(pa.array(inside))
+        # Arrow's sort is stable, as sort_lists: the same order as sorting the whole frame (nulls last).
+        order = pc.sort_indices(part, sort_keys=[(c, "ascending") for c in part.column_names]).to_numpy()
+        rows.append(inside[order])
+        dupes.append(_repeats(part.take(pa.array(order))))
     del key_table
-    rows = []
-    for window in window_days(spec, test_from):
-        picked = np.flatnonzero(_in(days, window))
-        if keys is not None:  # a stable sort, as sort_lists: the same order as sorting the whole frame
-            picked = keys.iloc[picked].sort_values(["d", "u", "i"], kind="stable").index.to_numpy()
-        rows.append(picked)
-    del keys
-    take = pa.array(np.concatenate(rows))
+    return WindowRows(
+        uri,
+        dataset,
+        (user, item),
+        windows,
+        (rows[0], rows[1], rows[2]),
+        (dupes[0], dupes[1], dupes[2]),
+    )
+
+
+def _repeats(table: pa.Table) -> int:
+    """Rows equal to the row before them in every column (nulls equal to nulls, as pandas' duplicated)."""
+    if table.num_rows < 2:
+        return 0
+    same = pa.array(np.ones(table.num_rows - 1, dtype=bool))
+    for column in table.columns:
+        after, before = column[1:], column[:-1]
+        both_null = pc.and_(pc.is_null(after), pc.is_null(before))
+        same = pc.and_(same, pc.fill_null(pc.equal(after, before), both_null))
+    return int(pc.sum(same).as_py() or 0)
+
+
+def read_window(plan: WindowRows, index: int) -> pd.DataFrame:
+    """One window's rows (0 fit, 1 early stopping, 2 test) as a frame in list order, built one column at a time.
+
+    Only the Parquet row groups holding the window's rows are decoded, and only one window is
+    ever a frame at a time unless the caller keeps several: the trainer reads the test window
+    after the fit window is binned.
+    """
+    rows = plan.rows[index]
+    if not len(rows):
+        return plan.dataset.schema.empty_table().to_pandas()
+    # Only the row groups that hold the window's rows are decoded; ``take`` indexes their rows.
+    fragments, take = _row_groups_of(plan.dataset, rows)
     columns: dict[str, pd.Series] = {}
-    for name in names:
-        column = read_table(uri, [name], dataset)[name].take(take).to_pandas()
+    keys: dict[str, pa.ChunkedArray] = {}
+    for name in plan.dataset.schema.names:
+        try:
+            read = pa.concat_tables([f.to_table(columns=[name], schema=plan.dataset.schema) for f in fragments])
+        except (FileNotFoundError, OSError) as err:
+            raise TrainingDataError(f"training data {plan.uri} cannot be read: {err}") from err
+        taken = read[name].take(take)
+        if name in ("as_of_date", *plan.keys):
+            keys[name] = taken
+        column = taken.to_pandas()
         if isinstance(column.dtype, np.dtype) and not column.to_numpy().flags.writeable:
             column = column.copy()  # a view of Arrow's read-only buffer; model.py may edit values in place
         columns[name] = column
     frame = pd.DataFrame(columns, copy=False)
-    ends = np.cumsum([len(r) for r in rows])
-    fit, early, test = (frame.iloc[a:b].reset_index(drop=True) for a, b in zip([0, *ends[:-1]], ends, strict=True))
-    return fit, early, test
+    # Guards the scan order the positions rely on (the plan's read and this one list rows alike).
+    if not _in_list_order(keys["as_of_date"], *(keys[k] for k in plan.keys)):
+        raise TrainingDataError(f"training data {plan.uri}: rows came back out of order; run again.")
+    return frame
+
+
+def _row_groups_of(dataset: pads.Dataset, rows: np.ndarray) -> tuple[list[pads.Fragment], pa.Array]:
+    """The Parquet row groups holding ``rows`` (positions in the dataset's scan order: files, then
+    row groups), and where each of ``rows`` is in those row groups read one after the other."""
+    fragments = list(dataset.get_fragments())
+    groups: list[tuple[int, int]] = []  # (fragment, row group id) in scan order
+    sizes: list[int] = []
+    for i, fragment in enumerate(fragments):
+        fragment.ensure_complete_metadata()
+        for g in fragment.row_groups:
+            groups.append((i, g.id))
+            sizes.append(g.num_rows)
+    starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+    group = np.searchsorted(starts, rows, side="right") - 1
+    wanted = np.unique(group)
+    offset = np.zeros(len(sizes), dtype=np.int64)
+    offset[wanted] = np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64)[wanted])[:-1]])
+    ids: dict[int, list[int]] = {}
+    for j in wanted.tolist():
+        ids.setdefault(groups[j][0], []).append(groups[j][1])
+    subsets = [fragments[i].subset(row_group_ids=g) for i, g in ids.items()]
+    return subsets, pa.array(offset[group] + (rows - starts[group]))
+
+
+def _in_list_order(days: pa.ChunkedArray, users: pa.ChunkedArray, items: pa.ChunkedArray) -> bool:
+    """True when rows are sorted by (as_of_date, user, item) (compared in Arrow: no Python objects)."""
+    if len(days) < 2:
+        return True
+
+    def step(col: pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+        after, before = col[1:], col[:-1]
+        return pc.greater(after, before), pc.equal(after, before)
+
+    (d_up, d_eq), (u_up, u_eq), (i_up, i_eq) = step(days), step(users), step(items)
+    ok = pc.or_(d_up, pc.and_(d_eq, pc.or_(u_up, pc.and_(u_eq, pc.or_(i_up, i_eq)))))
+    return bool(pc.all(ok).as_py())
+
+
+def read_windows(
+    uri: str, spec: PipelineSpec, test_from: dt.date, *, early: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The fit, early-stopping and test windows of the export, each sorted by list (all three at once)."""
+    plan = plan_windows(uri, spec, test_from, early=early)
+    return read_window(plan, 0), read_window(plan, 1), read_window(plan, 2)
 
 
 def read_truth(uri: str | None) -> pd.DataFrame | None:
@@ -131,19 +237,27 @@ def read_truth(uri: str | None) -> pd.DataFrame | None:
     return None if uri is None else read_training_data(uri)
 
 
-def check_training_data(
-    train: pd.DataFrame, valid: pd.DataFrame, spec: PipelineSpec, uri: str, early: pd.DataFrame | None = None
-) -> None:
-    """Fail before training on data that cannot give a meaningful model."""
-    parts = [("training", train), ("test", valid)]
-    if early is not None and spec.windows.early_stopping_days:
-        parts.insert(1, ("early-stopping", early))
-    for name, part in parts:
-        if part.empty:
+def check_windows(plan: WindowRows, spec: PipelineSpec) -> None:
+    """Fail before reading any feature on windows that are empty or hold a list twice."""
+    parts = [("training", 0), ("early-stopping", 1), ("test", 2)]
+    for name, index in parts:
+        if index == 1 and not plan.windows[1]:
+            continue  # no early stopping (model.early_stopping_rounds or windows.early_stopping_days is 0)
+        if not len(plan.rows[index]):
             raise TrainingDataError(
-                f"{uri}: the {name} window has no rows. Build features and labels for its as-of dates "
+                f"{plan.uri}: the {name} window has no rows. Build features and labels for its as-of dates "
                 "(airflow-ml features --labels) or change windows in pipeline.yaml."
             )
+    dupes = sum(plan.duplicates)
+    if dupes:
+        raise TrainingDataError(
+            f"{plan.uri}: {dupes} duplicate (as_of_date, {spec.entities.user}, {spec.entities.item}) rows; "
+            "candidates must be unique per user and date. Fix candidates.sql."
+        )
+
+
+def check_training_data(train: pd.DataFrame, spec: PipelineSpec, uri: str) -> None:
+    """Fail before training on fit-window data that cannot give a meaningful model."""
     check_columns(list(train.columns), spec.features, uri)
     if LABEL not in train.columns:
         raise TrainingDataError(f"{uri}: no `{LABEL}` column; the export must alias the label column as {LABEL}.")
@@ -157,13 +271,6 @@ def check_training_data(
         raise TrainingDataError(
             f"{uri}: the label `{spec.label.column}` has one class only ({classes}) in the training window; "
             "a ranker cannot learn from it. Check labels.sql and the label horizon."
-        )
-    keys = ["as_of_date", spec.entities.user, spec.entities.item]
-    dupes = sum(int(part.duplicated(keys).sum()) for _, part in parts)
-    if dupes:
-        raise TrainingDataError(
-            f"{uri}: {dupes} duplicate (as_of_date, user, item) rows; candidates must be unique per "
-            "user and date. Fix candidates.sql."
         )
 
 

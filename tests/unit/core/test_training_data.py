@@ -13,17 +13,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_ml_provider.core.encoding import encode, fit_categories
+from airflow_ml_provider.core.encoding import encode, encode_consuming, fit_categories
 from airflow_ml_provider.core.spec import load_spec
 from airflow_ml_provider.core.training_data import (
+    EARLY,
+    FIT,
+    TEST,
     TrainingDataError,
     as_days,
+    check_windows,
     day_range,
     list_sizes,
+    plan_windows,
     read_training_data,
+    read_window,
     read_windows,
     sort_lists,
     split_windows,
+    window_days,
 )
 from tests.paths import PIPELINE
 
@@ -114,3 +121,60 @@ def test_the_trainer_imports_lightgbm_without_scikit_learn_and_leaves_it_importa
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, "Dataset", "sklearn"]
+
+
+def test_windows_read_by_row_group_from_several_files_equal_the_whole_frame(tmp_path):
+    """A sharded export (BigQuery writes many files) with small row groups: each window read alone is exact."""
+    path, test_from = export(tmp_path, seed=5)
+    table = pq.read_table(path)
+    folder = tmp_path / "sharded"
+    folder.mkdir()
+    half = table.num_rows // 2
+    pq.write_table(table.slice(0, half), folder / "000.parquet", row_group_size=97)
+    pq.write_table(table.slice(half), folder / "001.parquet", row_group_size=131)
+    whole = sort_lists(read_training_data(str(path)), "user_id", "item_id")
+    expected = split_windows(whole, SPEC, test_from)
+    plan = plan_windows(str(folder), SPEC, test_from)
+    for index in (TEST, FIT, EARLY):  # any order: each read stands alone
+        pd.testing.assert_frame_equal(read_window(plan, index), expected[index].reset_index(drop=True))
+
+
+def test_without_early_stopping_the_early_window_is_not_read_nor_required(tmp_path):
+    path, test_from = export(tmp_path)
+    early_days = set(window_days(SPEC, test_from)[EARLY])
+    table = pq.read_table(path)
+    keep = [d not in early_days for d in table["as_of_date"].to_pylist()]
+    pq.write_table(table.filter(pa.array(keep)), path)  # an export with no early-stopping rows at all
+    with pytest.raises(TrainingDataError, match="the early-stopping window has no rows"):
+        check_windows(plan_windows(str(path), SPEC, test_from), SPEC)
+    plan = plan_windows(str(path), SPEC, test_from, early=False)
+    check_windows(plan, SPEC)
+    assert plan.windows[EARLY] == [] and len(plan.rows[EARLY]) == 0
+    fit, early, test = (read_window(plan, i) for i in (FIT, EARLY, TEST))
+    assert early.empty and list(early.columns) == list(fit.columns)
+    assert len(fit) and len(test)
+
+
+def test_duplicate_lists_are_counted_from_the_keys_before_any_feature_is_read(tmp_path):
+    path, test_from = export(tmp_path)
+    table = pq.read_table(path)
+    pq.write_table(pa.concat_tables([table, table.slice(0, 3)]), path)
+    with pytest.raises(TrainingDataError, match="3 duplicate"):
+        check_windows(plan_windows(str(path), SPEC, test_from), SPEC)
+
+
+def test_encoding_that_consumes_the_frame_equals_encoding_and_keeps_what_is_asked(tmp_path):
+    path, test_from = export(tmp_path)
+    fit = read_windows(str(path), SPEC, test_from)[0]
+    fit.loc[fit.index[::7], "candidate_score"] = np.inf
+    features = [
+        f.model_copy(update={"nullable": True})
+        for f in SPEC.features
+        if f.name in ("candidate_source", "candidate_score")
+    ]
+    categories = fit_categories(fit, features)
+    want = encode(fit, features, categories, order="F")
+    got = encode_consuming(fit, features, categories, "fit", keep={"candidate_source"})
+    np.testing.assert_array_equal(got.matrix, want.matrix)
+    assert got.matrix.flags["F_CONTIGUOUS"] and got.inf_replaced == want.inf_replaced
+    assert "candidate_score" not in fit.columns and "candidate_source" in fit.columns
