@@ -73,8 +73,9 @@ def prepare(
     from airflow_ml_provider.core.training import training_data_sql, training_params
 
     spec = load_spec(pipeline)
-    if rounds:
-        spec = spec.model_copy(update={"model": spec.model.model_copy(update={"num_boost_round": rounds})})
+    if rounds:  # exactly this many trees: early stopping would cut them back to the demo's ~20
+        model = spec.model.model_copy(update={"num_boost_round": rounds, "early_stopping_rounds": 0})
+        spec = spec.model_copy(update={"model": model})
     warehouse = _warehouse(workdir)
     started = time.monotonic()
     world = generate(DemoConfig(users=users, end_date=RUN_DATE, drift_from=DRIFT_FROM))
@@ -556,7 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--repeat", type=int, default=1, help="runs per path; the fastest counts (default: %(default)s)")
     p.add_argument("--demo-users", type=int, default=3000, help="demo users to train on (default: %(default)s)")
-    p.add_argument("--rounds", type=int, help="num_boost_round for the demo model (default: the contract's)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="grow exactly this many trees, early stopping off (default: the contract's, which stops at about 20)",
+    )
     p.add_argument(
         "--users", type=int, help="spread the rows over this many users (default: a new user per ~30-row list)"
     )
