@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
+from typing import Any
 
 
 def release_free_memory() -> None:
@@ -18,6 +20,16 @@ def release_free_memory() -> None:
     import pyarrow as pa
 
     pa.default_memory_pool().release_unused()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, loaded once (the trainer calls this after every encoded column); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    return None

@@ -185,30 +185,37 @@ def train(
     x_train = encode_consuming(train_df, features, categories, f"{data_uri} (training)", kept)
     names = [f.name for f in features]
     categorical = [f.name for f in features if f.type == "STRING"]
+    ranking = spec.model.objective in ("lambdarank", "rank_xendcg")
     params = hooks.params(
         {
             **DEFAULT_PARAMS,
             **spec.model.params,
             "objective": spec.model.objective,
-            "metric": "ndcg" if spec.model.objective in ("lambdarank", "rank_xendcg") else "auc",
+            "metric": "ndcg" if ranking else "auc",
             "eval_at": [spec.evaluation.k],
         }
     )
-    ranking = spec.model.objective in ("lambdarank", "rank_xendcg")
-    dtrain = lgb.Dataset(
-        x_train.matrix,
-        _labels(train_df, ranking),
-        group=groups["fit"] if ranking else None,
-        feature_name=names,
-        categorical_feature=categorical,
-        free_raw_data=True,
-        # construct() below bins the data before lgb.train sees the params: without them here the
-        # binning used LightGBM's defaults (seed, max_bin, min_data_in_leaf's pre-filter), not the contract's.
-        params=params,
-    )
-    # Bin the training matrix now and drop the float copy before the other windows are read
+
+    def binned(matrix: np.ndarray, frame: pd.DataFrame, window: str, reference: Any = None) -> Any:
+        """A window's LightGBM Dataset, binned now (LightGBM then frees its copy of the matrix).
+
+        The params go in here: binned without them, the data would use LightGBM's defaults
+        (seed, max_bin, min_data_in_leaf's pre-filter), not the contract's.
+        """
+        return lgb.Dataset(
+            matrix,
+            _labels(frame, ranking),
+            group=groups[window] if ranking else None,
+            reference=reference,
+            feature_name=names,
+            categorical_feature=categorical,
+            free_raw_data=True,
+            params=params,
+        ).construct()
+
+    dtrain = binned(x_train.matrix, train_df, "fit")
+    # The training matrix is binned: drop the float copy before the other windows are read
     # (the test window is still read and encoded, and so checked, before any tree is grown).
-    dtrain.construct()
     inf_train = x_train.inf_replaced
     del x_train
     release_free_memory()
@@ -221,18 +228,7 @@ def train(
         early_df = hooks.transform(read_window(plan, EARLY))
         groups["early"] = list_sizes(early_df, user)
         x_early = encode(early_df, features, categories, source=f"{data_uri} (early stopping)", order="F")
-        valid_sets.append(
-            lgb.Dataset(
-                x_early.matrix,
-                _labels(early_df, ranking),
-                group=groups["early"] if ranking else None,
-                reference=dtrain,
-                feature_name=names,
-                categorical_feature=categorical,
-                free_raw_data=True,
-                params=params,
-            ).construct()
-        )
+        valid_sets.append(binned(x_early.matrix, early_df, "early", reference=dtrain))
         # Nothing reads the early-stopping rows again but their count and dates.
         early_rows, early_days = len(early_df), as_days(early_df["as_of_date"])
         del x_early, early_df
