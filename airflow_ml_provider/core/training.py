@@ -42,6 +42,14 @@ def seen_before_sql(spec: PipelineSpec, outer: str) -> tuple[str, str]:
     return join, f"IFNULL(seen.first_seen <= {outer}.as_of_date, FALSE) AS {SEEN}"
 
 
+def _in_windows(alias: str) -> str:
+    """``alias``'s as_of_date within the training or the validation dates (the query parameters)."""
+    return (
+        f"({alias}.as_of_date BETWEEN @train_start AND @train_end"
+        f" OR {alias}.as_of_date BETWEEN @validation_start AND @validation_end)"
+    )
+
+
 def training_data_sql(spec: PipelineSpec) -> str:
     """GoogleSQL joining the feature table with labels over the training and validation dates.
 
@@ -52,6 +60,10 @@ def training_data_sql(spec: PipelineSpec) -> str:
     cols = ",\n  ".join(f"f.{validate_identifier(f.name, kind='feature')}" for f in spec.features)
     label = validate_identifier(spec.label.column, kind="label column")
     seen_join, seen = seen_before_sql(spec, "f")
+    # The labels get the dates too, although the join implies them: BigQuery prunes a table's
+    # partitions only by a filter on that table's own partition column, and DuckDB then builds
+    # its hash table on the narrow labels instead of the wide features (exporting 3M rows
+    # peaked at 1.28 GB, now 0.71 GB: bench/training.py).
     return f"""SELECT
   f.as_of_date,
   f.{user},
@@ -62,8 +74,8 @@ def training_data_sql(spec: PipelineSpec) -> str:
 FROM {validate_identifier(spec.feature_table)} AS f
 JOIN {validate_identifier(spec.label.step.table)} AS l
   ON l.as_of_date = f.as_of_date AND l.{user} = f.{user} AND l.{item} = f.{item}{seen_join}
-WHERE (f.as_of_date BETWEEN @train_start AND @train_end)
-   OR (f.as_of_date BETWEEN @validation_start AND @validation_end)"""
+WHERE {_in_windows("f")}
+  AND {_in_windows("l")}"""
 
 
 def training_columns(spec: PipelineSpec) -> dict[str, str]:
@@ -101,8 +113,7 @@ def truth_data_sql(spec: PipelineSpec) -> str | None:
   {seen}
 FROM {validate_identifier(spec.label.step.table)} AS l{seen_join}
 WHERE l.{label} > 0
-  AND ((l.as_of_date BETWEEN @train_start AND @train_end)
-    OR (l.as_of_date BETWEEN @validation_start AND @validation_end))"""
+  AND {_in_windows("l")}"""
 
 
 def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, dt.date]:

@@ -140,7 +140,7 @@ def check_label(report: ValidationReport, spec: PipelineSpec, sample: Warehouse,
     rows = sample.query(
         f"SELECT COUNT(*) AS n, COUNT(DISTINCT l.{column}) AS classes FROM {spec.feature_table} AS f "
         f"JOIN {table} AS l ON l.{PARTITION} = f.{PARTITION} AND l.{user} = f.{user} AND l.{item} = f.{item} "
-        f"WHERE f.{PARTITION} = @as_of",
+        f"WHERE f.{PARTITION} = @as_of AND l.{PARTITION} = @as_of",  # each table pruned by its own partition
         {"as_of": d},
         source="labels joined to features",
     ).to_pylist()[0]
