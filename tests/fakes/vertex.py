@@ -56,6 +56,7 @@ import contextlib
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -134,6 +135,7 @@ class VertexEndpoint(ModelRegistryService):
     def stop(self) -> None:
         self.reset()
         self._server.stop(grace=None)
+        shutil.rmtree(self._logs, ignore_errors=True)  # the jobs' logs (left in /tmp by every session before)
 
     def reset(self) -> None:
         """Kill running jobs and forget everything (between tests)."""
