@@ -209,12 +209,21 @@ def most_popular(counts: pd.Series, k: int) -> list[object]:
     return frame[ITEM].head(k).tolist()
 
 
-def list_keys(df: pd.DataFrame, spec: PipelineSpec) -> np.ndarray:
-    """One key per ranking list: (as-of date, user) for recommendations, the as-of date otherwise."""
-    date = pd.to_datetime(df["as_of_date"]).dt.strftime("%Y-%m-%d")
-    if spec.evaluation.lists != "user":
-        return date.to_numpy(dtype=object)
-    return (date + "|" + df[spec.entities.user].astype(str)).to_numpy(dtype=object)
+def list_keys(frames: list[pd.DataFrame], spec: PipelineSpec) -> list[np.ndarray]:
+    """One int64 key per ranking list, per frame: the same list has the same key in every frame.
+
+    A list is (as-of date, user) for recommendations, the as-of date otherwise. Users are
+    numbered in sorted order, so keys sort by date, then user, as "date|user" strings did
+    (strings cost a Python object per row: about 0.5 s per million rows, and slower sorts and
+    joins after).
+    """
+    days = [as_days(f["as_of_date"]).astype(np.int64) for f in frames]
+    if spec.evaluation.lists != "user" or not frames:
+        return days
+    users = [f[spec.entities.user].to_numpy() for f in frames]
+    codes, uniques = pd.factorize(np.concatenate(users), sort=True, use_na_sentinel=False)
+    parts = np.split(codes.astype(np.int64), np.cumsum([len(u) for u in users])[:-1])
+    return [day * len(uniques) + code for day, code in zip(days, parts, strict=True)]
 
 
 def evaluate_window(
@@ -239,7 +248,8 @@ def evaluate_window(
     k = ev.k
     full_truth = truth
     test, scores, truth, seen_rows, excluded = drop_seen(test, scores, truth)
-    keys = list_keys(test, spec)
+    frames = [test, seen_rows] + ([full_truth, truth] if truth is not None and full_truth is not None else [])
+    keys, seen_keys, *truth_keys = list_keys(frames, spec)
     # What a list ranks: items per user, or users per date (e.g. churn, where the item is constant).
     items = test[item if ev.lists == "user" else spec.entities.user].to_numpy()
     popularity = popularity_scores(fit[item].to_numpy(), fit[label].to_numpy(dtype=np.float64), test[item].to_numpy())
@@ -258,14 +268,14 @@ def evaluate_window(
         assert full_truth is not None
         in_fit = np.isin(as_days(full_truth["as_of_date"]), np.unique(as_days(fit["as_of_date"])))
         positive = full_truth["relevance"].to_numpy(dtype=np.float64) > 0
-        fit_keys = list_keys(full_truth, spec)[in_fit & positive]
+        full_keys, kept_keys = truth_keys
+        fit_keys = full_keys[in_fit & positive]
         # Long enough to fill k after dropping any list's seen items.
-        depth = k + int(seen_rows.groupby(list_keys(seen_rows, spec)).size().max()) if len(seen_rows) else k
+        depth = k + int(np.unique(seen_keys, return_counts=True)[1].max()) if len(seen_rows) else k
         popular = popular_items(full_truth[item].to_numpy()[in_fit & positive], fit_keys, depth)
-        truth_keys = list_keys(truth, spec)
-        everything = pd.DataFrame({LIST: truth_keys, ITEM: truth[item].to_numpy(), REL: truth["relevance"]})
-        everything = everything[everything[LIST].isin(set(keys))]
-        seen_pairs = pd.DataFrame({LIST: list_keys(seen_rows, spec), ITEM: seen_rows[item].to_numpy()})
+        everything = pd.DataFrame({LIST: kept_keys, ITEM: truth[item].to_numpy(), REL: truth["relevance"]})
+        everything = everything[np.isin(kept_keys, keys)]
+        seen_pairs = pd.DataFrame({LIST: seen_keys, ITEM: seen_rows[item].to_numpy()})
         recs["global_popularity"] = popular_unseen(keys, popular, seen_pairs, k)
         per["end_to_end"] = {name: per_list_metrics(rec, everything, k) for name, rec in recs.items()}
         recall = candidate_recall(in_candidates[[LIST, ITEM]], everything)

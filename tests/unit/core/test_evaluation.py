@@ -15,6 +15,7 @@ from airflow_ml_provider.core.evaluation import (
     bootstrap_lift,
     candidate_recall,
     evaluate_window,
+    list_keys,
     per_list_metrics,
     popular_items,
     same_list_for_all,
@@ -157,6 +158,21 @@ def test_top_k_ranks_by_score_then_item_and_puts_nan_last():
     got = top_k(np.array(["l"] * 4), np.array(["b", "a", "c", "d"]), np.array([1.0, 1.0, np.nan, 2.0]), k=3)
     assert got["item"].tolist() == ["d", "a", "b"]
     assert got["rank"].tolist() == [1, 2, 3]
+
+
+def test_list_keys_are_one_int_per_list_shared_by_frames_and_sorted_like_date_then_user():
+    d1, d2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    test = pd.DataFrame({"as_of_date": [d2, d1, d1, d2], "user_id": ["b", "b", "a", "b"]})
+    truth = pd.DataFrame({"as_of_date": [d1, d2, d1], "user_id": ["c", "b", None]})
+    keys, truth_keys = list_keys([test, truth], SPEC)
+    assert keys.dtype == np.int64 and truth_keys.dtype == np.int64
+    assert keys[0] == keys[3] == truth_keys[1]  # (d2, b) in both frames
+    assert len({*keys, *truth_keys}) == 5  # (d1,a) (d1,b) (d1,c) (d1,None) (d2,b): a missing user is its own list
+    named = {(str(d), str(u)): key for d, u, key in zip(test["as_of_date"], test["user_id"], keys, strict=True)}
+    assert sorted(named, key=named.__getitem__) == sorted(named)  # as the "date|user" strings sorted
+    by_date = SPEC.model_copy(update={"evaluation": SPEC.evaluation.model_copy(update={"lists": "as_of_date"})})
+    days, _ = list_keys([test, truth], by_date)
+    assert days[1] == days[2] != days[0] == days[3]
 
 
 def test_candidate_recall_counts_positives_outside_the_candidates():
