@@ -225,6 +225,7 @@ class TrainModelOperator(MLPlatformOperator):
         metrics = envelope.metrics
         k, scope, base_name = metrics["k"], metrics.get("scope", "candidates"), metrics.get("baseline_name")
         model, baseline = metrics["model"], metrics["baseline"]
+        recall = metrics.get("candidate_recall")
         self.log.info(
             "Registered candidate %s %s: ndcg@%d (%s, test window) %.4f vs %s %.4f; candidate recall %s",
             envelope.name,
@@ -234,7 +235,7 @@ class TrainModelOperator(MLPlatformOperator):
             model["ndcg"],
             base_name or "popularity",
             baseline["ndcg"],
-            metrics.get("candidate_recall"),
+            "n/a (no end-to-end truth)" if recall is None else f"{recall:.4f}",
         )
         return {
             "model_name": envelope.name,
