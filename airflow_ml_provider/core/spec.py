@@ -172,6 +172,11 @@ class ModelSpec(_Strict):
     )
     hooks: str | None = Field(default=None, description="model.py path relative to the contract's folder")
 
+    @property
+    def ranking(self) -> bool:
+        """True for the ranking objectives: lists (query groups) and graded relevance labels."""
+        return self.objective in ("lambdarank", "rank_xendcg")
+
     @field_validator("params")
     @classmethod
     def _params(cls, v: dict[str, Any]) -> dict[str, Any]:

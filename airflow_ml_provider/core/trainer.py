@@ -185,7 +185,7 @@ def train(
     x_train = encode_consuming(train_df, features, categories, f"{data_uri} (training)", kept)
     names = [f.name for f in features]
     categorical = [f.name for f in features if f.type == "STRING"]
-    ranking = spec.model.objective in ("lambdarank", "rank_xendcg")
+    ranking = spec.model.ranking
     params = hooks.params(
         {
             **DEFAULT_PARAMS,

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from airflow_ml_provider.core.validate_report import Check, SampleRun, ValidationReport
     from airflow_ml_provider.core.warehouse import Warehouse
 
-_RANKING = ("lambdarank", "rank_xendcg")
 _GOOGLESQL = {duck: google for google, ducks in FEATURE_TYPES.items() for duck in ducks}
 
 
@@ -125,7 +124,7 @@ def check_label(report: ValidationReport, spec: PipelineSpec, sample: Warehouse,
             f"({PARTITION}, {', '.join(keys)}) and the model learns label.column {column!r}",
         )
     google = _GOOGLESQL.get(columns[column], columns[column])
-    allowed = ("INT64", "BOOL") if spec.model.objective in _RANKING else ("INT64", "FLOAT64", "BOOL")
+    allowed = ("INT64", "BOOL") if spec.model.ranking else ("INT64", "FLOAT64", "BOOL")
     if google not in allowed:
         return report.add(
             "label",
