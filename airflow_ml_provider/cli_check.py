@@ -21,10 +21,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     checks print and exit 0. With --record the results replace the date's partition of
     data_checks (only when no error check failed, as in the DAG).
     """
-    from airflow_ml_provider.core.checks import DataCheckError, raise_on_errors
-    from airflow_ml_provider.core.data_checks import record_checks, run_checks
-    from airflow_ml_provider.core.runs import utcnow
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.features.checks import DataCheckError, raise_on_errors
+    from airflow_ml_provider.core.features.data_checks import record_checks, run_checks
+    from airflow_ml_provider.core.inference.runs import utcnow
 
     spec = load_spec(args.pipeline)
     warehouse = _warehouse(args)
@@ -51,7 +51,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def add_check_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register ``check`` on the ``airflow-ml`` subcommands."""
-    from airflow_ml_provider.core.check_scopes import SCOPES
+    from airflow_ml_provider.core.features.scopes import SCOPES
 
     check = sub.add_parser(
         "check",

@@ -39,7 +39,7 @@ def warehouse(args: argparse.Namespace, *, create: bool = False):  # type: ignor
 
         return MLPlatformHook(ml_conn_id=args.conn_id).get_warehouse(labels={"managed-by": "airflow-ml-cli"})
     from airflow_ml_provider.backends import get_warehouse
-    from airflow_ml_provider.core.config import PlatformConfig
+    from airflow_ml_provider.core.contract.config import PlatformConfig
     from airflow_ml_provider.exceptions import MLProviderError
 
     if args.warehouse and not create and not Path(args.warehouse).is_file():
@@ -57,7 +57,7 @@ def resolve_pipeline(args: argparse.Namespace) -> None:
     if "pipeline" not in args:
         return
     if args.pipeline is None:
-        from airflow_ml_provider.core.project import find_pipeline
+        from airflow_ml_provider.core.contract.project import find_pipeline
 
         args.pipeline, where = find_pipeline(Path.cwd(), os.environ)
         log.info("Using contract %s (found in %s; pass --pipeline to choose another)", args.pipeline, where)

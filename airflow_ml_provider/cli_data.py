@@ -59,12 +59,16 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     """Build the feature partitions of a pipeline for one date or a range.
 
-    A date's feature steps are all-or-nothing: every step's new rows are computed and checked
-    (the contract's `checks:`) before the first one is written (--no-preflight skips that for
-    bulk history builds, as training's --build-features does).
+    Runs what the recsys_features DAG runs. The contract's events checks (`checks.events`) run
+    for every date of the range before anything is written; a failed `error` check exits 1,
+    naming the check, with no table changed. A date's feature steps are all-or-nothing: every
+    step's new rows are computed and checked before the first one is written (--no-preflight
+    skips that second computation for bulk history builds, as training's --build-features
+    does; each step still checks its own new rows before replacing its partition).
     """
-    from airflow_ml_provider.core.features import build_features, date_range
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.dates import date_range
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.features.build import build_features
 
     spec = load_spec(args.pipeline)
     dates = date_range(args.date, args.to or args.date)
@@ -75,12 +79,18 @@ def cmd_features(args: argparse.Namespace) -> int:
         log.info("  %-14s %s  %8d rows", result.table, result.partition, result.rows)
 
     log.info("Building %s features for %d date(s) on %r", spec.name, len(dates), wh)
-    results = []
-    for day in dates:
-        with progress(f"building the features of {day}"):
-            results += build_features(
-                wh, spec, args.sql_dir, [day], labels=args.labels, on_step=report, check_first=not args.no_preflight
-            )
+    with progress(f"building the features of {len(dates)} date(s)"):
+        # One call for the whole range: every date's events are checked before the first write.
+        results = build_features(
+            wh,
+            spec,
+            args.sql_dir,
+            dates,
+            labels=args.labels,
+            on_step=report,
+            preflight=not args.no_preflight,
+            logger=log,
+        )
     log.info("Wrote %d partitions in %.1fs", len(results), time.monotonic() - started)
     if args.json:
         print_json([r.as_dict() for r in results])
@@ -89,7 +99,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 def cmd_tables(args: argparse.Namespace) -> int:
     """Show the warehouse's tables, their partitions and row counts."""
-    from airflow_ml_provider.core.summary import describe_tables
+    from airflow_ml_provider.core.warehouse.summary import describe_tables
 
     wh = warehouse(args)
     rows = describe_tables(wh)
@@ -115,11 +125,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     replaces the date's partition of recommendations and records the attempt in
     recommendation_runs (run id `cli__<timestamp>` unless --run-id).
     """
-    from airflow_ml_provider.core.features import date_range
-    from airflow_ml_provider.core.inference import Artifacts, run_batch_inference
-    from airflow_ml_provider.core.registry import ModelRegistry
-    from airflow_ml_provider.core.runs import utcnow
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.dates import date_range
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.inference.batch import Artifacts, run_batch_inference
+    from airflow_ml_provider.core.inference.runs import utcnow
+    from airflow_ml_provider.core.registry.models import ModelRegistry
 
     spec = load_spec(args.pipeline)
     wh = warehouse(args)
@@ -157,7 +167,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def cmd_recommendations(args: argparse.Namespace) -> int:
     """Show a day's recommendation run (users, coverage), its attempts, and one user's list."""
-    from airflow_ml_provider.core.runs import runs_of_date
+    from airflow_ml_provider.core.inference.runs import runs_of_date
     from airflow_ml_provider.exceptions import MLProviderError
 
     wh = warehouse(args)

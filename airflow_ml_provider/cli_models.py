@@ -18,10 +18,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Validate the contract, build features and labels, train, evaluate and register a candidate."""
     import tempfile
 
+    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.demo import DemoConfig, generate
-    from airflow_ml_provider.core.features import build_features
-    from airflow_ml_provider.core.spec import load_spec
-    from airflow_ml_provider.core.training import check_model_hooks
+    from airflow_ml_provider.core.features.build import build_features
+    from airflow_ml_provider.core.training.job import check_model_hooks
 
     spec = load_spec(args.pipeline)
     log.info("Contract %s is valid (spec hash %s)", args.pipeline, spec.spec_hash)
@@ -54,11 +54,11 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
     """Export, train in a subprocess, register, gate. Returns a JSON-able summary."""
     from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
     from airflow_ml_provider.core import storage
-    from airflow_ml_provider.core.config import PlatformConfig
-    from airflow_ml_provider.core.envelope import read_envelope
-    from airflow_ml_provider.core.gate import evaluate_envelope_metrics
-    from airflow_ml_provider.core.registry import ModelRegistry
-    from airflow_ml_provider.core.training import (
+    from airflow_ml_provider.core.contract.config import PlatformConfig
+    from airflow_ml_provider.core.evaluation.gate import evaluate_envelope_metrics
+    from airflow_ml_provider.core.registry.models import ModelRegistry
+    from airflow_ml_provider.core.training.envelope import read_envelope
+    from airflow_ml_provider.core.training.job import (
         TrainingJob,
         training_data_sql,
         training_params,
@@ -117,7 +117,7 @@ def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-un
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List model versions with their metrics, promote a version to champion, or roll the champion back."""
-    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.core.registry.models import ModelRegistry
     from airflow_ml_provider.exceptions import MLProviderError
 
     registry = ModelRegistry(cli_warehouse(args))
@@ -177,7 +177,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def _spec_name(args: argparse.Namespace) -> str:
     from airflow_ml_provider.cli_common import resolve_pipeline
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.spec import load_spec
 
     resolve_pipeline(args)
     return load_spec(args.pipeline).name

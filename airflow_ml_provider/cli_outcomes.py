@@ -22,9 +22,10 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     to the popularity list's. A date whose horizon has not passed yet is refused, naming the day
     it becomes ready; nothing is written for it (dates before it in a range stay written).
     """
-    from airflow_ml_provider.core.features import date_range, render_sql_file
-    from airflow_ml_provider.core.outcomes import OUTCOMES_SQL, POPULARITY_SQL, evaluate_outcomes, headline
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.dates import date_range
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.evaluation.outcomes import OUTCOMES_SQL, POPULARITY_SQL, evaluate_outcomes, headline
+    from airflow_ml_provider.core.features.render import render_sql_file
 
     spec = load_spec(args.pipeline)
     warehouse = _warehouse(args)

@@ -21,7 +21,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import tempfile
 
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-    from airflow_ml_provider.core.validate import validate_pipeline
+    from airflow_ml_provider.core.validate.pipeline import validate_pipeline
 
     sql_dir = args.sql_dir or default_sql_dir(args.pipeline)
     with tempfile.TemporaryDirectory(prefix="airflow-ml-validate-") as tmp:

@@ -2,7 +2,7 @@
 
 Set-up (a child process): seeds a small demo world into a DuckDB file in a temp dir, builds
 features and labels for the training window of pipeline.yaml (run date 2026-03-31), trains
-the demo model with ``core.trainer.train`` and promotes it to champion. It then writes
+the demo model with ``core.training.trainer.train`` and promotes it to champion. It then writes
 ``--rows`` candidate rows into the ``features`` partition of 2026-04-01, in bounded chunks:
 whole candidate lists (about 30 rows each) of the demo's real users and dates, resampled
 under new user ids, with item ids spread over a larger catalog and jittered scores, so the
@@ -63,14 +63,14 @@ def prepare(
 ) -> dict[str, Any]:
     """Train and promote a demo model, then write ``rows`` candidates for PREDICTION_DATE."""
     from airflow_ml_provider.core import storage
-    from airflow_ml_provider.core.ddl import ensure_tables
+    from airflow_ml_provider.core.contract.model_hooks import load_hooks
+    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.demo import DemoConfig, generate
-    from airflow_ml_provider.core.features import build_features
-    from airflow_ml_provider.core.hooks import load_hooks
-    from airflow_ml_provider.core.registry import ModelRegistry
-    from airflow_ml_provider.core.spec import load_spec
-    from airflow_ml_provider.core.trainer import train
-    from airflow_ml_provider.core.training import training_data_sql, training_params
+    from airflow_ml_provider.core.features.build import build_features
+    from airflow_ml_provider.core.registry.models import ModelRegistry
+    from airflow_ml_provider.core.training.job import training_data_sql, training_params
+    from airflow_ml_provider.core.training.trainer import train
+    from airflow_ml_provider.core.warehouse.ddl import ensure_tables
 
     spec = load_spec(pipeline)
     if rounds:  # exactly this many trees: early stopping would cut them back to the demo's ~20
@@ -216,7 +216,7 @@ def _import_libraries() -> None:
     import sqlglot.dialects.bigquery
     import sqlglot.dialects.duckdb  # noqa: F401
 
-    import airflow_ml_provider.core.scoring  # noqa: F401
+    import airflow_ml_provider.core.inference.scoring  # noqa: F401
 
 
 def _digest(warehouse: Any) -> str:
@@ -249,7 +249,7 @@ def worker_operator(workdir: Path, pipeline: Path, profile: bool) -> dict[str, A
         ).print_stats(40)
     peak = _peak_rss_mb()  # before the digest and output size below read the partition back
     keys = ("candidates", "users", "rows_written", "seconds_read", "seconds_score", "seconds_write")
-    from airflow_ml_provider.core.compiled import DISABLE_ENV, compiler_version
+    from airflow_ml_provider.core.inference.compiled import DISABLE_ENV, compiler_version
 
     compiled = compiler_version() is not None and os.environ.get(DISABLE_ENV, "") != "off"
     return {
@@ -272,8 +272,8 @@ def _output_mb(warehouse: Any) -> float:
 
 def worker_baseline(workdir: Path) -> dict[str, Any]:
     """Peak RSS of an empty run: the operator worker's imports, then with the champion loaded as the operator does."""
-    from airflow_ml_provider.core.inference import Artifacts, load_model
-    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.core.inference.batch import Artifacts, load_model
+    from airflow_ml_provider.core.registry.models import ModelRegistry
     from airflow_ml_provider.operators.inference import BatchRecommendOperator  # noqa: F401  (Airflow's imports)
 
     imports = _peak_rss_mb()
@@ -284,9 +284,9 @@ def worker_baseline(workdir: Path) -> dict[str, Any]:
 def _load_champion(warehouse: Any) -> tuple[Any, Any, Any]:
     """Envelope, booster and hooks of the champion, with the core's loaders (no Airflow)."""
     from airflow_ml_provider.core import storage
-    from airflow_ml_provider.core.envelope import HOOKS_FILE, load_booster, read_envelope
-    from airflow_ml_provider.core.hooks import load_hooks
-    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.core.contract.model_hooks import load_hooks
+    from airflow_ml_provider.core.registry.models import ModelRegistry
+    from airflow_ml_provider.core.training.envelope import HOOKS_FILE, load_booster, read_envelope
 
     record = ModelRegistry(warehouse).resolve(MODEL_NAME, "champion")
     envelope = read_envelope(record.uri)
@@ -301,9 +301,9 @@ def worker_raw(workdir: Path, pipeline: Path) -> dict[str, Any]:
     import numpy as np
     import pyarrow as pa
 
-    from airflow_ml_provider.core.encoding import encode
-    from airflow_ml_provider.core.scoring import candidate_features_sql
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.inference.scoring import candidate_features_sql
+    from airflow_ml_provider.core.training.encoding import encode
 
     spec = load_spec(pipeline)
     warehouse = _warehouse(workdir)
@@ -328,8 +328,8 @@ def worker_raw(workdir: Path, pipeline: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"seconds": seconds, "rows": len(scores)}
     fast = _compiled_champion(warehouse)
     if fast is not None:
-        from airflow_ml_provider.core.compiled import _threads, max_difference
-        from airflow_ml_provider.core.scoring import top_k
+        from airflow_ml_provider.core.inference.compiled import _threads, max_difference
+        from airflow_ml_provider.core.inference.scoring import top_k
 
         started = time.perf_counter()
         compiled_scores = fast.predict(matrix, n_jobs=_threads())
@@ -345,9 +345,9 @@ def worker_raw(workdir: Path, pipeline: Path) -> dict[str, Any]:
 def _compiled_champion(warehouse: Any) -> Any:
     """The champion's compiled model (lleaves), from the cache the operator path filled; None without the extra."""
     from airflow_ml_provider.core import storage
-    from airflow_ml_provider.core.compiled import compiler_version, load_or_compile
-    from airflow_ml_provider.core.envelope import MODEL_FILE
-    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.core.inference.compiled import compiler_version, load_or_compile
+    from airflow_ml_provider.core.registry.models import ModelRegistry
+    from airflow_ml_provider.core.training.envelope import MODEL_FILE
 
     if compiler_version() is None:
         return None
@@ -361,9 +361,9 @@ def worker_naive(workdir: Path, pipeline: Path) -> dict[str, Any]:
     import pandas as pd
     import pyarrow as pa
 
-    from airflow_ml_provider.core.encoding import encode
-    from airflow_ml_provider.core.scoring import candidate_features_sql
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.inference.scoring import candidate_features_sql
+    from airflow_ml_provider.core.training.encoding import encode
 
     spec = load_spec(pipeline)
     user, item, k = spec.entities.user, spec.entities.item, spec.inference.top_k
@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker == "setup":
         print(json.dumps(prepare(args.workdir, args.pipeline, args.rows, args.demo_users, args.rounds, args.users)))
     elif args.worker == "candidates":  # rewrite the candidates of an existing set-up (bench/memory.py)
-        from airflow_ml_provider.core.spec import load_spec
+        from airflow_ml_provider.core.contract.spec import load_spec
 
         written, users = write_candidates(_warehouse(args.workdir), load_spec(args.pipeline), args.rows, args.users)
         print(json.dumps({"rows": written, "users": users}))

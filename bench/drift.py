@@ -6,7 +6,7 @@ reference profile from the reference once (as training does; timed apart), loads
 current rows as one partition of a DuckDB ``features`` table, then runs each path in its
 own fresh process so that peak RSS is per path:
 
-- ours: ``core.drift_scan``: one SQL scan counts every column into the stored bins, then the
+- ours: ``core.drift.scan``: one SQL scan counts every column into the stored bins, then the
   metrics from the bins. Also run on half the rows, to show peak RSS does not grow.
 - evidently: read both Parquet files into pandas and run ``Report([DataDriftPreset()])``, in
   ``bench/.venv-evidently`` (created here with uv from bench/requirements-evidently.txt;
@@ -66,7 +66,7 @@ def worker_setup(workdir: Path, rows: int, features: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-    from airflow_ml_provider.core.profile import build_profile
+    from airflow_ml_provider.core.training.profile import build_profile
 
     numeric, categorical = _columns(features)
 
@@ -153,10 +153,10 @@ def worker_ours(workdir: Path, database: str, memory_limit: str = "") -> dict[st
         _limit_duckdb_memory(memory_limit)
 
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-    from airflow_ml_provider.core.drift_bins import profile_bins
-    from airflow_ml_provider.core.drift_scan import ALL_SEGMENTS, Scan, run_scan
-    from airflow_ml_provider.core.drift_verdict import compare
-    from airflow_ml_provider.core.spec import DriftSpec
+    from airflow_ml_provider.core.contract.spec import DriftSpec
+    from airflow_ml_provider.core.drift.bins import profile_bins
+    from airflow_ml_provider.core.drift.scan import ALL_SEGMENTS, Scan, run_scan
+    from airflow_ml_provider.core.drift.verdict import compare
 
     started = time.monotonic()
     warehouse = DuckDBWarehouse(workdir / database)
@@ -179,8 +179,8 @@ def worker_numpy(workdir: Path) -> dict[str, Any]:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from airflow_ml_provider.core.drift_bins import numpy_counts, profile_bins
-    from airflow_ml_provider.core.drift_metrics import numpy_metrics
+    from airflow_ml_provider.core.drift.bins import numpy_counts, profile_bins
+    from airflow_ml_provider.core.drift.metrics import numpy_metrics
 
     ours = json.loads((workdir / "ours-full.duckdb.json").read_text())
     bins = profile_bins(json.loads((workdir / "profile.json").read_text()))

@@ -57,10 +57,10 @@ def _hooks_path(spec: Any, pipeline: Path) -> Path | None:
 def prepare(workdir: Path, pipeline: Path, users: int, days: int) -> dict[str, Any]:
     """Seed the demo world, build features + labels, export the training data and save its matrix."""
     from airflow_ml_provider.core import storage
+    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.demo import DemoConfig, generate
-    from airflow_ml_provider.core.features import build_features
-    from airflow_ml_provider.core.spec import load_spec
-    from airflow_ml_provider.core.training import training_data_sql, training_params
+    from airflow_ml_provider.core.features.build import build_features
+    from airflow_ml_provider.core.training.job import training_data_sql, training_params
 
     spec = load_spec(pipeline)
     warehouse = _warehouse(workdir)
@@ -95,10 +95,10 @@ def prepare_matrix(workdir: Path, pipeline: Path, data_uri: str, validation_from
     """The training rows as the trainer sees them (sorted, transformed, encoded), saved as .npy files."""
     import numpy as np
 
-    from airflow_ml_provider.core.encoding import encode, fit_categories
-    from airflow_ml_provider.core.hooks import load_hooks
-    from airflow_ml_provider.core.spec import load_spec
-    from airflow_ml_provider.core.training_data import LABEL, read_training_data, split_windows
+    from airflow_ml_provider.core.contract.model_hooks import load_hooks
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.training.data import LABEL, read_training_data, split_windows
+    from airflow_ml_provider.core.training.encoding import encode, fit_categories
 
     spec = load_spec(pipeline)
     hooks = load_hooks(_hooks_path(spec, pipeline))
@@ -161,8 +161,8 @@ def worker_operator(
     """
     from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
     from airflow_ml_provider.core import storage
-    from airflow_ml_provider.core.spec import load_spec
-    from airflow_ml_provider.core.training import TrainingJob, training_data_sql, training_params, truth_data_sql
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.training.job import TrainingJob, training_data_sql, training_params, truth_data_sql
 
     if lean_rounds:
         pipeline = lean_contract(workdir, pipeline, lean_rounds)

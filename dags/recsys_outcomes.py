@@ -42,8 +42,8 @@ def served_date(ds: str) -> str:
 
     A DAG macro: the contract is read when a task renders, never at parse time.
     """
-    from airflow_ml_provider.core.horizon import newest_ready_date
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.evaluation.horizon import newest_ready_date
     from airflow_ml_provider.operators.base import parse_date
 
     horizon = load_spec(PIPELINE).windows.label_horizon_days

@@ -56,7 +56,7 @@ with DAG(
         """As-of dates (training + validation) whose labels the trainer needs."""
         import datetime as dt
 
-        from airflow_ml_provider.core.spec import load_spec
+        from airflow_ml_provider.core.contract.spec import load_spec
 
         spec = load_spec(contract)
         train, valid = spec.training_dates(dt.date.fromisoformat(str(ds)))

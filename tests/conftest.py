@@ -85,8 +85,8 @@ def training_warehouse_file(tmp_path_factory) -> Path:
     import datetime as dt
 
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-    from airflow_ml_provider.core.features import build_features
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.features.build import build_features
     from tests.paths import PIPELINE, SQL_DIR
 
     path = tmp_path_factory.mktemp("training-warehouse") / "warehouse.duckdb"

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
+from airflow_ml_provider.core.contract.spec import PipelineSpec, load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
-from airflow_ml_provider.core.features import build_features
-from airflow_ml_provider.core.spec import PipelineSpec, load_spec
+from airflow_ml_provider.core.features.build import build_features
 from tests.paths import DAGS_DIR, PIPELINE, SQL_DIR
 
 RUN_DATE = dt.date(2026, 3, 31)

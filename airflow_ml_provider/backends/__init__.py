@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
+from airflow_ml_provider.core.warehouse.interface import Warehouse, WriteResult
 
 if TYPE_CHECKING:
-    from airflow_ml_provider.core.config import PlatformConfig
+    from airflow_ml_provider.core.contract.config import PlatformConfig
 
 __all__ = ["Warehouse", "WriteResult", "get_warehouse"]
 

@@ -39,10 +39,10 @@ from airflow_ml_provider.backends.bigquery_schema import (
     to_parquet,
     with_partition_column,
 )
-from airflow_ml_provider.core.config import PlatformConfig
-from airflow_ml_provider.core.identifiers import validate_identifier
-from airflow_ml_provider.core.sql import bigquery_type, bind_params, partition_select
-from airflow_ml_provider.core.warehouse import Warehouse, WriteResult
+from airflow_ml_provider.core.contract.config import PlatformConfig
+from airflow_ml_provider.core.contract.identifiers import validate_identifier
+from airflow_ml_provider.core.warehouse.interface import Warehouse, WriteResult
+from airflow_ml_provider.core.warehouse.sql import bigquery_type, bind_params, partition_select
 from airflow_ml_provider.exceptions import (
     BytesBudgetExceeded,
     EmptyResultError,
@@ -54,8 +54,8 @@ from airflow_ml_provider.exceptions import (
 if TYPE_CHECKING:
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
-    from airflow_ml_provider.core.checks import CheckResult
-    from airflow_ml_provider.core.warehouse import CheckBuilder, CheckGate
+    from airflow_ml_provider.core.features.checks import CheckResult
+    from airflow_ml_provider.core.warehouse.interface import CheckBuilder, CheckGate
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from google.api_core.exceptions import BadRequest, GoogleAPICallError, NotFound
 from google.cloud import bigquery
 
-from airflow_ml_provider.core.identifiers import validate_identifier
+from airflow_ml_provider.core.contract.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import (
     BytesBudgetExceeded,
     SchemaMismatchError,

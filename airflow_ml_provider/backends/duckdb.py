@@ -23,11 +23,11 @@ import duckdb.func
 import pyarrow as pa
 
 from airflow_ml_provider.backends import file_lock
-from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier
-from airflow_ml_provider.core.shards import STAGING_PREFIX, fingerprint64
-from airflow_ml_provider.core.sql import bind_params, partition_select, to_duckdb
+from airflow_ml_provider.core.contract.identifiers import validate_dataset, validate_identifier
+from airflow_ml_provider.core.inference.shards import STAGING_PREFIX, fingerprint64
 from airflow_ml_provider.core.storage import local_path, to_uri
-from airflow_ml_provider.core.warehouse import CheckBuilder, CheckGate, Warehouse, WriteResult
+from airflow_ml_provider.core.warehouse.interface import CheckBuilder, CheckGate, Warehouse, WriteResult
+from airflow_ml_provider.core.warehouse.sql import bind_params, partition_select, to_duckdb
 from airflow_ml_provider.exceptions import (
     EmptyResultError,
     SchemaMismatchError,
@@ -38,7 +38,7 @@ from airflow_ml_provider.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from airflow_ml_provider.core.checks import CheckResult
+    from airflow_ml_provider.core.features.checks import CheckResult
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 
-from airflow_ml_provider.core.training import TrainingJob
+from airflow_ml_provider.core.training.job import TrainingJob
 from airflow_ml_provider.exceptions import MLProviderError
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class TrainingJobError(MLProviderError):
 
 
 class LocalTrainingRunner:
-    """Runs a TrainingJob as ``python -m airflow_ml_provider.core.trainer`` and waits for it."""
+    """Runs a TrainingJob as ``python -m airflow_ml_provider.core.training.trainer`` and waits for it."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None

@@ -1,6 +1,6 @@
 """The Vertex AI training runner: the trainer entrypoint as a CustomJob, through the Google provider's hooks.
 
-The job runs ``python -m airflow_ml_provider.core.trainer`` in ``training_image_uri`` with exactly
+The job runs ``python -m airflow_ml_provider.core.training.trainer`` in ``training_image_uri`` with exactly
 the arguments and ``AIP_*`` environment of the local runner. Its display name
 (``<model>-<version>``) and ``aml-version`` label are deterministic per run, so a retried or
 crashed task finds the job it started (running or succeeded) instead of submitting a second one;
@@ -25,15 +25,15 @@ from google.api_core.exceptions import FailedPrecondition, NotFound
 from google.cloud.aiplatform_v1 import JobState
 
 from airflow_ml_provider.backends.local_trainer import TrainingJobError
-from airflow_ml_provider.core.labels import sanitize_label
-from airflow_ml_provider.core.training import TRAINER_MODULE, TrainingJob
+from airflow_ml_provider.core.training.job import TRAINER_MODULE, TrainingJob
+from airflow_ml_provider.core.warehouse.labels import sanitize_label
 from airflow_ml_provider.exceptions import ContractError, MLProviderError
 
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import CustomJob, Model
 
-    from airflow_ml_provider.core.config import PlatformConfig
-    from airflow_ml_provider.core.envelope import Envelope
+    from airflow_ml_provider.core.contract.config import PlatformConfig
+    from airflow_ml_provider.core.training.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class VertexTrainingRunner:
             raise ContractError(
                 "the gcp backend trains on Vertex AI and needs `training_image_uri` in the ml_platform "
                 "connection extras: a container image with airflow-ml-provider installed (the job runs "
-                '`python -m airflow_ml_provider.core.trainer` in it), e.g. {"training_image_uri": '
+                '`python -m airflow_ml_provider.core.training.trainer` in it), e.g. {"training_image_uri": '
                 '"us-docker.pkg.dev/my-project/ml/airflow-ml-trainer:1.0"}.'
             )
         if not job.run_dir.startswith("gs://"):

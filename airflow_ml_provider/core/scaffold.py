@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_ml_provider.core.identifiers import validate_identifier
+from airflow_ml_provider.core.contract.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import ContractError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"

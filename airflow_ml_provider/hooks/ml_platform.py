@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from airflow_ml_provider.core.config import PlatformConfig
+from airflow_ml_provider.core.contract.config import PlatformConfig
 from airflow_ml_provider.exceptions import ContractError
 
 if TYPE_CHECKING:

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml_provider.core.labels import job_labels
-from airflow_ml_provider.core.start_date import check_run_date
+from airflow_ml_provider.core.contract.dates import check_run_date
+from airflow_ml_provider.core.warehouse.labels import job_labels
 from airflow_ml_provider.exceptions import ContractError, MLProviderError
 from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_ml_provider.core.spec import PipelineSpec
+    from airflow_ml_provider.core.contract.spec import PipelineSpec
 
 
 def configured_pool() -> str | None:
@@ -61,7 +61,7 @@ class MLPlatformOperator(BaseOperator):
     @cached_property
     def spec(self) -> PipelineSpec:
         """The contract, read at run time (never at DAG parse time)."""
-        from airflow_ml_provider.core.spec import load_spec
+        from airflow_ml_provider.core.contract.spec import load_spec
 
         if self.pipeline is None:
             raise ContractError(f"task {self.task_id!r} needs `pipeline=` (the path of pipeline.yaml).")
@@ -71,7 +71,7 @@ class MLPlatformOperator(BaseOperator):
         """The context plus ``source()`` and ``ref()`` of the contract, for the SQL's Jinja."""
         if not self.pipeline:
             return context
-        from airflow_ml_provider.core.references import sql_functions
+        from airflow_ml_provider.core.contract.references import sql_functions
 
         return cast("Context", {**context, **sql_functions(self.spec)})
 
@@ -101,7 +101,7 @@ def refuse_before_start(pipeline: str | Path | None, context: Context) -> None:
     """Fail (no retry) when the run's logical date is before ``start_date`` in ``pipeline`` (if given)."""
     if pipeline is None:
         return
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.contract.spec import load_spec
 
     logical = context.get("logical_date")
     try:

@@ -41,9 +41,9 @@ class DataCheckOperator(MLPlatformOperator):
         self.record = record
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.checks import log_results, raise_on_errors
-        from airflow_ml_provider.core.data_checks import SCOPES, record_checks, run_checks
-        from airflow_ml_provider.core.runs import utcnow
+        from airflow_ml_provider.core.features.checks import log_results, raise_on_errors
+        from airflow_ml_provider.core.features.data_checks import SCOPES, record_checks, run_checks
+        from airflow_ml_provider.core.inference.runs import utcnow
         from airflow_ml_provider.exceptions import ContractError
 
         with self.fail_fast():

@@ -16,7 +16,7 @@ from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_ml_provider.core.envelope import Envelope
+    from airflow_ml_provider.core.training.envelope import Envelope
 
 #: fail_on -> the verdicts that fail the task.
 FAILING_VERDICTS: dict[str, tuple[str, ...]] = {"drift": ("drift",), "warn": ("warn", "drift"), "never": ()}
@@ -66,9 +66,9 @@ class DriftCheckOperator(MLPlatformOperator):
         self.predictions_table = predictions_table
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.drift import check_drift
-        from airflow_ml_provider.core.drift_store import write_results
-        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.drift.check import check_drift
+        from airflow_ml_provider.core.drift.store import write_results
+        from airflow_ml_provider.core.registry.models import ModelRegistry
 
         with self.fail_fast():
             fail_on = self._fail_on()
@@ -129,7 +129,7 @@ class DriftCheckOperator(MLPlatformOperator):
     def read_envelope(self, uri: str) -> Envelope:
         """The model's envelope, read through ObjectStoragePath with the connection's credentials."""
         from airflow_ml_provider.core import storage
-        from airflow_ml_provider.core.envelope import ENVELOPE_FILE, parse_envelope
+        from airflow_ml_provider.core.training.envelope import ENVELOPE_FILE, parse_envelope
 
         path = storage.join(uri, ENVELOPE_FILE)
         return parse_envelope(self.hook.artifact_path(path).read_text(), path)

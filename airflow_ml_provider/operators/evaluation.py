@@ -49,8 +49,8 @@ class EvaluateAndPromoteOperator(MLPlatformOperator):
         self.on_reject = on_reject
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.gate import evaluate_envelope_metrics
-        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.evaluation.gate import evaluate_envelope_metrics
+        from airflow_ml_provider.core.registry.models import ModelRegistry
 
         with self.fail_fast():
             name = self.model_name or self.spec.name

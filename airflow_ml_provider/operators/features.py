@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -15,8 +14,6 @@ from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from airflow_ml_provider.core.checks import CheckQuery, CheckResult
 
 
 class FeatureExtractOperator(MLPlatformOperator):
@@ -94,19 +91,11 @@ class FeatureExtractOperator(MLPlatformOperator):
             self._resolve_sql_file()
             with self._sql_file_errors(), self.fail_fast():
                 self.sql = self.render_template(self.sql, self.with_sql_functions(context))
+        from airflow_ml_provider.core.features.build import publish_step
+
         with self.fail_fast():
             as_of = parse_date(self.partition_date)
-            params = self.spec.query_params(as_of) if self.pipeline else {"as_of": as_of}
-            params.update(self.query_params or {})
-            cluster_by = self.cluster_by
-            step = self.spec.find_step(self.table) if self.pipeline else None
-            if cluster_by is None and step:
-                cluster_by = step.cluster_by
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
-            if step is not None and step.table == self.spec.label.step.table:
-                from airflow_ml_provider.core.horizon import require_horizon_passed
-
-                require_horizon_passed(warehouse, self.spec, as_of, f"labels ({self.table})")
             self.log.info(
                 "Writing %s partition %s=%s from %s on %r",
                 self.table,
@@ -115,35 +104,19 @@ class FeatureExtractOperator(MLPlatformOperator):
                 self.sql_file,
                 warehouse,
             )
-            sql_source = self.sql_file or f"task {self.task_id}"
-            clusters = tuple(cluster_by or ())
-            source = (self.table, self.partition_column, as_of, str(self.sql), params)
-            if step is not None and self.data_checks:
-                result, _ = warehouse.replace_partition_checked(
-                    *source,
-                    check=self._checks(as_of),
-                    gate=self._gate(as_of),
-                    sql_source=sql_source,
-                    cluster_by=clusters,
-                    allow_empty=self.allow_empty,
-                )
-            else:
-                result = warehouse.replace_partition(
-                    *source, sql_source=sql_source, cluster_by=clusters, allow_empty=self.allow_empty
-                )
+            result = publish_step(
+                warehouse,
+                self.spec if self.pipeline else None,
+                self.table,
+                as_of,
+                str(self.sql),
+                params=self.query_params,
+                sql_source=self.sql_file or f"task {self.task_id}",
+                cluster_by=self.cluster_by,
+                allow_empty=self.allow_empty,
+                checks=self.data_checks,
+                partition_column=self.partition_column,
+                logger=self.log,
+            )
         self.log.info("Wrote %d rows to %s (partition %s)", result.rows, result.table, result.partition)
         return result.as_dict()
-
-    def _checks(self, as_of: dt.date) -> Callable[[str], CheckQuery | None]:
-        from airflow_ml_provider.core.checks import table_check_query
-
-        return lambda relation: table_check_query(self.spec, self.table, relation, as_of)
-
-    def _gate(self, as_of: dt.date) -> Callable[[list[CheckResult]], None]:
-        from airflow_ml_provider.core.checks import log_results, raise_on_errors
-
-        def gate(results: list[CheckResult]) -> None:
-            log_results(results, self.log)
-            raise_on_errors(results, f"{self.table} partition {self.partition_column}={as_of}")
-
-        return gate

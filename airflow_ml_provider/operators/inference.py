@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_ml_provider.core.inference import Artifacts
-    from airflow_ml_provider.core.warehouse import Warehouse
+    from airflow_ml_provider.core.inference.batch import Artifacts
+    from airflow_ml_provider.core.warehouse.interface import Warehouse
 
 
 class BatchRecommendOperator(MLPlatformOperator):
@@ -55,7 +55,7 @@ class BatchRecommendOperator(MLPlatformOperator):
         self.top_k = top_k
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.inference import run_batch_inference
+        from airflow_ml_provider.core.inference.batch import run_batch_inference
 
         ti = context["ti"]
         with self.fail_fast():
@@ -88,7 +88,7 @@ class BatchRecommendOperator(MLPlatformOperator):
 
     def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
         """Resolve and load the model, score the day's candidates, replace the partition (no run row)."""
-        from airflow_ml_provider.core.inference import recommend_day
+        from airflow_ml_provider.core.inference.batch import recommend_day
 
         return recommend_day(
             warehouse,
@@ -106,7 +106,7 @@ class BatchRecommendOperator(MLPlatformOperator):
     @property
     def artifacts(self) -> Artifacts:
         """Model artifacts through ObjectStoragePath, with the connection's credentials (compiled trees cached too)."""
-        from airflow_ml_provider.core.inference import Artifacts
+        from airflow_ml_provider.core.inference.batch import Artifacts
 
         def write_bytes(uri: str, data: bytes) -> None:
             path = self.hook.artifact_path(uri)
@@ -149,8 +149,8 @@ class PlanRecommendShardsOperator(MLPlatformOperator):
         self.shards = shards
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from airflow_ml_provider.core.registry import ModelRegistry
-        from airflow_ml_provider.core.shards import ShardPlan, check_shard_count
+        from airflow_ml_provider.core.inference.shards import ShardPlan, check_shard_count
+        from airflow_ml_provider.core.registry.models import ModelRegistry
 
         with self.fail_fast():
             day = parse_date(self.prediction_date, "prediction_date")
@@ -188,10 +188,10 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
         self.shards = shards
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.inference import recommendation_rows, score_day
-        from airflow_ml_provider.core.registry import ModelRegistry
-        from airflow_ml_provider.core.scoring import TopK, candidate_features_sql
-        from airflow_ml_provider.core.shards import shard_sql, staging_table, with_shard
+        from airflow_ml_provider.core.inference.batch import recommendation_rows, score_day
+        from airflow_ml_provider.core.inference.scoring import TopK, candidate_features_sql
+        from airflow_ml_provider.core.inference.shards import shard_sql, staging_table, with_shard
+        from airflow_ml_provider.core.registry.models import ModelRegistry
         from airflow_ml_provider.exceptions import EmptyResultError, ShardError
 
         ti = context["ti"]
@@ -257,8 +257,14 @@ class PublishRecommendationsOperator(BatchRecommendOperator):
 
     def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
         """Check the staged shards, publish their union, drop them."""
-        from airflow_ml_provider.core.inference import catalog_coverage
-        from airflow_ml_provider.core.shards import ShardPlan, check_staged, drop_staged, publish_staged, staging_tables
+        from airflow_ml_provider.core.inference.batch import catalog_coverage
+        from airflow_ml_provider.core.inference.shards import (
+            ShardPlan,
+            check_staged,
+            drop_staged,
+            publish_staged,
+            staging_tables,
+        )
         from airflow_ml_provider.exceptions import EmptyResultError, ShardError
 
         plan = ShardPlan.from_tasks(self.plan)

@@ -55,8 +55,8 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
             super().render_template_fields(self.with_sql_functions(context), jinja_env)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.horizon import newest_ready_date
-        from airflow_ml_provider.core.outcomes import evaluate_outcomes, headline
+        from airflow_ml_provider.core.evaluation.horizon import newest_ready_date
+        from airflow_ml_provider.core.evaluation.outcomes import evaluate_outcomes, headline
 
         with self.fail_fast():
             sql = [self._rendered(text, context) for text in (self.outcomes_sql, self.popularity_sql)]

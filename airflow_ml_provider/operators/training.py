@@ -9,8 +9,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core import storage
-from airflow_ml_provider.core.envelope import ENVELOPE_FILE, Envelope, parse_envelope
-from airflow_ml_provider.core.training import (
+from airflow_ml_provider.core.training.envelope import ENVELOPE_FILE, Envelope, parse_envelope
+from airflow_ml_provider.core.training.job import (
     TrainingJob,
     check_model_hooks,
     model_version,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
     from airflow_ml_provider.backends.vertex import VertexTrainingRunner
-    from airflow_ml_provider.core.registry import ModelRegistry
+    from airflow_ml_provider.core.registry.models import ModelRegistry
 
 
 class TrainModelOperator(MLPlatformOperator):
@@ -71,7 +71,7 @@ class TrainModelOperator(MLPlatformOperator):
     @cached_property
     def registry(self) -> ModelRegistry:
         """The ml_models table on the connection's warehouse."""
-        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.registry.models import ModelRegistry
 
         registry = ModelRegistry(self.hook.get_warehouse())
         registry.ensure()

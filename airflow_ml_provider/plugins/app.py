@@ -23,8 +23,8 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from airflow_ml_provider.core.config import PlatformConfig
-from airflow_ml_provider.core.warehouse import Warehouse
+from airflow_ml_provider.core.contract.config import PlatformConfig
+from airflow_ml_provider.core.warehouse.interface import Warehouse
 from airflow_ml_provider.exceptions import MLProviderError, WarehouseLockedError
 from airflow_ml_provider.plugins import data, data_drift, data_models, data_outcomes, data_quality, figures
 

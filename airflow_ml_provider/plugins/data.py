@@ -10,9 +10,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow_ml_provider.core.registry import ModelRegistry
-from airflow_ml_provider.core.runs import DISPLAYED_STATUS, LOST_AFTER, utcnow
-from airflow_ml_provider.core.warehouse import Warehouse
+from airflow_ml_provider.core.inference.runs import DISPLAYED_STATUS, LOST_AFTER, utcnow
+from airflow_ml_provider.core.registry.models import ModelRegistry
+from airflow_ml_provider.core.warehouse.interface import Warehouse
 from airflow_ml_provider.exceptions import TableNotFoundError
 
 #: The ranking metric the pages chart against the popularity baseline.
@@ -48,7 +48,7 @@ LIMIT @limit
 
 _DRIFT_NEWEST = "SELECT MAX(logical_date) AS d FROM drift_results WHERE feature = '__dataset__' {model}"
 
-# The status is the one the CLI shows (core.runs.DISPLAYED_STATUS: a killed ``running`` try reads
+# The status is the one the CLI shows (core.inference.runs.DISPLAYED_STATUS: a killed ``running`` try reads
 # ``lost``), judged over every attempt of the date before the model filters narrow the rows.
 _RUNS = f"""
 SELECT * FROM (

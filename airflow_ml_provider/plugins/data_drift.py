@@ -3,7 +3,7 @@
 The trend reads ``drift_results`` (all rows, the segment the verdict judges). The bins are
 the stored reference of the checked model version (``drift_profiles``) next to the same bins
 counted on the chosen date: one aggregation over one column of one partition, the same scan
-the drift check runs (``core.drift_scan.run_scan``), so Python sees bins, never rows.
+the drift check runs (``core.drift.scan.run_scan``), so Python sees bins, never rows.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import datetime as dt
 import json
 from typing import Any
 
-from airflow_ml_provider.core.drift import FEATURES_PARTITION, PREDICTIONS_PARTITION
-from airflow_ml_provider.core.drift_bins import ColumnBins
-from airflow_ml_provider.core.drift_scan import ALL_SEGMENTS, Scan, run_scan
-from airflow_ml_provider.core.warehouse import Warehouse
+from airflow_ml_provider.core.drift.bins import ColumnBins
+from airflow_ml_provider.core.drift.check import FEATURES_PARTITION, PREDICTIONS_PARTITION
+from airflow_ml_provider.core.drift.scan import ALL_SEGMENTS, Scan, run_scan
+from airflow_ml_provider.core.warehouse.interface import Warehouse
 from airflow_ml_provider.exceptions import MLProviderError, TableNotFoundError
 from airflow_ml_provider.plugins.data import _clean, _jsonable, _rows, model_filter
 

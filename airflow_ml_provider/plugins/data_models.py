@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from airflow_ml_provider.core import storage
-from airflow_ml_provider.core.envelope import ENVELOPE_FILE, parse_envelope
-from airflow_ml_provider.core.registry import ModelRegistry
-from airflow_ml_provider.core.warehouse import Warehouse
+from airflow_ml_provider.core.registry.models import ModelRegistry
+from airflow_ml_provider.core.training.envelope import ENVELOPE_FILE, parse_envelope
+from airflow_ml_provider.core.warehouse.interface import Warehouse
 from airflow_ml_provider.plugins.data import _clean, _rows
 from airflow_ml_provider.plugins.data_outcomes import outcomes
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow_ml_provider.core.warehouse import Warehouse
+from airflow_ml_provider.core.warehouse.interface import Warehouse
 from airflow_ml_provider.exceptions import TableNotFoundError
 from airflow_ml_provider.plugins.data import _clean, _jsonable, _rows, calendar_days, model_filter
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow_ml_provider.core.warehouse import Warehouse
+from airflow_ml_provider.core.warehouse.interface import Warehouse
 from airflow_ml_provider.plugins.data import _clean, _filters, _jsonable, _newest, _rows, equal_filter
 
 _NEWEST = "SELECT MAX(check_date) AS d FROM data_checks WHERE check_date <= @d"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_ml_provider.core.identifiers import validate_identifier
+from airflow_ml_provider.core.contract.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import TableNotFoundError
 from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
 from airflow_ml_provider.operators.base import parse_date, refuse_before_start
@@ -132,7 +132,7 @@ class ChampionModelSensor(BaseSensorOperator):
         super().pre_execute(context)
 
     def poke(self, context: Context) -> bool:
-        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.registry.models import ModelRegistry
 
         champion = ModelRegistry(MLPlatformHook(ml_conn_id=self.ml_conn_id).get_warehouse()).champion(self.model_name)
         self.log.info("Champion of %s: %s", self.model_name, champion.version if champion else "none yet")

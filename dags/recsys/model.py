@@ -1,6 +1,6 @@
 """Model hooks for the recsys pipeline (owned by data science).
 
-Documented hooks, both optional (see airflow_ml_provider/core/hooks.py):
+Documented hooks, both optional (see airflow_ml_provider/core/contract/model_hooks.py):
   params(defaults)  -> the LightGBM parameters to train with
   transform(df)     -> feature values adjusted before encoding, at training and serving
 Helpers must start with an underscore.

@@ -3,7 +3,7 @@
 -- with status 'skipped' and its reason; the row with feature '__dataset__' holds the
 -- verdict. A rerun for a date replaces that date's partition, so there is one set of results.
 -- Columns are nullable on purpose: BigQuery copies a partition only between identical modes.
--- Written only by DriftCheckOperator (airflow_ml_provider.core.drift).
+-- Written only by DriftCheckOperator (airflow_ml_provider.core.drift.check).
 CREATE TABLE IF NOT EXISTS drift_results (
   logical_date DATE OPTIONS(description = "The date checked: the features / recommendations partition."),
   run_id STRING OPTIONS(description = "Airflow run that wrote the row."),

@@ -2,7 +2,7 @@
 -- lives, how it was built (git sha, contract hash), how it scored against the popularity
 -- baseline, and its lifecycle status. At most one row per model_name is the champion,
 -- the version batch inference resolves for the `champion` alias.
--- Written only by airflow_ml_provider.core.registry, one statement per state change.
+-- Written only by airflow_ml_provider.core.registry.models, one statement per state change.
 CREATE TABLE IF NOT EXISTS ml_models (
   model_name STRING NOT NULL OPTIONS(description = "Model (pipeline) name, from pipeline.yaml."),
   version STRING NOT NULL OPTIONS(description = "Version id, unique within model_name."),

@@ -219,7 +219,7 @@ def test_sigkill_mid_model_registration_leaves_the_registry_and_the_retry_regist
     try:
         registration_fault(recsys, fault)
     finally:  # the session's later tests (UI, pipeline) look at the RUN_DATE champion
-        from airflow_ml_provider.core.registry import ModelRegistry
+        from airflow_ml_provider.core.registry.models import ModelRegistry
 
         if recsys.query("SELECT version FROM ml_models WHERE status = 'champion'")[0]["version"] != champion:
             ModelRegistry(recsys.warehouse).promote("recsys", champion, "e2e", "restore the session's champion")

@@ -31,7 +31,7 @@ import duckdb.func
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from airflow_ml_provider.core.shards import fingerprint64
+from airflow_ml_provider.core.inference.shards import fingerprint64
 from tests.fakes import bigquery_rules as rules
 from tests.fakes.bigquery_rules import Field, TableMeta
 from tests.fakes.bigquery_sql import Job, QueryStatements, encode_row, normalise
@@ -49,7 +49,7 @@ class FakeBigQuery(QueryStatements):
         self.location = location
         self.gcs_endpoint = gcs_endpoint
         self.con = duckdb.connect()
-        # BigQuery's FARM_FINGERPRINT, as the embedded warehouse defines it (core/shards.py): the
+        # BigQuery's FARM_FINGERPRINT, as the embedded warehouse defines it (core/inference/shards.py): the
         # fake computes the same values BigQuery documents, so shard membership is real here.
         self.con.create_function("farm_fingerprint", fingerprint64, ["varchar"], "bigint", type=duckdb.func.ARROW)
         self.lock = threading.RLock()

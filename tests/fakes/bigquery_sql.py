@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from airflow_ml_provider.core.sql import to_duckdb
+from airflow_ml_provider.core.warehouse.sql import to_duckdb
 from airflow_ml_provider.exceptions import SQLTemplateError
 from tests.fakes import bigquery_rules as rules
 from tests.fakes.bigquery_rules import Field, TableMeta

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
-from airflow_ml_provider.core.config import PlatformConfig
+from airflow_ml_provider.core.contract.config import PlatformConfig
 from tests.fakes.gcp import LocalGcp
 from tests.fakes.google_auth import google_cloud_connection_uri
 from tests.gcp_pipeline import check_invariants, run_pipeline
@@ -54,7 +54,7 @@ def test_reference_pipeline_runs_on_gcp_through_the_real_clients(
 
     (job,) = vertex_endpoint.calls("CreateCustomJob")
     container = job.custom_job.job_spec.worker_pool_specs[0].container_spec
-    assert list(container.command) == ["python", "-m", "airflow_ml_provider.core.trainer"]
+    assert list(container.command) == ["python", "-m", "airflow_ml_provider.core.training.trainer"]
     assert container.image_uri == "local/airflow-ml-trainer:test"
     (name,) = [j for j in vertex_endpoint.jobs]
     assert vertex_endpoint.job(name).state == "JOB_STATE_SUCCEEDED"

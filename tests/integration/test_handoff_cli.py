@@ -136,14 +136,14 @@ def test_churn_scaffold_runs_features_train_and_scores_one_row_per_user(tmp_path
     from airflow.sdk import DAG
 
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+    from airflow_ml_provider.core.contract.model_hooks import load_hooks
+    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.demo import DemoConfig, generate
-    from airflow_ml_provider.core.features import build_features
-    from airflow_ml_provider.core.gate import evaluate_gate
-    from airflow_ml_provider.core.hooks import load_hooks
-    from airflow_ml_provider.core.registry import ModelRegistry
-    from airflow_ml_provider.core.spec import load_spec
-    from airflow_ml_provider.core.trainer import train
-    from airflow_ml_provider.core.training import training_data_sql, training_params
+    from airflow_ml_provider.core.evaluation.gate import evaluate_gate
+    from airflow_ml_provider.core.features.build import build_features
+    from airflow_ml_provider.core.registry.models import ModelRegistry
+    from airflow_ml_provider.core.training.job import training_data_sql, training_params
+    from airflow_ml_provider.core.training.trainer import train
     from airflow_ml_provider.operators.inference import BatchRecommendOperator
 
     day = dt.date(2026, 3, 31)

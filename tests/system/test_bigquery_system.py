@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 
 from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
-from airflow_ml_provider.core.config import PlatformConfig
-from airflow_ml_provider.core.labels import job_labels
-from airflow_ml_provider.core.warehouse import WriteResult
+from airflow_ml_provider.core.contract.config import PlatformConfig
+from airflow_ml_provider.core.warehouse.interface import WriteResult
+from airflow_ml_provider.core.warehouse.labels import job_labels
 from airflow_ml_provider.exceptions import SchemaMismatchError
 
 pytestmark = pytest.mark.system

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
-from airflow_ml_provider.core.config import PlatformConfig
+from airflow_ml_provider.core.contract.config import PlatformConfig
 from tests.gcp_pipeline import check_invariants, run_pipeline
 
 pytestmark = pytest.mark.system

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_ml_provider.cli import main
 from airflow_ml_provider.cli_common import format_table, progress
-from airflow_ml_provider.core.project import PACKAGE_ROOT, find_pipeline
+from airflow_ml_provider.core.contract.project import PACKAGE_ROOT, find_pipeline
 from airflow_ml_provider.exceptions import ContractError
 
 

@@ -132,7 +132,7 @@ def test_codeowners_parses_and_names_both_teams(rules):
         ("dags/churn_pipeline.py", {DEV}),
         ("dags/recsys/assets.py", {DEV}),
         ("sql/ddl/recommendations.sql", {DEV}),
-        ("airflow_ml_provider/core/spec.py", {DEV}),
+        ("airflow_ml_provider/core/contract/spec.py", {DEV}),
         ("airflow_ml_provider/operators/features.py", {DEV}),
         ("Dockerfile", {DEV}),
         ("docker-compose.yaml", {DEV}),

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_ml_provider.core.config import PlatformConfig
+from airflow_ml_provider.core.contract.config import PlatformConfig
 from airflow_ml_provider.get_provider_info import get_provider_info
 from tests.paths import REPO
 

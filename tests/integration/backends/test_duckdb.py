@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.warehouse import WriteResult
+from airflow_ml_provider.core.warehouse.interface import WriteResult
 from airflow_ml_provider.exceptions import (
     EmptyResultError,
     IdentifierError,

@@ -64,7 +64,7 @@ def test_the_limit_comes_from_the_connection_extras(tmp_path):
     from pydantic import ValidationError
 
     from airflow_ml_provider.backends import get_warehouse
-    from airflow_ml_provider.core.config import PlatformConfig
+    from airflow_ml_provider.core.contract.config import PlatformConfig
 
     extras = {"warehouse_path": str(tmp_path / "w.duckdb"), "duckdb_stream_memory_limit": "1GiB"}
     wh = get_warehouse(PlatformConfig(**extras))

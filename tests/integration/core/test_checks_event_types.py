@@ -8,9 +8,9 @@ import pyarrow as pa
 import yaml
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.checks_event_types import unknown_event_types_query
-from airflow_ml_provider.core.data_checks import run_checks
-from airflow_ml_provider.core.spec import parse_spec
+from airflow_ml_provider.core.contract.spec import parse_spec
+from airflow_ml_provider.core.features.data_checks import run_checks
+from airflow_ml_provider.core.features.event_types import unknown_event_types_query
 from tests.paths import PIPELINE
 
 DAY = dt.date(2011, 12, 9)

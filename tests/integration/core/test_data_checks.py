@@ -12,12 +12,13 @@ import pytest
 from airflow.sdk import DAG
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.checks import DataCheckError, raise_on_errors, table_check_query
-from airflow_ml_provider.core.data_checks import record_checks, run_checks
+from airflow_ml_provider.core.contract.spec import load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
-from airflow_ml_provider.core.features import build_features, render_sql
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.warehouse import Warehouse
+from airflow_ml_provider.core.features.build import build_features
+from airflow_ml_provider.core.features.checks import DataCheckError, raise_on_errors, table_check_query
+from airflow_ml_provider.core.features.data_checks import record_checks, run_checks
+from airflow_ml_provider.core.features.render import render_sql
+from airflow_ml_provider.core.warehouse.interface import Warehouse
 from tests.paths import PIPELINE, SQL_DIR
 
 DAY = dt.date(2026, 3, 24)

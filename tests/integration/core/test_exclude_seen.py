@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.scoring import candidate_features_sql
-from airflow_ml_provider.core.spec import FeatureColumn, load_spec
+from airflow_ml_provider.core.contract.spec import FeatureColumn, load_spec
+from airflow_ml_provider.core.inference.scoring import candidate_features_sql
 from tests.paths import PIPELINE
 
 DAY = dt.date(2026, 3, 20)
@@ -68,7 +68,7 @@ def test_exclude_seen(warehouse, exclude, expected):
 @pytest.mark.parametrize("exclude", ["none", "purchased", "interacted"])
 def test_training_export_flags_exactly_the_rows_inference_excludes(warehouse, exclude):
     """The evaluation drops the rows flagged seen_before; they must be the rows inference never scores."""
-    from airflow_ml_provider.core.training import training_data_sql, truth_data_sql
+    from airflow_ml_provider.core.training.job import training_data_sql, truth_data_sql
 
     spec = load_spec(PIPELINE)
     spec = spec.model_copy(

@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+from airflow_ml_provider.core.contract.spec import load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
-from airflow_ml_provider.core.features import build_features
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.validate import validate_pipeline
+from airflow_ml_provider.core.features.build import build_features
+from airflow_ml_provider.core.validate.pipeline import validate_pipeline
 from tests.paths import PIPELINE, REPO, SQL_DIR
 
 RUN_DATE = dt.date(2026, 3, 31)

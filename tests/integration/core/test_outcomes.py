@@ -10,10 +10,10 @@ import pyarrow as pa
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.ddl import ensure_tables
-from airflow_ml_provider.core.features import render_sql_file
-from airflow_ml_provider.core.outcomes import OUTCOMES_SQL, OUTCOMES_TABLE, POPULARITY_SQL, evaluate_outcomes
-from airflow_ml_provider.core.spec import load_spec
+from airflow_ml_provider.core.contract.spec import load_spec
+from airflow_ml_provider.core.evaluation.outcomes import OUTCOMES_SQL, OUTCOMES_TABLE, POPULARITY_SQL, evaluate_outcomes
+from airflow_ml_provider.core.features.render import render_sql_file
+from airflow_ml_provider.core.warehouse.ddl import ensure_tables
 from airflow_ml_provider.exceptions import EmptyResultError, HorizonNotPassedError
 from tests.paths import PIPELINE, SQL_DIR
 
@@ -170,7 +170,7 @@ def test_a_date_without_lists_is_refused(wh):
 def test_the_same_rows_on_the_gcp_backend(gcp):
     """outcomes.sql and popularity.sql through the real BigQuery client on the local endpoint; same numbers."""
     from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
-    from airflow_ml_provider.core.config import PlatformConfig
+    from airflow_ml_provider.core.contract.config import PlatformConfig
     from tests.fakes.gcp import DATASET, PROJECT
 
     bq = BigQueryWarehouse(PlatformConfig(backend="gcp", project=PROJECT, dataset=DATASET, location="US"))

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.registry import ModelRecord, ModelRegistry, RegistryError
+from airflow_ml_provider.core.registry.models import ModelRecord, ModelRegistry, RegistryError
 
 pytestmark = pytest.mark.integration
 

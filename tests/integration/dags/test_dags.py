@@ -145,9 +145,9 @@ def test_training_and_inference_dags_run_end_to_end(tmp_path):
     import datetime as dt
 
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.demo import DemoConfig, generate
-    from airflow_ml_provider.core.features import build_features
-    from airflow_ml_provider.core.spec import load_spec
+    from airflow_ml_provider.core.features.build import build_features
     from tests.paths import PIPELINE, SQL_DIR
 
     warehouse = tmp_path / "ml" / "warehouse.duckdb"

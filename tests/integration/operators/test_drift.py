@@ -18,10 +18,11 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+from airflow_ml_provider.core.contract.dates import date_range
+from airflow_ml_provider.core.contract.spec import load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
-from airflow_ml_provider.core.features import build_features, date_range
-from airflow_ml_provider.core.registry import ModelRegistry
-from airflow_ml_provider.core.spec import load_spec
+from airflow_ml_provider.core.features.build import build_features
+from airflow_ml_provider.core.registry.models import ModelRegistry
 from airflow_ml_provider.operators.drift import DriftCheckOperator
 from airflow_ml_provider.operators.inference import BatchRecommendOperator
 from airflow_ml_provider.operators.training import TrainModelOperator

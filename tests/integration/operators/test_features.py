@@ -68,7 +68,7 @@ def test_rerun_for_same_date_leaves_same_rows(warehouse):
 
 
 def test_features_match_declared_schema(warehouse):
-    from airflow_ml_provider.core.spec import FEATURE_TYPES, load_spec
+    from airflow_ml_provider.core.contract.spec import FEATURE_TYPES, load_spec
 
     for table in ("user_features", "item_features", "candidates", "features"):
         run(table, table=table)

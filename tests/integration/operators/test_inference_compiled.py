@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from airflow_ml_provider.core import compiled, storage
+from airflow_ml_provider.core import storage
+from airflow_ml_provider.core.inference import compiled
 from tests.integration.operators.test_inference import lists_checksum, prepared, recommend, warehouse  # noqa: F401
 
 pytest.importorskip("lleaves", reason="the [fast] extra is not installed (the dev extra installs it)")

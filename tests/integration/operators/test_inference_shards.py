@@ -10,7 +10,7 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.shards import SHARD_COLUMN, shard_of, staging_table
+from airflow_ml_provider.core.inference.shards import SHARD_COLUMN, shard_of, staging_table
 from airflow_ml_provider.operators.inference import (
     PlanRecommendShardsOperator,
     PublishRecommendationsOperator,

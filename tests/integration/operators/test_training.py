@@ -15,11 +15,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 from airflow_ml_provider.core import storage
+from airflow_ml_provider.core.contract.spec import load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
-from airflow_ml_provider.core.envelope import MODEL_FILE, read_envelope
-from airflow_ml_provider.core.features import build_features
-from airflow_ml_provider.core.registry import ModelRegistry
-from airflow_ml_provider.core.spec import load_spec
+from airflow_ml_provider.core.features.build import build_features
+from airflow_ml_provider.core.registry.models import ModelRegistry
+from airflow_ml_provider.core.training.envelope import MODEL_FILE, read_envelope
 from airflow_ml_provider.operators.evaluation import EvaluateAndPromoteOperator
 from airflow_ml_provider.operators.training import TrainModelOperator
 from tests.paths import PIPELINE, SQL_DIR
@@ -169,7 +169,10 @@ def test_trainer_help_documents_vertex_conventions():
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "airflow_ml_provider.core.trainer", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "airflow_ml_provider.core.training.trainer", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "AIP_MODEL_DIR" in out.stdout and "--champion-dir" in out.stdout
 

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.checks import DataCheckError
-from airflow_ml_provider.core.features import build_features
-from airflow_ml_provider.core.spec import load_spec
+from airflow_ml_provider.core.contract.spec import load_spec
+from airflow_ml_provider.core.features.build import build_features
+from airflow_ml_provider.core.features.checks import DataCheckError
 from airflow_ml_provider.exceptions import SQLTemplateError
 from tests.integration.reliability.conftest import DAY, World, table_checksums
 from tests.paths import SQL_DIR
@@ -45,7 +45,7 @@ def test_sql_error_in_the_last_step_writes_no_step(case: World):
     _fresh_events(case)
     before = _step_tables(case)
     with pytest.raises(SQLTemplateError, match=r"features\.sql"):
-        build_features(DuckDBWarehouse(case.warehouse), load_spec(case.pipeline), sql_dir, [DAY], check_first=True)
+        build_features(DuckDBWarehouse(case.warehouse), load_spec(case.pipeline), sql_dir, [DAY], preflight=True)
     assert _step_tables(case) == before
 
 
@@ -56,7 +56,7 @@ def test_error_check_in_the_last_step_writes_no_step(case: World):
     _fresh_events(case)
     before = _step_tables(case)
     with pytest.raises(DataCheckError, match=r"feature steps of 2026-03-31: .*\[range\(candidate_rank\)\]"):
-        build_features(DuckDBWarehouse(case.warehouse), load_spec(case.pipeline), SQL_DIR, [DAY], check_first=True)
+        build_features(DuckDBWarehouse(case.warehouse), load_spec(case.pipeline), SQL_DIR, [DAY], preflight=True)
     assert _step_tables(case) == before
 
 
@@ -64,7 +64,7 @@ def test_the_check_sees_what_the_steps_then_write(case: World):
     """Control: without the fault the same build rewrites the steps' partitions (the test above can fail)."""
     _fresh_events(case)
     before = _step_tables(case)
-    build_features(DuckDBWarehouse(case.warehouse), load_spec(case.pipeline), SQL_DIR, [DAY], check_first=True)
+    build_features(DuckDBWarehouse(case.warehouse), load_spec(case.pipeline), SQL_DIR, [DAY], preflight=True)
     after = _step_tables(case)
     changed = {t for t in before if before[t] != after[t]}
     assert {"main.user_features", "main.features"} <= changed

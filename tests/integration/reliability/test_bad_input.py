@@ -34,11 +34,11 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 from airflow_ml_provider.backends.local_trainer import TrainingJobError
-from airflow_ml_provider.core.checks import DataCheckError
-from airflow_ml_provider.core.drift_bins import DriftProfileError
-from airflow_ml_provider.core.encoding import FeatureDataError
-from airflow_ml_provider.core.envelope import ENVELOPE_FILE, MODEL_FILE, ModelLoadError
-from airflow_ml_provider.core.registry import RegistryError
+from airflow_ml_provider.core.drift.bins import DriftProfileError
+from airflow_ml_provider.core.features.checks import DataCheckError
+from airflow_ml_provider.core.registry.models import RegistryError
+from airflow_ml_provider.core.training.encoding import FeatureDataError
+from airflow_ml_provider.core.training.envelope import ENVELOPE_FILE, MODEL_FILE, ModelLoadError
 from airflow_ml_provider.exceptions import (
     ContractError,
     EmptyResultError,

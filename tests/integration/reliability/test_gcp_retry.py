@@ -21,7 +21,7 @@ from google.api_core.exceptions import ServiceUnavailable
 
 from airflow_ml_provider.backends import vertex
 from airflow_ml_provider.backends.vertex import STATE_STORE_KEY
-from airflow_ml_provider.core.registry import ModelRegistry
+from airflow_ml_provider.core.registry.models import ModelRegistry
 from tests.unit.backends.test_vertex import DictStore
 from tests.unit.operators.test_training_gcp import (  # noqa: F401 (fixtures)
     RUN_DIR,

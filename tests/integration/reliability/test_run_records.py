@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.runs import start_run, utcnow
+from airflow_ml_provider.core.inference.runs import start_run, utcnow
 from tests.integration.reliability.conftest import DAY, World, context
 
 
@@ -61,7 +61,7 @@ def test_cli_shows_a_running_row_of_a_killed_try_as_lost(case, capsys):
 
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
     from airflow_ml_provider.cli import main
-    from airflow_ml_provider.core.runs import runs_of_date, start_run
+    from airflow_ml_provider.core.inference.runs import runs_of_date, start_run
     from tests.integration.reliability.conftest import DAY
 
     wh = DuckDBWarehouse(case.warehouse)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.registry import ModelRegistry
+from airflow_ml_provider.core.registry.models import ModelRegistry
 from tests.integration.reliability.conftest import DAY, MODEL, VERSION, World, table_checksums
 from tests.integration.reliability.test_bad_input import drift, features, promote, recommend, train
 from tests.paths import DAGS_DIR, REPO

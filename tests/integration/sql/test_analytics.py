@@ -17,12 +17,12 @@ import pyarrow as pa
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.ddl import ensure_tables
+from airflow_ml_provider.core.contract.spec import load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
-from airflow_ml_provider.core.features import build_features
-from airflow_ml_provider.core.scoring import top_k
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.sql import parse, read_sql_file
+from airflow_ml_provider.core.features.build import build_features
+from airflow_ml_provider.core.inference.scoring import top_k
+from airflow_ml_provider.core.warehouse.ddl import ensure_tables
+from airflow_ml_provider.core.warehouse.sql import parse, read_sql_file
 from tests.paths import PIPELINE, SQL_DIR
 
 ANALYTICS_DIR = SQL_DIR / "analytics"

@@ -9,11 +9,12 @@ import pyarrow.compute as pc
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.ddl import ensure_tables, render_ddl
+from airflow_ml_provider.core.contract.spec import load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
-from airflow_ml_provider.core.features import build_features, render_sql, render_sql_file
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.sql import check_create_if_not_exists, parse, read_sql_file
+from airflow_ml_provider.core.features.build import build_features
+from airflow_ml_provider.core.features.render import render_sql, render_sql_file
+from airflow_ml_provider.core.warehouse.ddl import ensure_tables, render_ddl
+from airflow_ml_provider.core.warehouse.sql import check_create_if_not_exists, parse, read_sql_file
 from tests.paths import PIPELINE, SQL_DIR
 
 AS_OF = dt.date(2026, 3, 20)

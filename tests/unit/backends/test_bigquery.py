@@ -21,8 +21,8 @@ from google.cloud import bigquery
 from airflow_ml_provider.backends import get_warehouse
 from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
 from airflow_ml_provider.backends.bigquery_schema import human_bytes, schema_differences
-from airflow_ml_provider.core.config import PlatformConfig
-from airflow_ml_provider.core.ddl import ensure_tables
+from airflow_ml_provider.core.contract.config import PlatformConfig
+from airflow_ml_provider.core.warehouse.ddl import ensure_tables
 from airflow_ml_provider.exceptions import (
     BytesBudgetExceeded,
     EmptyResultError,
@@ -512,7 +512,7 @@ def test_human_bytes(n: int, text: str) -> None:
 def test_checks_run_on_the_staged_rows_and_a_failed_gate_publishes_nothing(
     gcp: LocalGcp, wh: BigQueryWarehouse
 ) -> None:
-    from airflow_ml_provider.core.checks import CheckQuery, CheckResult
+    from airflow_ml_provider.core.features.checks import CheckQuery, CheckResult
 
     _write(wh)
     before = _rows(gcp)

@@ -21,9 +21,9 @@ from google.cloud.aiplatform_v1 import CustomJob
 
 from airflow_ml_provider.backends.local_trainer import TrainingJobError
 from airflow_ml_provider.backends.vertex import STATE_STORE_KEY, VertexJobPollError, VertexTrainingRunner, job_id
-from airflow_ml_provider.core.config import PlatformConfig
-from airflow_ml_provider.core.envelope import Envelope
-from airflow_ml_provider.core.training import TrainingJob
+from airflow_ml_provider.core.contract.config import PlatformConfig
+from airflow_ml_provider.core.training.envelope import Envelope
+from airflow_ml_provider.core.training.job import TrainingJob
 from airflow_ml_provider.exceptions import ContractError
 from airflow_ml_provider.links.vertex_ai import VertexTrainingJobLink
 from airflow_ml_provider.triggers.vertex_ai import VertexTrainingJobTrigger
@@ -113,7 +113,7 @@ def test_custom_job_runs_the_trainer_with_the_local_runners_args_and_env(runner)
     assert pool["machine_spec"] == {"machine_type": "n1-standard-8"}
     container = pool["container_spec"]
     assert container["image_uri"] == IMAGE
-    assert container["command"] == ["python", "-m", "airflow_ml_provider.core.trainer"]
+    assert container["command"] == ["python", "-m", "airflow_ml_provider.core.training.trainer"]
     assert container["args"] == job.args()
     assert container["args"][container["args"].index("--model-version") + 1] == "20260324-1a2b3c4d"
     env = {e["name"]: e["value"] for e in container["env"]}

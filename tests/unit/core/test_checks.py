@@ -7,15 +7,15 @@ import datetime as dt
 import pytest
 import yaml
 
-from airflow_ml_provider.core.checks import (
+from airflow_ml_provider.core.contract.spec import parse_spec
+from airflow_ml_provider.core.features.checks import (
     DataCheckError,
     event_check_query,
     raise_on_errors,
     table_check_query,
     table_checks,
 )
-from airflow_ml_provider.core.spec import parse_spec
-from airflow_ml_provider.core.sql import referenced_params, to_duckdb
+from airflow_ml_provider.core.warehouse.sql import referenced_params, to_duckdb
 from airflow_ml_provider.exceptions import ContractError
 from tests.paths import PIPELINE
 

@@ -1,4 +1,4 @@
-"""Compiled trees (core/compiled.py) against real LightGBM: identical lists, cache by sha256, fallbacks."""
+"""Compiled trees (core/inference/compiled.py) against real LightGBM: identical lists, cache by sha256, fallbacks."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from airflow_ml_provider.core import compiled, storage
-from airflow_ml_provider.core.compiled import (
+from airflow_ml_provider.core import storage
+from airflow_ml_provider.core.inference import compiled
+from airflow_ml_provider.core.inference.compiled import (
     CompiledBooster,
     cache_uris,
     compiled_or_booster,
@@ -22,7 +23,7 @@ from airflow_ml_provider.core.compiled import (
     max_difference,
     model_sha256,
 )
-from airflow_ml_provider.core.scoring import TopK, top_k
+from airflow_ml_provider.core.inference.scoring import TopK, top_k
 from airflow_ml_provider.core.storage import to_uri
 
 lgb = pytest.importorskip("lightgbm")

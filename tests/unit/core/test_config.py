@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml_provider.core.config import PlatformConfig, ml_home
+from airflow_ml_provider.core.contract.config import PlatformConfig, ml_home
 from airflow_ml_provider.exceptions import ContractError
 
 

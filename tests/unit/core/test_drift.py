@@ -16,20 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core import (
-    drift,
-    drift_bins,
-    drift_metrics,
-    drift_report,
-    drift_scan,
-    drift_store,
-    drift_verdict,
-)
-from airflow_ml_provider.core.drift_bins import ColumnBins, DriftProfileError
-from airflow_ml_provider.core.drift_scan import ALL_SEGMENTS, Scan
-from airflow_ml_provider.core.profile import categorical_profile, numeric_profile
-from airflow_ml_provider.core.spec import DriftSpec
-from airflow_ml_provider.core.sql import bind_params, parse
+from airflow_ml_provider.core.contract.spec import DriftSpec
+from airflow_ml_provider.core.drift import bins as drift_bins
+from airflow_ml_provider.core.drift import check as drift
+from airflow_ml_provider.core.drift import metrics as drift_metrics
+from airflow_ml_provider.core.drift import report as drift_report
+from airflow_ml_provider.core.drift import scan as drift_scan
+from airflow_ml_provider.core.drift import store as drift_store
+from airflow_ml_provider.core.drift import verdict as drift_verdict
+from airflow_ml_provider.core.drift.bins import ColumnBins, DriftProfileError
+from airflow_ml_provider.core.drift.scan import ALL_SEGMENTS, Scan
+from airflow_ml_provider.core.training.profile import categorical_profile, numeric_profile
+from airflow_ml_provider.core.warehouse.sql import bind_params, parse
 from airflow_ml_provider.exceptions import IdentifierError
 
 DAY = dt.date(2026, 3, 31)

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import ndcg_score
 
-from airflow_ml_provider.core.evaluation import (
+from airflow_ml_provider.core.contract.spec import PipelineSpec, load_spec
+from airflow_ml_provider.core.evaluation.offline import (
     bootstrap_lift,
     candidate_recall,
     evaluate_window,
@@ -21,8 +22,7 @@ from airflow_ml_provider.core.evaluation import (
     same_list_for_all,
     top_k,
 )
-from airflow_ml_provider.core.spec import PipelineSpec, load_spec
-from airflow_ml_provider.core.training_data import split_windows
+from airflow_ml_provider.core.training.data import split_windows
 from tests.paths import PIPELINE
 
 SPEC = load_spec(PIPELINE)
@@ -89,7 +89,7 @@ def test_the_trainer_split_puts_no_date_in_two_windows_and_drops_the_purge_gap()
 
 
 def reference_metrics(recommended: list, truth: dict, k: int) -> dict[str, float]:
-    """Textbook definitions, one list at a time (written without looking at core.evaluation)."""
+    """Textbook definitions, one list at a time (written without looking at core.evaluation.offline)."""
     top = recommended[:k]
     positives = {i: r for i, r in truth.items() if r > 0}
     dcg = sum((2 ** truth.get(i, 0) - 1) / math.log2(pos + 2) for pos, i in enumerate(top))

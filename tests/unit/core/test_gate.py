@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airflow_ml_provider.core.gate import GateError, GateResult, evaluate_gate
-from airflow_ml_provider.core.spec import EvaluationGate
+from airflow_ml_provider.core.contract.spec import EvaluationGate
+from airflow_ml_provider.core.evaluation.gate import GateError, GateResult, evaluate_gate
 
 GATE = EvaluationGate(k=10, metric="ndcg", min_lift_over_baseline=0.05, max_regression_vs_champion=0.02)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from airflow_ml_provider.core.hooks import HooksError, check_hooks, load_hooks
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.training import check_model_hooks, training_columns
+from airflow_ml_provider.core.contract.model_hooks import HooksError, check_hooks, load_hooks
+from airflow_ml_provider.core.contract.spec import load_spec
+from airflow_ml_provider.core.training.job import check_model_hooks, training_columns
 from tests.paths import PIPELINE
 
 

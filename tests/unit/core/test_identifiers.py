@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_ml_provider.core.identifiers import validate_dataset, validate_identifier, validate_project
+from airflow_ml_provider.core.contract.identifiers import validate_dataset, validate_identifier, validate_project
 from airflow_ml_provider.exceptions import ContractError, IdentifierError
 
 INJECTIONS = [

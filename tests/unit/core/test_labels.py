@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from airflow_ml_provider.core.labels import job_labels, sanitize_label
+from airflow_ml_provider.core.warehouse.labels import job_labels, sanitize_label
 
 # https://cloud.google.com/bigquery/docs/labels-intro#requirements
 LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")

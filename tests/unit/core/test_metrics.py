@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_ml_provider.core.metrics import METRIC_KEYS, lift, popularity_scores, ranking_metrics
+from airflow_ml_provider.core.evaluation.metrics import METRIC_KEYS, lift, popularity_scores, ranking_metrics
 
 LOG2_3 = math.log2(3)
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from airflow_ml_provider.core.profile import bin_numeric, build_profile, categorical_profile, numeric_profile
+from airflow_ml_provider.core.training.profile import bin_numeric, build_profile, categorical_profile, numeric_profile
 
 
 def assert_plain_json(value):

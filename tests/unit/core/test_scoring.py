@@ -1,4 +1,4 @@
-"""core/scoring.py with a real LightGBM model: streamed top-k equals one-shot top-k, duplicate pairs refused."""
+"""core/inference/scoring.py with a real LightGBM model: streamed top-k equals one-shot top-k, duplicates refused."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from airflow_ml_provider.core.encoding import FeatureDataError, encode
-from airflow_ml_provider.core.hooks import DEFAULT_HOOKS
-from airflow_ml_provider.core.scoring import check_unique_pairs, score_batches, top_k
-from airflow_ml_provider.core.spec import FeatureColumn
+from airflow_ml_provider.core.contract.model_hooks import DEFAULT_HOOKS
+from airflow_ml_provider.core.contract.spec import FeatureColumn
+from airflow_ml_provider.core.inference.scoring import check_unique_pairs, score_batches, top_k
+from airflow_ml_provider.core.training.encoding import FeatureDataError, encode
 
 lgb = pytest.importorskip("lightgbm")
 

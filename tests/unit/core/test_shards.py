@@ -16,8 +16,8 @@ import pytest
 
 from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.config import PlatformConfig
-from airflow_ml_provider.core.shards import (
+from airflow_ml_provider.core.contract.config import PlatformConfig
+from airflow_ml_provider.core.inference.shards import (
     ShardPlan,
     check_staged,
     fingerprint64,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_ml_provider.core.features import render_sql
-from airflow_ml_provider.core.spec import FEATURE_TYPES, FeatureColumn, PipelineSpec, load_spec
-from airflow_ml_provider.core.sql import referenced_params
+from airflow_ml_provider.core.contract.spec import FEATURE_TYPES, FeatureColumn, PipelineSpec, load_spec
+from airflow_ml_provider.core.features.render import render_sql
+from airflow_ml_provider.core.warehouse.sql import referenced_params
 from airflow_ml_provider.exceptions import ContractError
 from tests.paths import PIPELINE as REFERENCE
 from tests.paths import SQL_DIR

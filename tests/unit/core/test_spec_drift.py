@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_ml_provider.core.spec import DriftSpec, load_spec, parse_spec
+from airflow_ml_provider.core.contract.spec import DriftSpec, load_spec, parse_spec
 from airflow_ml_provider.exceptions import ContractError
 from tests.paths import PIPELINE
 

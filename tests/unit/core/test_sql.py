@@ -8,9 +8,9 @@ import decimal
 import duckdb
 import pytest
 
-from airflow_ml_provider.core.features import render_sql
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.sql import (
+from airflow_ml_provider.core.contract.spec import load_spec
+from airflow_ml_provider.core.features.render import render_sql
+from airflow_ml_provider.core.warehouse.sql import (
     REWRITES,
     bigquery_type,
     bind_params,

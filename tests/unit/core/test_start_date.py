@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 import yaml
 
-from airflow_ml_provider.core.spec import load_spec, parse_spec
-from airflow_ml_provider.core.start_date import EARLIEST_START_DATE, check_run_date
+from airflow_ml_provider.core.contract.dates import EARLIEST_START_DATE, check_run_date
+from airflow_ml_provider.core.contract.spec import load_spec, parse_spec
 from airflow_ml_provider.exceptions import ContractError
 from tests.paths import DAGS_DIR
 

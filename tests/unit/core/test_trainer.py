@@ -14,15 +14,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_ml_provider.core.hooks import DEFAULT_HOOKS
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.trainer import train
+from airflow_ml_provider.core.contract.model_hooks import DEFAULT_HOOKS
+from airflow_ml_provider.core.contract.spec import load_spec
+from airflow_ml_provider.core.training.trainer import train
 from tests.paths import PIPELINE
 
 # In a fresh interpreter: the peak so far of a test process depends on the tests before it.
 PHASES = """
 import json
-from airflow_ml_provider.core.trainer import _Phases
+from airflow_ml_provider.core.training.trainer import _Phases
 phases = _Phases()
 sum(i * i for i in range(200_000))
 phases.mark("read")

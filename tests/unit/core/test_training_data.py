@@ -13,9 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_ml_provider.core.encoding import encode, encode_consuming, fit_categories
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.training_data import (
+from airflow_ml_provider.core.contract.spec import load_spec
+from airflow_ml_provider.core.training.data import (
     EARLY,
     FIT,
     TEST,
@@ -32,6 +31,7 @@ from airflow_ml_provider.core.training_data import (
     split_windows,
     window_days,
 )
+from airflow_ml_provider.core.training.encoding import encode, encode_consuming, fit_categories
 from tests.paths import PIPELINE
 
 SPEC = load_spec(PIPELINE)
@@ -113,7 +113,7 @@ def test_column_major_encoding_has_the_same_values_as_row_major(tmp_path):
 def test_the_trainer_imports_lightgbm_without_scikit_learn_and_leaves_it_importable():
     code = (
         "import json, sys\n"
-        "from airflow_ml_provider.core.trainer import import_lightgbm\n"
+        "from airflow_ml_provider.core.training.trainer import import_lightgbm\n"
         "lgb = import_lightgbm()\n"
         "hidden = 'sklearn' not in sys.modules\n"
         "import sklearn\n"  # a model.py may still use it

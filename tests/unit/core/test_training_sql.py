@@ -13,8 +13,8 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.training import training_data_sql, truth_data_sql
+from airflow_ml_provider.core.contract.spec import load_spec
+from airflow_ml_provider.core.training.job import training_data_sql, truth_data_sql
 from tests.paths import PIPELINE
 
 WINDOW_PARAMS = {"train_start", "train_end", "validation_start", "validation_end"}

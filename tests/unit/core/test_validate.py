@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from airflow_ml_provider.core.spec import load_spec
-from airflow_ml_provider.core.validate import validate_pipeline
-from airflow_ml_provider.core.validate_columns import feature_problems
-from airflow_ml_provider.core.validate_report import ValidationReport
-from airflow_ml_provider.core.validate_windows import window_problems
+from airflow_ml_provider.core.contract.spec import load_spec
+from airflow_ml_provider.core.validate.columns import feature_problems
+from airflow_ml_provider.core.validate.pipeline import validate_pipeline
+from airflow_ml_provider.core.validate.report import ValidationReport
+from airflow_ml_provider.core.validate.windows import window_problems
 from tests.paths import PIPELINE, SQL_DIR
 
 CHECKS = {"contract", "windows", "sample data", "features", "label", "data checks", "model.py"}

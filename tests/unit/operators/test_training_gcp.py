@@ -25,8 +25,8 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 from airflow_ml_provider.backends.vertex import STATE_STORE_KEY, VertexJobPollError
 from airflow_ml_provider.core import storage
-from airflow_ml_provider.core.registry import ModelRegistry
-from airflow_ml_provider.core.training import model_version
+from airflow_ml_provider.core.registry.models import ModelRegistry
+from airflow_ml_provider.core.training.job import model_version
 from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
 from airflow_ml_provider.links.vertex_ai import VertexTrainingJobLink
 from airflow_ml_provider.operators.evaluation import EvaluateAndPromoteOperator

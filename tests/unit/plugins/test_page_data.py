@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core import ddl
-from airflow_ml_provider.core.runs import record_run, utcnow
+from airflow_ml_provider.core.inference.runs import record_run, utcnow
+from airflow_ml_provider.core.warehouse import ddl
 from airflow_ml_provider.plugins import data, data_drift, data_models, data_outcomes, data_quality
 from tests.unit.plugins.world import DAYS, PRICE_PROFILE, V3_IMPORTANCE, seed_outcomes
 
@@ -32,7 +32,7 @@ def test_runs_show_a_killed_running_try_as_lost_as_the_cli_does(empty):
         ("run-b", 1, other, "running", "v2", now - dt.timedelta(minutes=5)),  # still running
     ):
         row = {"run_id": run_id, "try_number": try_number, "prediction_date": on, "model_name": "recsys"}
-        times = {"started_at": started, "finished_at": started}  # as core.runs writes a running row
+        times = {"started_at": started, "finished_at": started}  # as core.inference.runs writes a running row
         record_run(empty, {**row, "model_version": version, "status": status, **times})
     shown = {(r["run_id"], r["try_number"]): r["status"] for r in data.recommendations(empty)["runs"]}
     assert shown == {("run-a", 1): "lost", ("run-a", 2): "success", ("run-b", 1): "running"}

@@ -17,9 +17,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core import ddl, drift_report, drift_store
-from airflow_ml_provider.core.registry import ModelRegistry
-from airflow_ml_provider.core.runs import record_run
+from airflow_ml_provider.core.drift import report as drift_report
+from airflow_ml_provider.core.drift import store as drift_store
+from airflow_ml_provider.core.inference.runs import record_run
+from airflow_ml_provider.core.registry.models import ModelRegistry
+from airflow_ml_provider.core.warehouse import ddl
 from airflow_ml_provider.plugins import app as ml_app
 
 DAYS = [dt.date(2026, 3, 29), dt.date(2026, 3, 30), dt.date(2026, 3, 31)]
@@ -218,8 +220,8 @@ V3_IMPORTANCE = {"item_price": 120.5, "user_events": 300.25, "item_category": 0.
 
 def write_v3_envelope(model_dir: Path) -> str:
     """A real envelope.json (and a stub model.txt) for v3 under ``model_dir``; returns its URI."""
-    from airflow_ml_provider.core.envelope import DataSummary, Envelope, write_envelope
-    from airflow_ml_provider.core.spec import FeatureColumn
+    from airflow_ml_provider.core.contract.spec import FeatureColumn
+    from airflow_ml_provider.core.training.envelope import DataSummary, Envelope, write_envelope
 
     envelope = Envelope(
         name="recsys",

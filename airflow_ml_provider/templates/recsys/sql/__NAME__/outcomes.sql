@@ -2,7 +2,7 @@
 -- beside everything each served user did in the @label_horizon_days days AFTER it,
 -- (@as_of, @as_of + @label_horizon_days], recommended or not. The metrics
 -- (hit rate, precision/recall/ndcg@k) are computed from these rows by the same Python code as
--- offline evaluation (core/outcomes.py, core/evaluation.py), so both mean the same thing.
+-- offline evaluation (core/evaluation/outcomes.py, core/evaluation/offline.py), so both mean the same thing.
 -- One row per (served user, item) that was recommended, interacted with in the horizon, or both:
 --   rank       position in the served list; NULL for an item the user found elsewhere
 --   relevance  graded as in labels.sql: 3 purchase, 2 add to cart, 1 view, 0 nothing

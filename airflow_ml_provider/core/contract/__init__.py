@@ -1,0 +1,5 @@
+"""The contract.
+
+Pipeline.yaml parsed and validated (spec and its sections), the platform config, identifiers,
+source()/ref() names, the model.py hooks.
+"""

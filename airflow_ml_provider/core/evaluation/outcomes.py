@@ -1,0 +1,226 @@
+"""Realized outcomes: what the lists served on a date did once its horizon passed, beside the global popularity list.
+
+The warehouse gathers the rows: ``sql/recsys/outcomes.sql`` puts each served list beside
+everything its user did in the horizon (recommended or not), ``sql/recsys/popularity.sql``
+the catalogue with each item's users in the horizon before the served date. The metrics come
+from the functions offline evaluation uses (``per_list_metrics``, ``summarise``,
+``same_list_for_all``, ``most_popular`` in ``core/evaluation/offline.py``), so a realized ndcg@k means
+what the gate's end-to-end ndcg@k means. One partition of ``recommendation_outcomes`` per
+served date, replaced on a rerun.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from airflow_ml_provider.core.evaluation.horizon import horizon_end, require_horizon_passed
+from airflow_ml_provider.core.evaluation.offline import (
+    ITEM,
+    LIST,
+    RANK,
+    most_popular,
+    per_list_metrics,
+    same_list_for_all,
+)
+from airflow_ml_provider.core.evaluation.offline import summarise as summarise_lists
+from airflow_ml_provider.exceptions import EmptyResultError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_ml_provider.core.contract.spec import PipelineSpec
+    from airflow_ml_provider.core.warehouse.interface import Warehouse, WriteResult
+
+OUTCOMES_TABLE = "recommendation_outcomes"
+#: The SQL files (relative to sql/) the evaluation renders with source()/ref().
+OUTCOMES_SQL = "recsys/outcomes.sql"
+POPULARITY_SQL = "recsys/popularity.sql"
+#: Columns of recommendation_outcomes besides prediction_date (sql/ddl/recommendation_outcomes.sql), in order.
+OUTCOME_COLUMNS: dict[str, str] = {
+    "horizon_start": "DATE",
+    "horizon_end": "DATE",
+    "list_source": "STRING",
+    "model_name": "STRING",
+    "model_version": "STRING",
+    "segment": "STRING",
+    "k": "INT64",
+    "lists": "INT64",
+    "active_users": "INT64",
+    "hits": "INT64",
+    "hit_rate": "FLOAT64",
+    "precision_at_k": "FLOAT64",
+    "recall_at_k": "FLOAT64",
+    "ndcg_at_k": "FLOAT64",
+    "purchases": "INT64",
+    "revenue": "FLOAT64",
+    "coverage": "FLOAT64",
+    "run_id": "STRING",
+    "evaluated_at": "TIMESTAMP",
+}
+LIST_SOURCES = ("model", "global_popularity")
+
+
+@dataclass(frozen=True)
+class OutcomeContext:
+    """What every row of one evaluated date shares."""
+
+    prediction_date: dt.date
+    horizon_days: int
+    k: int
+    run_id: str
+    evaluated_at: dt.datetime
+
+
+def outcomes_schema() -> pa.Schema:
+    """Arrow schema of the rows written to ``recommendation_outcomes`` (the partition column is added)."""
+    import pyarrow as pa
+
+    types = {
+        "DATE": pa.date32(),
+        "STRING": pa.string(),
+        "INT64": pa.int64(),
+        "FLOAT64": pa.float64(),
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+    }
+    return pa.schema([(name, types[t]) for name, t in OUTCOME_COLUMNS.items()])
+
+
+def judge_lists(recommended: pd.DataFrame, judged: pd.DataFrame, k: int, catalog_size: int) -> dict[str, Any]:
+    """The outcome metrics of ``recommended`` lists against what their users did (``judged`` rows).
+
+    ``recommended``: list_id (the user), item, rank. ``judged``: user_id, item_id, relevance,
+    purchases, revenue, one row per (user, item) the user interacted with or was served.
+    Only active users (a positive in the horizon) are judged, as offline; rates are NULL when
+    nobody was active. ``hits`` counts active users with a recommended item they interacted with.
+    """
+    recommended = recommended.loc[recommended[RANK] <= k]
+    truth = judged.rename(columns={"user_id": LIST, "item_id": ITEM})
+    per_list = per_list_metrics(recommended, truth, k)  # its positives: relevance > 0
+    summary = summarise_lists(per_list, recommended, catalog_size)
+    active = int(summary["lists"])
+    hits = int((per_list["precision"] > 0).sum())
+    bought = recommended.merge(truth[[LIST, ITEM, "purchases", "revenue"]], on=[LIST, ITEM], how="inner")
+
+    def rate(value: float) -> float | None:
+        return float(value) if active else None  # nobody to judge is not a rate of 0
+
+    return {
+        "k": k,
+        "lists": int(recommended[LIST].nunique()),
+        "active_users": active,
+        "hits": hits,
+        "hit_rate": hits / active if active else None,
+        "precision_at_k": rate(summary["precision"]),
+        "recall_at_k": rate(summary["recall"]),
+        "ndcg_at_k": rate(summary["ndcg"]),
+        "purchases": int(bought["purchases"].sum()),
+        "revenue": float(bought["revenue"].sum()),
+        "coverage": float(summary["coverage"]) if catalog_size else None,
+    }
+
+
+def outcome_rows(judged: pd.DataFrame, popularity: pd.DataFrame, ctx: OutcomeContext) -> list[dict[str, Any]]:
+    """One row per (list source, model version, segment): the served lists and the global popularity list.
+
+    ``judged``: the rows of outcomes.sql (model_name, model_version, user_id, item_id, rank or
+    NULL, relevance, purchases, revenue; optionally ``segment``). ``popularity``: item_id, users
+    (the catalogue, one row per item). Every user is judged in segment ``all``, and also in
+    their own segment when ``judged`` has a ``segment`` column.
+    """
+    catalog = len(popularity)
+    popular = most_popular(popularity.set_index("item_id")["users"], ctx.k)
+    start, end = ctx.prediction_date + dt.timedelta(days=1), horizon_end(ctx.prediction_date, ctx.horizon_days)
+    shared = {"horizon_start": start, "horizon_end": end, "run_id": ctx.run_id, "evaluated_at": ctx.evaluated_at}
+    out: list[dict[str, Any]] = []
+    for (name, version), group in judged.groupby(["model_name", "model_version"], sort=True):
+        for segment, rows in _segments(group):
+            served = rows.loc[rows[RANK].notna()]
+            lists = pd.DataFrame(
+                {LIST: served["user_id"].to_numpy(), ITEM: served["item_id"].to_numpy(), RANK: served[RANK].astype(int)}
+            )
+            baseline = same_list_for_all(lists[LIST].to_numpy(), popular)
+            for source, recommended in zip(LIST_SOURCES, (lists, baseline), strict=True):
+                metrics = judge_lists(recommended, rows, ctx.k, catalog)
+                keys = {"list_source": source, "model_name": name, "model_version": version, "segment": segment}
+                out.append({**shared, **keys, **metrics})
+    return out
+
+
+def _segments(group: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """('all', every row), then (value, rows) per value of the optional ``segment`` column."""
+    parts = [("all", group)]
+    if "segment" in group.columns:
+        parts += [(str(v), g) for v, g in group.groupby("segment", sort=True) if str(v) != "all"]
+    return parts
+
+
+def evaluate_outcomes(
+    warehouse: Warehouse,
+    spec: PipelineSpec,
+    prediction_date: dt.date,
+    outcomes_sql: str,
+    popularity_sql: str,
+    *,
+    run_id: str,
+    today: dt.date | None = None,
+) -> tuple[WriteResult, list[dict[str, Any]]]:
+    """Judge the lists served on ``prediction_date`` and replace its partition of ``recommendation_outcomes``.
+
+    Refused (``HorizonNotPassedError``, nothing written) before the date's horizon has passed
+    by ``today`` (default: today in UTC) and in the events source; ``EmptyResultError`` when no
+    list was served that day. ``outcomes_sql``/``popularity_sql`` are the rendered SQL files.
+    """
+    import pyarrow as pa
+
+    from airflow_ml_provider.core.warehouse.ddl import ensure_tables
+
+    require_horizon_passed(warehouse, spec, prediction_date, "outcome evaluation", today)
+    params = spec.query_params(prediction_date)
+    judged = (
+        warehouse.query_df(outcomes_sql, params, source=OUTCOMES_SQL)
+        if warehouse.table_exists("recommendations")
+        else pd.DataFrame()
+    )
+    if judged.empty or judged[RANK].isna().all():
+        raise EmptyResultError(
+            f"outcome evaluation for {prediction_date}: no lists were served that day (no recommendations "
+            f"partition {prediction_date}). Run recsys_batch_inference for {prediction_date} first, or pick a "
+            "served date (`airflow-ml tables` lists the partitions). Nothing was written."
+        )
+    popularity = warehouse.query_df(popularity_sql, params, source=POPULARITY_SQL)
+    ctx = OutcomeContext(
+        prediction_date, spec.windows.label_horizon_days, spec.inference.top_k, run_id, dt.datetime.now(dt.UTC)
+    )
+    rows = outcome_rows(judged, popularity, ctx)
+    ensure_tables(warehouse, OUTCOMES_TABLE)
+    written = warehouse.replace_partition(
+        OUTCOMES_TABLE,
+        "prediction_date",
+        prediction_date,
+        pa.Table.from_pylist(rows, schema=outcomes_schema()),
+        sql_source="outcome evaluation",
+        cluster_by=("model_version",),
+    )
+    return written, rows
+
+
+def headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model version (segment ``all``): realized hit rate and ndcg@k of the model and the popularity list."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        if r["segment"] != "all":
+            continue
+        entry = out.setdefault(
+            (r["model_name"], r["model_version"]),
+            {"model_name": r["model_name"], "model_version": r["model_version"], "lists": r["lists"]},
+        )
+        entry["active_users"] = r["active_users"]
+        prefix = "model" if r["list_source"] == "model" else "popularity"
+        entry[f"{prefix}_hit_rate"] = r["hit_rate"]
+        entry[f"{prefix}_ndcg"] = r["ndcg_at_k"]
+        entry[f"{prefix}_revenue"] = r["revenue"]
+    return list(out.values())

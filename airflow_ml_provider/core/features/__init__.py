@@ -1,0 +1,1 @@
+"""Stage 1, features: a date's feature steps built all-or-nothing, with the contract's data checks."""

@@ -1,0 +1,1 @@
+"""The model registry (ml_models) and promotion: the gate decides, the champion alias moves."""
