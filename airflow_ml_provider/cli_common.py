@@ -35,11 +35,8 @@ def warehouse(args: argparse.Namespace, *, create: bool = False):  # type: ignor
     file) unless the command creates the warehouse (``create``).
     """
     if args.conn_id:
-        from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
-
-        return MLPlatformHook(ml_conn_id=args.conn_id).get_warehouse(labels={"managed-by": "airflow-ml-cli"})
+        return _hook(args).get_warehouse(labels={"managed-by": "airflow-ml-cli"})
     from airflow_ml_provider.backends import get_warehouse
-    from airflow_ml_provider.core.contract.config import PlatformConfig
     from airflow_ml_provider.exceptions import MLProviderError
 
     if args.warehouse and not create and not Path(args.warehouse).is_file():
@@ -48,8 +45,33 @@ def warehouse(args: argparse.Namespace, *, create: bool = False):  # type: ignor
             f"`airflow-ml seed-demo --warehouse {args.warehouse}` (or leave --warehouse out for "
             "$AIRFLOW_ML_HOME/warehouse.duckdb)."
         )
-    extras = {"warehouse_path": str(args.warehouse)} if args.warehouse else {}
-    return get_warehouse(PlatformConfig.from_extras(extras, source="command line"))
+    return get_warehouse(platform_config(args))
+
+
+def platform_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The platform the command works on: the ``--conn-id`` connection's, else the embedded default's."""
+    if getattr(args, "conn_id", None):
+        return _hook(args).config
+    from airflow_ml_provider.core.contract.config import PlatformConfig
+
+    warehouse_file = getattr(args, "warehouse", None)
+    extras = {"warehouse_path": str(warehouse_file)} if warehouse_file else {}
+    return PlatformConfig.from_extras(extras, source="command line")
+
+
+def cli_artifacts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """How the command reads and writes artifacts: through the connection's credentials with ``--conn-id``."""
+    if getattr(args, "conn_id", None):
+        return _hook(args).get_artifacts()
+    from airflow_ml_provider.core.storage import DEFAULT_ARTIFACTS
+
+    return DEFAULT_ARTIFACTS
+
+
+def _hook(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
+
+    return MLPlatformHook(ml_conn_id=args.conn_id)
 
 
 def resolve_pipeline(args: argparse.Namespace) -> None:

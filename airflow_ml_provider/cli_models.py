@@ -8,25 +8,42 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from airflow_ml_provider.cli_common import add_pipeline_argument, format_table, parse_date, print_json, progress
+from airflow_ml_provider.cli_common import (
+    add_pipeline_argument,
+    cli_artifacts,
+    format_table,
+    parse_date,
+    platform_config,
+    print_json,
+    progress,
+)
 from airflow_ml_provider.cli_common import warehouse as cli_warehouse
 
 log = logging.getLogger("airflow_ml")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Validate the contract, build features and labels, train, evaluate and register a candidate."""
+    """Validate the contract, (re)build features and labels if asked, train, evaluate, register and gate a candidate.
+
+    Runs what the recsys_training DAG's train and evaluate_and_promote tasks run: the trainer
+    where the connection says (a local subprocess, or a Vertex AI CustomJob for a gcp --conn-id,
+    artifacts under the connection's artifact root), then the contract's gate, which promotes
+    (unless --no-promote) or rejects the candidate. Prints a JSON summary.
+    """
     import tempfile
 
+    from airflow_ml_provider.backends import get_model_mirror, get_training_runner
+    from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.demo import DemoConfig, generate
     from airflow_ml_provider.core.features.build import build_features
+    from airflow_ml_provider.core.registry.models import ModelRegistry
+    from airflow_ml_provider.core.registry.promotion import decide_promotion
     from airflow_ml_provider.core.training.job import check_model_hooks
+    from airflow_ml_provider.core.training.run import train_model
 
     spec = load_spec(args.pipeline)
     log.info("Contract %s is valid (spec hash %s)", args.pipeline, spec.spec_hash)
-    if args.backend == "vertex" and not args.conn_id:
-        raise ValueError("--backend vertex needs --conn-id: an ml_platform connection with backend gcp")
     check_model_hooks(spec, args.pipeline)  # a broken model.py fails in seconds, before features or any export
     with tempfile.TemporaryDirectory(prefix="airflow-ml-smoke-") as tmp:
         if args.smoke:
@@ -37,81 +54,76 @@ def cmd_train(args: argparse.Namespace) -> int:
             for name in ("users", "items", "events"):
                 warehouse.replace_table(name, getattr(world, name))
             log.info("Smoke run: seeded %d events into %s", world.events.num_rows, args.warehouse)
+        config = platform_config(args)
+        _check_backend(args, config.backend)
         warehouse = cli_warehouse(args)
-        train_dates, valid_dates = spec.training_dates(args.date)
-        dates = [*train_dates, *valid_dates]
         if args.build_features or args.smoke:
-            log.info("Building features and labels for %d as-of dates", len(dates))
+            dates = [d for window in spec.training_dates(args.date) for d in window]
             with progress(f"building features and labels for {len(dates)} as-of dates"):
-                build_features(warehouse, spec, args.sql_dir, dates, labels=True)
-        artifacts = args.artifacts or (Path(tmp) / "artifacts" if args.smoke else None)
-        summary = _train_and_register(args, spec, warehouse, artifacts)
-    print_json(summary)
-    return 0 if summary["promoted"] or not args.require_pass else 1
+                build_features(warehouse, spec, args.sql_dir, dates, labels=True, logger=log)
+        if args.artifacts or args.smoke:
+            root = storage.to_uri(args.artifacts or Path(tmp) / "artifacts")
+        else:
+            root = config.artifacts_uri
+        version = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S") + ("-smoke" if args.smoke else "-cli")
+        runner = get_training_runner(config, poll_interval=args.poll_interval)
+        mirror = get_model_mirror(config)
+        with progress(f"training {spec.name} {version}"):
+            trained = train_model(
+                warehouse,
+                spec,
+                args.pipeline,
+                runner,
+                run_date=args.date,
+                version=version,
+                artifacts_root=root,
+                git_sha=args.git_sha,
+                labels={"managed-by": "airflow-ml-cli"},
+                artifacts=cli_artifacts(args),
+                mirror=mirror,
+                logger=log,
+            )
+        decision = decide_promotion(
+            ModelRegistry(warehouse),
+            spec,
+            version,
+            blessed_by="airflow-ml train",
+            promote=args.promote,
+            mirror=mirror,
+            logger=log,
+        )
+    print_json(_train_summary(trained, decision))
+    return 0 if decision.promoted or not args.require_pass else 1
 
 
-def _train_and_register(args, spec, warehouse, artifacts):  # type: ignore[no-untyped-def]
-    """Export, train in a subprocess, register, gate. Returns a JSON-able summary."""
-    from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
-    from airflow_ml_provider.core import storage
-    from airflow_ml_provider.core.contract.config import PlatformConfig
-    from airflow_ml_provider.core.evaluation.gate import evaluate_envelope_metrics
-    from airflow_ml_provider.core.registry.models import ModelRegistry
-    from airflow_ml_provider.core.training.envelope import read_envelope
-    from airflow_ml_provider.core.training.job import (
-        TrainingJob,
-        training_data_sql,
-        training_params,
-        truth_data_sql,
-    )
+def _check_backend(args: argparse.Namespace, backend: str) -> None:
+    """``--backend`` only confirms where the connection trains: it cannot send a gcp warehouse's data to a laptop."""
+    expected = {"local": "local", "vertex": "gcp"}.get(args.backend or "", backend)
+    if expected != backend:
+        where = f"connection {args.conn_id!r}" if args.conn_id else "the embedded default"
+        raise ValueError(
+            f"--backend {args.backend} trains on the {expected} backend, but {where} is {backend}. The trainer runs "
+            "where the warehouse is: pass --conn-id with an ml_platform connection whose backend is "
+            f"{expected}, or leave --backend out."
+        )
 
-    registry = ModelRegistry(warehouse)
-    registry.ensure()
-    champion = registry.champion(spec.name)
-    version = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S") + ("-smoke" if args.smoke else "-cli")
-    root = storage.to_uri(artifacts) if artifacts else PlatformConfig().artifacts_uri
-    run_dir = storage.join(root, spec.name, version)
-    params = training_params(spec, args.date)
-    data_uri = warehouse.export_parquet(training_data_sql(spec), params, storage.join(run_dir, "data"))
-    truth_sql = truth_data_sql(spec)
-    truth_uri = warehouse.export_parquet(truth_sql, params, storage.join(run_dir, "truth")) if truth_sql else None
-    hooks = args.pipeline.parent / spec.model.hooks if spec.model.hooks else None
-    job = TrainingJob(
-        model_name=spec.name,
-        version=version,
-        run_dir=run_dir,
-        pipeline_uri=storage.to_uri(args.pipeline),
-        data_uri=data_uri,
-        validation_from=params["validation_start"],
-        hooks_uri=storage.to_uri(hooks) if hooks else None,
-        git_sha=args.git_sha,
-        champion_dir=champion.uri if champion else None,
-        truth_uri=truth_uri,
-    )
-    with progress(f"training {spec.name} {version}"):
-        LocalTrainingRunner().run(job)
-    envelope = read_envelope(job.model_dir)
-    registry.register_trained(envelope, job.model_dir)
-    gate = evaluate_envelope_metrics(envelope.metrics, spec.evaluation)
-    for reason in gate.reasons:
-        log.info("Gate: %s", reason)
-    if gate.passes and args.promote:
-        registry.promote(spec.name, version, blessed_by="airflow-ml train", reason=" ".join(gate.reasons))
-    k, metrics = spec.evaluation.k, envelope.metrics
-    scope, baseline = metrics.get("scope", "candidates"), metrics.get("baseline_name", "candidate_popularity")
+
+def _train_summary(trained: dict[str, Any], decision: Any) -> dict[str, Any]:
+    k, scope, baseline = trained["k"], trained["scope"], trained["baseline_name"] or "candidate_popularity"
     return {
-        "model_name": spec.name,
-        "version": version,
-        "model_dir": job.model_dir,
-        "test_dates": metrics.get("test_dates"),
-        "candidate_recall": _round(metrics.get("candidate_recall")),
-        f"model@{k} ({scope})": {m: _round(v) for m, v in metrics["model"].items()},
-        f"{baseline}@{k} ({scope})": {m: _round(v) for m, v in metrics["baseline"].items()},
-        "lift_ci": metrics.get("lift_ci"),
-        "gate_outcome": gate.outcome,
-        "gate_passes": gate.passes,
-        "promoted": bool(gate.passes and args.promote),
-        "reasons": gate.reasons,
+        "model_name": trained["model_name"],
+        "version": trained["version"],
+        "model_dir": trained["uri"],
+        "test_dates": trained.get("test_dates"),
+        "candidate_recall": _round(trained.get("candidate_recall")),
+        f"model@{k} ({scope})": {m: _round(v) for m, v in trained["model"].items()},
+        f"{baseline}@{k} ({scope})": {m: _round(v) for m, v in trained["baseline"].items()},
+        "lift_ci": trained.get("lift_ci"),
+        **({"vertex_model": trained["vertex_model"]} if "vertex_model" in trained else {}),
+        "gate_outcome": decision.outcome,
+        "gate_passes": decision.passes,
+        "promoted": decision.promoted,
+        "reasons": decision.reasons,
     }
 
 
@@ -123,19 +135,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     registry = ModelRegistry(cli_warehouse(args))
     name = args.model or _spec_name(args)
     if args.action in ("rollback", "promote"):
+        from airflow_ml_provider.backends import get_model_mirror
+        from airflow_ml_provider.core.registry.promotion import promote_version, roll_back
+
+        mirror = get_model_mirror(platform_config(args))
         if args.action == "promote":
             if not args.version:
                 raise MLProviderError("models promote needs a VERSION: one of `airflow-ml models list`.")
-            record = registry.promote(name, args.version, blessed_by="airflow-ml models promote", reason="by hand")
+            moved = promote_version(
+                registry, name, args.version, blessed_by="airflow-ml models promote", reason="by hand", mirror=mirror
+            )
             said = "promoted"
         else:
-            record = registry.rollback(name, blessed_by="airflow-ml models rollback")
+            moved = roll_back(registry, name, blessed_by="airflow-ml models rollback", mirror=mirror)
             said = "was rolled back"
-        _set_vertex_alias(args, name, record.version)
         if args.json:
-            print_json(record.as_dict())
+            print_json({**moved.record.as_dict(), **({"vertex_model": moved.mirror} if moved.mirror else {})})
         else:
-            print(f"{name}: champion is now {record.version} ({said})")
+            alias = f"; Vertex AI alias champion -> {moved.mirror}" if moved.mirror else ""
+            print(f"{name}: champion is now {moved.record.version} ({said}){alias}")
         return 0
     records = registry.list(name)
     if not records and args.model:
@@ -183,19 +201,6 @@ def _spec_name(args: argparse.Namespace) -> str:
     return load_spec(args.pipeline).name
 
 
-def _set_vertex_alias(args: argparse.Namespace, name: str, version: str) -> None:
-    """On the gcp backend the Vertex AI Model Registry alias follows the champion."""
-    if not args.conn_id:
-        return
-    from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
-
-    config = MLPlatformHook(ml_conn_id=args.conn_id).config
-    if config.backend == "gcp":
-        from airflow_ml_provider.backends.vertex import VertexTrainingRunner
-
-        VertexTrainingRunner(config).set_alias(name, version)
-
-
 def _round(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
@@ -208,7 +213,18 @@ def add_models_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     add_pipeline_argument(train)
     train.add_argument("--sql-dir", type=Path, help="folder the contract's SQL paths are in (default: ROOT/sql)")
     train.add_argument("--date", type=parse_date, default=dt.date(2026, 3, 31), help="run date (default: %(default)s)")
-    train.add_argument("--backend", choices=["local", "vertex"], default="local", help="where the trainer runs")
+    train.add_argument(
+        "--backend",
+        choices=["local", "vertex"],
+        help="where the trainer runs: always where the connection says (vertex for a gcp --conn-id); "
+        "given, it is checked against the connection",
+    )
+    train.add_argument(
+        "--poll-interval",
+        type=float,
+        default=30.0,
+        help="seconds between Vertex AI job state checks (default: %(default)s)",
+    )
     train.add_argument("--smoke", action="store_true", help="train on a small synthetic world in a temp dir")
     train.add_argument("--build-features", action="store_true", help="(re)build features and labels first")
     train.add_argument("--no-promote", dest="promote", action="store_false", help="register only, never promote")

@@ -25,8 +25,15 @@ class TrainingJobError(MLProviderError):
 class LocalTrainingRunner:
     """Runs a TrainingJob as ``python -m airflow_ml_provider.core.training.trainer`` and waits for it."""
 
+    #: Nothing to wait for outside the worker: the trainer is the worker's own child.
+    supports_deferral = False
+
     def __init__(self) -> None:
         self._proc: subprocess.Popen[str] | None = None
+
+    def reattach(self, job: TrainingJob) -> bool:
+        """``TrainingRunner``: a local job dies with its task, so there is never one to reattach to."""
+        return False
 
     def run(self, job: TrainingJob) -> None:
         """Run to completion, streaming output; raise TrainingJobError on a non-zero exit."""

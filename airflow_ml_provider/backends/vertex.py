@@ -135,12 +135,20 @@ def job_event(name: str, job: CustomJob) -> dict[str, Any] | None:
 class VertexTrainingRunner:
     """Submits, finds, watches and cancels training CustomJobs; uploads trained versions to the Model Registry."""
 
-    def __init__(self, config: PlatformConfig) -> None:
+    #: The operator may wait for this runner's jobs in the triggerer (``VertexTrainingJobTrigger``).
+    supports_deferral = True
+
+    def __init__(
+        self, config: PlatformConfig, *, poll_interval: float = 60, state_store: StateStore | None = None
+    ) -> None:
         if not config.project:
             raise ContractError("the Vertex AI runner needs `project` in the ml_platform connection extras.")
         self.config = config
         self.project: str = config.project
         self.region = vertex_region(config.location)
+        self.poll_interval = poll_interval
+        self.state_store = state_store
+        self.job_name: str | None = None  # the job ``run`` waits for (``reattach`` or ``run`` sets it)
 
     def __repr__(self) -> str:
         return f"VertexTrainingRunner({self.project}, {self.region})"
@@ -158,6 +166,18 @@ class VertexTrainingRunner:
         )
 
     # --- the job ----------------------------------------------------------------------
+
+    def reattach(self, job: TrainingJob) -> bool:
+        """``TrainingRunner``: check the connection can run ``job``, then find a job of this run already started."""
+        self.validate(job)
+        self.job_name = self.find_reattachable(job, self.state_store)
+        return self.job_name is not None
+
+    def run(self, job: TrainingJob) -> None:
+        """``TrainingRunner``: submit ``job`` (unless reattached) and poll until it ends; raise unless it succeeded."""
+        if self.job_name is None:
+            self.job_name = self.submit(job, self.state_store)
+        self.wait(self.job_name, self.poll_interval)
 
     def validate(self, job: TrainingJob) -> None:
         """Fail before any data is exported when the connection cannot run ``job`` on Vertex AI."""
@@ -301,8 +321,11 @@ class VertexTrainingRunner:
             f"Vertex AI training job {name} failed ({event['state']}): {event.get('message')}. {where}"
         )
 
-    def cancel(self, name: str) -> None:
-        """Ask Vertex AI to cancel the job (from ``on_kill``); a job that already ended is left as it is."""
+    def cancel(self, name: str | None = None) -> None:
+        """Ask Vertex AI to cancel the job (default: the one ``run`` waits for); one that already ended is left."""
+        name = name or self.job_name
+        if name is None:
+            return
         log.warning("Cancelling Vertex AI training job %s", name)
         try:
             self.hook.cancel_custom_job(project_id=self.project, region=self.region, custom_job=job_id(name))

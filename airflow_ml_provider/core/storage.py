@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -95,3 +97,20 @@ def local_path(uri: str) -> Path | None:
     if uri.startswith("file://"):
         return Path(pafs.FileSystem.from_uri(uri)[1])
     return None
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """How a stage reads and writes artifacts: this module's functions by default, ObjectStoragePath in Airflow.
+
+    ``MLPlatformHook.get_artifacts()`` builds the Airflow one, with the connection's GCP credentials.
+    """
+
+    read_text: Callable[[str], str] = read_text
+    read_bytes: Callable[[str], bytes] = read_bytes
+    write_bytes: Callable[[str, bytes], None] = write_bytes
+    exists: Callable[[str], bool] = exists
+
+
+#: Artifacts through this module (pyarrow.fs): the default of every stage outside Airflow.
+DEFAULT_ARTIFACTS = Artifacts()

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
     from airflow_ml_provider.backends import Warehouse
+    from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
+    from airflow_ml_provider.backends.vertex import StateStore, VertexTrainingRunner
+    from airflow_ml_provider.core.storage import Artifacts
 
 _PREFIX = "extra__ml_platform__"
 
@@ -66,6 +69,36 @@ class MLPlatformHook(BaseHook):
         if uri.startswith("gs://"):
             return ObjectStoragePath(uri, conn_id=self.config.gcp_conn_id)
         return ObjectStoragePath(uri)
+
+    def get_artifacts(self) -> Artifacts:
+        """Artifact reads and writes for the stages, through ObjectStoragePath with the connection's credentials."""
+        from airflow_ml_provider.core.storage import Artifacts
+
+        def write_bytes(uri: str, data: bytes) -> None:
+            path = self.artifact_path(uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        return Artifacts(
+            read_text=lambda uri: self.artifact_path(uri).read_text(),
+            read_bytes=lambda uri: self.artifact_path(uri).read_bytes(),
+            write_bytes=write_bytes,
+            exists=lambda uri: self.artifact_path(uri).exists(),
+        )
+
+    def get_training_runner(
+        self, *, poll_interval: float = 60, state_store: StateStore | None = None
+    ) -> LocalTrainingRunner | VertexTrainingRunner:
+        """Where the connection's trainer runs: a local subprocess, or a Vertex AI CustomJob on gcp."""
+        from airflow_ml_provider.backends import get_training_runner
+
+        return get_training_runner(self.config, poll_interval=poll_interval, state_store=state_store)
+
+    def get_model_mirror(self) -> VertexTrainingRunner | None:
+        """The backend's own model registry that follows ``ml_models`` (Vertex AI's on gcp), or None."""
+        from airflow_ml_provider.backends import get_model_mirror
+
+        return get_model_mirror(self.config)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the extras parse and the warehouse answers a trivial query."""

@@ -49,30 +49,29 @@ class EvaluateAndPromoteOperator(MLPlatformOperator):
         self.on_reject = on_reject
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.evaluation.gate import evaluate_envelope_metrics
         from airflow_ml_provider.core.registry.models import ModelRegistry
+        from airflow_ml_provider.core.registry.promotion import decide_promotion
 
         with self.fail_fast():
-            name = self.model_name or self.spec.name
-            registry = ModelRegistry(self.hook.get_warehouse(labels=self.job_labels(context)))
-            candidate = registry.get(name, self.version)
-            result = evaluate_envelope_metrics(candidate.metrics, self.spec.evaluation)
-            for reason in result.reasons:
-                self.log.info("Gate: %s", reason)
-            summary = " ".join(result.reasons)
-            if result.passes:
-                registry.promote(name, self.version, blessed_by=self.blessed_by, reason=summary)
-                if self.hook.config.backend == "gcp":
-                    from airflow_ml_provider.backends.vertex import VertexTrainingRunner
-
-                    VertexTrainingRunner(self.hook.config).set_alias(name, self.version)
-                self.log.info("Promoted %s %s to champion", name, self.version)
-                return {"model_name": name, "version": self.version, "promoted": True, "reasons": result.reasons}
-            if result.outcome == "reject":
-                registry.reject(name, self.version, reason=summary)
+            decision = decide_promotion(
+                ModelRegistry(self.hook.get_warehouse(labels=self.job_labels(context))),
+                self.spec,
+                self.version,
+                model_name=self.model_name,
+                blessed_by=self.blessed_by,
+                mirror=self.hook.get_model_mirror(),
+                logger=self.log,
+            )
+        if decision.promoted:
+            return {
+                "model_name": decision.model_name,
+                "version": decision.version,
+                "promoted": True,
+                "reasons": decision.reasons,
+            }
         # Too few lists leaves the model a candidate: nothing was judged, so nothing is rejected.
-        verdict = "rejected" if result.outcome == "reject" else "not judged (no decision)"
-        message = f"candidate {name} {self.version} {verdict}: {summary}"
+        verdict = "rejected" if decision.outcome == "reject" else "not judged (no decision)"
+        message = f"candidate {decision.model_name} {decision.version} {verdict}: {decision.summary}"
         if self.on_reject == "fail":
             raise AirflowFailException(message)
         raise AirflowSkipException(message)

@@ -226,8 +226,9 @@ def test_hooks_and_trigger_carry_the_connections_impersonation_chain(edge, monke
     conn = json.loads(os.environ["AIRFLOW_CONN_ML_PLATFORM_DEFAULT"])
     set_connection(monkeypatch, {**conn["extra"], "impersonation_chain": chain})
     op = operator(edge)
-    assert op.vertex.hook.impersonation_chain == chain and op.vertex.model_hook.impersonation_chain == chain
-    assert op.vertex.hook.gcp_conn_id == "google_cloud_default"
+    runner = op.runner(context())
+    assert runner.hook.impersonation_chain == chain and runner.model_hook.impersonation_chain == chain
+    assert runner.hook.gcp_conn_id == "google_cloud_default"
 
 
 @pytest.mark.parametrize("with_store", [False, True], ids=["labels", "task_state_store"])
