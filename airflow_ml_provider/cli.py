@@ -8,7 +8,7 @@ uses an Airflow ``ml_platform`` connection instead (e.g. the GCP backend). Witho
 
 The commands live by concept in ``cli_data`` (seed-demo, features, tables, recommend,
 recommendations), ``cli_models`` (train, models), ``cli_project`` (validate, init),
-``cli_check`` and ``cli_outcomes``; each module registers its parsers with one line in ``build_parser``.
+``cli_check``, ``cli_drift`` and ``cli_outcomes``; each module registers its parsers with one line in ``build_parser``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from airflow_ml_provider import __version__
 from airflow_ml_provider.cli_check import add_check_parser
 from airflow_ml_provider.cli_common import default_sql_dir, resolve_pipeline
 from airflow_ml_provider.cli_data import add_data_parsers
+from airflow_ml_provider.cli_drift import add_drift_parser
 from airflow_ml_provider.cli_models import add_models_parsers
 from airflow_ml_provider.cli_outcomes import add_outcomes_parser
 from airflow_ml_provider.cli_project import add_project_parsers
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "line on the embedded DuckDB warehouse or on a configured ml_platform connection.",
         epilog="Examples:\n  airflow-ml seed-demo --users 5000 --drift-from 2026-03-25\n"
         "  airflow-ml features --date 2026-03-31\n  airflow-ml train --smoke\n"
-        "  airflow-ml recommend --date 2026-03-31\n"
+        "  airflow-ml recommend --date 2026-03-31\n  airflow-ml drift --date 2026-03-31\n"
         "  airflow-ml models list\n  airflow-ml tables\n"
         "  airflow-ml validate --pipeline dags/recsys/pipeline.yaml\n  airflow-ml init churn --pattern churn",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_project_parsers(sub)
     add_check_parser(sub, common)
     add_outcomes_parser(sub, common)
+    add_drift_parser(sub, common)
     return parser
 
 

@@ -8,18 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml_provider.exceptions import ContractError
 from airflow_ml_provider.links.bigquery import BigQueryTableLink
 from airflow_ml_provider.links.ml_platform import ModelPageLink
 from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from airflow_ml_provider.core.training.envelope import Envelope
-
-#: fail_on -> the verdicts that fail the task.
-FAILING_VERDICTS: dict[str, tuple[str, ...]] = {"drift": ("drift",), "warn": ("warn", "drift"), "never": ()}
 
 
 class DriftCheckOperator(MLPlatformOperator):
@@ -66,48 +60,26 @@ class DriftCheckOperator(MLPlatformOperator):
         self.predictions_table = predictions_table
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.drift.check import check_drift
-        from airflow_ml_provider.core.drift.store import write_results
-        from airflow_ml_provider.core.registry.models import ModelRegistry
+        from airflow_ml_provider.core.drift.run import check_fail_on, run_drift_check
 
         with self.fail_fast():
-            fail_on = self._fail_on()
-            day = self.check_date(context)
-            warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
-            name = self.model_name or self.spec.name
-            record = ModelRegistry(warehouse).resolve(name, self.model_version)
-            envelope = self.read_envelope(record.uri)
-            self.log.info("Checking %s for drift against %s %s (%s)", day, name, record.version, record.uri)
-            report = check_drift(
-                warehouse,
+            if self.fail_on:
+                check_fail_on(self.fail_on, f"task {self.task_id!r}")
+            checked = run_drift_check(
+                self.hook.get_warehouse(labels=self.job_labels(context)),
                 self.spec,
-                envelope.profile,
-                day,
-                model_name=name,
-                model_version=record.version,
+                self.check_date(context),
                 run_id=context["ti"].run_id,
-                train_window=envelope.data.train_dates,
+                model_version=self.model_version,
+                model_name=self.model_name,
+                fail_on=self.fail_on,
                 predictions_table=self.predictions_table,
+                artifacts=self.hook.get_artifacts(),
+                logger=self.log,
             )
-            written = write_results(warehouse, report).as_dict()
-        for line in report.table():
-            self.log.info("Drift | %s", line)
-        summary = {**report.summary(), "results": written}
-        if summary["verdict"] in FAILING_VERDICTS[fail_on]:
-            raise AirflowFailException(
-                f"drift check of {day} against {name} {record.version}: verdict {summary['verdict']} with "
-                f"fail_on={fail_on!r} (drifted: {', '.join(summary['drifted']) or 'none'}; warned: "
-                f"{', '.join(summary['warned']) or 'none'}). The results are in drift_results for {day}."
-            )
-        return summary
-
-    def _fail_on(self) -> str:
-        fail_on = self.fail_on or self.spec.drift.fail_on
-        if fail_on not in FAILING_VERDICTS:
-            raise ContractError(
-                f"task {self.task_id!r}: fail_on must be one of {', '.join(FAILING_VERDICTS)}, got {fail_on!r}."
-            )
-        return fail_on
+        if checked.failure:
+            raise AirflowFailException(checked.failure)
+        return checked.summary
 
     def check_date(self, context: Context) -> dt.date:
         """The date to check: explicit, else the triggering event's ``prediction_date``, logical date, run date."""
@@ -125,11 +97,3 @@ class DriftCheckOperator(MLPlatformOperator):
         if logical is not None:
             return logical.date()
         return context["dag_run"].run_after.date()
-
-    def read_envelope(self, uri: str) -> Envelope:
-        """The model's envelope, read through ObjectStoragePath with the connection's credentials."""
-        from airflow_ml_provider.core import storage
-        from airflow_ml_provider.core.training.envelope import ENVELOPE_FILE, parse_envelope
-
-        path = storage.join(uri, ENVELOPE_FILE)
-        return parse_envelope(self.hook.artifact_path(path).read_text(), path)

@@ -91,7 +91,9 @@ def publish_step(
     contract = spec
 
     def gate(results: list[CheckResult]) -> None:
-        log_results(results, logger or log)
+        log_results([r for r in results if r.status != "pass"], logger or log)
+        passed = sum(r.status == "pass" for r in results)
+        (logger or log).info("%s: %d of %d data checks passed on the new rows", table, passed, len(results))
         raise_on_errors(results, f"{table} partition {partition_column}={as_of}")
 
     result, _ = warehouse.replace_partition_checked(
