@@ -13,6 +13,7 @@ Everything it checks, it checks before spending training time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -26,32 +27,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.contract.model_hooks import ModelHooks, load_hooks
-from airflow_ml_provider.core.contract.spec import PipelineSpec, parse_spec
-from airflow_ml_provider.core.contract.spec_drift import DRIFT_TYPES
-from airflow_ml_provider.core.evaluation.offline import evaluate_window
+from airflow_ml_provider.core.contract.spec import FeatureColumn, PipelineSpec, parse_spec
 from airflow_ml_provider.core.memory import release_free_memory
-from airflow_ml_provider.core.training.data import (
-    EARLY,
-    FIT,
-    LABEL,
-    TEST,
-    as_days,
-    check_training_data,
-    check_windows,
-    day_range,
-    list_sizes,
-    plan_windows,
-    read_truth,
-    read_window,
-)
-from airflow_ml_provider.core.training.encoding import encode, encode_consuming, fit_categories
+from airflow_ml_provider.core.training.data import check_windows, plan_windows
 from airflow_ml_provider.core.training.envelope import DataSummary, Envelope, package_versions, write_envelope
-from airflow_ml_provider.core.training.job import SEEN
-from airflow_ml_provider.core.training.profile import build_profile, numeric_profile
+from airflow_ml_provider.core.training.windows import (
+    Binning,
+    EarlyWindow,
+    data_summary,
+    early_window,
+    evaluate_held_out,
+    fit_window,
+    held_out_window,
+    local_copy,
+    score_profile,
+)
 from airflow_ml_provider.exceptions import ContractError, MLProviderError
 
 log = logging.getLogger("airflow_ml_provider.trainer")
@@ -70,7 +63,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
-SAMPLE_ROWS = 5
 
 
 def _spec_from_uri(uri: str) -> PipelineSpec:
@@ -80,57 +72,20 @@ def _spec_from_uri(uri: str) -> PipelineSpec:
         raise ContractError(f"{uri}: contract file not found.") from err
 
 
-def _local_copy(uri: str, workdir: Path) -> Path:
-    """A local path for a file URI (copied when remote, e.g. gs://)."""
-    path = storage.local_path(uri)
-    if path is not None:
-        return path
-    target = workdir / uri.rsplit("/", 1)[-1]
-    target.write_bytes(storage.read_bytes(uri))
-    return target
+@dataclasses.dataclass(frozen=True)
+class _Trained:
+    """A grown and evaluated model and what its envelope records; no window's frame."""
 
-
-def _top_k_scores(df: pd.DataFrame, scores: np.ndarray, user: str, k: int) -> np.ndarray:
-    """The k best scores of every (as_of_date, user) list."""
-    frame = pd.DataFrame({"g": df.groupby(["as_of_date", user], sort=False).ngroup().to_numpy(), "s": scores})
-    frame = frame.sort_values(["g", "s"], ascending=[True, False], kind="stable")
-    return frame["s"].to_numpy()[frame.groupby("g").cumcount().to_numpy() < k]
-
-
-def _labels(frame: pd.DataFrame, ranking: bool) -> np.ndarray:
-    """LightGBM's labels: relevance grades for a ranker, 0/1 otherwise."""
-    y = frame[LABEL].to_numpy(dtype=np.float64)
-    return y if ranking else (y > 0).astype(np.float64)
-
-
-def score_champion(
-    champion_dir: str,
-    valid_raw: pd.DataFrame,
-    train: pd.DataFrame,
-    spec: PipelineSpec,
-    catalog: int,
-    truth: pd.DataFrame | None = None,
-) -> dict[str, Any]:
-    """The current champion's metrics on the candidate's test window (same rows, same k, same scope).
-
-    Comparing stored metrics from different weeks would compare data, not models. A champion
-    whose features are no longer in the data cannot be compared; that is recorded, not hidden.
-    """
-    from airflow_ml_provider.core.training.envelope import HOOKS_FILE, load_booster, read_envelope
-
-    envelope = read_envelope(champion_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        hooks_uri = storage.join(champion_dir, HOOKS_FILE)
-        hooks = load_hooks(_local_copy(hooks_uri, Path(tmp))) if envelope.hooks_sha256 else None
-        frame = (hooks.transform if hooks else (lambda d: d))(valid_raw.copy())
-    try:
-        matrix = encode(frame, envelope.features, envelope.categories, source=f"champion {envelope.version}").matrix
-    except MLProviderError as err:
-        return {"version": envelope.version, "comparable": False, "reason": str(err)}
-    booster = load_booster(champion_dir, envelope.model_sha256)
-    scores = np.asarray(booster.predict(matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
-    metrics = evaluate_window(valid_raw, scores, train, truth, spec, catalog, bootstrap=False)["model"]
-    return {"version": envelope.version, "comparable": True, **metrics}
+    booster: Any
+    best: int  # the best iteration: the model file and the metrics stop there
+    rounds: int  # rounds grown (early stopping grows its patience past the best)
+    features: list[FeatureColumn]
+    categories: dict[str, list[str]]
+    params: dict[str, Any]
+    data: DataSummary
+    metrics: dict[str, Any]
+    profile: dict[str, Any]
+    sample: dict[str, Any]
 
 
 def train(
@@ -146,12 +101,54 @@ def train(
     champion_dir: str | None = None,
     truth_uri: str | None = None,
 ) -> Envelope:
-    """Train, evaluate and write the envelope to ``model_dir``; return the envelope."""
+    """Train, evaluate and write the envelope to ``model_dir``; return the envelope.
+
+    Each window is read, encoded and binned by a function of its own (``core.training.windows``),
+    so its frames are freed when that function returns; what the evaluation reads after training
+    (the fit window's keys, the test window's evaluated columns) is freed before the envelope is
+    written.
+    """
     lgb = import_lightgbm()
 
     started = time.monotonic()
     phases = _Phases()
-    user = spec.entities.user
+    trained = _train_and_test(
+        lgb,
+        spec,
+        data_uri,
+        validation_from,
+        hooks,
+        phases,
+        name=name,
+        version=version,
+        champion_dir=champion_dir,
+        truth_uri=truth_uri,
+    )
+    envelope = _write_model(trained, spec, model_dir, name=name, version=version, git_sha=git_sha, hooks=hooks)
+    phases.mark("profile_envelope")
+    log.info("Wrote %s %s to %s in %.1fs", name, version, model_dir, time.monotonic() - started)
+    # One machine-readable line: where a training run's time goes (bench/training.py reads it).
+    log.info("Trainer phases: %s", phases.summary(rounds=trained.rounds, best=trained.best))
+    return envelope
+
+
+def _train_and_test(
+    lgb: Any,
+    spec: PipelineSpec,
+    data_uri: str,
+    validation_from: dt.date,
+    hooks: ModelHooks,
+    phases: _Phases,
+    *,
+    name: str,
+    version: str,
+    champion_dir: str | None,
+    truth_uri: str | None,
+) -> _Trained:
+    """The windows in turn, the trees grown once all are read, then the test window's metrics and profile.
+
+    Every frame is a local of this function or of a window's: all are freed when it returns.
+    """
     # Without early stopping (model.early_stopping_rounds: 0 or windows.early_stopping_days: 0)
     # the early-stopping window is never read: all num_boost_round rounds are grown.
     early_stopping = bool(spec.model.early_stopping_rounds) and spec.windows.early_stopping_days > 0
@@ -160,102 +157,59 @@ def train(
     release_free_memory()  # the key columns and their sort: freed, but kept by the allocators
     # One window is a frame at a time where it can be: the fit window is read, encoded and binned,
     # and its feature columns freed, before the test window is read (the peak is one window, not three).
-    train_df = read_window(plan, FIT)
-    check_training_data(train_df, spec, data_uri)
-    truth = read_truth(truth_uri)
-    phases.mark("read_split_check")
-    train_df = hooks.transform(train_df)
-    groups = {"fit": list_sizes(train_df, user)}
-
-    features = spec.model_features
-    for skipped, why in spec.skipped_features.items():
-        log.info("Feature %s skipped: %s in pipeline.yaml; it stays in the table, out of the model", skipped, why)
-    categories = fit_categories(train_df, features)
-    # The drift profile is the last reader of the fit window's features besides encoding.
-    # Dates and timestamps are not binned for drift; every other declared type is.
-    profiled: dict[str, str] = {f.name: f.type for f in features if f.type in DRIFT_TYPES}
-    keys = ("as_of_date", spec.entities.item)  # drift.per_item features: one row per item and as-of date
-    frame = train_df[[*keys, *profiled]] if spec.drift.per_item else train_df[list(profiled)]
-    feature_profile = build_profile(frame, profiled, spec.drift.per_item, keys)
-    del frame
-    # Column-major matrices: LightGBM reads them as they are (no copy), and filling one is a
-    # column copy, not the cache-unfriendly row-major scatter that serving's batches need. Each
-    # feature column leaves the frame once copied: the frame and the matrix are never both whole.
-    kept = {"as_of_date", user, spec.entities.item, LABEL}
-    x_train = encode_consuming(train_df, features, categories, f"{data_uri} (training)", kept)
-    names = [f.name for f in features]
-    categorical = [f.name for f in features if f.type == "STRING"]
-    ranking = spec.model.ranking
-    params = hooks.params(
-        {
-            **DEFAULT_PARAMS,
-            **spec.model.params,
-            "objective": spec.model.objective,
-            "metric": "ndcg" if ranking else "auc",
-            "eval_at": [spec.evaluation.k],
-        }
+    # The test window is still read and encoded, and so checked, before any tree is grown.
+    dtrain, fit = fit_window(
+        lgb,
+        plan,
+        spec,
+        hooks,
+        data_uri=data_uri,
+        truth_uri=truth_uri,
+        defaults=DEFAULT_PARAMS,
+        on_read=lambda: phases.mark("read_split_check"),
     )
-
-    def binned(matrix: np.ndarray, frame: pd.DataFrame, window: str, reference: Any = None) -> Any:
-        """A window's LightGBM Dataset, binned now (LightGBM then frees its copy of the matrix).
-
-        The params go in here: binned without them, the data would use LightGBM's defaults
-        (seed, max_bin, min_data_in_leaf's pre-filter), not the contract's.
-        """
-        return lgb.Dataset(
-            matrix,
-            _labels(frame, ranking),
-            group=groups[window] if ranking else None,
-            reference=reference,
-            feature_name=names,
-            categorical_feature=categorical,
-            free_raw_data=True,
-            params=params,
-        ).construct()
-
-    dtrain = binned(x_train.matrix, train_df, "fit")
-    # The training matrix is binned: drop the float copy before the other windows are read
-    # (the test window is still read and encoded, and so checked, before any tree is grown).
-    inf_train = x_train.inf_replaced
-    del x_train
-    release_free_memory()
-    # Only the columns the evaluation reads (popularity, dates) stay, so trees grow in less memory.
-    train_df = train_df[["as_of_date", user, spec.entities.item, LABEL]]
+    release_free_memory()  # the fit window's float matrix and feature columns, gone with fit_window
     # The early-stopping slice picks the iteration; the test window is never shown to training.
-    valid_sets = []
-    early_rows, early_days = 0, np.array([], dtype="datetime64[D]")
+    valid_sets: list[Any] = []
+    early = EarlyWindow()
     if early_stopping:
-        early_df = hooks.transform(read_window(plan, EARLY))
-        groups["early"] = list_sizes(early_df, user)
-        x_early = encode(early_df, features, categories, source=f"{data_uri} (early stopping)", order="F")
-        valid_sets.append(binned(x_early.matrix, early_df, "early", reference=dtrain))
-        # Nothing reads the early-stopping rows again but their count and dates.
-        early_rows, early_days = len(early_df), as_days(early_df["as_of_date"])
-        del x_early, early_df
+        valid_set, early = early_window(plan, spec, hooks, fit, dtrain, data_uri=data_uri)
+        valid_sets.append(valid_set)
         release_free_memory()
-    valid_df = read_window(plan, TEST)
-    # A shallow copy under pandas copy-on-write: a transform that edits columns in place never
-    # touches valid_raw (the same object would have been edited with it).
-    valid_raw = valid_df.copy(deep=False) if champion_dir else None
-    valid_df = hooks.transform(valid_df)
-    groups["test"] = list_sizes(valid_df, user)
-    # The serving sample keeps the features of a few rows; the metrics read only these columns.
-    sample_rows = valid_df.head(SAMPLE_ROWS)[[user, spec.entities.item, *names]].copy()
-    evaluated = {"as_of_date", user, spec.entities.item, LABEL, SEEN, spec.evaluation.candidate_order or LABEL}
-    x_valid = encode_consuming(valid_df, features, categories, f"{data_uri} (test)", evaluated)
+    x_test, test = held_out_window(plan, spec, hooks, fit, data_uri=data_uri, keep_raw=bool(champion_dir))
+    del plan  # nothing reads a window again: its row positions go before the trees grow
     release_free_memory()
     log.info(
         "Read %d fit rows (%d lists), %d early-stopping rows (%d lists) and %d test rows (%d lists) from %s",
-        len(train_df),
-        groups["fit"].size,
-        early_rows,
-        groups["early"].size if early_stopping else 0,
-        len(valid_df),
-        groups["test"].size,
+        len(fit.keys),
+        fit.lists.size,
+        early.rows,
+        early.lists,
+        len(test.frame),
+        test.lists.size,
         data_uri,
     )
     phases.mark("transform_encode_bin")
-    inf_replaced = {**inf_train, **{f"test.{k}": v for k, v in x_valid.inf_replaced.items()}}
+    booster, best, rounds = _grow(fit.binning, spec, dtrain, valid_sets, name=name, version=version)
+    phases.mark("train")
+    del dtrain, valid_sets  # the booster keeps the trees, not the binned data
+    scores = np.asarray(booster.predict(x_test, num_iteration=best), dtype=np.float64)
+    del x_test
+    release_free_memory()  # the binned data and the test matrix, before the metrics build their frames
+    metrics = evaluate_held_out(spec, fit, test, scores, champion_dir)
+    phases.mark("test_metrics")
+    profile, sample = score_profile(spec, fit, test, scores)
+    data = data_summary(data_uri, fit, early, test)
+    return _Trained(
+        booster, best, rounds, fit.features, fit.categories, fit.binning.params, data, metrics, profile, sample
+    )
+
+
+def _grow(
+    binning: Binning, spec: PipelineSpec, dtrain: Any, valid_sets: list[Any], *, name: str, version: str
+) -> tuple[Any, int, int]:
+    """``lgb.train`` on the binned fit window: the booster, its best iteration and the rounds grown."""
+    lgb = binning.lgb
     grown = [0]  # rounds grown: the booster lgb.train returns is cut back to the best iteration
 
     def count_rounds(env: Any) -> None:
@@ -270,58 +224,32 @@ def train(
         name,
         version,
         spec.model.objective,
-        len(names),
+        len(binning.names),
         spec.model.num_boost_round,
     )
     booster = lgb.train(
-        params,
+        binning.params,
         dtrain,
         num_boost_round=spec.model.num_boost_round,
         valid_sets=valid_sets,
         valid_names=["early_stopping"][: len(valid_sets)],
         callbacks=callbacks,
     )
-    best = int(booster.best_iteration or booster.current_iteration())
-    phases.mark("train")
-    del dtrain, valid_sets  # the booster keeps the trees, not the binned data
-    scores = np.asarray(booster.predict(x_valid.matrix, num_iteration=best), dtype=np.float64)
-    del x_valid
-    release_free_memory()  # the binned data and the test matrix, before the metrics build their frames
-    catalog = int(pd.concat([train_df[spec.entities.item], valid_df[spec.entities.item]]).nunique())
-    metrics = evaluate_window(valid_df, scores, train_df, truth, spec, catalog)
-    metrics["champion"] = (
-        score_champion(champion_dir, valid_raw, train_df, spec, catalog, truth)
-        if champion_dir and valid_raw is not None
-        else None
-    )
-    for scope, rankers in metrics["scopes"].items():
-        for ranker, m in rankers.items():
-            log.info(
-                "Test window %s..%s, %s @%d, %s: ndcg %.4f recall %.4f map %.4f over %d lists",
-                *metrics["test_dates"],
-                scope,
-                spec.evaluation.k,
-                ranker,
-                m["ndcg"],
-                m["recall"],
-                m["map"],
-                m["lists"],
-            )
-    metrics["skipped_features"] = spec.skipped_features
-    if metrics["candidate_recall"] is not None:
-        log.info("Candidate recall on the test window: %.4f", metrics["candidate_recall"])
-    phases.mark("test_metrics")
+    return booster, int(booster.best_iteration or booster.current_iteration()), grown[0]
 
-    profile = {
-        "features": feature_profile,
-        "score": numeric_profile(scores),
-        # What batch inference keeps: prediction drift compares recommendations.score with this.
-        "score_topk": numeric_profile(_top_k_scores(valid_df, scores, user, spec.evaluation.k)),
-    }
-    sample = {
-        "input": json.loads(sample_rows.to_json(orient="records")),
-        "output": [float(s) for s in scores[:SAMPLE_ROWS]],
-    }
+
+def _write_model(
+    trained: _Trained,
+    spec: PipelineSpec,
+    model_dir: str,
+    *,
+    name: str,
+    version: str,
+    git_sha: str | None,
+    hooks: ModelHooks,
+) -> Envelope:
+    """The envelope of a trained model, written with its model file to ``model_dir``."""
+    booster, best = trained.booster, trained.best
     envelope = Envelope(
         name=name,
         version=version,
@@ -329,36 +257,21 @@ def train(
         git_sha=git_sha,
         spec_hash=spec.spec_hash,
         packages=package_versions(),
-        features=features,
-        categories=categories,
+        features=trained.features,
+        categories=trained.categories,
         objective=spec.model.objective,
-        params={k: v for k, v in params.items() if k != "eval_at"} | {"eval_at": [spec.evaluation.k]},
+        params={k: v for k, v in trained.params.items() if k != "eval_at"} | {"eval_at": [spec.evaluation.k]},
         best_iteration=best,
-        data=DataSummary(
-            uri=data_uri,
-            train_rows=len(train_df),
-            validation_rows=len(valid_df),
-            train_lists=int(groups["fit"].size),
-            validation_lists=int(groups["test"].size),
-            train_dates=day_range(as_days(train_df["as_of_date"])),
-            validation_dates=day_range(as_days(valid_df["as_of_date"])),
-            early_stopping_rows=early_rows,
-            early_stopping_dates=day_range(early_days) if early_days.size else None,
-            inf_replaced=inf_replaced,
-        ),
-        metrics=metrics,
-        profile=profile,
-        sample=sample,
+        data=trained.data,
+        metrics=trained.metrics,
+        profile=trained.profile,
+        sample=trained.sample,
         hooks_sha256=hooks.source_sha256,
         feature_importance=gain_importance(booster, best),
     )
     model_text = booster.model_to_string(num_iteration=best)
     envelope.model_sha256 = hashlib.sha256(model_text.encode("utf-8")).hexdigest()
     write_envelope(model_dir, model_text, envelope, hooks.source)
-    phases.mark("profile_envelope")
-    log.info("Wrote %s %s to %s in %.1fs", name, version, model_dir, time.monotonic() - started)
-    # One machine-readable line: where a training run's time goes (bench/training.py reads it).
-    log.info("Trainer phases: %s", phases.summary(rounds=grown[0], best=best))
     return envelope
 
 
@@ -470,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         spec = _spec_from_uri(args.pipeline)
         with tempfile.TemporaryDirectory() as tmp:
-            hooks = load_hooks(_local_copy(args.hooks, Path(tmp)) if args.hooks else None)
+            hooks = load_hooks(local_copy(args.hooks, Path(tmp)) if args.hooks else None)
             envelope = train(
                 spec,
                 args.train_data,
