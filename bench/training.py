@@ -155,43 +155,31 @@ def lean_contract(workdir: Path, pipeline: Path, rounds: int) -> Path:
 def worker_operator(
     workdir: Path, pipeline: Path, validation_from: dt.date, lean_rounds: int | None = None
 ) -> dict[str, Any]:
-    """Export + the local runner, as TrainModelOperator.execute does (minus registering).
+    """The training stage's export (``prepare_training_job``) + the local runner, as TrainModelOperator runs it.
 
-    ``lean_rounds``: run the lean contract (``lean_contract``) instead of ``pipeline``.
+    Registering is left out. ``lean_rounds``: run the lean contract (``lean_contract``) instead of ``pipeline``.
     """
     from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
     from airflow_ml_provider.core import storage
     from airflow_ml_provider.core.contract.spec import load_spec
-    from airflow_ml_provider.core.training.job import TrainingJob, training_data_sql, training_params, truth_data_sql
+    from airflow_ml_provider.core.training.run import prepare_training_job
 
     if lean_rounds:
         pipeline = lean_contract(workdir, pipeline, lean_rounds)
     spec = load_spec(pipeline)
-    hooks = _hooks_path(spec, pipeline)
-    version = f"bench-{time.time_ns()}"
-    run_dir = storage.to_uri(workdir / "artifacts" / spec.name / version)
-    warehouse = _warehouse(workdir)
-    params = training_params(spec, RUN_DATE)
-    truth_sql = truth_data_sql(spec)
+    warehouse = _TimedExports(_warehouse(workdir))
     started, cpu_self, cpu_children = time.perf_counter(), _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
-    data_uri = warehouse.export_parquet(training_data_sql(spec), params, storage.join(run_dir, "data"), source="bench")
-    cpu_data = _cpu(resource.RUSAGE_SELF)
-    # The operator exports the truth too (every positive of the horizons: end-to-end metrics).
-    truth_uri = (
-        warehouse.export_parquet(truth_sql, params, storage.join(run_dir, "truth"), source="bench")
-        if truth_sql
-        else None
+    # The stage exports the training rows and the truth (every positive of the horizons: end-to-end
+    # metrics) and stages the contract and model.py beside the run, as the operator does.
+    job = prepare_training_job(
+        warehouse,  # type: ignore[arg-type]
+        spec,
+        pipeline,
+        run_date=RUN_DATE,
+        version=f"bench-{time.time_ns()}",
+        artifacts_root=storage.to_uri(workdir / "artifacts"),
     )
-    job = TrainingJob(
-        model_name=spec.name,
-        version=version,
-        run_dir=run_dir,
-        pipeline_uri=storage.to_uri(pipeline),
-        data_uri=data_uri,
-        validation_from=validation_from,
-        hooks_uri=storage.to_uri(hooks) if hooks else None,
-        truth_uri=truth_uri,
-    )
+    assert job.validation_from == validation_from
     exported, cpu_exported = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
     phases: dict[str, Any] = {}
 
@@ -213,7 +201,7 @@ def worker_operator(
         "seconds_export": exported - started,
         "cpu_seconds": _cpu(resource.RUSAGE_SELF) - cpu_self + cpu_trainer,
         "cpu_seconds_export": cpu_exported - cpu_self,
-        "cpu_seconds_export_truth": cpu_exported - cpu_data,
+        "cpu_seconds_export_truth": warehouse.cpu.get("evaluation truth export", 0.0),
         "cpu_seconds_trainer": cpu_trainer,
         "phases": phases,
         "peak_rss_mb_export": _peak_rss_mb(children=False),
@@ -224,6 +212,24 @@ def worker_operator(
     }
     out["peak_rss_mb"] = max(out["peak_rss_mb_export"], out["peak_rss_mb_trainer"])
     return out
+
+
+class _TimedExports:
+    """The warehouse, with the CPU seconds of each ``export_parquet`` call recorded by its source."""
+
+    def __init__(self, warehouse: Any) -> None:
+        self.warehouse = warehouse
+        self.cpu: dict[str, float] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.warehouse, name)
+
+    def export_parquet(self, *args: Any, source: str = "<sql>", **kwargs: Any) -> str:
+        before = _cpu(resource.RUSAGE_SELF)
+        try:
+            return str(self.warehouse.export_parquet(*args, source=source, **kwargs))
+        finally:
+            self.cpu[source] = self.cpu.get(source, 0.0) + _cpu(resource.RUSAGE_SELF) - before
 
 
 def worker_raw(matrix_dir: Path, params_file: Path) -> dict[str, Any]:
