@@ -64,3 +64,7 @@ class HorizonNotPassedError(MLProviderError):
 
     Not retryable within a task: the data cannot appear before the date the message names.
     """
+
+
+class TrainingJobError(MLProviderError):
+    """A training job (the local subprocess or a Vertex AI CustomJob) failed; the message says how and where."""

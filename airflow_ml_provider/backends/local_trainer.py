@@ -13,13 +13,9 @@ import signal
 import subprocess
 
 from airflow_ml_provider.core.training.job import TrainingJob
-from airflow_ml_provider.exceptions import MLProviderError
+from airflow_ml_provider.exceptions import TrainingJobError
 
 log = logging.getLogger(__name__)
-
-
-class TrainingJobError(MLProviderError):
-    """The training job failed; the message carries its last log lines."""
 
 
 class LocalTrainingRunner:

@@ -24,10 +24,9 @@ from airflow.providers.google.cloud.links.vertex_ai import VERTEX_AI_CUSTOM_JOB_
 from google.api_core.exceptions import FailedPrecondition, NotFound
 from google.cloud.aiplatform_v1 import JobState
 
-from airflow_ml_provider.backends.local_trainer import TrainingJobError
 from airflow_ml_provider.core.training.job import TRAINER_MODULE, TrainingJob
 from airflow_ml_provider.core.warehouse.labels import sanitize_label
-from airflow_ml_provider.exceptions import ContractError, MLProviderError
+from airflow_ml_provider.exceptions import ContractError, MLProviderError, TrainingJobError
 
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import CustomJob, Model

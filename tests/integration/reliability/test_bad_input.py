@@ -33,7 +33,6 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.backends.local_trainer import TrainingJobError
 from airflow_ml_provider.core.drift.bins import DriftProfileError
 from airflow_ml_provider.core.features.checks import DataCheckError
 from airflow_ml_provider.core.registry.models import RegistryError
@@ -47,6 +46,7 @@ from airflow_ml_provider.exceptions import (
     SchemaMismatchError,
     SQLTemplateError,
     TableNotFoundError,
+    TrainingJobError,
 )
 from tests.integration.reliability.conftest import DAY, MODEL, World, context, table_checksums
 from tests.paths import SQL_DIR

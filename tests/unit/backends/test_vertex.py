@@ -19,12 +19,11 @@ from airflow.providers.google.cloud.hooks.vertex_ai.custom_job import CustomJobH
 from google.api_core.exceptions import InvalidArgument, NotFound
 from google.cloud.aiplatform_v1 import CustomJob
 
-from airflow_ml_provider.backends.local_trainer import TrainingJobError
 from airflow_ml_provider.backends.vertex import STATE_STORE_KEY, VertexJobPollError, VertexTrainingRunner, job_id
 from airflow_ml_provider.core.contract.config import PlatformConfig
 from airflow_ml_provider.core.training.envelope import Envelope
 from airflow_ml_provider.core.training.job import TrainingJob
-from airflow_ml_provider.exceptions import ContractError
+from airflow_ml_provider.exceptions import ContractError, TrainingJobError
 from airflow_ml_provider.links.vertex_ai import VertexTrainingJobLink
 from airflow_ml_provider.triggers.vertex_ai import VertexTrainingJobTrigger
 from tests.fakes.vertex import PROJECT_NUMBER, VertexEndpoint
