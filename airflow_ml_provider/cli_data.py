@@ -119,19 +119,24 @@ def cmd_tables(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    """Run batch inference for a date without Airflow: the code BatchRecommendOperator runs.
+    """Run batch inference for a date without Airflow: the code the recsys_batch_inference DAG runs.
 
     Scores the date's candidates (the features must exist) with the champion or --model-version,
     replaces the date's partition of recommendations and records the attempt in
-    recommendation_runs (run id `cli__<timestamp>` unless --run-id).
+    recommendation_runs (run id `cli__<timestamp>` unless --run-id). With --shards N (default:
+    inference.shards of the contract) it runs the DAG's sharded steps one after the other: the
+    users split by the same hash, each shard staged, then one checked publish; the partition is
+    the same as unsharded.
     """
     from airflow_ml_provider.core.contract.dates import date_range
     from airflow_ml_provider.core.contract.spec import load_spec
-    from airflow_ml_provider.core.inference.batch import Artifacts, run_batch_inference
     from airflow_ml_provider.core.inference.runs import utcnow
+    from airflow_ml_provider.core.inference.sharded import recommend
+    from airflow_ml_provider.core.inference.shards import check_shard_count
     from airflow_ml_provider.core.registry.models import ModelRegistry
 
     spec = load_spec(args.pipeline)
+    shards = spec.inference.shards if args.shards is None else check_shard_count(args.shards, "--shards")
     wh = warehouse(args)
     # An unknown version is the user's typo: say so before any run row is written.
     ModelRegistry(wh).resolve(args.model or spec.name, args.model_version)
@@ -140,16 +145,16 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     for day in date_range(args.date, args.to or args.date):
         # One attempt per date: a range gets one run id per date, so each keeps its own runs row.
         run_id = (args.run_id or f"cli__{stamp}") + (f"__{day}" if args.to and args.to != args.date else "")
-        with progress(f"scoring the candidates of {day}"):
-            run = run_batch_inference(
+        with progress(f"scoring the candidates of {day}" + (f" in {shards} shards" if shards > 1 else "")):
+            run = recommend(
                 wh,
                 spec,
                 day,
                 run_id=run_id,
+                shards=shards,
                 model_version=args.model_version,
                 model_name=args.model,
                 top_k=args.top_k,
-                artifacts=Artifacts(),
                 logger=log,
             )
         keys = ("run_id", "prediction_date", "model_name", "model_version", "users", "rows_written", "coverage")
@@ -278,6 +283,12 @@ def add_data_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     rec.add_argument("--model", help="model name (default: the contract's name)")
     rec.add_argument("--top-k", type=int, help="items per user (default: inference.top_k of the contract)")
     rec.add_argument("--run-id", help="recorded in recommendation_runs (default: cli__<UTC timestamp>)")
+    rec.add_argument(
+        "--shards",
+        type=int,
+        help="score the users in N shards, one after the other, then publish them as one partition, as the "
+        "DAG does (default: inference.shards of the contract)",
+    )
     rec.add_argument("--json", action="store_true", help="print the run summary as JSON")
     rec.set_defaults(func=cmd_recommend)
 

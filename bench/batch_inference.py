@@ -10,10 +10,11 @@ columns keep the demo's joint distributions.
 
 Then it times, each in its own child process so peak RSS is per path:
 
-- operator: ``BatchRecommendOperator.recommend`` itself, outside Airflow (no DAG run): it
-  resolves the champion, loads the envelope, streams ``candidate_features_sql`` through
-  ``query_batches``, ``score_batches`` (transform, encode, predict, running top-k), builds the
-  output table and replaces the ``recommendations`` partition.
+- operator: ``core.inference.batch.recommend_day``, the work BatchRecommendOperator's task
+  (and ``airflow-ml recommend``) runs, outside Airflow (no DAG run): it resolves the champion,
+  loads the envelope, streams ``candidate_features_sql`` through ``query_batches``,
+  ``score_batches`` (transform, encode, predict, running top-k), builds the output table and
+  replaces the ``recommendations`` partition.
 - raw: ``booster.predict`` on the same rows, already encoded in memory as a float64 matrix
   (built before the timer starts): the speed of LightGBM itself.
 - naive: read everything into a DataFrame, transform, encode, predict, sort,
@@ -225,11 +226,14 @@ def _digest(warehouse: Any) -> str:
 
 
 def worker_operator(workdir: Path, pipeline: Path, profile: bool) -> dict[str, Any]:
-    """BatchRecommendOperator.recommend, called directly: resolve, load, stream, score, top-k, write."""
-    from airflow_ml_provider.operators.inference import BatchRecommendOperator
+    """The batch inference stage's day of work, called directly: resolve, load, stream, score, top-k, write."""
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.inference.batch import recommend_day
+    from airflow_ml_provider.core.storage import DEFAULT_ARTIFACTS
+    from airflow_ml_provider.operators.inference import BatchRecommendOperator  # noqa: F401  (a task's imports)
 
     warehouse = _warehouse(workdir)
-    op = BatchRecommendOperator(task_id="recommend", pipeline=str(pipeline), model_version="champion")
+    spec = load_spec(pipeline)
     run: dict[str, Any] = {}
     profiler = None
     if profile:
@@ -238,7 +242,17 @@ def worker_operator(workdir: Path, pipeline: Path, profile: bool) -> dict[str, A
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.perf_counter()
-    out = op.recommend(warehouse, PREDICTION_DATE, "bench__operator", run)
+    out = recommend_day(
+        warehouse,
+        PREDICTION_DATE,
+        "bench__operator",
+        run,
+        spec=spec,
+        model_version="champion",
+        model_name=None,
+        top_k=None,
+        artifacts=DEFAULT_ARTIFACTS,
+    )
     seconds = time.perf_counter() - started
     if profiler is not None:
         import pstats
@@ -272,8 +286,9 @@ def _output_mb(warehouse: Any) -> float:
 
 def worker_baseline(workdir: Path) -> dict[str, Any]:
     """Peak RSS of an empty run: the operator worker's imports, then with the champion loaded as the operator does."""
-    from airflow_ml_provider.core.inference.batch import Artifacts, load_model
+    from airflow_ml_provider.core.inference.batch import load_model
     from airflow_ml_provider.core.registry.models import ModelRegistry
+    from airflow_ml_provider.core.storage import Artifacts
     from airflow_ml_provider.operators.inference import BatchRecommendOperator  # noqa: F401  (Airflow's imports)
 
     imports = _peak_rss_mb()

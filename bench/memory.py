@@ -1,8 +1,8 @@
-"""Memory benchmark: BatchRecommendOperator's peak RSS as candidate rows grow with a fixed number of users.
+"""Memory benchmark: batch inference's peak RSS as candidate rows grow with a fixed number of users.
 
 One set-up (batch_inference.py's: demo world, model, champion), then for each ``--rows``
 count: rewrite the candidate partition with that many rows spread round-robin over
-``--users`` users, and run ``BatchRecommendOperator.recommend`` in a fresh process, keeping
+``--users`` users, and run the stage's ``recommend_day`` (what the task runs) in a fresh process, keeping
 its peak RSS. The compiled model is cached before the first measured run, so no run pays
 LLVM's compile memory. With the users fixed, the output (users x k lists) is the same at
 every row count, so any growth is overhead: the goal is no growth from 5M to 50M rows and

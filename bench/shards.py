@@ -1,20 +1,22 @@
 """Sharded batch inference benchmark: wall time of N=2 parallel shard tasks + publish vs N=1, on one machine.
 
 Set-up is bench/batch_inference.py's (a child process): a trained demo champion and ``--rows``
-generated candidate rows for 2026-04-01 in a DuckDB file. Then each path runs as Airflow would
-run it, one task per fresh process, outside a scheduler (the operators' ``execute`` with a
-minimal task context):
+generated candidate rows for 2026-04-01 in a DuckDB file. Then each path runs the steps of the
+recsys_batch_inference DAG as its tasks run them, one step per fresh process, outside a
+scheduler, through the core functions the operators call (``core.inference.sharded``):
 
-- N=1: plan, the one shard, publish, one after the other.
-- N=2: plan, then both shard tasks started together (two processes, as two mapped task
-  instances on two worker slots), then publish.
+- N=1: ``plan_shards``, the one ``score_shard``, the publish (``run_batch_inference`` with
+  ``publish_shards``), one after the other.
+- N=2: the plan, then both shards started together (two processes, as two mapped task
+  instances on two worker slots), then the publish.
 
-Wall time counts from the plan's start to the publish's end. Both paths write the same lists
-(checked by digest). Each task process also reports its CPU seconds, split into start-up and
-imports (Airflow's included) vs its work, so the JSON says how much of N=2's time no number of
-shards can shrink. The default ``--rows`` is large enough that scoring, not start-up, is most
-of a task's CPU (at 2M rows start-up, model loading, plan and publish were about 2/3 of it).
-The last line of output is JSON.
+Each step process imports the operators' module first, as a task process does, so its
+start-up costs what a task's does (Airflow's imports included). Wall time counts from the
+plan's start to the publish's end. Both paths write the same lists (checked by digest). Each
+step process also reports its CPU seconds, split into start-up and imports vs its work, so the
+JSON says how much of N=2's time no number of shards can shrink. The default ``--rows`` is large
+enough that scoring, not start-up, is most of a task's CPU (at 2M rows start-up, model loading,
+plan and publish were about 2/3 of it). The last line of output is JSON.
 
     .venv/bin/python bench/shards.py [--rows 20000000] [--threads 1] [--repeat 1]
 """
@@ -22,6 +24,7 @@ The last line of output is JSON.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -29,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -44,36 +46,29 @@ from _common import warehouse as _warehouse  # noqa: E402
 log = logging.getLogger("bench.shards")
 
 
-def _context(task_id: str, run_id: str) -> dict[str, Any]:
-    ti = types.SimpleNamespace(dag_id="recsys_batch_inference", task_id=task_id, run_id=run_id, try_number=1)
-    return {"ds": PREDICTION_DATE, "ti": ti}
+def worker(step: str, workdir: Path, pipeline: Path, run_id: str, payload: str) -> dict[str, Any]:
+    """One step: ``plan`` (payload: the shard count), ``score`` (payload: the plan's tasks and a shard)
+    or ``publish`` (payload: the plan's tasks and the shards' results).
+    """
+    import airflow_ml_provider.operators.inference  # noqa: F401  (a task process's imports, Airflow's included)
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.inference.batch import run_batch_inference
+    from airflow_ml_provider.core.inference.sharded import plan_shards, publish_work, score_shard
+    from airflow_ml_provider.core.inference.shards import ShardPlan
 
-
-def worker(step: str, pipeline: Path, run_id: str, payload: str) -> dict[str, Any]:
-    """One task: ``plan`` (payload: shard count), ``score`` (payload: a plan item) or ``publish`` (payload: plan)."""
-    from airflow_ml_provider.operators.inference import (
-        PlanRecommendShardsOperator,
-        PublishRecommendationsOperator,
-        ScoreRecommendShardOperator,
-    )
-
-    cpu_imports = _cpu_seconds()  # interpreter start-up and the operators' imports (Airflow's included)
+    cpu_imports = _cpu_seconds()  # interpreter start-up and the imports
     started = time.perf_counter()
-    common = {"pipeline": str(pipeline), "prediction_date": PREDICTION_DATE}
+    spec, warehouse, day = load_spec(pipeline), _warehouse(workdir), dt.date.fromisoformat(PREDICTION_DATE)
     if step == "plan":
-        out: Any = PlanRecommendShardsOperator(task_id="plan_shards", shards=int(payload), **common).execute(
-            _context("plan_shards", run_id)
-        )
-    elif step == "score":
-        task = json.loads(payload)
-        out = ScoreRecommendShardOperator(task_id="score_shard", pipeline=str(pipeline), **task).execute(
-            _context("score_shard", run_id)
-        )
+        out: Any = plan_shards(warehouse, spec, day, int(payload)).tasks()
     else:
-        plan = json.loads(payload)
-        out = PublishRecommendationsOperator(task_id="publish", plan=plan, **common).execute(
-            _context("publish", run_id)
-        )
+        data = json.loads(payload)
+        plan = ShardPlan.from_tasks(data["plan"])
+        if step == "score":
+            out = score_shard(warehouse, spec, plan, int(data["shard"]), run_id)
+        else:
+            work = publish_work(spec, plan, data["results"])
+            out = run_batch_inference(warehouse, spec, day, run_id=run_id, day_work=work)
     return {
         "seconds": time.perf_counter() - started,
         "cpu_imports": cpu_imports,
@@ -101,22 +96,29 @@ def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def sharded_run(env: dict[str, str], pipeline: Path, shards: int, run_id: str) -> dict[str, Any]:
-    """Plan, the shards in parallel processes, publish; wall seconds and the per-task seconds."""
-    common = ["--pipeline", str(pipeline), "--run-id", run_id]
+def sharded_run(env: dict[str, str], workdir: Path, pipeline: Path, shards: int, run_id: str) -> dict[str, Any]:
+    """Plan, the shards in parallel processes, publish; wall seconds and the per-step seconds."""
+    common = ["--workdir", str(workdir), "--pipeline", str(pipeline), "--run-id", run_id]
     started = time.perf_counter()
     plan = _result(_start(env, "--worker", "plan", *common, "--payload", str(shards)))
-    procs = [_start(env, "--worker", "score", *common, "--payload", json.dumps(t)) for t in plan["out"]]
+    tasks = plan["out"]
+    procs = [
+        _start(env, "--worker", "score", *common, "--payload", json.dumps({"plan": tasks, "shard": t["shard"]}))
+        for t in tasks
+    ]
     scored = [_result(p) for p in procs]
-    published = _result(_start(env, "--worker", "publish", *common, "--payload", json.dumps(plan["out"])))
-    tasks = [plan, *scored, published]
+    results = [s["out"] for s in scored]
+    published = _result(
+        _start(env, "--worker", "publish", *common, "--payload", json.dumps({"plan": tasks, "results": results}))
+    )
+    steps = [plan, *scored, published]
     return {
         "seconds": time.perf_counter() - started,
         "seconds_shards": [round(s["seconds"], 2) for s in scored],
         "seconds_publish": round(published["seconds"], 2),
-        # CPU seconds of all task processes: start-up and imports vs the tasks' own work.
-        "cpu_imports": round(sum(t["cpu_imports"] for t in tasks), 2),
-        "cpu_work": round(sum(t["cpu_work"] for t in tasks), 2),
+        # CPU seconds of all step processes: start-up and imports vs the steps' own work.
+        "cpu_imports": round(sum(t["cpu_imports"] for t in steps), 2),
+        "cpu_work": round(sum(t["cpu_work"] for t in steps), 2),
         "cpu_shards_work": [round(s["cpu_work"], 2) for s in scored],
         "rows_written": published["out"]["rows_written"],
     }
@@ -128,9 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
         workdir = Path(tmp)
         env = dict(os.environ)
-        env.setdefault("AIRFLOW_HOME", str(workdir / "airflow"))
-        extra = {"warehouse_path": str(workdir / "warehouse.duckdb"), "artifact_root": (workdir / "artifacts").as_uri()}
-        env["AIRFLOW_CONN_ML_PLATFORM_DEFAULT"] = json.dumps({"conn_type": "ml_platform", "extra": extra})
+        env.setdefault("AIRFLOW_HOME", str(workdir / "airflow"))  # the steps import Airflow as a task does
         setup_cmd = [sys.executable, str(BATCH_BENCH), "--worker", "setup", "--workdir", str(workdir)]
         setup_cmd += ["--pipeline", str(args.pipeline), "--rows", str(args.rows), "--demo-users", str(args.demo_users)]
         out = subprocess.run(setup_cmd, stdout=subprocess.PIPE, env=env, text=True, check=True)
@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.repeat):
             for shards in measured:
                 log.info("measuring N=%d, run %d/%d", shards, i + 1, args.repeat)
-                measured[shards].append(sharded_run(env, args.pipeline, shards, f"bench__n{shards}_{i}"))
+                run_id = f"bench__n{shards}_{i}"
+                measured[shards].append(sharded_run(env, workdir, args.pipeline, shards, run_id))
                 digests[shards] = recommendations_digest(_warehouse(workdir), PREDICTION_DATE)
     one, two = (min(runs, key=lambda r: r["seconds"]) for runs in measured.values())
     return {
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pipeline", type=Path, default=PIPELINE, help="the contract (default: the reference one)")
     p.add_argument("--worker", choices=["plan", "score", "publish"], help=argparse.SUPPRESS)
     p.add_argument("--run-id", help=argparse.SUPPRESS)
+    p.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--payload", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.pipeline = args.pipeline.resolve()
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.worker else logging.INFO, format="%(message)s")
     logging.getLogger("sqlglot").setLevel(logging.ERROR)
     if args.worker:
-        print(json.dumps(worker(args.worker, args.pipeline, args.run_id, args.payload), default=str))
+        print(json.dumps(worker(args.worker, args.workdir, args.pipeline, args.run_id, args.payload), default=str))
         return 0
     print_report(run(args))
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_ml_provider.core.inference.batch import Artifacts
+    from airflow_ml_provider.core.storage import Artifacts
     from airflow_ml_provider.core.warehouse.interface import Warehouse
 
 
@@ -106,18 +105,7 @@ class BatchRecommendOperator(MLPlatformOperator):
     @property
     def artifacts(self) -> Artifacts:
         """Model artifacts through ObjectStoragePath, with the connection's credentials (compiled trees cached too)."""
-        from airflow_ml_provider.core.inference.batch import Artifacts
-
-        def write_bytes(uri: str, data: bytes) -> None:
-            path = self.hook.artifact_path(uri)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-
-        return Artifacts(
-            read_text=lambda uri: self.hook.artifact_path(uri).read_text(),
-            read_bytes=lambda uri: self.hook.artifact_path(uri).read_bytes(),
-            write_bytes=write_bytes,
-        )
+        return self.hook.get_artifacts()
 
 
 class PlanRecommendShardsOperator(MLPlatformOperator):
@@ -149,16 +137,23 @@ class PlanRecommendShardsOperator(MLPlatformOperator):
         self.shards = shards
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        from airflow_ml_provider.core.inference.shards import ShardPlan, check_shard_count
-        from airflow_ml_provider.core.registry.models import ModelRegistry
+        from airflow_ml_provider.core.inference.sharded import plan_shards
 
         with self.fail_fast():
             day = parse_date(self.prediction_date, "prediction_date")
-            shards = check_shard_count(self.requested_shards(), f"task {self.task_id}")
+            shards = self.requested_shards()
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
-            record = ModelRegistry(warehouse).resolve(self.model_name or self.spec.name, self.model_version)
-        self.log.info("Scoring %s in %d shard(s) with %s %s", day, shards, record.model_name, record.version)
-        return ShardPlan(day, shards, record.model_name, record.version).tasks()
+            plan = plan_shards(
+                warehouse,
+                self.spec,
+                day,
+                shards,
+                model_version=self.model_version,
+                model_name=self.model_name,
+                where=f"task {self.task_id}",
+                logger=self.log,
+            )
+        return plan.tasks()
 
     def requested_shards(self) -> int:
         """The operator's shard count if given, else the contract's."""
@@ -188,54 +183,25 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
         self.shards = shards
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml_provider.core.inference.batch import recommendation_rows, score_day
-        from airflow_ml_provider.core.inference.scoring import TopK, candidate_features_sql
-        from airflow_ml_provider.core.inference.shards import shard_sql, staging_table, with_shard
-        from airflow_ml_provider.core.registry.models import ModelRegistry
-        from airflow_ml_provider.exceptions import EmptyResultError, ShardError
+        from airflow_ml_provider.core.inference.sharded import score_shard
+        from airflow_ml_provider.core.inference.shards import ShardPlan
 
         ti = context["ti"]
         with self.fail_fast():
             day = parse_date(self.prediction_date, "prediction_date")
-            shard, shards = int(self.shard), int(self.shards)
-            if not 0 <= shard < shards:
-                raise ShardError(f"task {self.task_id}: shard {shard} is not one of 0..{shards - 1}.")
             spec = self.spec
+            plan = ShardPlan(day, int(self.shards), self.model_name or spec.name, self.model_version)
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
-            record = ModelRegistry(warehouse).resolve(self.model_name or spec.name, self.model_version)
-            sql = shard_sql(candidate_features_sql(spec), spec.entities.user)
-            params = {"as_of": day, "shard_index": shard, "shard_count": shards}
-            try:
-                best, stats = score_day(
-                    warehouse,
-                    spec,
-                    day,
-                    record.uri,
-                    sql,
-                    params,
-                    top_k=self.top_k,
-                    artifacts=self.artifacts,
-                    logger=self.log,
-                    unlocked=True,
-                )
-                candidates, seconds = stats.rows, stats.seconds_read + stats.seconds_score
-            except EmptyResultError:
-                # A shard without users (few users, many shards) stages an empty list; publish
-                # refuses a partition that is empty as a whole.
-                best, candidates, seconds = TopK(1).result(), 0, 0.0
-            rows = with_shard(recommendation_rows(best, record.model_name, record.version, ti.run_id), shard)
-            table = staging_table("recommendations", day, ti.run_id, shard, shards)
-            warehouse.stage_table(table, rows)
-        self.log.info(
-            "Staged shard %d of %d: %d rows from %d candidates in %s", shard, shards, rows.num_rows, candidates, table
-        )
-        return {
-            "shard": shard,
-            "rows": rows.num_rows,
-            "candidates": candidates,
-            "seconds_score": round(seconds, 3),
-            "staged": table,
-        }
+            return score_shard(
+                warehouse,
+                spec,
+                plan,
+                int(self.shard),
+                ti.run_id,
+                top_k=self.top_k,
+                artifacts=self.artifacts,
+                logger=self.log,
+            )
 
 
 class PublishRecommendationsOperator(BatchRecommendOperator):
@@ -256,41 +222,11 @@ class PublishRecommendationsOperator(BatchRecommendOperator):
         self.shard_results = shard_results
 
     def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
-        """Check the staged shards, publish their union, drop them."""
-        from airflow_ml_provider.core.inference.batch import catalog_coverage
-        from airflow_ml_provider.core.inference.shards import (
-            ShardPlan,
-            check_staged,
-            drop_staged,
-            publish_staged,
-            staging_tables,
-        )
-        from airflow_ml_provider.exceptions import EmptyResultError, ShardError
+        """Check the staged shards, publish their union, drop them (``core.inference.sharded.publish_shards``)."""
+        from airflow_ml_provider.core.inference.sharded import publish_shards
+        from airflow_ml_provider.core.inference.shards import ShardPlan
 
         plan = ShardPlan.from_tasks(self.plan)
-        run.update(model_name=plan.model_name, model_version=plan.model_version)
-        if plan.prediction_date != day:
-            raise ShardError(f"the shard plan is for {plan.prediction_date}, this task publishes {day}.")
-        started = time.monotonic()
-        names = staging_tables("recommendations", plan, run_id)
-        totals = check_staged(warehouse, names, "user_id")
-        if not totals["rows_written"]:
-            raise EmptyResultError(
-                f"no shard of {day} staged any recommendation; the partition was left as it was. "
-                "Run the features DAG for this date first."
-            )
-        columns = [c for c in warehouse.table_columns("recommendations") if c != "prediction_date"]
-        publish_staged(warehouse, "recommendations", "prediction_date", day, names, columns)
-        drop_staged(warehouse, names)
-        shards_done = [r for r in (self.shard_results or []) if r]
-        candidates = sum(int(r["candidates"]) for r in shards_done)
-        # Shards score in parallel: the throughput is the candidates over the slowest shard's time.
-        slowest = max((float(r.get("seconds_score") or 0.0) for r in shards_done), default=0.0)
-        return {
-            "users": totals["users"],
-            "rows_written": totals["rows_written"],
-            "candidates": candidates,
-            **catalog_coverage(warehouse, self.spec, day, totals["items"]),
-            "seconds_write": time.monotonic() - started,
-            "rows_per_second": candidates / slowest if slowest else None,
-        }
+        return publish_shards(
+            warehouse, day, run_id, run, spec=self.spec, plan=plan, shard_results=self.shard_results or ()
+        )

@@ -1,8 +1,10 @@
 """Batch inference for one date: resolve the model, score the day's candidates, replace the partition, record the run.
 
-``BatchRecommendOperator`` and ``airflow-ml recommend`` both run ``run_batch_inference``, so the
-command line scores exactly as the DAG does. Artifacts are read through ``read_text`` (the
-operator passes ObjectStoragePath with the connection's credentials; the CLI the same).
+``run_batch_inference`` is one recorded attempt: ``BatchRecommendOperator`` runs it, and so does
+``core.inference.sharded.recommend`` (``airflow-ml recommend``) for one shard, or around the
+publish of its shards, so the command line scores exactly as the DAG does. Artifacts are read
+through ``read_text`` (the operator passes ObjectStoragePath with the connection's credentials;
+the CLI ``core.storage``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core import storage
+from airflow_ml_provider.core.storage import Artifacts
 from airflow_ml_provider.core.training.envelope import (
     ENVELOPE_FILE,
     HOOKS_FILE,
@@ -36,15 +38,6 @@ if TYPE_CHECKING:
     from airflow_ml_provider.core.warehouse.interface import Warehouse
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Artifacts:
-    """How model artifacts are read and written: ``core.storage`` here, ObjectStoragePath in operators."""
-
-    read_text: Callable[[str], str] = storage.read_text
-    read_bytes: Callable[[str], bytes] = storage.read_bytes
-    write_bytes: Callable[[str, bytes], None] = storage.write_bytes
 
 
 #: The work of one attempt: (warehouse, day, run_id, run) -> the run's numbers.
@@ -216,14 +209,15 @@ def run_batch_inference(
     model_version: str = "champion",
     model_name: str | None = None,
     top_k: int | None = None,
-    artifacts: Artifacts = Artifacts(),
+    artifacts: Artifacts = storage.DEFAULT_ARTIFACTS,
     logger: Any = None,
     day_work: DayWork | None = None,
 ) -> dict[str, Any]:
     """One recorded attempt: a ``running`` row in recommendation_runs, the day's work, then success or failed.
 
     The work is ``recommend_day`` with the model and artifact options, unless ``day_work`` replaces
-    it (an operator's ``recommend``, e.g. a sharded run's publish), which then needs none of them.
+    it (an operator's ``recommend``, or ``core.inference.sharded.publish_shards`` for a sharded run),
+    which then needs none of them.
     ``spec`` may be a callable that loads the contract: a contract that fails to load is then a
     recorded ``failed`` attempt too.
     """

@@ -1,7 +1,12 @@
-"""Sharded batch inference on real DuckDB with a real LightGBM champion: plan, mapped shards, one publish."""
+"""Sharded batch inference on real DuckDB with a real LightGBM champion: plan, mapped shards, one publish.
+
+The operators run the steps as the DAG's tasks; ``airflow-ml recommend --shards N`` runs the same
+core functions one after the other in one process.
+"""
 
 from __future__ import annotations
 
+import json
 import types
 from typing import Any
 
@@ -10,7 +15,8 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
-from airflow_ml_provider.core.inference.shards import SHARD_COLUMN, shard_of, staging_table
+from airflow_ml_provider.cli import main
+from airflow_ml_provider.core.inference.shards import SHARD_COLUMN, STAGING_PREFIX, shard_of, staging_table
 from airflow_ml_provider.operators.inference import (
     PlanRecommendShardsOperator,
     PublishRecommendationsOperator,
@@ -89,7 +95,7 @@ def test_a_sharded_run_equals_an_unsharded_run_row_for_row(prepared, warehouse):
     assert {k: result[k] for k in keys} == {k: unsharded[k] for k in keys}
     # Each user's list was scored by the shard the warehouse's FARM_FINGERPRINT puts it in, and
     # the staging tables are gone once published.
-    assert not [t for t in warehouse.list_tables() if "staging" in t]
+    assert staged(warehouse) == []
     users = {row[1] for row in got}
     assert {shard_of(u, 3) for u in users} == {0, 1, 2}
     runs = warehouse.query("SELECT try_number, status, rows_written FROM recommendation_runs WHERE run_id = 'run-1'")
@@ -172,3 +178,68 @@ def test_a_shard_scored_with_another_shard_count_is_refused(prepared, warehouse)
     with pytest.raises(AirflowFailException, match=r"user '.*' is in shard 0 and shard 1"):
         publish(prepared, tasks, results, "run-n")
     assert table_checksum(warehouse, "recommendations") == before
+
+
+def cli_recommend(prepared, wh: DuckDBWarehouse, capsys, *args: str) -> tuple[int, dict[str, Any], str]:
+    """``airflow-ml recommend --json`` for DAY on ``wh``: exit code, the printed summary, stderr."""
+    pipeline = str(prepared["root"] / "pipeline.yaml")
+    code = main(["recommend", "--warehouse", str(wh.path), "--pipeline", pipeline, "--date", str(DAY), "--json", *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if code == 0 else {}, err
+
+
+def list_rows(wh: DuckDBWarehouse) -> list[tuple]:
+    """The lists themselves: (user_id, item_id, rank, score) of DAY, in a fixed order."""
+    with wh.connect(read_only=True) as con:
+        return con.execute(
+            "SELECT user_id, item_id, rank, score FROM recommendations WHERE prediction_date = $d "
+            "ORDER BY user_id, rank",
+            {"d": DAY},
+        ).fetchall()
+
+
+def staged(wh: DuckDBWarehouse) -> list[str]:
+    """Staging tables left in the warehouse (``list_tables`` hides them)."""
+    with wh.connect(read_only=True) as con:
+        rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    return [r[0] for r in rows if r[0].startswith(STAGING_PREFIX)]
+
+
+def test_cli_recommend_in_shards_equals_the_unsharded_run_and_records_one_run(prepared, warehouse, capsys):
+    code, unsharded_run, _ = cli_recommend(prepared, warehouse, capsys, "--shards", "1", "--run-id", "cli-1")
+    assert code == 0
+    expected = list_rows(warehouse)
+    code, sharded_run, _ = cli_recommend(prepared, warehouse, capsys, "--shards", "3", "--run-id", "cli-3")
+    assert code == 0
+    got = list_rows(warehouse)
+    assert got == expected and len(got) == unsharded_run["rows_written"] > 0
+    keys = ("prediction_date", "model_name", "model_version", "users", "rows_written", "coverage")
+    assert {k: sharded_run[k] for k in keys} == {k: unsharded_run[k] for k in keys}
+    assert sharded_run["run_id"] == "cli-3"
+    assert {shard_of(user, 3) for user, *_ in got} == {0, 1, 2}
+    assert staged(warehouse) == []
+    runs = warehouse.query(
+        "SELECT try_number, status, rows_written, candidates FROM recommendation_runs WHERE run_id = 'cli-3'"
+    ).to_pylist()
+    candidates = warehouse.query("SELECT candidates FROM recommendation_runs WHERE run_id = 'cli-1'").to_pylist()
+    assert runs == [{"try_number": 1, "status": "success", "rows_written": len(got), **candidates[0]}]
+
+
+def test_a_failed_sharded_cli_run_is_recorded_keeps_the_partition_and_drops_its_staged_shards(
+    prepared, warehouse, capsys
+):
+    recommend(prepared, run_id="run-old")
+    before = table_checksum(warehouse, "recommendations")
+    warehouse.execute("DELETE FROM features WHERE as_of_date = @d", {"d": DAY})
+    code, _, err = cli_recommend(prepared, warehouse, capsys, "--shards", "2", "--run-id", "cli-empty")
+    assert code == 1 and "no shard of 2026-03-31 staged any recommendation" in err
+    assert table_checksum(warehouse, "recommendations") == before
+    assert staged(warehouse) == []
+    runs = warehouse.query("SELECT status, error FROM recommendation_runs WHERE run_id = 'cli-empty'").to_pylist()
+    assert len(runs) == 1 and runs[0]["status"] == "failed" and "EmptyResultError" in runs[0]["error"]
+
+
+def test_cli_recommend_refuses_a_shard_count_out_of_range(prepared, warehouse, capsys):
+    code, _, err = cli_recommend(prepared, warehouse, capsys, "--shards", "0")
+    assert code == 1 and "--shards: shards must be a whole number from 1 to 256, got 0" in err
+    assert not warehouse.table_exists("recommendation_runs")  # refused before any attempt
