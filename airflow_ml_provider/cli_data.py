@@ -270,6 +270,11 @@ def add_data_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     tables.add_argument("--json", action="store_true", help="print as JSON")
     tables.set_defaults(func=cmd_tables)
 
+    _add_inference_parsers(sub, common)
+
+
+def _add_inference_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register recommend and recommendations."""
     rec = sub.add_parser(
         "recommend",
         parents=[common],
