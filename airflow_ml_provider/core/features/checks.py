@@ -255,7 +255,9 @@ def event_check_query(spec: PipelineSpec, as_of: dt.date, checked_at: dt.datetim
         return None
     ts = ev.timestamp_column
     key = list(ev.duplicate_events.key) if ev.duplicate_events and ev.duplicate_events.key else []
-    key = key or [spec.entities.user, spec.entities.item]
+    # The check reads your table as it is: the default key is the entities under your column names.
+    yours = spec.source_columns.get(ev.source, {})
+    key = key or [yours.get(c) or c for c in (spec.entities.user, spec.entities.item)]
     group = [*dict.fromkeys([*key, ts])]
     trailing = ev.row_count.trailing_days if ev.row_count else 0
     lookback = spec.windows.feature_lookback_days

@@ -18,11 +18,16 @@ from tests.paths import SQL_DIR
 
 
 def _fresh_events(w: World) -> None:
-    """More events on DAY, so every step WOULD write a different partition if it ran."""
+    """More events on DAY, a second apart, so every step WOULD write a different partition if it ran.
+
+    A second apart: copies at one instant would repeat (user, item, time), which the contract's
+    duplicate_events check refuses before any step runs.
+    """
     later = dt.datetime.combine(DAY, dt.time(12), tzinfo=dt.UTC)
     with DuckDBWarehouse(w.warehouse).connect() as con:
         con.execute(
-            "INSERT INTO events SELECT * REPLACE ($ts AS event_ts) FROM events ORDER BY event_ts LIMIT 400",
+            "INSERT INTO events SELECT * EXCLUDE (rn) REPLACE ($ts + TO_SECONDS(rn) AS event_ts) FROM "
+            "(SELECT *, ROW_NUMBER() OVER (ORDER BY event_ts) AS rn FROM events ORDER BY event_ts LIMIT 400)",
             {"ts": later},
         )
 

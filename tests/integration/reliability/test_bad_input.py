@@ -222,10 +222,15 @@ def broken_sql_copy(name: str, text: str) -> Callable[[World], None]:
 
 
 def fresh_events(w: World) -> None:
-    """300 more events at noon of DAY (DAY is fixed, so the timestamp is a literal)."""
+    """300 more events from noon of DAY, a second apart (DAY is fixed, so the timestamp is a literal).
+
+    A second apart: copies at one instant would repeat (user, item, time), which the contract's
+    duplicate_events check refuses before any step runs.
+    """
     sql(
-        "INSERT INTO events SELECT * REPLACE (TIMESTAMP '2026-03-31 12:00:00+00' AS event_ts) "
-        "FROM events ORDER BY event_ts LIMIT 300"
+        "INSERT INTO events SELECT * EXCLUDE (rn) REPLACE (TIMESTAMP '2026-03-31 12:00:00+00' + TO_SECONDS(rn) "
+        "AS event_ts) FROM (SELECT *, ROW_NUMBER() OVER (ORDER BY event_ts) AS rn FROM events ORDER BY event_ts "
+        "LIMIT 300)"
     )(w)
 
 
@@ -1044,8 +1049,9 @@ CASES: dict[str, Case] = {
         "cli",
         nothing,
         lambda w: ["features", "--pipeline", str(w.pipeline), "--date", "2025-01-01"],
-        r"airflow-ml features: error: .*user_features\.sql: produced no rows for user_features",
-        r"Check that the source tables have data up to that date",
+        r"airflow-ml features: error: feature steps of 2025-01-01: .*\[freshness\] events: events must reach "
+        r"2025-01-01 for as-of date 2025-01-01, but no event in the scanned window",
+        r"Load the missing events, or run this date once they have arrived",
     ),
     "cli-check-duplicated-events": cli_case(
         "cli",
