@@ -69,9 +69,13 @@ def cli_artifacts(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _hook(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
+    """The ``--conn-id`` connection's hook, built once per command (its config reads the connection)."""
+    hook = getattr(args, "_ml_platform_hook", None)
+    if hook is None or hook.ml_conn_id != args.conn_id:
+        from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
 
-    return MLPlatformHook(ml_conn_id=args.conn_id)
+        hook = args._ml_platform_hook = MLPlatformHook(ml_conn_id=args.conn_id)
+    return hook
 
 
 def resolve_pipeline(args: argparse.Namespace) -> None:

@@ -29,6 +29,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     spec = load_spec(args.pipeline)
     warehouse = _warehouse(args)
     run_id = args.run_id or f"cli__{utcnow():%Y%m%dT%H%M%S}"
+    artifacts = cli_artifacts(args)
     checks, failures = [], []
     for day in date_range(args.date, args.to or args.date):
         checked = run_drift_check(
@@ -40,7 +41,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
             model_name=args.model,
             fail_on=args.fail_on,
             predictions_table=None if args.no_predictions else "recommendations",
-            artifacts=cli_artifacts(args),
+            artifacts=artifacts,
             logger=log,
         )
         checks.append(checked.summary)

@@ -82,16 +82,14 @@ class TrainModelOperator(MLPlatformOperator):
     def execute_deferrable(self, context: Context) -> dict[str, Any]:
         """Reattach to this run's Vertex AI job or export the data and submit one, then wait in the triggerer."""
         from airflow_ml_provider.backends.vertex import VertexTrainingRunner
-        from airflow_ml_provider.core.training.run import prepare_training_job
+        from airflow_ml_provider.core.training.run import start_training_job
         from airflow_ml_provider.triggers.vertex_ai import VertexTrainingJobTrigger
 
         vertex = self._runner
         assert isinstance(vertex, VertexTrainingRunner)  # the only runner that supports deferral
         warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
-        job = prepare_training_job(warehouse, self.spec, str(self.pipeline), export=False, **self.options(context))
-        # A job a previous try started still reads the exported data: never export over it.
-        if not vertex.reattach(job):
-            job = prepare_training_job(warehouse, self.spec, str(self.pipeline), **self.options(context))
+        job = start_training_job(warehouse, self.spec, str(self.pipeline), vertex, **self.options(context))
+        if vertex.job_name is None:  # not reattached: the data was just exported
             vertex.job_name = vertex.submit(job, vertex.state_store)
         self.persist_link(context)
         config = self.hook.config

@@ -169,6 +169,20 @@ def register_trained_model(
     return summary
 
 
+def start_training_job(
+    warehouse: Warehouse, spec: PipelineSpec, pipeline: str | Path, runner: TrainingRunner, **options: Any
+) -> TrainingJob:
+    """The job of this version: one ``runner`` already started (reattached), else exported afresh.
+
+    A job a previous try started still reads its export, so it is never exported over.
+    ``options`` are ``prepare_training_job``'s.
+    """
+    job = prepare_training_job(warehouse, spec, pipeline, export=False, **options)
+    if runner.reattach(job):
+        return job
+    return prepare_training_job(warehouse, spec, pipeline, **options)
+
+
 def train_model(
     warehouse: Warehouse,
     spec: PipelineSpec,
@@ -208,7 +222,6 @@ def train_model(
     if artifacts.exists(storage.join(job.model_dir, ENVELOPE_FILE)):
         (logger or log).info("Found the finished model of this run at %s; registering it", job.model_dir)
     else:
-        if not runner.reattach(job):
-            job = prepare_training_job(warehouse, spec, pipeline, **options)
+        job = start_training_job(warehouse, spec, pipeline, runner, **options)
         runner.run(job)
     return register_trained_model(registry, job, read_trained_envelope(job, artifacts), mirror=mirror, logger=logger)
