@@ -21,7 +21,7 @@ from pathlib import Path
 
 from airflow_ml_provider import __version__
 from airflow_ml_provider.cli_check import add_check_parser
-from airflow_ml_provider.cli_common import default_sql_dir, resolve_pipeline
+from airflow_ml_provider.cli_common import default_sql_dir, refuse_dates_before_start, resolve_pipeline
 from airflow_ml_provider.cli_data import add_data_parsers
 from airflow_ml_provider.cli_drift import add_drift_parser
 from airflow_ml_provider.cli_models import add_models_parsers
@@ -75,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "sql_dir" in args and args.sql_dir is None and args.pipeline is not None:
             # ROOT/sql for ROOT/dags/NAME/pipeline.yaml: a scaffolded pipeline works from its project root.
             args.sql_dir = default_sql_dir(args.pipeline)
+        refuse_dates_before_start(args)
         return int(args.func(args))
     except (MLProviderError, ValueError) as err:
         print(f"airflow-ml {args.command}: error: {err}", file=sys.stderr)

@@ -91,6 +91,17 @@ def resolve_pipeline(args: argparse.Namespace) -> None:
         log.info("Using contract %s", args.pipeline)
 
 
+def refuse_dates_before_start(args: argparse.Namespace) -> None:
+    """A ``--date`` before the contract's ``start_date`` fails naming the key, as the DAG's tasks do."""
+    pipeline, day = getattr(args, "pipeline", None), getattr(args, "date", None)
+    if pipeline is None or not isinstance(day, dt.date):
+        return
+    from airflow_ml_provider.core.contract.dates import check_run_date
+    from airflow_ml_provider.core.contract.spec import load_spec
+
+    check_run_date(day, load_spec(pipeline).start_date, str(pipeline), what="--date")
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 

@@ -22,6 +22,11 @@ rows (not_null, unique, accepted_values, range) again before publishing them;
 `data_checks` records every verdict of the date in `data_checks`. The `features` task
 emits the `recsys_features` asset that training and batch inference wait for.
 
+Trigger it with the `steps` param (e.g. `user_features,features`) to rebuild only those steps
+and the steps that `ref()` them after changing their SQL or a source column: the other tasks
+keep their partitions, and a rebuilt step reads their published rows, so the tables end up as
+a full rebuild would write them.
+
 **Owners:** SQL and the contract: data science (`sql/recsys/`, `pipeline.yaml`).
 This DAG: ML platform engineering. Backend: the `ml_platform_default` connection
 (none means the embedded DuckDB warehouse).
@@ -33,8 +38,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Param
 from recsys.assets import FEATURES
 
 from airflow_ml_provider.operators.checks import DataCheckOperator
@@ -48,21 +52,31 @@ with DAG(
     description="Daily feature partitions for the recommender",
     doc_md=__doc__,
     schedule="@daily",
-    # Every task refuses a logical date before pipeline.yaml's start_date (the DAG itself starts early
-    # so that `airflow dags test` of such a date fails with that message instead of running nothing).
-    start_date=pendulum.datetime(2000, 1, 1, tz="UTC"),
+    # No Airflow start_date (Airflow 3 allows none): Airflow creates the tasks for any logical date,
+    # however old the data, and every task refuses a date before pipeline.yaml's start_date with a
+    # message (a DAG start_date after the date would create no task and report success).
     catchup=False,
     template_searchpath=[SQL_DIR],
     default_args={"pipeline": str(PIPELINE), "retries": 2, "retry_delay": timedelta(minutes=1)},
+    params={
+        "steps": Param(
+            "",
+            type="string",
+            description="Rebuild only these step tables (comma-separated, e.g. user_features,features) and the "
+            "steps that ref() them; the others keep their partitions. Empty: every step.",
+        )
+    },
     tags=["ml", "recsys", "features"],
 ):
     # The events, then every step's new rows computed and checked before any step writes:
     # a failure anywhere leaves every table of the date as it was (all-or-nothing).
     source_checks = DataCheckOperator(task_id="source_checks", scope="preflight", record=False)
-    user_features = FeatureExtractOperator(task_id="user_features", table="user_features")
-    item_features = FeatureExtractOperator(task_id="item_features", table="item_features")
-    candidates = FeatureExtractOperator(task_id="candidates", table="candidates")
-    features = FeatureExtractOperator(task_id="features", table="features", outlets=[FEATURES])
+    # With the `steps` param, a step neither named nor reading a named step keeps its partition.
+    steps = "{{ params.steps }}"
+    user_features = FeatureExtractOperator(task_id="user_features", table="user_features", steps=steps)
+    item_features = FeatureExtractOperator(task_id="item_features", table="item_features", steps=steps)
+    candidates = FeatureExtractOperator(task_id="candidates", table="candidates", steps=steps)
+    features = FeatureExtractOperator(task_id="features", table="features", steps=steps, outlets=[FEATURES])
 
     data_checks = DataCheckOperator(task_id="data_checks")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -29,9 +30,12 @@ class FeatureExtractOperator(MLPlatformOperator):
     :param data_checks: run the contract's checks of ``table`` (``checks:`` in pipeline.yaml) on the
         new rows before publishing them: a failed ``error`` check leaves the partition as it was,
         a ``warn`` is logged and the rows are written.
+    :param steps: rebuild only these step tables (comma-separated, e.g. ``{{ params.steps }}``) and
+        the steps that ``ref()`` them: a task whose table is not among them keeps its partition
+        and succeeds. Empty (the default): every task writes.
     """
 
-    template_fields: Sequence[str] = ("sql", "table", "partition_date", "query_params")
+    template_fields: Sequence[str] = ("sql", "table", "partition_date", "query_params", "steps")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "query_params": "json"}
     ui_color = "#e8f1fb"
@@ -48,6 +52,7 @@ class FeatureExtractOperator(MLPlatformOperator):
         cluster_by: Sequence[str] | None = None,
         allow_empty: bool = False,
         data_checks: bool = True,
+        steps: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,6 +64,7 @@ class FeatureExtractOperator(MLPlatformOperator):
         self.cluster_by = cluster_by
         self.allow_empty = allow_empty
         self.data_checks = data_checks
+        self.steps = steps
         self.sql_file: str | None = None
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
@@ -96,6 +102,8 @@ class FeatureExtractOperator(MLPlatformOperator):
         with self.fail_fast():
             as_of = parse_date(self.partition_date)
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
+            if not self._selected(warehouse, as_of):
+                return {"table": self.table, "partition": str(as_of), "rows": None, "rebuilt": False}
             self.log.info(
                 "Writing %s partition %s=%s from %s on %r",
                 self.table,
@@ -120,3 +128,22 @@ class FeatureExtractOperator(MLPlatformOperator):
             )
         self.log.info("Wrote %d rows to %s (partition %s)", result.rows, result.table, result.partition)
         return result.as_dict()
+
+    def _selected(self, warehouse: Any, as_of: Any) -> bool:
+        """Whether ``steps`` (if any) asks for this task's table: named, or reading a named step."""
+        from airflow_ml_provider.core.features.build import parse_step_names, plan_steps
+
+        if not parse_step_names(self.steps) or not self.pipeline:
+            return True
+        searchpath = getattr(self.dag, "template_searchpath", None) or []
+        sql_dirs = [Path(p) for p in ([searchpath] if isinstance(searchpath, str) else searchpath)]
+        labels = self.table == self.spec.label.step.table
+        selected = {s.table for s in plan_steps(warehouse, self.spec, sql_dirs, [as_of], self.steps, labels=labels)}
+        if self.table not in selected:
+            self.log.info(
+                "%s is not among the steps to rebuild (%s): its partition %s is kept as it is",
+                self.table,
+                ", ".join(sorted(selected)),
+                as_of,
+            )
+        return self.table in selected

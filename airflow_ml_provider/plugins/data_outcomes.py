@@ -2,19 +2,27 @@
 
 Realized outcomes come from ``recommendation_outcomes`` (one row per served date, list source,
 model version and segment; written by ``recsys_outcomes`` once a date's horizon has passed).
-The top items and the user lookup read ``recommendations``, ``items`` and ``events``: the
-source tables the analytics SQL reads by the same names. A table or column that does not
-exist reads as absent, never as an error.
+The top items and the user lookup read ``recommendations`` and the contract's ``items`` and
+``events`` sources (``sources:`` and ``source_columns:`` of the pipeline.yaml in the DAGs folder
+whose name is the model's; the tables ``items`` and ``events`` when there is none). A table or
+column that does not exist reads as absent, never as an error.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core.warehouse.interface import Warehouse
 from airflow_ml_provider.exceptions import TableNotFoundError
 from airflow_ml_provider.plugins.data import _clean, _jsonable, _rows, calendar_days, model_filter
+
+if TYPE_CHECKING:
+    from airflow_ml_provider.core.contract.spec import PipelineSpec
+
+log = logging.getLogger(__name__)
 
 OUTCOMES_TABLE = "recommendation_outcomes"
 #: Shown when no served date has been evaluated yet.
@@ -60,12 +68,37 @@ FROM recommendation_outcomes WHERE prediction_date = @d
 """
 
 _DID = """
-SELECT item_id, event_type, COUNT(*) AS events, MIN(event_ts) AS first_at
-FROM events
-WHERE user_id = @user AND DATE(event_ts) BETWEEN @start AND @end
-GROUP BY item_id, event_type
+SELECT {item} AS item_id, event_type, COUNT(*) AS events, MIN(event_ts) AS first_at
+FROM {events} AS e
+WHERE {user} = @user AND DATE(event_ts) BETWEEN @start AND @end
+GROUP BY {item}, event_type
 ORDER BY first_at, item_id, event_type
 """
+
+
+def page_contract(model: str | None = None, dags_folder: str | Path | None = None) -> PipelineSpec | None:
+    """The contract whose sources the pages read: ``model``'s (by name), else the only one, in the DAGs folder.
+
+    Looks at ``*/pipeline.yaml`` under Airflow's ``[core] dags_folder``. None when there is none,
+    several and no model picks one, or it does not parse (logged): the pages then read the
+    tables ``items`` and ``events``.
+    """
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.exceptions import MLProviderError
+
+    if dags_folder is None:
+        from airflow.configuration import conf
+
+        dags_folder = conf.get("core", "dags_folder", fallback="") or ""
+    folder = Path(dags_folder) if dags_folder else None
+    specs = []
+    for path in sorted(folder.glob("*/pipeline.yaml")) if folder and folder.is_dir() else []:
+        try:
+            specs.append(load_spec(path))
+        except MLProviderError as err:
+            log.warning("ML pages: skipping %s: %s", path, err)
+    named = [s for s in specs if model and s.name == model]
+    return named[0] if named else specs[0] if len(specs) == 1 else None
 
 
 def outcomes(
@@ -113,8 +146,13 @@ def outcome_series(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[st
     return out
 
 
-def item_attributes(warehouse: Warehouse) -> tuple[str, ...]:
-    """The ``ITEM_COLUMNS`` the items table has (none when there is no items table)."""
+def item_attributes(warehouse: Warehouse, spec: PipelineSpec | None = None) -> tuple[str, ...]:
+    """The ``ITEM_COLUMNS`` the items source has (none when there is no items table)."""
+    if spec is not None:
+        from airflow_ml_provider.core.features.render import source_with_columns
+
+        found = source_with_columns(warehouse, spec, "items", (spec.entities.item, *ITEM_COLUMNS))
+        return tuple(c for c in ITEM_COLUMNS if found and c in found[1] and spec.entities.item in found[1])
     try:
         columns = warehouse.table_columns("items")
     except TableNotFoundError:
@@ -123,15 +161,27 @@ def item_attributes(warehouse: Warehouse) -> tuple[str, ...]:
 
 
 def top_items(
-    warehouse: Warehouse, day: dt.date, *, model: str | None = None, version: str | None = None, limit: int = 10
+    warehouse: Warehouse,
+    day: dt.date,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    limit: int = 10,
+    spec: PipelineSpec | None = None,
 ) -> dict[str, Any]:
-    """The items recommended to most users on ``day``, with category and price where the items table has them."""
-    attrs = item_attributes(warehouse)
+    """The items recommended to most users on ``day``, with category and price where the items source has them."""
+    attrs = item_attributes(warehouse, spec)
     params: dict[str, Any] = {"d": day, "limit": limit}
     where = model_filter(params, model, version, prefix="r.")
+    if spec is not None:
+        from airflow_ml_provider.core.contract.references import render_source
+
+        items, key = render_source(spec, "items"), spec.entities.item
+    else:
+        items, key = "items", "item_id"
     sql = _TOP_ITEMS.format(
         item_cols="".join(f", ANY_VALUE(i.{c}) AS {c}" for c in attrs),
-        join=" LEFT JOIN items AS i ON i.item_id = r.item_id" if attrs else "",
+        join=f" LEFT JOIN {items} AS i ON i.{key} = r.item_id" if attrs else "",
         where=where,
     )
     rows = _clean(_rows(warehouse, sql, params, "ml pages: top items"))
@@ -145,7 +195,9 @@ def _date(value: Any) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
-def user_lookup(warehouse: Warehouse, user: str, day: dt.date | None = None) -> dict[str, Any]:
+def user_lookup(
+    warehouse: Warehouse, user: str, day: dt.date | None = None, spec: PipelineSpec | None = None
+) -> dict[str, Any]:
     """The list served to ``user`` on ``day`` (default: their newest on or before today) and what they did next.
 
     The horizon is the one ``recommendation_outcomes`` judged that date on; before the date is
@@ -173,7 +225,13 @@ def user_lookup(warehouse: Warehouse, user: str, day: dt.date | None = None) -> 
     else:
         start = served_day + dt.timedelta(days=1)
         end = served_day + dt.timedelta(days=DEFAULT_HORIZON_DAYS)
-    did = _clean(_rows(warehouse, _DID, {"user": user, "start": start, "end": end}, "ml pages: user events"))
+    if spec is not None and "events" in spec.sources:
+        from airflow_ml_provider.core.contract.references import render_source
+
+        sql = _DID.format(events=render_source(spec, "events"), user=spec.entities.user, item=spec.entities.item)
+    else:
+        sql = _DID.format(events="events", user="user_id", item="item_id")
+    did = _clean(_rows(warehouse, sql, {"user": user, "start": start, "end": end}, "ml pages: user events"))
     listed = {r["item_id"] for r in served}
     by_item: dict[str, list[str]] = {}
     for event in did:

@@ -52,14 +52,17 @@ def metrics_chart(record: dict[str, Any]) -> str:
     )
 
 
-def drift_heatmap(psi: list[dict[str, Any]]) -> str:
-    """PSI per checked column (rows) and logical date (columns), coloured by severity."""
+def drift_heatmap(psi: list[dict[str, Any]], feature_table: str = "features") -> str:
+    """PSI per checked column (rows) and logical date (columns), coloured by severity.
+
+    Columns of ``feature_table`` (the contract's) are named alone, others as ``table.column``.
+    """
     dates = sorted({r["logical_date"] for r in psi})
     names: list[str] = []
     cells: dict[tuple[str, str], charts.Cell] = {}
     thresholds: dict[tuple[float | None, float | None], int] = {}
     for r in psi:
-        name = r["feature"] if r["table_name"] in (None, "features") else f"{r['table_name']}.{r['feature']}"
+        name = r["feature"] if r["table_name"] in (None, feature_table) else f"{r['table_name']}.{r['feature']}"
         if name not in names:
             names.append(name)
         severity = r["severity"] if r["status"] == "evaluated" else "skipped"

@@ -7,7 +7,7 @@ rows before publishing (``Warehouse.replace_partition_checked``).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -35,12 +35,14 @@ def run_checks(
     scope: str = "all",
     partition_column: str = "as_of_date",
     sql_dirs: Sequence[Path] = (),
+    steps: Collection[str] | None = None,
 ) -> list[CheckResult]:
     """Every check of ``scope`` for ``as_of``: one aggregation for the events, one per step table.
 
     ``tables``: a published step table that does not exist yet or has no partition for the date
     is reported as a ``skipped`` row (its own step checks it before writing). ``steps`` reads the
-    steps' SQL files from ``sql_dirs``.
+    steps' SQL files from ``sql_dirs``; the ``steps`` argument (tables) limits it to the steps
+    being rebuilt, which read the others' published partitions.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
@@ -67,7 +69,7 @@ def run_checks(
     if scope in ("steps", "preflight"):
         from airflow_ml_provider.core.features.preflight import check_steps_before_publish
 
-        results += check_steps_before_publish(warehouse, spec, sql_dirs, as_of)
+        results += check_steps_before_publish(warehouse, spec, sql_dirs, as_of, steps)
     return results
 
 

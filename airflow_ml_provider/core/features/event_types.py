@@ -1,9 +1,11 @@
 """The ``unknown_event_types`` data check: events the contract's ``event_types`` does not map.
 
 ``{{ source('events') }}`` renders every raw type that ``event_types`` does not list as
-``'unknown'``, and the reference SQL weighs those nothing. That is safe, but silent: this check
-counts them (and names the types) in the source table itself, over the feature lookback window.
-Without an ``event_types`` mapping the known types are the ones the reference SQL reads.
+``'unknown'``, and the reference SQL weighs those nothing; only the SQL's own types that the
+mapping does not mention keep their meaning (``PipelineSpec.event_type_mapping``). That is
+safe, but silent: this check counts the unknown ones (and names the types) in the source table
+itself, over the feature lookback window. Without an ``event_types`` mapping the known types
+are the ones the reference SQL reads.
 """
 
 from __future__ import annotations
@@ -13,22 +15,30 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core.contract.identifiers import validate_identifier
+from airflow_ml_provider.core.contract.spec import SQL_EVENT_TYPES
 from airflow_ml_provider.core.features.checks import CheckQuery, CheckResult, _result
 
 if TYPE_CHECKING:
     from airflow_ml_provider.core.contract.spec import PipelineSpec
 
-#: The event types the reference SQL weighs (purchase 3, add_to_cart 2, view 1).
-SQL_EVENT_TYPES = ("view", "add_to_cart", "purchase")
 #: How many unknown types the message names (the most frequent first).
 NAMED_TYPES = 5
 
 
 def known_event_types(spec: PipelineSpec) -> list[str]:
-    """The raw event types the SQL will weigh: every type ``event_types`` maps, or the SQL's own."""
+    """The raw event types the SQL will weigh: the mapped ones and the SQL's own that keep their meaning."""
     if spec.event_types:
-        return sorted({raw for raws in spec.event_types.values() for raw in raws})
+        return sorted({raw for raws in spec.event_type_mapping.values() for raw in raws})
     return list(SQL_EVENT_TYPES)
+
+
+def _known_text(spec: PipelineSpec) -> str:
+    """The known types for a message: the mapped ones, then the SQL's own that keep their meaning."""
+    if not spec.event_types:
+        return ", ".join(SQL_EVENT_TYPES)
+    mapped = sorted({raw for raws in spec.event_types.values() for raw in raws})
+    kept = [t for t in SQL_EVENT_TYPES if t in spec.event_type_mapping and t not in spec.event_types]
+    return ", ".join(mapped) + (f"; {', '.join(kept)} as themselves" if kept else "")
 
 
 def unknown_event_types_query(spec: PipelineSpec, as_of: dt.date) -> CheckQuery | None:
@@ -70,7 +80,7 @@ def unknown_event_types_query(spec: PipelineSpec, as_of: dt.date) -> CheckQuery 
                 share <= check.max_share,
                 f"{table}: {unknown} of {total} events in ({start}, {as_of}] ({share:.1%}) have a {type_col} "
                 f"the contract does not map ({_named(row.get('chk_types'))}); "
-                f"the SQL weighs them nothing. Map them in event_types of pipeline.yaml (known: {', '.join(known)}), "
+                f"the SQL weighs them nothing. Map them in event_types of pipeline.yaml (known: {_known_text(spec)}), "
                 "or raise checks.events.unknown_event_types.max_share if ignoring them is right.",
             )
         ]

@@ -11,7 +11,7 @@ last step fails before the first step writes. Only then are the partitions repla
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,11 +33,15 @@ def sql_root(step: SqlStep, sql_dirs: Sequence[Path]) -> Path:
     return Path(sql_dirs[0]) if sql_dirs else Path()  # read_sql_file names what is missing
 
 
-def composed_step_sql(spec: PipelineSpec, sql_dirs: Sequence[Path], as_of: dt.date) -> dict[str, str]:
+def composed_step_sql(
+    spec: PipelineSpec, sql_dirs: Sequence[Path], as_of: dt.date, steps: Collection[str] | None = None
+) -> dict[str, str]:
     """Per feature step table: its partition-wrapped SQL with every ``ref()`` of an earlier step inlined.
 
     Uses ``@__partition`` (the as-of date) and the contract's query parameters. A ``ref()`` of
-    a table that is not an earlier feature step (a later step, the label) stays the table.
+    a table that is not an earlier feature step (a later step, the label) stays the table, and
+    so does one of a step outside ``steps`` (when given: the steps being rebuilt), whose
+    published partition is what the rebuilt step reads.
     """
     from airflow_ml_provider.core.contract.references import ref_table, render_source
     from airflow_ml_provider.core.features.render import render_sql
@@ -51,6 +55,8 @@ def composed_step_sql(spec: PipelineSpec, sql_dirs: Sequence[Path], as_of: dt.da
 
     functions: dict[str, Callable[[str], str]] = {"source": lambda role: render_source(spec, role), "ref": ref}
     for step in spec.steps:
+        if steps is not None and step.table not in steps:
+            continue
         root = sql_root(step, sql_dirs)
         text = render_sql(step, root, as_of, spec, functions=functions)
         composed[step.table] = partition_select(text, PARTITION_COLUMN, str(root / step.sql))
@@ -58,17 +64,21 @@ def composed_step_sql(spec: PipelineSpec, sql_dirs: Sequence[Path], as_of: dt.da
 
 
 def check_steps_before_publish(
-    warehouse: Warehouse, spec: PipelineSpec, sql_dirs: Sequence[Path], as_of: dt.date
+    warehouse: Warehouse,
+    spec: PipelineSpec,
+    sql_dirs: Sequence[Path],
+    as_of: dt.date,
+    steps: Collection[str] | None = None,
 ) -> list[CheckResult]:
-    """Run every feature step's checks on the rows it would write for ``as_of``; nothing is written.
+    """Run each feature step's (or only ``steps``') checks on the rows it would write for ``as_of``; nothing written.
 
     Raises ``EmptyResultError`` for a step that would write no rows and whatever the warehouse
     raises for a SQL error; the caller gates on the returned results (``raise_on_errors``).
     """
-    composed = composed_step_sql(spec, sql_dirs, as_of)
+    composed = composed_step_sql(spec, sql_dirs, as_of, steps)
     params = {**spec.query_params(as_of), "__partition": as_of}
     results: list[CheckResult] = []
-    for step in spec.steps:
+    for step in [s for s in spec.steps if s.table in composed]:
         path = sql_root(step, sql_dirs) / step.sql
         source = f"{path} (checked before publishing)"
         relation = f"(\n{composed[step.table]}\n)"

@@ -1,4 +1,4 @@
-"""The contract's start_date: default in the past, validated, and enforced per logical date."""
+"""The contract's start_date: any date (none: no limit), and enforced per logical date."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import yaml
 
-from airflow_ml_provider.core.contract.dates import EARLIEST_START_DATE, check_run_date
+from airflow_ml_provider.core.contract.dates import check_run_date
 from airflow_ml_provider.core.contract.spec import load_spec, parse_spec
 from airflow_ml_provider.exceptions import ContractError
 from tests.paths import DAGS_DIR
@@ -26,13 +26,10 @@ def test_reference_contract_starts_when_the_demo_data_does():
     assert load_spec(CONTRACT).start_date == dt.date(2026, 3, 1)
 
 
-def test_start_date_defaults_to_a_documented_date_in_the_past():
-    assert parse_spec(_with(), "p.yaml").start_date == EARLIEST_START_DATE == dt.date(2000, 1, 1)
-
-
-def test_start_date_before_the_dags_own_start_is_refused():
-    with pytest.raises(ContractError, match="start_date"):
-        parse_spec(_with(start_date="1999-12-31"), "p.yaml")
+def test_any_start_date_is_valid_and_none_means_no_limit():
+    """Data from 1997 is data: a 2000-01-01 floor once refused it without a reason."""
+    assert parse_spec(_with(start_date="1997-09-01"), "p.yaml").start_date == dt.date(1997, 9, 1)
+    assert parse_spec(_with(), "p.yaml").start_date is None
 
 
 def test_a_date_before_the_start_fails_naming_the_date_and_the_fix():
