@@ -20,6 +20,9 @@ from airflow_ml_provider.cli_common import (
 
 log = logging.getLogger("airflow_ml")
 
+#: Item attributes `recommendations` shows beside each item, when the items source has them.
+ITEM_ATTRIBUTES = ("category", "price")
+
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
     """Generate the synthetic e-commerce world and load it into the warehouse."""
@@ -64,7 +67,10 @@ def cmd_features(args: argparse.Namespace) -> int:
     naming the check, with no table changed. A date's feature steps are all-or-nothing: every
     step's new rows are computed and checked before the first one is written (--no-preflight
     skips that second computation for bulk history builds, as training's --build-features
-    does; each step still checks its own new rows before replacing its partition).
+    does; each step still checks its own new rows before replacing its partition). --steps
+    rebuilds only the steps named and those that ref() them, reading the other steps' published
+    partitions (the same rows as a full rebuild). With --labels every date's label horizon is
+    checked before anything is written.
     """
     from airflow_ml_provider.core.contract.dates import date_range
     from airflow_ml_provider.core.contract.spec import load_spec
@@ -87,6 +93,7 @@ def cmd_features(args: argparse.Namespace) -> int:
             args.sql_dir,
             dates,
             labels=args.labels,
+            steps=args.steps,
             on_step=report,
             preflight=not args.no_preflight,
             logger=log,
@@ -158,12 +165,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                 logger=log,
             )
         keys = ("run_id", "prediction_date", "model_name", "model_version", "users", "rows_written", "coverage")
-        summaries.append({k: run[k] for k in keys})
+        extra = ("catalog_items", "candidate_items", "candidate_item_share", "filled_users")
+        summaries.append({k: run[k] for k in keys} | {k: run[k] for k in extra if k in run})
         if not args.json:
             print(
                 f"Recommendations for {day} with {run['model_name']} {run['model_version']}: "
                 f"{run['rows_written']} rows for {run['users']} users, catalog coverage {run['coverage']:.1%} "
-                f"(run {run_id}). See one list: airflow-ml recommendations --date {day}"
+                f"of {run.get('catalog_items', '?')} items"
+                + (f", {run['filled_users']} short lists filled from popularity" if run.get("filled_users") else "")
+                + f" (run {run_id}). See one list: airflow-ml recommendations --date {day} --pipeline {args.pipeline}"
             )
     if args.json:
         print_json(summaries[0] if len(summaries) == 1 else summaries)
@@ -171,10 +181,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_recommendations(args: argparse.Namespace) -> int:
-    """Show a day's recommendation run (users, coverage), its attempts, and one user's list."""
+    """Show a day's recommendation run (users, coverage), its attempts, and one user's list.
+
+    The list shows each item's category and price where the contract's items source has them
+    (`sources: items:` and `source_columns:` in pipeline.yaml).
+    """
+    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.features.render import source_with_columns
     from airflow_ml_provider.core.inference.runs import runs_of_date
     from airflow_ml_provider.exceptions import MLProviderError
 
+    spec = load_spec(args.pipeline)
     wh = warehouse(args)
     attempts = runs_of_date(wh, args.date)
     successful = [a for a in attempts if a["status"] == "success"]
@@ -191,9 +208,13 @@ def cmd_recommendations(args: argparse.Namespace) -> int:
             "SELECT MIN(user_id) AS u FROM recommendations WHERE prediction_date = @d", {"d": args.date}
         ).to_pylist()[0]["u"]
     )
+    items = source_with_columns(wh, spec, "items", ITEM_ATTRIBUTES)
+    attrs = items[1] if items else ()
+    join = f" LEFT JOIN {items[0]} AS i ON i.{spec.entities.item} = r.item_id" if items and attrs else ""
+    columns = "".join(f", i.{c}" if c in attrs else f", NULL AS {c}" for c in ITEM_ATTRIBUTES)
     rows = wh.query(
-        "SELECT r.rank, r.item_id, i.category, i.price, ROUND(r.score, 4) AS score FROM recommendations AS r "
-        "LEFT JOIN items AS i ON i.item_id = r.item_id WHERE r.prediction_date = @d AND r.user_id = @u ORDER BY r.rank",
+        f"SELECT r.rank, r.item_id{columns}, ROUND(r.score, 4) AS score FROM recommendations AS r{join} "
+        "WHERE r.prediction_date = @d AND r.user_id = @u ORDER BY r.rank",
         {"d": args.date, "u": user},
         source="recommendations",
     ).to_pylist()
@@ -214,7 +235,10 @@ def cmd_recommendations(args: argparse.Namespace) -> int:
     for a in others:
         print(f"  attempt {a['run_id']} try {a['try_number']}: {a['status']}{' - ' + a['error'] if a['error'] else ''}")
     print(f"  list of {user}:")
-    body = [(r["rank"], r["item_id"], r["category"], f"{r['price'] or 0:.2f}", r["score"]) for r in rows]
+    body = [
+        (r["rank"], r["item_id"], r["category"], None if r["price"] is None else f"{r['price']:.2f}", r["score"])
+        for r in rows
+    ]
     for line in format_table(body, ("rank", "item", "category", "price", "score"), right=("rank", "price", "score")):
         print("  " + line)
     return 0
@@ -254,6 +278,11 @@ def add_data_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     feat.add_argument("--to", type=parse_date, help="last as-of date of a range (inclusive)")
     feat.add_argument(
         "--labels", action="store_true", help="also build labels (needs the label horizon to have passed)"
+    )
+    feat.add_argument(
+        "--steps",
+        help="comma-separated step tables to rebuild, e.g. user_features,features: those and every step that "
+        "ref()s them; the others' published partitions are read as they are (default: every step)",
     )
     feat.add_argument(
         "--no-preflight",
@@ -303,6 +332,7 @@ def _add_inference_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a day's run summary and one user's list",
         description=cmd_recommendations.__doc__,
     )
+    add_pipeline_argument(recs)
     recs.add_argument("--date", type=parse_date, required=True, help="prediction date (YYYY-MM-DD)")
     recs.add_argument("--user", help="user id (default: the first user with a list)")
     recs.add_argument("--json", action="store_true", help='print {"date", "run", "attempts", "user", "list"}')

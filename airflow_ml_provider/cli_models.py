@@ -167,8 +167,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     if not records:
         print(f"No versions of {name} registered yet. Train one: airflow-ml train")
         return 0
-    # ndcg and recall of the gate's scope (end-to-end unless the contract says otherwise) on the
-    # held-out test window; cand_recall is the share of next-horizon interactions among the candidates.
+    # ndcg and recall of the gate's scope (all active users unless the contract says otherwise) on the
+    # held-out test window, the baseline the gate chose (the strongest simple ranker by default);
+    # cand_recall is the share of next-horizon interactions among the candidates.
     fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else "-"  # noqa: E731
     body = []
     for r in records:
@@ -181,14 +182,15 @@ def cmd_models(args: argparse.Namespace) -> int:
                 m.get("scope", "candidates"),
                 fmt(model.get("ndcg")),
                 fmt(base.get("ndcg")),
+                str(m.get("baseline_name") or "-").replace("_", " "),
                 fmt(model.get("recall")),
                 fmt(m.get("candidate_recall")),
-                model.get("lists", "-"),
+                model.get("users", model.get("lists", "-")),
                 f"{r.created_at:%Y-%m-%d %H:%M}",
             )
         )
-    header = ("version", "status", "scope", "ndcg", "baseline", "recall", "cand_recall", "lists", "created")
-    for line in format_table(body, header, right=("ndcg", "baseline", "recall", "cand_recall", "lists")):
+    header = ("version", "status", "scope", "ndcg", "baseline", "of", "recall", "cand_recall", "users", "created")
+    for line in format_table(body, header, right=("ndcg", "baseline", "recall", "cand_recall", "users")):
         print(line)
     return 0
 

@@ -16,15 +16,16 @@ log = logging.getLogger("airflow_ml")
 def cmd_outcomes(args: argparse.Namespace) -> int:
     """Judge the lists served on --date (to --to) against everything users did in the label horizon after it.
 
-    Beside them, the same day's global popularity list (the top-k most popular items, given to
-    every user) is judged on the same users. Each date's partition of recommendation_outcomes
+    Beside them, the same day's global popularity list (the top-k items by distinct users over the
+    feature lookback, each user's seen items skipped per inference.exclude_seen) is judged on the
+    same users. Each date's partition of recommendation_outcomes
     is replaced (a rerun leaves one set) and the realized hit rate and ndcg@k are printed next
     to the popularity list's. A date whose horizon has not passed yet is refused, naming the day
     it becomes ready; nothing is written for it (dates before it in a range stay written).
     """
     from airflow_ml_provider.core.contract.dates import date_range
     from airflow_ml_provider.core.contract.spec import load_spec
-    from airflow_ml_provider.core.evaluation.outcomes import OUTCOMES_SQL, POPULARITY_SQL, evaluate_outcomes, headline
+    from airflow_ml_provider.core.evaluation.outcomes import OUTCOMES_SQL, evaluate_outcomes, headline
     from airflow_ml_provider.core.features.render import render_sql_file
 
     spec = load_spec(args.pipeline)
@@ -32,9 +33,9 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     k, days = spec.inference.top_k, spec.windows.label_horizon_days
     judged: list[dict[str, Any]] = []
     for day in date_range(args.date, args.to or args.date):
-        sql = [render_sql_file(args.sql_dir / name, day, spec) for name in (OUTCOMES_SQL, POPULARITY_SQL)]
+        sql = render_sql_file(args.sql_dir / OUTCOMES_SQL, day, spec)
         log.info("Judging the lists served on %s on %r", day, warehouse)
-        written, rows = evaluate_outcomes(warehouse, spec, day, *sql, run_id="cli")
+        written, rows = evaluate_outcomes(warehouse, spec, day, sql, run_id="cli")
         log.info("Wrote %d rows to %s (partition %s)", written.rows, written.table, written.partition)
         judged += [{"prediction_date": day.isoformat(), "rows": rows, "summary": headline(rows)}]
     if args.json:
@@ -54,8 +55,8 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
             _fmt(h.get("popularity_hit_rate"), ".1%"),
             _fmt(h.get("model_ndcg"), ".4f"),
             _fmt(h.get("popularity_ndcg"), ".4f"),
-            f"{h.get('model_revenue', 0):.2f}",
-            f"{h.get('popularity_revenue', 0):.2f}",
+            _fmt(h.get("model_revenue"), ".2f") or "no prices",
+            _fmt(h.get("popularity_revenue"), ".2f") or "no prices",
         )
         for entry in judged
         for h in entry["summary"]

@@ -7,7 +7,7 @@ Every day, for the newest served date whose label horizon has passed (the run's 
 1. `served` waits for that date's `recommendations` partition (written by `recsys_batch_inference`).
 2. `outcomes` puts each served list beside everything its user viewed, carted or bought in the
    horizon (recommended or not; `sql/recsys/outcomes.sql`), and the same day's global popularity
-   list beside them (`sql/recsys/popularity.sql`), and replaces the date's partition of
+   list beside them (the gate's definition: `docs/evaluation.md`), and replaces the date's partition of
    `recommendation_outcomes`: lists, active users, hits, hit rate, precision/recall/ndcg@k,
    purchases and revenue from recommended items, coverage; per model version. The metrics are
    the offline evaluation's own functions, so realized and offline ndcg@k mean the same thing.

@@ -16,7 +16,8 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
     """Judge the lists served on a date, and the same day's global popularity list, and record both.
 
     ``outcomes.sql`` puts each served list beside everything its user did in the label horizon;
-    ``popularity.sql`` gives the global popularity list as of the served date. Hit rate,
+    every served user gets the global popularity list as of the served date, their seen items
+    skipped (``core/evaluation/popularity.py``, the gate's definition too). Hit rate,
     precision, recall and ndcg@k come from the offline evaluation's functions. The date's
     partition of ``recommendation_outcomes`` is replaced, so a rerun or backfill leaves one set.
     A date whose horizon has not passed (by the clock and in the events) is refused, naming the
@@ -26,12 +27,11 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
         horizon has passed by ``run_date``, i.e. ``run_date - label_horizon_days - 1``.
     :param run_date: the run's date (default ``{{ ds }}``).
     :param outcomes_sql: ``.sql`` path under the DAG's ``template_searchpath`` (or SQL text).
-    :param popularity_sql: likewise, for the global popularity counts.
     """
 
-    template_fields: Sequence[str] = ("outcomes_sql", "popularity_sql", "prediction_date", "run_date")
+    template_fields: Sequence[str] = ("outcomes_sql", "prediction_date", "run_date")
     template_ext: Sequence[str] = (".sql",)
-    template_fields_renderers = {"outcomes_sql": "sql", "popularity_sql": "sql"}
+    template_fields_renderers = {"outcomes_sql": "sql"}
     ui_color = "#eaf6ec"
     operator_extra_links = (BigQueryTableLink("recommendation_outcomes"),)
 
@@ -41,14 +41,12 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
         prediction_date: str | None = None,
         run_date: str = "{{ ds }}",
         outcomes_sql: str = "recsys/outcomes.sql",
-        popularity_sql: str = "recsys/popularity.sql",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.prediction_date = prediction_date
         self.run_date = run_date
         self.outcomes_sql = outcomes_sql
-        self.popularity_sql = popularity_sql
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         with self.fail_fast():  # an unknown source() role is a contract error: no retries
@@ -59,7 +57,7 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
         from airflow_ml_provider.core.evaluation.outcomes import evaluate_outcomes, headline
 
         with self.fail_fast():
-            sql = [self._rendered(text, context) for text in (self.outcomes_sql, self.popularity_sql)]
+            sql = self._rendered(self.outcomes_sql, context)
             horizon = self.spec.windows.label_horizon_days
             served = (
                 parse_date(self.prediction_date, "prediction_date")
@@ -70,7 +68,7 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
             self.log.info(
                 "Judging the lists served on %s against (%s, +%d days] on %r", served, served, horizon, warehouse
             )
-            written, rows = evaluate_outcomes(warehouse, self.spec, served, *sql, run_id=context["ti"].run_id)
+            written, rows = evaluate_outcomes(warehouse, self.spec, served, sql, run_id=context["ti"].run_id)
         summary = headline(rows)
         for h in summary:
             self.log.info(

@@ -161,14 +161,16 @@ def _recommendations(
     def read(w: Warehouse) -> dict[str, Any]:
         found = data.recommendations(w, day, model, version)
         newest = found["latest_date"]
+        # The contract names the items and events sources (and their columns) the lists are shown with.
+        spec = data_outcomes.page_contract(model)
         found["top_items"] = (
-            data_outcomes.top_items(w, dt.date.fromisoformat(newest), model=model, version=version)
+            data_outcomes.top_items(w, dt.date.fromisoformat(newest), model=model, version=version, spec=spec)
             if newest
             else {"items": [], "attributes": []}
         )
         found["outcomes"] = data_outcomes.outcomes(w, model=model, version=version, end=day)
         found["outcomes_empty"] = data_outcomes.NO_OUTCOMES
-        found["user"] = data_outcomes.user_lookup(w, user, day) if user else None
+        found["user"] = data_outcomes.user_lookup(w, user, day, spec) if user else None
         found["filters"]["user"] = user
         return found
 
@@ -288,7 +290,7 @@ def model_version_page(
         r=found["record"],
         scope_charts=[
             figures.scope_chart(found["metrics"], s, k)
-            for s in ("end_to_end", "candidates")
+            for s in ("all_active", "end_to_end", "candidates")
             if any(row["scope"] == s for row in found["metrics"])
         ],
         importance=figures.importance_chart(env["feature_importance"], version)
@@ -311,11 +313,13 @@ def drift_page(
 ) -> HTMLResponse:
     found = _drift(warehouse, date, model, feature)
     bins = found["bins"]
+    spec = data_outcomes.page_contract(_text(model))
+    feature_table = spec.feature_table if spec else "features"
     return _page(
         request,
         "drift.html",
         active="drift",
-        heatmap=figures.drift_heatmap(found["psi"]) if found["psi"] else None,
+        heatmap=figures.drift_heatmap(found["psi"], feature_table) if found["psi"] else None,
         trend_chart=figures.psi_trend_chart(found["trend"], found["feature"]) if found["trend"] else None,
         bins_chart=figures.bins_chart(bins) if bins and "labels" in bins else None,
         latest=found["verdicts"][0] if found["verdicts"] else None,

@@ -30,8 +30,8 @@ RANKERS = {
     "candidate_popularity": "candidate popularity",
     "candidate_order": "candidate order",
 }
-SCOPES = {"end_to_end": "end-to-end", "candidates": "candidate-restricted"}
-METRIC_NAMES = ("ndcg", "map", "recall", "precision", "coverage", "lists")
+SCOPES = {"all_active": "all active users", "end_to_end": "end-to-end", "candidates": "candidate-restricted"}
+METRIC_NAMES = ("ndcg", "ndcg_binary", "map", "recall", "precision", "coverage", "lists", "users")
 
 _PROFILE = """
 SELECT scope, column_name, kind, n, null_share

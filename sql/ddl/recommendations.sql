@@ -2,6 +2,7 @@
 -- The product's public table: analysts query it from BI and the application reads it.
 -- One partition per prediction_date, replaced atomically by each inference run
 -- (a rerun replaces, never appends). Columns are documented in docs/tables.md.
+-- `source` came later: ensure_tables adds it to a table created before (core/warehouse/ddl.py).
 CREATE TABLE IF NOT EXISTS recommendations (
   prediction_date DATE,
   user_id STRING,
@@ -11,7 +12,8 @@ CREATE TABLE IF NOT EXISTS recommendations (
   model_name STRING,
   model_version STRING,
   run_id STRING,
-  generated_at TIMESTAMP
+  generated_at TIMESTAMP,
+  source STRING
 )
 PARTITION BY prediction_date
 CLUSTER BY user_id

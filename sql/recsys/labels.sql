@@ -3,9 +3,10 @@
 -- @as_of + @label_horizon_days, so it runs once that horizon has passed.
 --   label      1 if the user interacted with the item at all, else 0
 --   relevance  graded for ranking: 3 purchase, 2 add to cart, 1 view, 0 nothing
--- One row per candidate (the training rows), plus one per item a user with candidates
--- interacted with that was NOT a candidate: the trainer's end-to-end metrics and candidate
--- recall count those misses (they never join the feature rows, so training ignores them).
+-- One row per candidate (the training rows), plus one per item any user interacted with that
+-- was NOT their candidate, users without candidates included: the trainer's end-to-end and
+-- all-active metrics and candidate recall count those misses (they never join the feature
+-- rows, so training ignores them).
 -- Owner: data science.
 WITH horizon_events AS (
   SELECT
@@ -36,7 +37,6 @@ SELECT
   CAST(1 AS INT64) AS label,
   CAST(h.relevance AS INT64) AS relevance
 FROM horizon_events AS h
-WHERE h.user_id IN (SELECT user_id FROM day_candidates)
-  AND NOT EXISTS (
+WHERE NOT EXISTS (
     SELECT 1 FROM day_candidates AS c WHERE c.user_id = h.user_id AND c.item_id = h.item_id
   )

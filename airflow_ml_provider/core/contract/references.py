@@ -47,13 +47,14 @@ def render_source(spec: PipelineSpec, role: str, prefix: str = "") -> str:
 
     With ``source_columns.<role>`` the subquery selects every mapped column under the name the
     SQL uses (``CustomerID AS user_id``) and the table's other columns as they are. For the
-    ``events`` role, ``event_types`` maps your types onto the ones the SQL knows; any other
-    type becomes ``'unknown'``, which the reference SQL gives relevance 0. A column mapped to
+    ``events`` role, ``event_types`` maps your types onto the ones the SQL knows, and each SQL
+    type it does not mention keeps its meaning (``spec.event_type_mapping``); any other type
+    becomes ``'unknown'``, which the reference SQL gives relevance 0. A column mapped to
     ``null`` (an optional attribute your table lacks, e.g. ``items.category``) is a typed NULL.
     """
     table = prefix + source_table(spec, role)
     columns = spec.source_columns.get(role, {})
-    types = spec.event_types if role == "events" else {}
+    types = spec.event_type_mapping if role == "events" else {}
     if not columns and not types:
         return table
     type_column = columns.get("event_type") or "event_type"
@@ -79,12 +80,13 @@ def in_source_shape(spec: PipelineSpec, role: str, table: pa.Table) -> pa.Table:
     """A table in the SQL's shape (e.g. validate's demo sample) in your table's shape, the inverse of render_source.
 
     Mapped columns take your names, absent ones (``null``) are dropped, and each event type the
-    SQL knows takes the first of your types that ``event_types`` maps onto it.
+    SQL knows takes the first of your types that ``event_types`` maps onto it (itself, when
+    ``event_types`` does not mention it).
     """
     import pyarrow as pa
 
     columns = spec.source_columns.get(role, {})
-    types = spec.event_types if role == "events" else {}
+    types = spec.event_type_mapping if role == "events" else {}
     if types and "event_type" in table.column_names:
         first = {ours: raws[0] for ours, raws in types.items() if raws}
         values = [first.get(v, v) if v is not None else None for v in table.column("event_type").to_pylist()]

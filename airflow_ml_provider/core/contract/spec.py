@@ -19,7 +19,6 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from airflow_ml_provider.core.contract.config import format_validation_error
-from airflow_ml_provider.core.contract.dates import EARLIEST_START_DATE
 from airflow_ml_provider.core.contract.identifiers import validate_identifier
 from airflow_ml_provider.core.contract.spec_checks import ChecksSpec
 from airflow_ml_provider.core.contract.spec_drift import DRIFT_TYPES, PREDICTION_COLUMN, ColumnThresholds, DriftSpec
@@ -42,6 +41,9 @@ from airflow_ml_provider.exceptions import ContractError
 
 #: What an event type from ``event_types`` may look like (it is rendered as a SQL string literal).
 EVENT_TYPE_VALUE = re.compile(r"[A-Za-z0-9_.:/ -]{1,64}")
+#: The event types the reference SQL weighs (purchase 3, add_to_cart 2, view 1). With an
+#: ``event_types`` mapping, each one the mapping does not mention still means itself.
+SQL_EVENT_TYPES = ("view", "add_to_cart", "purchase")
 #: Query parameters the contract sets itself; ``sql_params`` may not redefine them.
 RESERVED_SQL_PARAMS = frozenset({"as_of", "lookback_days", "label_horizon_days", "candidates_per_user"})
 # Re-exported: the sections are defined in spec_drift and spec_sections; callers import them from here.
@@ -50,6 +52,7 @@ __all__ = [
     "FEATURE_TYPES",
     "OPTIONAL_COLUMNS",
     "PREDICTION_COLUMN",
+    "SQL_EVENT_TYPES",
     "ColumnThresholds",
     "DriftSpec",
     "Entities",
@@ -73,8 +76,10 @@ class PipelineSpec(_Strict):
     name: str
     description: str = ""
     owners: Owners
-    start_date: dt.date = Field(
-        default=EARLIEST_START_DATE, ge=EARLIEST_START_DATE, description="the first logical date the DAGs run for"
+    start_date: dt.date | None = Field(
+        default=None,
+        description="the first logical date the DAGs and commands run for: any date your history starts on; "
+        "none: every date",
     )
     entities: Entities = Entities()
     sources: dict[str, str] = Field(description="role -> source table, e.g. events: events")
@@ -86,7 +91,8 @@ class PipelineSpec(_Strict):
     event_types: dict[str, list[str]] = Field(
         default_factory=dict,
         description="event type the SQL knows -> your event types, e.g. purchase: [transaction, order]; "
-        "types not listed become 'unknown' (relevance 0), never silently weighted",
+        "view, add_to_cart and purchase keep their own meaning unless named here (as a key or a listed type); "
+        "other types become 'unknown' (relevance 0), never silently weighted",
     )
     windows: Windows = Windows()
     candidates_per_user: int = Field(default=50, ge=1, le=10000)
@@ -189,9 +195,26 @@ class PipelineSpec(_Strict):
         order = self.evaluation.candidate_order
         if order is not None and order not in names:
             raise ValueError(f"evaluation.candidate_order: {order!r} is not a declared feature; name the rank feature")
+        if self.inference.serve == "all_users" and "users" not in self.sources:
+            raise ValueError("inference.serve is all_users, but sources has no users role; add it or serve: active")
         if self.evaluation.baseline == "candidate_order" and order is None:
             raise ValueError("evaluation.baseline is candidate_order but evaluation.candidate_order names no feature")
         return self
+
+    @property
+    def event_type_mapping(self) -> dict[str, list[str]]:
+        """What ``{{ source('events') }}`` maps: ``event_types`` plus each SQL type it does not mention, as itself.
+
+        Empty without ``event_types`` (the raw types pass through unchanged). Mapping one type
+        leaves the others their default meaning: ``purchase: [order]`` keeps raw ``view`` and
+        ``add_to_cart`` events as they are. A SQL type named as a key takes exactly the types
+        listed under it (``view: [pageview]`` makes a raw ``view`` unknown; list both to keep
+        it), and one listed under another key means that key (``purchase: [view]``).
+        """
+        if not self.event_types:
+            return {}
+        mentioned = {*self.event_types, *(raw for raws in self.event_types.values() for raw in raws)}
+        return {**self.event_types, **{t: [t] for t in SQL_EVENT_TYPES if t not in mentioned}}
 
     @property
     def absent_columns(self) -> list[str]:
@@ -236,6 +259,7 @@ class PipelineSpec(_Strict):
             "lookback_days": self.windows.feature_lookback_days,
             "label_horizon_days": self.windows.label_horizon_days,
             "candidates_per_user": self.candidates_per_user,
+            "exclude_seen": self.inference.exclude_seen,
         }
 
     def evaluation_windows(self, end: dt.date) -> EvaluationWindows:

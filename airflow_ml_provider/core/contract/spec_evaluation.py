@@ -20,7 +20,11 @@ class EvaluationGate(_Strict):
     """When a candidate model may become champion."""
 
     k: int = Field(default=10, ge=1, le=1000)
-    metric: Literal["ndcg", "recall", "precision", "map"] = "ndcg"
+    metric: Literal["ndcg", "ndcg_binary", "recall", "precision", "map"] = Field(
+        default="ndcg",
+        description="the gate's metric at k: ndcg (graded gain 2^relevance - 1: a purchase outweighs a view), "
+        "ndcg_binary (every positive gains 1), recall, precision or map",
+    )
     min_lift_over_baseline: float = Field(
         default=0.05, ge=-1, le=100, description="relative lift over the popularity baseline, 0.05 = +5%"
     )
@@ -33,15 +37,19 @@ class EvaluationGate(_Strict):
         "or one per as-of date ranking every row (a per-user score such as churn: of the k highest-scored "
         "users, how many turned out positive)",
     )
-    scope: Literal["end_to_end", "candidates"] = Field(
-        default="end_to_end",
-        description="what the gate judges: end_to_end scores the top k against every interaction in the label "
-        "horizon (missed candidates count); candidates only against positives among the candidates",
+    scope: Literal["all_active", "end_to_end", "candidates"] = Field(
+        default="all_active",
+        description="what the gate judges: all_active scores the lists as served (the model's top k, filled "
+        "from the global popularity list) of every user active in the label horizon against everything "
+        "they did, an unserved user counting as a miss; end_to_end only the users with candidates; "
+        "candidates only against positives among the candidates",
     )
-    baseline: Literal["global_popularity", "candidate_popularity", "candidate_order"] = Field(
-        default="global_popularity",
-        description="the baseline the gate's lift is over: the k most popular items of the training window for "
-        "everyone, the candidates re-ranked by popularity, or the candidate generator's own order",
+    baseline: Literal["strongest", "global_popularity", "candidate_popularity", "candidate_order"] = Field(
+        default="strongest",
+        description="the baseline the gate's lift is over: strongest (the best of the simple rankers below "
+        "in the gate's scope, so a model a popularity list beats is never promoted), the global popularity "
+        "list (docs/evaluation.md), the candidates re-ranked by popularity, or the candidate generator's "
+        "own order",
     )
     candidate_order: str | None = Field(
         default=None,
@@ -52,8 +60,8 @@ class EvaluationGate(_Strict):
         default=200,
         ge=0,
         le=10_000_000,
-        description="lists with a positive the test window needs before the gate may promote; fewer is "
-        "'no decision, too few lists', never a pass",
+        description="distinct users with a positive the test window needs before the gate may promote (a user "
+        "active on several test dates counts once); fewer is 'no decision, too few users', never a pass",
     )
     bootstrap_samples: int = Field(default=1000, ge=0, le=100_000, description="resamples for the lift's CI")
 

@@ -10,7 +10,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from airflow_ml_provider.core.contract.identifiers import validate_identifier
 
@@ -60,13 +60,25 @@ class Windows(_Strict):
     (``early_stopping_days``, the end of training; 0 trains all rounds with no early stopping)
     and the held-out test window (``validation_days``, the newest dates with complete labels),
     which nothing has seen and which metrics, the gate and the envelope read.
+    ``training_days >= validation_days``: a model fitted on fewer as-of dates than it is judged on
+    is not worth judging.
     """
 
     feature_lookback_days: int = Field(default=28, ge=1, le=3650)
     label_horizon_days: int = Field(default=7, ge=1, le=365)
     validation_days: int = Field(default=7, ge=1, le=365, description="the held-out test window")
-    training_days: int = Field(default=28, ge=1, le=3650)
+    training_days: int = Field(default=28, ge=1, le=3650, description="at least validation_days")
     early_stopping_days: int = Field(default=7, ge=0, le=365)
+
+    @model_validator(mode="after")
+    def _train_at_least_what_you_validate(self) -> Windows:
+        if self.training_days < self.validation_days:
+            raise ValueError(
+                f"windows.training_days ({self.training_days}) is shorter than windows.validation_days "
+                f"({self.validation_days}): train on at least as many as-of dates as you validate on; "
+                "raise training_days or lower validation_days"
+            )
+        return self
 
 
 class EvaluationWindows(NamedTuple):
@@ -193,6 +205,12 @@ class InferenceSpec(_Strict):
         default="none",
         description="drop candidates the user already purchased (or interacted with at all) up to the "
         "prediction date, in SQL before scoring; none keeps them (repeat purchases are the point for a shop)",
+    )
+    serve: Literal["active", "all_users"] = Field(
+        default="active",
+        description="who gets a list: active, every user with an event in the feature lookback (the users the "
+        "features describe); all_users, every row of the users source. Each gets top_k items: the model's "
+        "ranking of their candidates, filled from the global popularity list when they have fewer than top_k",
     )
     shards: int = Field(
         default=1,

@@ -153,5 +153,7 @@ def check_predictions(
         PREDICTIONS_PARTITION,
         tuple(bins.values()),
         filters={"model_name": model_name, "model_version": model_version},
+        # Rows filled from the global popularity list have no score: the model did not rank them.
+        not_null=(PREDICTION_COLUMN,),
     )
     return check_table(warehouse, scan, day, config, skipped=skipped)

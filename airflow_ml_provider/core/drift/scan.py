@@ -51,13 +51,14 @@ def bin_case(bins: ColumnBins, index: int) -> tuple[str, dict[str, str]]:
 
 @dataclass(frozen=True)
 class Scan:
-    """One table scan of a check: which rows (partition range and equality filters) and which columns."""
+    """One table scan of a check: which rows (partition range, equality filters, non-NULL columns) and which columns."""
 
     table: str
     partition_column: str
     columns: tuple[ColumnBins, ...]
     filters: Mapping[str, Any] = field(default_factory=dict)
     segment_by: tuple[str, ...] = ()
+    not_null: tuple[str, ...] = ()  # rows where these are NULL are not counted (e.g. a filled list row has no score)
 
 
 def scan_sql(scan: Scan, start: dt.date, end: dt.date, max_segments: int = 50) -> tuple[str, dict[str, Any]]:
@@ -72,6 +73,7 @@ def scan_sql(scan: Scan, start: dt.date, end: dt.date, max_segments: int = 50) -
     for i, (column, value) in enumerate(scan.filters.items()):
         where.append(f"`{validate_identifier(column, kind='filter column')}` = @f{i}")
         params[f"f{i}"] = value
+    where += [f"`{validate_identifier(column, kind='filter column')}` IS NOT NULL" for column in scan.not_null]
     segs = [f"s{i}" for i in range(len(scan.segment_by))]
     selects = [
         f"CAST(`{validate_identifier(c, kind='segment column')}` AS STRING) AS {s}"

@@ -2,8 +2,11 @@
 
 A candidate passes when its metric at k (in the contract's ``evaluation.scope``, on the
 held-out test window) beats the baseline by at least ``min_lift_over_baseline`` and does
-not fall more than ``max_regression_vs_champion`` below the current champion. With fewer
-than ``evaluation.min_lists`` lists the outcome is ``no_decision``: not a pass, not a reject.
+not fall more than ``max_regression_vs_champion`` below the current champion. The baseline is
+by default the strongest of the simple rankers offline evaluation computes (the global
+popularity list, the generator's own order, the candidates by popularity), so a model that a
+popularity list beats is never promoted. With fewer than ``evaluation.min_lists`` distinct
+users the outcome is ``no_decision``: not a pass, not a reject.
 The caller decides what a failure means (reject, warn, stop the DAG).
 """
 
@@ -47,11 +50,13 @@ def evaluate_gate(
     lift_ci: dict[str, Any] | None = None,
     scope: str | None = None,
     baseline_name: str = "popularity baseline",
+    baselines: dict[str, float] | None = None,
 ) -> GateResult:
     """Judge ``candidate`` against the ``baseline`` and the ``champion`` (None: no champion yet).
 
-    ``lift_ci`` (the bootstrap interval of the lift over lists) is reported, not judged.
-    ``scope`` and ``baseline_name`` label the sentences.
+    ``lift_ci`` (the bootstrap interval of the lift, resampling users) is reported, not judged.
+    ``scope`` and ``baseline_name`` label the sentences; ``baselines`` (every simple ranker's
+    metric) is named beside the one compared with.
     """
     name = f"{gate.metric}@{gate.k}" + (f" ({scope.replace('_', '-')})" if scope else "")
     cand = _metric(candidate, "candidate", gate)
@@ -76,9 +81,13 @@ def evaluate_gate(
     else:
         lift = (cand - base) / base
         lift_ok = lift >= gate.min_lift_over_baseline - _TOLERANCE
+        others = ""
+        if baselines and len(baselines) > 1:
+            listed = ", ".join(f"{n.replace('_', ' ')} {v:.4f}" for n, v in baselines.items())
+            others = f"; the strongest of {listed}"
         reasons.append(
-            f"{name} {cand:.3f} is {lift:+.1%} over the {baseline_name} {base:.3f} "
-            f"(needs {gate.min_lift_over_baseline:+.1%})."
+            f"{name} {cand:.4f} is {lift:+.1%} over the {baseline_name} {base:.4f} "
+            f"(needs {gate.min_lift_over_baseline:+.1%}{others})."
         )
 
     change: float | None = None
@@ -89,24 +98,29 @@ def evaluate_gate(
         floor = champ * (1 - gate.max_regression_vs_champion)
         champ_ok = math.isfinite(cand) and cand >= floor - _TOLERANCE
         change = (cand - champ) / champ if champ else None
-        versus = f"{change:+.1%} vs" if change is not None else "vs"
+        # Four decimals and the unrounded difference: "0.114 is +0.0% vs 0.113" read as a contradiction.
+        versus = f"{change:+.2%} ({cand - champ:+.4f}) vs" if change is not None else "vs"
         reasons.append(
-            f"{name} {cand:.3f} is {versus} the champion's {champ:.3f} "
-            f"(allows at most {-gate.max_regression_vs_champion:.1%}, i.e. {floor:.3f} or more)."
+            f"{name} {cand:.4f} is {versus} the champion's {champ:.4f} "
+            f"(allows at most {-gate.max_regression_vs_champion:.1%}, i.e. {floor:.4f} or more)."
         )
 
     if lift_ci and lift_ci.get("low") is not None:
+        over = lift_ci.get("resampled", "lists")
         reasons.append(
-            f"The lift's {lift_ci['confidence']:.0%} bootstrap interval over lists is "
+            f"The lift's {lift_ci['confidence']:.0%} bootstrap interval, resampling {over}, is "
             f"{lift_ci['low']:+.1%} to {lift_ci['high']:+.1%} ({lift_ci['samples']} resamples)."
         )
     lists = candidate.get("lists")
-    enough = isinstance(lists, (int, float)) and not isinstance(lists, bool) and lists >= gate.min_lists
+    # Distinct users: a user active on every test date is one user, not seven lists (older envelopes: lists).
+    users = candidate.get("users", lists)
+    enough = isinstance(users, (int, float)) and not isinstance(users, bool) and users >= gate.min_lists
     if not enough:
+        counted = users if users is not None else "an unknown number of"
         reasons.insert(
             0,
-            f"No decision, too few lists: the test window has {lists if lists is not None else 'an unknown number of'} "
-            f"lists with a positive and evaluation.min_lists is {gate.min_lists}. Widen windows.validation_days, "
+            f"No decision, too few users: the test window has {counted} distinct users with a positive "
+            f"({lists} lists) and evaluation.min_lists is {gate.min_lists}. Widen windows.validation_days, "
             "wait for more users, or lower evaluation.min_lists knowingly.",
         )
     passes = bool(enough and lift_ok and champ_ok is not False)
@@ -121,7 +135,9 @@ def evaluate_gate(
             "outcome": outcome,
             "scope": scope,
             "lists": lists,
+            "users": users,
             "min_lists": gate.min_lists,
+            "baselines": baselines,
             "lift_ci": lift_ci,
             "metric": name,
             "candidate": cand,
@@ -161,6 +177,7 @@ def evaluate_envelope_metrics(metrics: dict[str, Any], gate: EvaluationGate) -> 
         lift_ci=metrics.get("lift_ci"),
         scope=metrics.get("scope"),
         baseline_name=metrics.get("baseline_name") or "popularity baseline",
+        baselines=metrics.get("baselines"),
     )
     if found and not comparable:
         result.reasons.append(f"champion {found['version']} could not be scored on this data: {found['reason']}")

@@ -1,18 +1,28 @@
 """Honest offline evaluation: top-k lists scored against what users did, per scope, with a CI.
 
-Two scopes, always labelled:
+Three scopes, always labelled:
 
 - ``candidates``: the top k of a user's candidates against the positives among those
   candidates (re-ranking quality; a perfect ranker of bad candidates scores high here).
-- ``end_to_end``: the same top k against every interaction of the user in the label horizon,
-  candidates or not, so what the candidate generator missed counts.
+- ``end_to_end``: the lists as served (the top k of the candidates, filled from the global
+  popularity list when a user has fewer than k) of the users with candidates, against every
+  interaction of the user in the label horizon, candidates or not: what the generator missed counts.
+- ``all_active``: the same lists for every user with a positive in the horizon. A served user
+  without candidates gets the popularity list, as batch inference gives it; a user batch
+  inference would not serve (not active in the lookback) has no list and counts as a miss for
+  every ranker. The gate's default.
 
-A list is one (as-of date, user); only lists with at least one positive are scored, and
-``lists`` says how many there were. With ``inference.exclude_seen``, rows flagged
-``seen_before`` (what batch inference would exclude) leave the lists and the truth alike, and the
-global popularity list skips them too: every ranker is scored on the items it could serve.
-Metrics are means over lists, so a bootstrap over lists
-gives the uncertainty of a lift.
+A list is one (as-of date, user); only lists with at least one positive are scored. ``lists``
+says how many there were and ``users`` how many distinct users they belong to: a user active on
+several test dates is one user, so ``evaluation.min_lists`` counts users and the bootstrap
+resamples users (all of a user's lists together), never lists as if independent.
+The rankers: the model; ``candidate_popularity`` (the candidates ordered by their positives in
+the fit window); ``candidate_order`` (the generator's own rank); and ``global_popularity`` (one
+definition, ``core/evaluation/popularity.py``: distinct users over the feature lookback ending on
+each test date, seen items skipped per ``inference.exclude_seen``).
+ndcg uses graded gain 2^relevance - 1 (a purchase, 3, gains 7; a view, 1, gains 1);
+``ndcg_binary`` gains 1 for every positive. With ``inference.exclude_seen``, rows flagged
+``seen_before`` (what batch inference would exclude) leave the lists and the truth alike.
 """
 
 from __future__ import annotations
@@ -32,8 +42,10 @@ LIST = "list_id"
 ITEM = "item"
 RANK = "rank"
 REL = "relevance"
-#: The metrics every scope reports per list (means over lists) besides ``coverage`` and ``lists``.
-PER_LIST = ("ndcg", "recall", "precision", "map")
+#: The metrics every scope reports per list (means over lists) besides ``coverage``, ``lists`` and ``users``.
+PER_LIST = ("ndcg", "ndcg_binary", "recall", "precision", "map")
+#: The simple rankers a model must beat (``evaluation.baseline: strongest``), ties in this order.
+BASELINES = ("global_popularity", "candidate_order", "candidate_popularity")
 
 
 def top_k(lists: np.ndarray, items: np.ndarray, scores: np.ndarray, k: int) -> pd.DataFrame:
@@ -64,7 +76,8 @@ def per_list_metrics(recommended: pd.DataFrame, truth: pd.DataFrame, k: int) -> 
 
     ``recommended``: list_id, item, rank (1-based, at most k per list). ``truth``: list_id,
     item, relevance (rows with relevance > 0 are positives; one row per list and item).
-    Gain is 2^rel - 1, discount log2(rank + 1); the ideal ranks the list's positives by
+    Gain is 2^rel - 1 (graded: purchase 3 gains 7, view 1 gains 1) for ``ndcg`` and 1 for every
+    positive for ``ndcg_binary``, discount log2(rank + 1); the ideal ranks the list's positives by
     relevance. recall = hits / positives, precision = hits / k, map = sum of precision@i at
     hits / min(k, positives). A list with no recommendation scores 0. Index: list_id.
     """
@@ -72,29 +85,33 @@ def per_list_metrics(recommended: pd.DataFrame, truth: pd.DataFrame, k: int) -> 
     rec = recommended.loc[recommended[RANK] <= k, [LIST, ITEM, RANK]]
     hits = rec.merge(pos, on=[LIST, ITEM], how="inner").sort_values([LIST, RANK], kind="stable")
     hits["gain"] = np.expm1(hits[REL].to_numpy(dtype=np.float64) * math.log(2.0))
-    hits["dcg"] = hits["gain"] / np.log2(hits[RANK].to_numpy(dtype=np.float64) + 1.0)
+    discount = np.log2(hits[RANK].to_numpy(dtype=np.float64) + 1.0)
+    hits["dcg"] = hits["gain"] / discount
+    hits["dcg_binary"] = 1.0 / discount
     hits["nth"] = hits.groupby(LIST, sort=False).cumcount() + 1
     hits["prec_at"] = hits["nth"] / hits[RANK]
 
     ideal = pos.sort_values([LIST, REL], ascending=[True, False], kind="stable")
     ideal = ideal.assign(pos_rank=ideal.groupby(LIST, sort=False).cumcount() + 1)
     ideal = ideal[ideal["pos_rank"] <= k]
-    ideal_dcg = (np.expm1(ideal[REL].to_numpy(dtype=np.float64) * math.log(2.0))) / np.log2(
-        ideal["pos_rank"].to_numpy(dtype=np.float64) + 1.0
-    )
+    ideal_discount = np.log2(ideal["pos_rank"].to_numpy(dtype=np.float64) + 1.0)
+    ideal_dcg = (np.expm1(ideal[REL].to_numpy(dtype=np.float64) * math.log(2.0))) / ideal_discount
     out = pd.DataFrame(
         {
             "positives": pos.groupby(LIST).size(),
             "idcg": pd.Series(ideal_dcg, index=ideal[LIST].to_numpy()).groupby(level=0).sum(),
+            "idcg_binary": pd.Series(1.0 / ideal_discount, index=ideal[LIST].to_numpy()).groupby(level=0).sum(),
         }
     )
     by = hits.groupby(LIST)
     out["hits"] = by.size().reindex(out.index, fill_value=0)
     out["dcg"] = by["dcg"].sum().reindex(out.index, fill_value=0.0)
+    out["dcg_binary"] = by["dcg_binary"].sum().reindex(out.index, fill_value=0.0)
     out["ap_sum"] = by["prec_at"].sum().reindex(out.index, fill_value=0.0)
     return pd.DataFrame(
         {
             "ndcg": out["dcg"] / out["idcg"],
+            "ndcg_binary": out["dcg_binary"] / out["idcg_binary"],
             "recall": out["hits"] / out["positives"],
             "precision": out["hits"] / k,
             "map": out["ap_sum"] / np.minimum(k, out["positives"]),
@@ -103,22 +120,32 @@ def per_list_metrics(recommended: pd.DataFrame, truth: pd.DataFrame, k: int) -> 
     )
 
 
-def summarise(per_list: pd.DataFrame, recommended: pd.DataFrame, catalog_size: int) -> dict[str, float]:
-    """Means over lists, coverage of the catalog by the recommended items, and the number of lists."""
+def summarise(
+    per_list: pd.DataFrame, recommended: pd.DataFrame, catalog_size: int, users: pd.Series | None = None
+) -> dict[str, float]:
+    """Means over lists, coverage of the catalog by the recommended items, the number of lists and of users.
+
+    ``users``: the user of each list id (index), when lists are (date, user); else each list is its own.
+    """
     lists = len(per_list)
     out = {m: float(per_list[m].mean()) if lists else 0.0 for m in PER_LIST}
     out["coverage"] = float(recommended[ITEM].nunique() / catalog_size) if catalog_size else 0.0
     out["lists"] = lists
+    out["users"] = int(users.reindex(per_list.index).nunique()) if users is not None else lists
     return out
 
 
-def candidate_recall(candidates: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+def candidate_recall(candidates: pd.DataFrame, truth: pd.DataFrame, *, all_lists: bool = False) -> dict[str, float]:
     """The share of next-horizon positives that are among the candidates: mean over lists and pooled.
 
     ``candidates``: list_id, item (every candidate). ``truth``: list_id, item, relevance; only
-    lists that have candidates count (a user with no candidates was never scored).
+    lists that have candidates count, or with ``all_lists`` every list of ``truth`` (a user
+    without candidates then recalls nothing).
     """
-    pos = truth.loc[(truth[REL] > 0) & truth[LIST].isin(candidates[LIST].unique()), [LIST, ITEM]]
+    positive = truth[REL] > 0
+    if not all_lists:
+        positive &= truth[LIST].isin(candidates[LIST].unique())
+    pos = truth.loc[positive, [LIST, ITEM]]
     if pos.empty:
         return {"mean": 0.0, "pooled": 0.0, "lists": 0, "positives": 0}
     found = pos.merge(candidates[[LIST, ITEM]].drop_duplicates(), on=[LIST, ITEM], how="left", indicator=True)
@@ -133,43 +160,50 @@ def candidate_recall(candidates: pd.DataFrame, truth: pd.DataFrame) -> dict[str,
 
 
 def bootstrap_lift(
-    model: pd.Series, baseline: pd.Series, samples: int, confidence: float = 0.95, seed: int = 7
+    model: pd.Series,
+    baseline: pd.Series,
+    samples: int,
+    confidence: float = 0.95,
+    seed: int = 7,
+    clusters: pd.Series | None = None,
 ) -> dict[str, float | int | None]:
-    """Percentile bootstrap CI of mean(model) / mean(baseline) - 1, resampling lists with replacement.
+    """Percentile bootstrap CI of mean(model) / mean(baseline) - 1, resampling clusters of lists with replacement.
 
     ``model`` and ``baseline`` are per-list values on the same lists (aligned by index).
-    Resamples whose baseline mean is 0 have no finite lift and are left out of the interval.
+    ``clusters`` maps each list to its cluster (the user: a user's lists on several dates are
+    not independent, so they are drawn together); without it every list is its own cluster.
+    Resamples whose baseline sum is 0 have no finite lift and are left out of the interval.
     """
     m, b = model.align(baseline, join="inner")
+    if clusters is not None and len(m):
+        groups = clusters.reindex(m.index).to_numpy()
+        m, b = m.groupby(groups).sum(), b.groupby(groups).sum()
     n = len(m)
     if n == 0 or samples == 0:
-        return {"low": None, "high": None, "confidence": confidence, "samples": 0}
+        return {"low": None, "high": None, "confidence": confidence, "samples": 0, "clusters": n}
     mv, bv = m.to_numpy(dtype=np.float64), b.to_numpy(dtype=np.float64)
     rng = np.random.default_rng(seed)
     lifts: list[np.ndarray] = []
     chunk = max(1, 2_000_000 // n)  # bounds memory to a few million indices at a time
     for start in range(0, samples, chunk):
         idx = rng.integers(0, n, size=(min(chunk, samples - start), n), dtype=np.int64)
-        mm, bm = mv[idx].mean(axis=1), bv[idx].mean(axis=1)
-        ok = bm > 0
-        lifts.append(mm[ok] / bm[ok] - 1)
+        # A resample's mean over its lists is its sum over its clusters / its list count; the
+        # count is the same for the model and the baseline, so the lift is the ratio of sums.
+        ms, bs = mv[idx].sum(axis=1), bv[idx].sum(axis=1)
+        ok = bs > 0
+        lifts.append(ms[ok] / bs[ok] - 1)
     values = np.concatenate(lifts)
     if values.size == 0:
-        return {"low": None, "high": None, "confidence": confidence, "samples": 0}
+        return {"low": None, "high": None, "confidence": confidence, "samples": 0, "clusters": n}
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
-    return {"low": float(low), "high": float(high), "confidence": confidence, "samples": int(values.size)}
-
-
-def popular_unseen(lists: np.ndarray, ranked_items: list[object], seen: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The popularity list per list id without the list's ``seen`` items (list_id, item), topped up to k."""
-    if seen.empty:
-        return same_list_for_all(lists, ranked_items[:k])
-    every = same_list_for_all(lists, ranked_items)
-    every = every.merge(seen.drop_duplicates(), on=[LIST, ITEM], how="left", indicator=True)
-    every = every[every["_merge"] == "left_only"].sort_values([LIST, RANK], kind="stable")
-    every[RANK] = every.groupby(LIST, sort=False).cumcount() + 1
-    return every.loc[every[RANK] <= k, [LIST, ITEM, RANK]].reset_index(drop=True)
+    return {
+        "low": float(low),
+        "high": float(high),
+        "confidence": confidence,
+        "samples": int(values.size),
+        "clusters": n,
+    }
 
 
 def drop_seen(
@@ -191,12 +225,6 @@ def drop_seen(
         dropped_truth, truth, positives = truth[truth_seen], truth[~truth_seen], int(truth_seen.sum())
     dropped = pd.concat([test[seen], dropped_truth], ignore_index=True) if len(dropped_truth) else test[seen]
     return test[~seen], scores[~seen], truth, dropped, {"candidate_rows": int(seen.sum()), "positives": positives}
-
-
-def popular_items(items: np.ndarray, users: np.ndarray, k: int) -> list[object]:
-    """The global popularity list: the k items with the most distinct (list) positives, ties by item ascending."""
-    frame = pd.DataFrame({ITEM: items, "u": users}).drop_duplicates()
-    return most_popular(frame.groupby(ITEM).size(), k)
 
 
 def most_popular(counts: pd.Series, k: int) -> list[object]:
@@ -226,6 +254,30 @@ def list_keys(frames: list[pd.DataFrame], spec: PipelineSpec) -> list[np.ndarray
     return [day * len(uniques) + code for day, code in zip(days, parts, strict=True)]
 
 
+def fill_from(recommended: pd.DataFrame, fallback: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Each list of ``recommended`` topped up to k from its ``fallback`` list (items it lacks, in fallback order).
+
+    Batch inference fills short lists the same way (``core/inference/fallback.py``). Lists only
+    in ``fallback`` stay out: the caller decides who is served.
+    """
+    if fallback.empty or recommended.empty:
+        return recommended
+    fb = fallback[fallback[LIST].isin(recommended[LIST].unique())]
+    fb = fb.merge(recommended[[LIST, ITEM]].assign(_listed=True), on=[LIST, ITEM], how="left")
+    fb = fb[fb["_listed"].isna()].sort_values([LIST, RANK], kind="stable")
+    have = recommended.groupby(LIST).size()
+    fb = fb.assign(**{RANK: fb[LIST].map(have).fillna(0).to_numpy(dtype=np.int64) + fb.groupby(LIST).cumcount() + 1})
+    return pd.concat([recommended, fb.loc[fb[RANK] <= k, [LIST, ITEM, RANK]]], ignore_index=True)
+
+
+def pick_baseline(summaries: dict[str, dict[str, float]], wanted: str, metric: str) -> str:
+    """The baseline the gate compares with: ``wanted``, or for ``strongest`` the best simple ranker on ``metric``."""
+    if wanted != "strongest" and wanted in summaries:
+        return wanted
+    present = [name for name in BASELINES if name in summaries]
+    return max(present, key=lambda name: (summaries[name][metric], -present.index(name)))
+
+
 def evaluate_window(
     test: pd.DataFrame,
     scores: np.ndarray,
@@ -236,6 +288,7 @@ def evaluate_window(
     *,
     label: str = "label",
     bootstrap: bool = True,
+    popular: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Metrics at k on the test window, per scope and ranker, plus the gate's pick and its lift CI.
 
@@ -243,13 +296,23 @@ def evaluate_window(
     and fit windows; ``scores``: the model's score per ``test`` row. ``truth``: every positive
     (as_of_date, user, item, relevance) in the label horizons, candidates or not; None when
     the pipeline has none (then only the candidate scope exists and the gate uses it).
+    ``popular``: the global popularity list (as_of_date, user, item, popularity_rank) of every
+    test-window user with a positive whom batch inference serves; None (an older export): no
+    ``global_popularity`` ranker, no fill, and unserved users are those without candidates.
     """
     ev, item = spec.evaluation, spec.entities.item
     k = ev.k
-    full_truth = truth
     test, scores, truth, seen_rows, excluded = drop_seen(test, scores, truth)
-    frames = [test, seen_rows] + ([full_truth, truth] if truth is not None and full_truth is not None else [])
-    keys, seen_keys, *truth_keys = list_keys(frames, spec)
+    end_to_end = truth is not None and ev.lists == "user"
+    if end_to_end and len(test):
+        # The truth export spans every window; the lists of this evaluation are the test window's.
+        days, test_days = as_days(truth["as_of_date"]), as_days(test["as_of_date"])
+        truth = truth[(days >= test_days.min()) & (days <= test_days.max())]
+    frames = (
+        [test, seen_rows] + ([truth] if end_to_end else []) + ([popular] if end_to_end and popular is not None else [])
+    )
+    keys, seen_keys, *more = list_keys(frames, spec)
+    users = list_users(frames, [keys, seen_keys, *more], spec)
     # What a list ranks: items per user, or users per date (e.g. churn, where the item is constant).
     items = test[item if ev.lists == "user" else spec.entities.user].to_numpy()
     popularity = popularity_scores(fit[item].to_numpy(), fit[label].to_numpy(dtype=np.float64), test[item].to_numpy())
@@ -261,36 +324,41 @@ def evaluate_window(
     per: dict[str, dict[str, pd.DataFrame]] = {
         "candidates": {name: per_list_metrics(rec, in_candidates, k) for name, rec in recs.items()}
     }
-    scope, base_name = ev.scope, ev.baseline
-    recall: dict[str, float] | None = None
-    if truth is not None and ev.lists == "user":
-        # Popularity counts every positive of the fit window, seen or not: it is what people bought.
-        assert full_truth is not None
-        in_fit = np.isin(as_days(full_truth["as_of_date"]), np.unique(as_days(fit["as_of_date"])))
-        positive = full_truth["relevance"].to_numpy(dtype=np.float64) > 0
-        full_keys, kept_keys = truth_keys
-        fit_keys = full_keys[in_fit & positive]
-        # Long enough to fill k after dropping any list's seen items.
-        depth = k + int(np.unique(seen_keys, return_counts=True)[1].max()) if len(seen_rows) else k
-        popular = popular_items(full_truth[item].to_numpy()[in_fit & positive], fit_keys, depth)
-        everything = pd.DataFrame({LIST: kept_keys, ITEM: truth[item].to_numpy(), REL: truth["relevance"]})
-        everything = everything[np.isin(kept_keys, keys)]
-        seen_pairs = pd.DataFrame({LIST: seen_keys, ITEM: seen_rows[item].to_numpy()})
-        recs["global_popularity"] = popular_unseen(keys, popular, seen_pairs, k)
-        per["end_to_end"] = {name: per_list_metrics(rec, everything, k) for name, rec in recs.items()}
-        recall = candidate_recall(in_candidates[[LIST, ITEM]], everything)
+    served = recs
+    scope = ev.scope
+    recall: dict[str, Any] | None = None
+    if end_to_end:
+        assert truth is not None
+        everything = pd.DataFrame({LIST: more[0], ITEM: truth[item].to_numpy(), REL: truth["relevance"].to_numpy()})
+        with_candidates = everything[np.isin(more[0], keys)]
+        if popular is not None:
+            listed = pd.DataFrame({LIST: more[1], ITEM: popular[item].to_numpy(), RANK: popular["popularity_rank"]})
+            # As served: the candidates' top k filled from the popularity list; a served user without
+            # candidates gets the popularity list itself.
+            alone = listed[~listed[LIST].isin(keys)]
+            served = {
+                name: pd.concat([fill_from(rec, listed, k), alone], ignore_index=True) for name, rec in recs.items()
+            }
+            served["global_popularity"] = listed
+        per["end_to_end"] = {name: per_list_metrics(rec, with_candidates, k) for name, rec in served.items()}
+        per["all_active"] = {name: per_list_metrics(rec, everything, k) for name, rec in served.items()}
+        recall = candidate_recall(in_candidates[[LIST, ITEM]], with_candidates)
+        recall["all_active"] = candidate_recall(in_candidates[[LIST, ITEM]], everything, all_lists=True)["mean"]
     else:
         scope = "candidates"
-    if scope == "candidates" and base_name == "global_popularity":
-        base_name = "candidate_popularity"  # a fixed list is not a re-ranking of the candidates
     scopes = {
-        name: {ranker: summarise(frame, recs[ranker], catalog) for ranker, frame in frames.items()}
-        for name, frames in per.items()
+        name: {
+            ranker: summarise(frame, (recs if name == "candidates" else served)[ranker], catalog, users)
+            for ranker, frame in by_ranker.items()
+        }
+        for name, by_ranker in per.items()
     }
-    model, baseline = scopes[scope]["model"], scopes[scope][base_name]
     metric = ev.metric
+    baselines = {name: m for name, m in scopes[scope].items() if name != "model"}
+    base_name = pick_baseline(baselines, ev.baseline, metric)
+    model, baseline = scopes[scope]["model"], scopes[scope][base_name]
     ci = (
-        bootstrap_lift(per[scope]["model"][metric], per[scope][base_name][metric], ev.bootstrap_samples)
+        bootstrap_lift(per[scope]["model"][metric], per[scope][base_name][metric], ev.bootstrap_samples, clusters=users)
         if bootstrap
         else None
     )
@@ -302,6 +370,9 @@ def evaluate_window(
         "test_dates": [d.isoformat() for d in day_range(test_days)] if test_days.size else ["NaT", "NaT"],
         "scope": scope,
         "baseline_name": base_name,
+        "baseline_rule": ev.baseline,
+        # Every simple ranker's gate metric in the gate's scope: what "strongest" chose from.
+        "baselines": {name: m[metric] for name, m in baselines.items()},
         # What the lists could not hold: rows inference.exclude_seen drops (none: nothing dropped).
         "exclude_seen": {"rule": spec.inference.exclude_seen, **excluded},
         "candidate_recall": None if recall is None else recall["mean"],
@@ -311,8 +382,19 @@ def evaluate_window(
         "baseline": baseline,
         # A zero baseline has no finite lift; JSON (and BigQuery) cannot hold inf, so store null.
         "lift": {m: _finite(lift(model[m], baseline[m])) for m in PER_LIST},
-        "lift_ci": None if ci is None else {"metric": metric, **ci},
+        "lift_ci": None if ci is None else {"metric": metric, "resampled": "users", **ci},
     }
+
+
+def list_users(frames: list[pd.DataFrame], keys: list[np.ndarray], spec: PipelineSpec) -> pd.Series | None:
+    """The user of every list key (index: list key), or None when a list is a date (``evaluation.lists``)."""
+    if spec.evaluation.lists != "user" or not frames:
+        return None
+    user = spec.entities.user
+    pairs = pd.DataFrame(
+        {"key": np.concatenate(keys), "user": np.concatenate([f[user].to_numpy(dtype=object) for f in frames])}
+    ).drop_duplicates("key")
+    return pd.Series(pairs["user"].to_numpy(), index=pairs["key"].to_numpy())
 
 
 def _finite(x: float) -> float | None:

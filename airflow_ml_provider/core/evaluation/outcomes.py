@@ -1,12 +1,13 @@
 """Realized outcomes: what the lists served on a date did once its horizon passed, beside the global popularity list.
 
 The warehouse gathers the rows: ``sql/recsys/outcomes.sql`` puts each served list beside
-everything its user did in the horizon (recommended or not), ``sql/recsys/popularity.sql``
-the catalogue with each item's users in the horizon before the served date. The metrics come
-from the functions offline evaluation uses (``per_list_metrics``, ``summarise``,
-``same_list_for_all``, ``most_popular`` in ``core/evaluation/offline.py``), so a realized ndcg@k means
-what the gate's end-to-end ndcg@k means. One partition of ``recommendation_outcomes`` per
-served date, replaced on a rerun.
+everything its user did in the horizon (recommended or not), and ``core/evaluation/popularity.py``
+gives every served user the global popularity list as of the served date (the one definition
+the gate uses too: distinct users over the feature lookback, the user's seen items skipped per
+``inference.exclude_seen``). The metrics come from the functions offline evaluation uses
+(``per_list_metrics``, ``summarise`` in ``core/evaluation/offline.py``), so a realized ndcg@k
+means what the gate's ndcg@k means. Revenue is NULL when the items have no price. One
+partition of ``recommendation_outcomes`` per served date, replaced on a rerun.
 """
 
 from __future__ import annotations
@@ -18,14 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from airflow_ml_provider.core.evaluation.horizon import horizon_end, require_horizon_passed
-from airflow_ml_provider.core.evaluation.offline import (
-    ITEM,
-    LIST,
-    RANK,
-    most_popular,
-    per_list_metrics,
-    same_list_for_all,
-)
+from airflow_ml_provider.core.evaluation.offline import ITEM, LIST, RANK, per_list_metrics
 from airflow_ml_provider.core.evaluation.offline import summarise as summarise_lists
 from airflow_ml_provider.exceptions import EmptyResultError
 
@@ -36,9 +30,8 @@ if TYPE_CHECKING:
     from airflow_ml_provider.core.warehouse.interface import Warehouse, WriteResult
 
 OUTCOMES_TABLE = "recommendation_outcomes"
-#: The SQL files (relative to sql/) the evaluation renders with source()/ref().
+#: The SQL file (relative to sql/) the evaluation renders with source()/ref().
 OUTCOMES_SQL = "recsys/outcomes.sql"
-POPULARITY_SQL = "recsys/popularity.sql"
 #: Columns of recommendation_outcomes besides prediction_date (sql/ddl/recommendation_outcomes.sql), in order.
 OUTCOME_COLUMNS: dict[str, str] = {
     "horizon_start": "DATE",
@@ -104,6 +97,8 @@ def judge_lists(recommended: pd.DataFrame, judged: pd.DataFrame, k: int, catalog
     active = int(summary["lists"])
     hits = int((per_list["precision"] > 0).sum())
     bought = recommended.merge(truth[[LIST, ITEM, "purchases", "revenue"]], on=[LIST, ITEM], how="inner")
+    # NULL when no bought item has a price (a catalogue without prices): revenue is not invented.
+    revenue = bought["revenue"].sum(min_count=1)
 
     def rate(value: float) -> float | None:
         return float(value) if active else None  # nobody to judge is not a rate of 0
@@ -118,21 +113,25 @@ def judge_lists(recommended: pd.DataFrame, judged: pd.DataFrame, k: int, catalog
         "recall_at_k": rate(summary["recall"]),
         "ndcg_at_k": rate(summary["ndcg"]),
         "purchases": int(bought["purchases"].sum()),
-        "revenue": float(bought["revenue"].sum()),
+        "revenue": None if pd.isna(revenue) else float(revenue),
         "coverage": float(summary["coverage"]) if catalog_size else None,
     }
 
 
-def outcome_rows(judged: pd.DataFrame, popularity: pd.DataFrame, ctx: OutcomeContext) -> list[dict[str, Any]]:
+def outcome_rows(
+    judged: pd.DataFrame, popular: pd.DataFrame, catalog: int, ctx: OutcomeContext
+) -> list[dict[str, Any]]:
     """One row per (list source, model version, segment): the served lists and the global popularity list.
 
     ``judged``: the rows of outcomes.sql (model_name, model_version, user_id, item_id, rank or
-    NULL, relevance, purchases, revenue; optionally ``segment``). ``popularity``: item_id, users
-    (the catalogue, one row per item). Every user is judged in segment ``all``, and also in
-    their own segment when ``judged`` has a ``segment`` column.
+    NULL, relevance, purchases, revenue; optionally ``segment``). ``popular``: user_id, item_id,
+    popularity_rank: every served user's popularity list. ``catalog``: items in the catalogue.
+    Every user is judged in segment ``all``, and also in their own segment when ``judged`` has a
+    ``segment`` column.
     """
-    catalog = len(popularity)
-    popular = most_popular(popularity.set_index("item_id")["users"], ctx.k)
+    baseline_all = pd.DataFrame(
+        {LIST: popular["user_id"].to_numpy(), ITEM: popular["item_id"].to_numpy(), RANK: popular["popularity_rank"]}
+    )
     start, end = ctx.prediction_date + dt.timedelta(days=1), horizon_end(ctx.prediction_date, ctx.horizon_days)
     shared = {"horizon_start": start, "horizon_end": end, "run_id": ctx.run_id, "evaluated_at": ctx.evaluated_at}
     out: list[dict[str, Any]] = []
@@ -142,7 +141,7 @@ def outcome_rows(judged: pd.DataFrame, popularity: pd.DataFrame, ctx: OutcomeCon
             lists = pd.DataFrame(
                 {LIST: served["user_id"].to_numpy(), ITEM: served["item_id"].to_numpy(), RANK: served[RANK].astype(int)}
             )
-            baseline = same_list_for_all(lists[LIST].to_numpy(), popular)
+            baseline = baseline_all[baseline_all[LIST].isin(lists[LIST].unique())]
             for source, recommended in zip(LIST_SOURCES, (lists, baseline), strict=True):
                 metrics = judge_lists(recommended, rows, ctx.k, catalog)
                 keys = {"list_source": source, "model_name": name, "model_version": version, "segment": segment}
@@ -163,7 +162,6 @@ def evaluate_outcomes(
     spec: PipelineSpec,
     prediction_date: dt.date,
     outcomes_sql: str,
-    popularity_sql: str,
     *,
     run_id: str,
     today: dt.date | None = None,
@@ -172,7 +170,7 @@ def evaluate_outcomes(
 
     Refused (``HorizonNotPassedError``, nothing written) before the date's horizon has passed
     by ``today`` (default: today in UTC) and in the events source; ``EmptyResultError`` when no
-    list was served that day. ``outcomes_sql``/``popularity_sql`` are the rendered SQL files.
+    list was served that day. ``outcomes_sql`` is the rendered SQL file.
     """
     import pyarrow as pa
 
@@ -191,11 +189,10 @@ def evaluate_outcomes(
             f"partition {prediction_date}). Run recsys_batch_inference for {prediction_date} first, or pick a "
             "served date (`airflow-ml tables` lists the partitions). Nothing was written."
         )
-    popularity = warehouse.query_df(popularity_sql, params, source=POPULARITY_SQL)
-    ctx = OutcomeContext(
-        prediction_date, spec.windows.label_horizon_days, spec.inference.top_k, run_id, dt.datetime.now(dt.UTC)
-    )
-    rows = outcome_rows(judged, popularity, ctx)
+    k = spec.inference.top_k
+    popular, catalog = popularity_for_served(warehouse, spec, prediction_date, k)
+    ctx = OutcomeContext(prediction_date, spec.windows.label_horizon_days, k, run_id, dt.datetime.now(dt.UTC))
+    rows = outcome_rows(judged, popular, catalog, ctx)
     ensure_tables(warehouse, OUTCOMES_TABLE)
     written = warehouse.replace_partition(
         OUTCOMES_TABLE,
@@ -206,6 +203,29 @@ def evaluate_outcomes(
         cluster_by=("model_version",),
     )
     return written, rows
+
+
+def popularity_for_served(
+    warehouse: Warehouse, spec: PipelineSpec, day: dt.date, k: int
+) -> tuple[pd.DataFrame, int]:
+    """Every user served on ``day``: their global popularity list as of ``day`` (user_id, item_id,
+    popularity_rank), and the number of items in the catalogue (``items`` source, else the events')."""
+    from airflow_ml_provider.core.contract.references import render_source
+    from airflow_ml_provider.core.evaluation.popularity import popularity_lists_sql
+
+    user, item = spec.entities.user, spec.entities.item
+    served = (
+        f"SELECT DISTINCT CAST(@as_of AS DATE) AS as_of_date, r.user_id AS {user}\n"
+        "FROM recommendations AS r WHERE r.prediction_date = @as_of"
+    )
+    params = {"as_of": day, "lookback_days": spec.windows.feature_lookback_days, "top_k": k}
+    popular = warehouse.query_df(popularity_lists_sql(spec, served), params, source="global popularity lists")
+    popular = popular.rename(columns={user: "user_id", item: "item_id"})
+    role = "items" if "items" in spec.sources else "events"
+    catalog = warehouse.query_df(
+        f"SELECT COUNT(DISTINCT c.{item}) AS n FROM {render_source(spec, role)} AS c", source="catalogue size"
+    )
+    return popular, int(catalog["n"].iloc[0])
 
 
 def headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -222,5 +242,5 @@ def headline(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         prefix = "model" if r["list_source"] == "model" else "popularity"
         entry[f"{prefix}_hit_rate"] = r["hit_rate"]
         entry[f"{prefix}_ndcg"] = r["ndcg_at_k"]
-        entry[f"{prefix}_revenue"] = r["revenue"]
+        entry[f"{prefix}_revenue"] = r["revenue"]  # None: the items have no price
     return list(out.values())

@@ -86,13 +86,35 @@ def load_model(model_dir: str, artifacts: Artifacts) -> tuple[Envelope, Any, Mod
 
 
 def catalog_coverage(warehouse: Warehouse, spec: PipelineSpec, day: dt.date, items: int) -> dict[str, Any]:
-    """``catalog_items`` (distinct items among the day's candidates) and the ``coverage`` of ``items`` listed."""
-    sql = f"SELECT COUNT(DISTINCT {spec.entities.item}) AS n FROM {spec.feature_table} WHERE as_of_date = @d"
+    """How much of the catalogue ``items`` distinct recommended items are, and how much of the day's candidates.
+
+    ``catalog_items``: the items of the ``items`` source (without one: the items with events up
+    to ``day``); ``coverage`` = items / catalog_items. ``candidate_items``: the distinct items
+    among the day's candidates; ``candidate_item_share`` = items / candidate_items (it once was
+    printed as "catalog coverage": 80 of 249 candidate items read as 32% of a 9,724-item catalogue).
+    """
+    from airflow_ml_provider.core.contract.references import render_source
+
+    item = spec.entities.item
+    if "items" in spec.sources:
+        catalog_sql = f"SELECT COUNT(DISTINCT c.{item}) AS n FROM {render_source(spec, 'items')} AS c"
+    else:
+        catalog_sql = (
+            f"SELECT COUNT(DISTINCT e.{item}) AS n FROM {render_source(spec, 'events')} AS e "
+            "WHERE DATE(e.event_ts) <= @d"
+        )
+    catalog = int(warehouse.query(catalog_sql, {"d": day}, source="catalogue size").column("n")[0].as_py() or 0)
+    sql = f"SELECT COUNT(DISTINCT {item}) AS n FROM {spec.feature_table} WHERE as_of_date = @d"
     # Read as a stream: on DuckDB that bounds the scan's buffer cache like the candidates' read
     # (a plain query cached about 0.7 GB of a 50M-row partition, above the scoring itself).
-    with warehouse.query_batches(sql, {"d": day}, source="catalog size") as batches:
-        catalog = sum(int(n) for batch in batches for n in batch.column("n").to_pylist())
-    return {"catalog_items": catalog, "coverage": items / catalog if catalog else 0.0}
+    with warehouse.query_batches(sql, {"d": day}, source="candidate items") as batches:
+        candidates = sum(int(n) for batch in batches for n in batch.column("n").to_pylist())
+    return {
+        "catalog_items": catalog,
+        "coverage": items / catalog if catalog else 0.0,
+        "candidate_items": candidates,
+        "candidate_item_share": items / candidates if candidates else 0.0,
+    }
 
 
 def score_day(
@@ -100,19 +122,29 @@ def score_day(
     spec: PipelineSpec,
     day: dt.date,
     model_uri: str,
-    sql: str,
     params: dict[str, Any],
     *,
     top_k: int | None,
     artifacts: Artifacts,
+    wrap: Callable[[str], str] = str,
     logger: Any = None,
     unlocked: bool = False,
 ) -> tuple[pa.Table, ScoringStats]:
-    """Load the model, check the serving schema, and score ``sql``'s candidate rows into top-k lists.
+    """Load the model, check the serving schema, score the day's candidates into top-k lists, fill short lists.
 
-    ``unlocked``: read so that no warehouse lock is held while scoring (shards score in parallel).
+    The query reads the keys and exactly the model's features (``candidate_features_sql``): a
+    feature the model left out (its source column declared absent) is never read. Served users
+    with fewer than k candidates get their list filled from the global popularity list
+    (``core/inference/fallback.py``); the rows carry ``source``. ``wrap`` narrows both queries
+    (a user shard). ``unlocked``: read so that no warehouse lock is held while scoring (shards
+    score in parallel).
     """
-    from airflow_ml_provider.core.inference.scoring import check_feature_table, score_batches
+    from airflow_ml_provider.core.inference.fallback import fallback_sql, fill_lists
+    from airflow_ml_provider.core.inference.scoring import (
+        candidate_features_sql,
+        check_feature_table,
+        score_batches,
+    )
     from airflow_ml_provider.core.inference.shards import unlocked_batches
 
     envelope, booster, hooks = load_model(model_uri, artifacts)
@@ -121,21 +153,38 @@ def score_day(
     k = top_k or spec.inference.top_k
     (logger or log).info("Scoring %s candidates with %s %s (top %d)", day, envelope.name, envelope.version, k)
     rows = spec.inference.batch_rows
+    sql = wrap(candidate_features_sql(spec, envelope.feature_names()))
     read = (
         unlocked_batches(warehouse, sql, params, batch_rows=rows, source="candidates")
         if unlocked
         else warehouse.query_batches(sql, params, batch_rows=rows, source="candidates")
     )
     with read as batches:
-        return score_batches(
+        best, stats = score_batches(
             batches, booster, envelope, hooks, k, keys=keys, source=f"{spec.feature_table} partition {day}"
         )
+    fill_params = {**params, "lookback_days": spec.windows.feature_lookback_days, "top_k": k}
+    fallback = warehouse.query(
+        wrap(fallback_sql(spec, candidate_features_sql(spec, []))), fill_params, source="popularity fallback"
+    )
+    filled = fill_lists(best, fallback, k, keys)
+    stats.filled_users = len(set(fallback.column(keys[0]).to_pylist())) if fallback.num_rows else 0
+    stats.filled_rows = filled.num_rows - best.num_rows
+    if stats.filled_users:
+        (logger or log).info(
+            "%d users had fewer than %d candidates: %d items filled from the global popularity list",
+            stats.filled_users,
+            k,
+            stats.filled_rows,
+        )
+    return filled, stats
 
 
 def recommendation_rows(best: pa.Table, model_name: str, model_version: str, run_id: str) -> pa.Table:
     """The ``recommendations`` rows (without prediction_date) of the scored top-k lists."""
     import pyarrow as pa
 
+    from airflow_ml_provider.core.evaluation.popularity import MODEL_SOURCE
     from airflow_ml_provider.core.inference.runs import utcnow
 
     rows = best.num_rows
@@ -150,6 +199,10 @@ def recommendation_rows(best: pa.Table, model_name: str, model_version: str, run
             "model_version": pa.repeat(pa.scalar(model_version, pa.string()), rows),
             "run_id": pa.repeat(pa.scalar(run_id, pa.string()), rows),
             "generated_at": pa.repeat(pa.scalar(utcnow(), pa.timestamp("us", tz="UTC")), rows),
+            # Where the row came from: the model, or the popularity fill (an empty shard has no column).
+            "source": best["source"]
+            if "source" in best.column_names
+            else pa.repeat(pa.scalar(MODEL_SOURCE, pa.string()), rows),
         }
     )
 
@@ -168,7 +221,6 @@ def recommend_day(
     logger: Any = None,
 ) -> dict[str, Any]:
     """Resolve and load the model, score the day's candidates, replace the partition; return the run's numbers."""
-    from airflow_ml_provider.core.inference.scoring import candidate_features_sql
     from airflow_ml_provider.core.registry.models import ModelRegistry
 
     record = ModelRegistry(warehouse).resolve(model_name or spec.name, model_version)
@@ -178,7 +230,6 @@ def recommend_day(
         spec,
         day,
         record.uri,
-        candidate_features_sql(spec),
         {"as_of": day},
         top_k=top_k,
         artifacts=artifacts,
@@ -196,6 +247,8 @@ def recommend_day(
         "seconds_score": stats.seconds_score,
         "seconds_write": time.monotonic() - write_started,
         "rows_per_second": stats.rows / max(stats.seconds_read + stats.seconds_score, 1e-9),
+        "filled_users": stats.filled_users,
+        "filled_rows": stats.filled_rows,
     }
 
 

@@ -38,9 +38,13 @@ RUN_COLUMNS: dict[str, str] = {
 }
 
 
+#: A run's numbers that the command line and the task log report but the table does not keep.
+REPORTED_ONLY = frozenset({"candidate_items", "candidate_item_share", "filled_users", "filled_rows"})
+
+
 def _values(row: Mapping[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """SQL value expressions per column (a typed NULL for a missing value) and their parameters."""
-    unknown = set(row) - set(RUN_COLUMNS)
+    unknown = set(row) - set(RUN_COLUMNS) - REPORTED_ONLY
     if unknown:
         raise ValueError(f"recommendation_runs has no column(s) {sorted(unknown)}")
     params: dict[str, Any] = {}

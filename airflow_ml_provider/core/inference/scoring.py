@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,14 +41,16 @@ _ARROW_TYPES: dict[str, Callable[[pa.DataType], bool]] = {
 }
 
 
-def candidate_features_sql(spec: PipelineSpec) -> str:
-    """GoogleSQL reading the serving rows: keys then features in the model's order, for @as_of."""
-    cols = ",\n  ".join(validate_identifier(f.name, kind="feature") for f in spec.features)
+def candidate_features_sql(spec: PipelineSpec, features: Sequence[str] | None = None) -> str:
+    """GoogleSQL reading the serving rows: keys then ``features`` (the model's, in its order), for @as_of.
+
+    ``features`` defaults to the contract's ``model_features``: a feature built from a source
+    column declared absent stays in the table but is read neither by training nor here.
+    """
+    names = [f.name for f in spec.model_features] if features is None else list(features)
     user, item = spec.entities.user, spec.entities.item
-    sql = (
-        f"SELECT\n  f.{user},\n  f.{item},\n  {cols}\n"
-        f"FROM {validate_identifier(spec.feature_table)} AS f\nWHERE f.as_of_date = @as_of"
-    )
+    cols = ",\n  ".join([f"f.{user}", f"f.{item}", *(validate_identifier(n, kind="feature") for n in names)])
+    sql = f"SELECT\n  {cols}\nFROM {validate_identifier(spec.feature_table)} AS f\nWHERE f.as_of_date = @as_of"
     return sql + _exclude_seen(spec)
 
 
@@ -221,6 +223,8 @@ class ScoringStats:
     seconds_read: float = 0.0
     seconds_score: float = 0.0
     inf_replaced: dict[str, int] = field(default_factory=dict)
+    filled_users: int = 0  # served users short of k candidates, filled from the global popularity list
+    filled_rows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values for JSON."""
@@ -229,6 +233,8 @@ class ScoringStats:
             "batches": self.batches,
             "seconds_read": round(self.seconds_read, 3),
             "seconds_score": round(self.seconds_score, 3),
+            "filled_users": self.filled_users,
+            "filled_rows": self.filled_rows,
             "inf_replaced": self.inf_replaced,
         }
 

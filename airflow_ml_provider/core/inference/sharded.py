@@ -88,14 +88,13 @@ def score_shard(
     many shards) stages an empty list; publish refuses a partition that is empty as a whole.
     Returns the shard's numbers: ``shard``, ``rows``, ``candidates``, ``seconds_score``, ``staged``.
     """
-    from airflow_ml_provider.core.inference.scoring import TopK, candidate_features_sql
+    from airflow_ml_provider.core.inference.scoring import TopK
     from airflow_ml_provider.core.registry.models import ModelRegistry
 
     day, shards = plan.prediction_date, plan.shards
     if not 0 <= shard < shards:
         raise ShardError(f"shard {shard} is not one of 0..{shards - 1}.")
     record = ModelRegistry(warehouse).resolve(plan.model_name, plan.model_version)
-    sql = shard_sql(candidate_features_sql(spec), spec.entities.user)
     params = {"as_of": day, "shard_index": shard, "shard_count": shards}
     try:
         best, stats = score_day(
@@ -103,10 +102,10 @@ def score_shard(
             spec,
             day,
             record.uri,
-            sql,
             params,
             top_k=top_k,
             artifacts=artifacts,
+            wrap=functools.partial(shard_sql, user_column=spec.entities.user),
             logger=logger,
             unlocked=True,
         )

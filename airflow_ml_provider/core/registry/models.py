@@ -77,6 +77,8 @@ LIMIT 1
 """
 
 _LIST_HINT = "List the registered versions with `airflow-ml models list`"
+#: How many versions a "no champion" error lists (the newest first).
+NEWEST_SHOWN = 3
 
 
 class RegistryError(MLProviderError):
@@ -207,9 +209,40 @@ class ModelRegistry:
         if version_or_alias == CHAMPION:
             found = self.champion(model_name)
             if found is None:
-                raise RegistryError(f"no champion for model {model_name}; train and promote one first.")
+                raise RegistryError(self._no_champion(model_name))
             return found
         return self.get(model_name, version_or_alias)
+
+    def _no_champion(self, model_name: str) -> str:
+        """Why ``champion`` resolves to nothing, and how to serve anyway: pin a version or promote one."""
+        head = f"no champion for model {model_name}; train and promote one first"
+        pin = "`airflow-ml recommend --model-version {v}` (or `drift`; in a DAG, the operator's model_version='{v}')"
+        records = self.list(model_name)
+        if not records:
+            return (
+                f"{head}: no version of {model_name} is registered in table {TABLE} yet (`airflow-ml train` "
+                f"registers one). Then serve it pinned with {pin.format(v='<version>')}, or make it the "
+                "champion with `airflow-ml models promote <version>`."
+            )
+        shown = records[:NEWEST_SHOWN]
+        listed = ", ".join(
+            f"{r.version} ({r.status}{': cannot be promoted' if r.status == 'rejected' else ''}, "
+            f"registered {r.created_at:%Y-%m-%d %H:%M})"
+            for r in shown
+        )
+        older = (
+            f", and {len(records) - len(shown)} older (`airflow-ml models list`)" if len(records) > len(shown) else ""
+        )
+        example = next((r.version for r in records if r.status != "rejected"), None)
+        promote = (
+            f"make one the champion with `airflow-ml models promote {example}`"
+            if example
+            else "every registered version was rejected by the gate, so train a new one to promote"
+        )
+        return (
+            f"{head}, or serve a registered version pinned. Registered, newest first: {listed}{older}. "
+            f"Pin one with {pin.format(v=example or records[0].version)}, or {promote}."
+        )
 
     # --- writes -------------------------------------------------------------------
 

@@ -232,9 +232,23 @@ def read_windows(
     return read_window(plan, 0), read_window(plan, 1), read_window(plan, 2)
 
 
-def read_truth(uri: str | None) -> pd.DataFrame | None:
-    """Every positive in the label horizons (as_of_date, user, item, relevance), or None without a URI."""
-    return None if uri is None else read_training_data(uri)
+def read_truth(uri: str | None) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The evaluation export (``truth_data_sql``) as two frames, or (None, None) without a URI.
+
+    The truth: every positive in the label horizons (as_of_date, user, item, relevance, seen_before).
+    The popularity lists: as_of_date, user, item, popularity_rank (None for an export made before
+    they were part of it).
+    """
+    if uri is None:
+        return None, None
+    frame = read_training_data(uri)
+    if "popularity_rank" not in frame.columns:
+        return frame, None
+    listed = frame["popularity_rank"].notna().to_numpy()
+    truth = frame.loc[~listed].drop(columns="popularity_rank").reset_index(drop=True)
+    popular = frame.loc[listed].drop(columns=["relevance", "seen_before"], errors="ignore").reset_index(drop=True)
+    popular["popularity_rank"] = popular["popularity_rank"].astype("int64")
+    return truth, popular
 
 
 def check_windows(plan: WindowRows, spec: PipelineSpec) -> None:

@@ -94,27 +94,57 @@ def check_model_hooks(spec: PipelineSpec, pipeline: str | Path) -> None:
 
 
 def truth_data_sql(spec: PipelineSpec) -> str | None:
-    """GoogleSQL reading every positive of the label table over the run's dates, or None.
+    """GoogleSQL reading what the evaluation compares lists with, or None: the truth and the popularity lists.
 
+    The truth: every positive of the label table over the run's dates (``popularity_rank`` NULL).
     The reference labels.sql writes a row for every interaction in the horizon, candidate or
-    not; the candidates' rows join the features (training), and all positive rows are the
-    truth that end-to-end metrics, candidate recall and the global popularity list use. A
-    pipeline with one list per as-of date (e.g. churn) has no end-to-end scope.
+    not, for every user; the candidates' rows join the features (training), and all positive
+    rows are the truth that end-to-end metrics and candidate recall use.
+    The popularity lists (``popularity_rank`` 1..k, relevance NULL): the global popularity list of
+    every user with a positive on a test date whom batch inference would serve that day
+    (``core/evaluation/popularity.py``), the baseline of the gate and the fill of short lists.
+    Needs the parameters of ``truth_params``. A pipeline with one list per as-of date (e.g.
+    churn) has no end-to-end scope: None.
     """
+    from airflow_ml_provider.core.evaluation.popularity import popularity_lists_sql, served_users_sql
+
     if spec.evaluation.lists != "user":
         return None
     user, item = spec.entities.user, spec.entities.item
     label = validate_identifier(spec.label.column, kind="label column")
+    labels = validate_identifier(spec.label.step.table)
     seen_join, seen = seen_before_sql(spec, "l")
+    test = "l.as_of_date BETWEEN @validation_start AND @validation_end"
+    users = (
+        f"SELECT a.as_of_date, a.{user}\n"
+        f"FROM (SELECT DISTINCT l.as_of_date, l.{user} FROM {labels} AS l WHERE l.{label} > 0 AND {test}) AS a\n"
+        f"JOIN ({served_users_sql(spec, f'SELECT DISTINCT l.as_of_date FROM {labels} AS l WHERE {test}')}) AS s\n"
+        f"  ON s.as_of_date = a.as_of_date AND s.{user} = a.{user}"
+    )
     return f"""SELECT
   l.as_of_date,
   l.{user},
   l.{item},
   CAST(l.{label} AS FLOAT64) AS relevance,
-  {seen}
-FROM {validate_identifier(spec.label.step.table)} AS l{seen_join}
+  {seen},
+  CAST(NULL AS INT64) AS popularity_rank
+FROM {labels} AS l{seen_join}
 WHERE l.{label} > 0
-  AND {_in_windows("l")}"""
+  AND {_in_windows("l")}
+UNION ALL
+SELECT p.as_of_date, p.{user}, p.{item}, CAST(NULL AS FLOAT64), FALSE, p.popularity_rank
+FROM (
+{popularity_lists_sql(spec, users)}
+) AS p"""
+
+
+def truth_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, object]:
+    """The parameters of ``truth_data_sql``: the run's dates, the lookback and the evaluation's k."""
+    return {
+        **training_params(spec, run_date),
+        "lookback_days": spec.windows.feature_lookback_days,
+        "top_k": spec.evaluation.k,
+    }
 
 
 def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, dt.date]:

@@ -22,6 +22,7 @@ from airflow_ml_provider.core.training.job import (
     training_data_sql,
     training_params,
     truth_data_sql,
+    truth_params,
 )
 
 if TYPE_CHECKING:
@@ -99,7 +100,9 @@ def prepare_training_job(
         )
         data_uri = warehouse.export_parquet(training_data_sql(spec), params, data_uri, source="training data export")
         if truth_sql and truth_uri:
-            truth_uri = warehouse.export_parquet(truth_sql, params, truth_uri, source="evaluation truth export")
+            truth_uri = warehouse.export_parquet(
+                truth_sql, truth_params(spec, run_date), truth_uri, source="evaluation truth export"
+            )
         artifacts.write_bytes(pipeline_uri, Path(str(pipeline)).read_bytes())
         if hooks_file is not None and hooks_uri is not None:
             artifacts.write_bytes(hooks_uri, hooks_file.read_bytes())

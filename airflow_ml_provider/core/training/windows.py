@@ -33,6 +33,7 @@ from airflow_ml_provider.core.training.data import (
     FIT,
     LABEL,
     TEST,
+    TrainingDataError,
     WindowRows,
     as_days,
     check_training_data,
@@ -98,6 +99,8 @@ class FitWindow:
     inf_replaced: dict[str, int]
     binning: Binning
     truth: pd.DataFrame | None  # read with the fit window, before anything is transformed
+    popular: pd.DataFrame | None = None  # the global popularity lists of the test window's users
+    dropped: dict[str, str] = dataclasses.field(default_factory=dict)  # constant features left out of the model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,7 +142,7 @@ def fit_window(
     user = spec.entities.user
     train_df = read_window(plan, FIT)
     check_training_data(train_df, spec, data_uri)
-    truth = read_truth(truth_uri)
+    truth, popular = read_truth(truth_uri)
     on_read()
     train_df = hooks.transform(train_df)
     lists = list_sizes(train_df, user)
@@ -147,6 +150,15 @@ def fit_window(
     features = spec.model_features
     for skipped, why in spec.skipped_features.items():
         log.info("Feature %s skipped: %s in pipeline.yaml; it stays in the table, out of the model", skipped, why)
+    dropped = constant_features(train_df, features)
+    for name, why in dropped.items():
+        log.info("Feature %s dropped: %s; it stays in the table, out of the model", name, why)
+    features = [f for f in features if f.name not in dropped]
+    if not features:
+        raise TrainingDataError(
+            f"{data_uri}: every model feature is constant in the fit window ({', '.join(dropped)}): the trees "
+            "have nothing to split on. Check the feature SQL (or model.py's transform) and the source data."
+        )
     categories = fit_categories(train_df, features)
     # The drift profile is the last reader of the fit window's features besides encoding.
     # Dates and timestamps are not binned for drift; every other declared type is.
@@ -177,7 +189,24 @@ def fit_window(
     # The training matrix is binned: its float copy and the rest of the frame go on return, before
     # the other windows are read. Only the columns the evaluation reads (popularity, dates) stay.
     rest = train_df[["as_of_date", user, spec.entities.item, LABEL]]
-    return dtrain, FitWindow(rest, lists, features, categories, feature_profile, x_train.inf_replaced, binning, truth)
+    return dtrain, FitWindow(
+        rest, lists, features, categories, feature_profile, x_train.inf_replaced, binning, truth, popular, dropped
+    )
+
+
+def constant_features(frame: pd.DataFrame, features: list[FeatureColumn]) -> dict[str, str]:
+    """Features with one value (NULL counts as a value) in the fit window: name -> why, for the log and envelope.
+
+    A constant column cannot split a tree, yet it shifts LightGBM's binning and feature sampling:
+    retraining on the same data with two constant columns added once changed the model (54 -> 57
+    rounds). They leave the model as skipped features do, and serving never reads them.
+    """
+    out: dict[str, str] = {}
+    for f in features:
+        if f.name in frame.columns and frame[f.name].nunique(dropna=False) <= 1:
+            value = frame[f.name].iloc[0] if len(frame) else None
+            out[f.name] = f"constant in the fit window (every row {'NULL' if pd.isna(value) else repr(value)})"
+    return out
 
 
 def early_window(
@@ -223,9 +252,9 @@ def evaluate_held_out(
     """The test window's metrics per scope and ranker, and the champion's on the same rows; logged."""
     item = spec.entities.item
     catalog = int(pd.concat([fit.keys[item], test.frame[item]]).nunique())
-    metrics = evaluate_window(test.frame, scores, fit.keys, fit.truth, spec, catalog)
+    metrics = evaluate_window(test.frame, scores, fit.keys, fit.truth, spec, catalog, popular=fit.popular)
     metrics["champion"] = (
-        score_champion(champion_dir, test.raw, fit.keys, spec, catalog, fit.truth)
+        score_champion(champion_dir, test.raw, fit.keys, spec, catalog, fit.truth, fit.popular)
         if champion_dir and test.raw is not None
         else None
     )
@@ -242,7 +271,7 @@ def evaluate_held_out(
                 m["map"],
                 m["lists"],
             )
-    metrics["skipped_features"] = spec.skipped_features
+    metrics["skipped_features"] = {**spec.skipped_features, **fit.dropped}
     if metrics["candidate_recall"] is not None:
         log.info("Candidate recall on the test window: %.4f", metrics["candidate_recall"])
     return metrics
@@ -265,6 +294,7 @@ def score_champion(
     spec: PipelineSpec,
     catalog: int,
     truth: pd.DataFrame | None = None,
+    popular: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The current champion's metrics on the candidate's test window (same rows, same k, same scope).
 
@@ -284,7 +314,7 @@ def score_champion(
         return {"version": envelope.version, "comparable": False, "reason": str(err)}
     booster = load_booster(champion_dir, envelope.model_sha256)
     scores = np.asarray(booster.predict(matrix, num_iteration=envelope.best_iteration), dtype=np.float64)
-    metrics = evaluate_window(valid_raw, scores, train, truth, spec, catalog, bootstrap=False)["model"]
+    metrics = evaluate_window(valid_raw, scores, train, truth, spec, catalog, bootstrap=False, popular=popular)["model"]
     return {"version": envelope.version, "comparable": True, **metrics}
 
 

@@ -26,19 +26,15 @@ def _params_used(step: SqlStep, sql_dir: Path, spec: PipelineSpec | None = None)
 
 def window_problems(spec: PipelineSpec, sql_dir: Path) -> list[str]:
     """Incoherent label and time windows, each a sentence with the fix; empty when coherent."""
+    # windows.training_days >= validation_days is the contract's own rule (spec_sections.Windows).
     w, problems = spec.windows, []
-    if w.training_days < w.validation_days:
-        problems.append(
-            f"windows.training_days ({w.training_days}) is shorter than windows.validation_days "
-            f"({w.validation_days}): train on at least as many as-of dates as you validate on; "
-            "raise training_days or lower validation_days"
-        )
     per_user = spec.evaluation.lists == "user"
     for key, value in (("evaluation.k", spec.evaluation.k), ("inference.top_k", spec.inference.top_k)):
         if per_user and value > spec.candidates_per_user:
             problems.append(
-                f"{key} ({value}) exceeds candidates_per_user ({spec.candidates_per_user}): every list is "
-                f"shorter than {value}; raise candidates_per_user or lower {key}"
+                f"{key} ({value}) exceeds candidates_per_user ({spec.candidates_per_user}): at least "
+                f"{value - spec.candidates_per_user} items of every list would be the global popularity fill, "
+                f"not the model's; raise candidates_per_user or lower {key}"
             )
     uses_lookback = False
     steps_used = [(step, _params_used(step, sql_dir, spec)) for step in spec.steps]

@@ -11,7 +11,7 @@ import pytest
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 from airflow_ml_provider.core.contract.spec import load_spec
-from airflow_ml_provider.core.evaluation.outcomes import OUTCOMES_SQL, OUTCOMES_TABLE, POPULARITY_SQL, evaluate_outcomes
+from airflow_ml_provider.core.evaluation.outcomes import OUTCOMES_SQL, OUTCOMES_TABLE, evaluate_outcomes
 from airflow_ml_provider.core.features.render import render_sql_file
 from airflow_ml_provider.core.warehouse.ddl import ensure_tables
 from airflow_ml_provider.exceptions import EmptyResultError, HorizonNotPassedError
@@ -24,13 +24,13 @@ SPEC = BASE.model_copy(update={"inference": BASE.inference.model_copy(update={"t
 # Served lists (k = 2) of model recsys v1.
 LISTS = {"u1": ["i1", "i2"], "u2": ["i2", "i3"], "u3": ["i1", "i3"], "u4": ["i3", "i1"]}
 EVENTS = [
-    # before D (the popularity window (03-03, 03-10]): i1 by u1, u2, u4 and i4 by u1, u2, u3 -> [i1, i4]
+    # before D (the popularity lookback (02-10, 03-10]): i1 by u1, u2, u4 and i4 by u1, u2, u3 -> [i1, i4, i2]
     ("2026-03-05", "u1", "i1", "view"),
     ("2026-03-06", "u2", "i1", "view"),
     ("2026-03-07", "u1", "i4", "view"),
     ("2026-03-08", "u2", "i4", "view"),
     ("2026-03-09", "u3", "i4", "add_to_cart"),
-    ("2026-03-01", "u3", "i2", "view"),  # outside the popularity window
+    ("2026-03-01", "u3", "i2", "view"),  # in the lookback: i2 has one user, third
     ("2026-03-10", "u4", "i1", "view"),  # on D: in the popularity window, not in the horizon
     # the horizon
     ("2026-03-12", "u1", "i2", "purchase"),  # a hit at rank 2, bought twice
@@ -81,14 +81,15 @@ def _serve(wh: DuckDBWarehouse, day: dt.date = D) -> None:
                 "generated_at": pa.array(
                     [dt.datetime(2026, 3, 10, tzinfo=dt.UTC)] * len(rows), pa.timestamp("us", "UTC")
                 ),
+                "source": ["model"] * len(rows),
             }
         ),
     )
 
 
 def _evaluate(wh: DuckDBWarehouse, day: dt.date = D, today: dt.date = TODAY):
-    sql = [render_sql_file(SQL_DIR / name, day, SPEC) for name in (OUTCOMES_SQL, POPULARITY_SQL)]
-    return evaluate_outcomes(wh, SPEC, day, *sql, run_id="test", today=today)
+    sql = render_sql_file(SQL_DIR / OUTCOMES_SQL, day, SPEC)
+    return evaluate_outcomes(wh, SPEC, day, sql, run_id="test", today=today)
 
 
 @pytest.fixture
@@ -168,7 +169,7 @@ def test_a_date_without_lists_is_refused(wh):
 
 
 def test_the_same_rows_on_the_gcp_backend(gcp):
-    """outcomes.sql and popularity.sql through the real BigQuery client on the local endpoint; same numbers."""
+    """outcomes.sql and the popularity lists through the real BigQuery client on the local endpoint; same numbers."""
     from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
     from airflow_ml_provider.core.contract.config import PlatformConfig
     from tests.fakes.gcp import DATASET, PROJECT
@@ -180,11 +181,32 @@ def test_the_same_rows_on_the_gcp_backend(gcp):
     assert written.rows == 2
     queries = [c["query"] for c in gcp.bigquery.job_configs("query")]
     assert any("FULL OUTER JOIN horizon_events" in q for q in queries)  # the GoogleSQL itself, not a transpilation
+    assert any("popularity_rank" in q and "INTERVAL @lookback_days DAY" in q for q in queries)
     stored = {r["list_source"]: r for r in gcp.bigquery.rows(PROJECT, DATASET, OUTCOMES_TABLE).to_pylist()}
     assert (stored["model"]["hits"], stored["model"]["revenue"]) == (1, 40.0)
     assert stored["model"]["ndcg_at_k"] == pytest.approx((7 / math.log2(3)) / (7 + 1 / math.log2(3)) / 2)
     assert (stored["global_popularity"]["purchases"], stored["global_popularity"]["revenue"]) == (1, 100.0)
     assert {r["prediction_date"] for r in stored.values()} == {D}
+
+
+def test_the_popularity_list_skips_what_each_user_bought_and_revenue_needs_prices(wh):
+    """exclude_seen: purchased, u1 bought i4 before D, so their popularity list is [i1, i2]; no prices, no revenue."""
+    ts = dt.datetime(2026, 3, 9, 12, tzinfo=dt.UTC)
+    wh.execute(
+        "INSERT INTO events VALUES (@ts, 'u1', 'i4', 'purchase')", {"ts": ts}
+    )  # i4 has the same 3 users: still second
+    wh.replace_table("items", pa.table({"item_id": list(PRICES), "category": ["a"] * 4}))  # a shop without prices
+    spec = SPEC.model_copy(
+        update={
+            "inference": SPEC.inference.model_copy(update={"exclude_seen": "purchased"}),
+            "source_columns": {"items": {"price": None}},
+        }
+    )
+    evaluate_outcomes(wh, spec, D, render_sql_file(SQL_DIR / OUTCOMES_SQL, D, spec), run_id="t", today=TODAY)
+    popular = _stored(wh)["global_popularity"]
+    # u2 still gets [i1, i4] and finds its i4 purchase; u1's list no longer holds i4 (it holds i2: a hit).
+    assert popular["hits"] == 2 and popular["recall_at_k"] == pytest.approx((1 / 2 + 1) / 2)
+    assert popular["revenue"] is None and _stored(wh)["model"]["revenue"] is None
 
 
 def test_cli_judges_a_range_and_prints_json(wh, capsys):
@@ -193,6 +215,7 @@ def test_cli_judges_a_range_and_prints_json(wh, capsys):
     assert main(["outcomes", "--warehouse", str(wh.path), "--date", D.isoformat(), "--json", "-q"]) == 0
     out = json.loads(capsys.readouterr().out)
     (summary,) = out["summary"]
-    assert (summary["model_hit_rate"], summary["popularity_revenue"]) == (0.5, 100.0)
+    # k = 10 (the contract): the popularity list [i1, i4, i2] also holds u1's i2 (bought twice at 20).
+    assert (summary["model_hit_rate"], summary["popularity_revenue"]) == (0.5, 140.0)
     assert main(["outcomes", "--warehouse", str(wh.path), "--date", "2026-03-09", "-q"]) == 1  # nothing served
     assert "no lists were served that day" in capsys.readouterr().err

@@ -134,12 +134,22 @@ def test_rerun_gives_identical_lists_and_never_appends(prepared, warehouse):
     assert warehouse.query("SELECT COUNT(*) AS n FROM recommendation_runs").to_pylist() == [{"n": 2}]
 
 
-def test_fewer_candidates_than_k_gives_what_exists(prepared, warehouse):
+def test_fewer_candidates_than_k_are_filled_from_the_popularity_list(prepared, warehouse):
+    """The model's candidates come first, then the global popularity list tops every list up to k."""
     per_user = load_spec(PIPELINE).candidates_per_user
-    result = recommend(prepared, top_k=per_user + 20)
-    most = warehouse.query("SELECT MAX(n) AS m FROM (SELECT COUNT(*) AS n FROM recommendations GROUP BY user_id)")
-    assert most.to_pylist()[0]["m"] <= per_user
-    assert result["rows_written"] <= result["candidates"]
+    k = per_user + 20
+    result = recommend(prepared, top_k=k)
+    rows = warehouse.query(
+        "SELECT user_id, COUNT(*) AS n, COUNTIF(source = 'model') AS model, "
+        "COUNTIF(source = 'global_popularity' AND score IS NULL) AS filled, "
+        "MAX(IF(source = 'model', rank, 0)) AS last_model, MIN(IF(source = 'model', k_max, NULL)) AS unused "
+        "FROM (SELECT *, 0 AS k_max FROM recommendations) GROUP BY user_id"
+    ).to_pylist()
+    assert rows and all(r["n"] == k and r["model"] <= per_user and r["model"] + r["filled"] == k for r in rows)
+    assert all(r["last_model"] == r["model"] for r in rows), "the model's items rank first"
+    assert result["rows_written"] == k * len(rows)
+    pairs = warehouse.query("SELECT COUNT(*) AS n, COUNT(DISTINCT user_id || '|' || item_id) AS d FROM recommendations")
+    assert pairs.to_pylist()[0]["n"] == pairs.to_pylist()[0]["d"], "a filled item is never one the model listed"
 
 
 def test_empty_candidate_set_fails_and_keeps_the_partition(prepared, warehouse):

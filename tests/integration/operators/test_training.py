@@ -139,6 +139,46 @@ def test_gate_promotes_then_rejects_a_worse_candidate(warehouse, tmp_path):
     assert registry.champion("recsys").version == first["version"]
 
 
+def test_a_model_a_simple_ranker_beats_is_never_promoted_even_without_a_champion(warehouse, tmp_path):
+    """The gate compares with the strongest simple ranker: a popularity list once beat a promoted model."""
+    weak = _pipeline_copy(
+        tmp_path,
+        edit=lambda raw: raw["model"].update(
+            num_boost_round=1, params={"num_leaves": 2, "max_depth": 1, "learning_rate": 0.001}
+        ),
+    )
+    result = train(weak, run_id="weak")
+    metrics = read_envelope(result["uri"]).metrics
+    chosen = metrics["baseline_name"]
+    assert metrics["baseline_rule"] == "strongest" and chosen == max(metrics["baselines"], key=metrics["baselines"].get)
+    assert set(metrics["baselines"]) == {"global_popularity", "candidate_order", "candidate_popularity"}
+    assert metrics["model"]["ndcg"] < metrics["baseline"]["ndcg"] * 1.05
+    with pytest.raises(AirflowSkipException, match=rf"rejected: .*over the {chosen.replace('_', ' ')} "):
+        promote(result["version"], weak)
+    assert ModelRegistry(warehouse).get("recsys", result["version"]).status == "rejected"
+    assert ModelRegistry(warehouse).champion("recsys") is None
+
+
+CONSTANT_MODEL_PY = '''
+def transform(df):
+    df["item_age_days"] = 3
+    df["pair_views"] = 0
+    return df
+'''
+
+
+def test_constant_features_leave_the_model_and_are_named(warehouse, tmp_path):
+    """Two columns constant in the fit window: out of the model, in the envelope's skipped features, served fine."""
+    pipeline = _pipeline_copy(tmp_path, model_py=CONSTANT_MODEL_PY)
+    result = train(pipeline, run_id="constant")
+    envelope = read_envelope(result["uri"])
+    assert {"item_age_days", "pair_views"}.isdisjoint(envelope.feature_names())
+    skipped = envelope.metrics["skipped_features"]
+    assert skipped["item_age_days"] == "constant in the fit window (every row 3)"
+    assert skipped["pair_views"] == "constant in the fit window (every row 0)"
+    assert "item_age_days" not in envelope.profile["features"]
+
+
 def test_broken_model_py_fails_before_training(warehouse, tmp_path):
     broken = _pipeline_copy(
         tmp_path, model_py="def params(defaults):\n    return defaults\n\ndef paramz(x):\n    return x\n"
@@ -183,16 +223,22 @@ def test_too_few_lists_is_no_decision_and_the_model_stays_a_candidate(warehouse,
     result = train(strict)
     envelope = read_envelope(result["uri"])
     metrics = envelope.metrics
-    assert metrics["scope"] == "end_to_end" and metrics["model"]["lists"] < 10_000_000
-    # Every scope and ranker is labelled in the envelope, with k, window and lists.
-    assert set(metrics["scopes"]["end_to_end"]) == {
-        "model",
-        "candidate_order",
-        "candidate_popularity",
-        "global_popularity",
-    }
+    assert metrics["scope"] == "all_active" and metrics["model"]["users"] < 10_000_000
+    # Every scope and ranker is labelled in the envelope, with k, window, lists and users.
+    for scope in ("end_to_end", "all_active"):
+        assert set(metrics["scopes"][scope]) == {
+            "model",
+            "candidate_order",
+            "candidate_popularity",
+            "global_popularity",
+        }
+    served, everyone = metrics["scopes"]["end_to_end"]["model"], metrics["scopes"]["all_active"]["model"]
+    # All-active lists include the served ones; a user counts once however many test dates they are active on.
+    assert everyone["lists"] >= served["lists"] and everyone["users"] <= everyone["lists"]
+    dates = envelope.data.validation_dates
+    assert everyone["lists"] <= everyone["users"] * ((dates[1] - dates[0]).days + 1)
     assert 0 < metrics["candidate_recall"] < 1 and metrics["window"] == "test"
     assert envelope.data.early_stopping_dates[1] < envelope.data.validation_dates[0]
-    with pytest.raises(AirflowSkipException, match=r"not judged \(no decision\): No decision, too few lists"):
+    with pytest.raises(AirflowSkipException, match=r"not judged \(no decision\): No decision, too few users"):
         promote(result["version"], strict)
     assert ModelRegistry(warehouse).get("recsys", result["version"]).status == "candidate"

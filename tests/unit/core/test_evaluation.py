@@ -16,9 +16,10 @@ from airflow_ml_provider.core.evaluation.offline import (
     bootstrap_lift,
     candidate_recall,
     evaluate_window,
+    fill_from,
     list_keys,
     per_list_metrics,
-    popular_items,
+    pick_baseline,
     same_list_for_all,
     top_k,
 )
@@ -96,8 +97,16 @@ def reference_metrics(recommended: list, truth: dict, k: int) -> dict[str, float
     ideal = sorted(positives.values(), reverse=True)[:k]
     idcg = sum((2**r - 1) / math.log2(pos + 2) for pos, r in enumerate(ideal))
     hits = [i in positives for i in top]
+    binary = sum(1 / math.log2(pos + 2) for pos, h in enumerate(hits) if h)
+    ideal_binary = sum(1 / math.log2(pos + 2) for pos in range(min(k, len(positives))))
     ap = sum(sum(hits[: n + 1]) / (n + 1) for n, h in enumerate(hits) if h) / min(k, len(positives))
-    return {"ndcg": dcg / idcg, "recall": sum(hits) / len(positives), "precision": sum(hits) / k, "map": ap}
+    return {
+        "ndcg": dcg / idcg,
+        "ndcg_binary": binary / ideal_binary,
+        "recall": sum(hits) / len(positives),
+        "precision": sum(hits) / k,
+        "map": ap,
+    }
 
 
 def random_case(seed: int, k: int, lists: int = 40):
@@ -143,6 +152,9 @@ def test_ndcg_equals_sklearn_on_untied_lists(seed, k):
         y_score = [[score.get(i, 0.0) for i in items]]
         y_true = [[2 ** rel.get(i, 0) - 1 for i in items]]
         assert got.loc[lid, "ndcg"] == pytest.approx(ndcg_score(y_true, y_score, k=k), abs=1e-12)
+        # Binary gain: every positive gains 1, whatever its grade.
+        binary = [[1 if rel.get(i, 0) > 0 else 0 for i in items]]
+        assert got.loc[lid, "ndcg_binary"] == pytest.approx(ndcg_score(binary, y_score, k=k), abs=1e-12)
 
 
 def test_items_never_recommended_count_against_recall_end_to_end():
@@ -151,7 +163,7 @@ def test_items_never_recommended_count_against_recall_end_to_end():
     got = per_list_metrics(rec, truth, k=2)
     assert got.loc["a", "recall"] == pytest.approx(1 / 3)
     # A list with positives but no recommendation scores zero (it is not dropped).
-    assert got.loc["b"].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert got.loc["b"].tolist() == [0.0, 0.0, 0.0, 0.0, 0.0]
 
 
 def test_top_k_ranks_by_score_then_item_and_puts_nan_last():
@@ -185,12 +197,30 @@ def test_candidate_recall_counts_positives_outside_the_candidates():
     assert got == {"mean": 0.25, "pooled": 0.25, "lists": 2, "positives": 4}
 
 
-def test_global_popularity_counts_distinct_lists_and_is_the_same_for_everyone():
-    items = np.array(["x", "x", "y", "y", "y", "z"])
-    users = np.array(["a", "a", "a", "b", "c", "a"])
-    assert popular_items(items, users, 2) == ["y", "x"]
+def test_short_lists_are_filled_from_the_fallback_in_its_order_without_repeats():
+    rec = pd.DataFrame({"list_id": ["a", "b", "b"], "item": ["x", "p", "q"], "rank": [1, 1, 2]})
+    fallback = pd.DataFrame(
+        {"list_id": ["a", "a", "a", "b", "c"], "item": ["y", "x", "z", "r", "y"], "rank": [1, 2, 3, 1, 1]}
+    )
+    got = fill_from(rec, fallback, k=3).sort_values(["list_id", "rank"])
+    # a: x, then y and z (x is not repeated); b is topped up to 3 with r; c is not a list of rec.
+    assert got.values.tolist() == [["a", "x", 1], ["a", "y", 2], ["a", "z", 3], ["b", "p", 1], ["b", "q", 2],
+                                   ["b", "r", 3]]  # fmt: skip
     same = same_list_for_all(np.array(["l1", "l2", "l1"]), ["y", "x"])
     assert same.values.tolist() == [["l1", "y", 1], ["l1", "x", 2], ["l2", "y", 1], ["l2", "x", 2]]
+
+
+def test_the_strongest_baseline_is_the_best_simple_ranker():
+    summaries = {
+        "global_popularity": {"ndcg": 0.07},
+        "candidate_order": {"ndcg": 0.05},
+        "candidate_popularity": {"ndcg": 0.07},
+    }
+    assert pick_baseline(summaries, "strongest", "ndcg") == "global_popularity"  # a tie keeps the documented order
+    assert pick_baseline(summaries, "candidate_order", "ndcg") == "candidate_order"
+    # A named baseline the run could not compute (no popularity export) falls back to the strongest present.
+    del summaries["global_popularity"]
+    assert pick_baseline(summaries, "global_popularity", "ndcg") == "candidate_popularity"
 
 
 def test_bootstrap_interval_brackets_the_lift_and_is_reproducible():
@@ -205,10 +235,25 @@ def test_bootstrap_interval_brackets_the_lift_and_is_reproducible():
     assert bootstrap_lift(model.iloc[:0], base.iloc[:0], 100)["low"] is None
 
 
+def test_bootstrap_resamples_users_not_their_lists():
+    """Ten users on 30 dates each: 300 lists, but the interval is as wide as ten draws make it."""
+    rng = np.random.default_rng(1)
+    effect = np.repeat(rng.normal(0.2, 0.3, 10), 30)  # a user's lift is the same on every date
+    base = pd.Series(np.full(300, 0.5))
+    model = base * (1 + effect)
+    users = pd.Series(np.repeat([f"u{i}" for i in range(10)], 30))
+    by_list = bootstrap_lift(model, base, 2000)
+    by_user = bootstrap_lift(model, base, 2000, clusters=users)
+    assert by_user["clusters"] == 10 and by_list["clusters"] == 300
+    # Resampling lists treats 300 copies of 10 opinions as 300 opinions: a far narrower, false interval.
+    assert (by_user["high"] - by_user["low"]) > 3 * (by_list["high"] - by_list["low"])
+
+
 # --- one test window, every scope ----------------------------------------------------------
 
 
 def test_evaluate_window_labels_scopes_and_uses_the_gates_pick():
+    """A hand-computed world: users with candidates, a served user without, and an unserved one."""
     spec = SPEC.model_copy(
         update={"evaluation": SPEC.evaluation.model_copy(update={"k": 2, "candidate_order": "candidate_rank"})}
     )
@@ -224,33 +269,43 @@ def test_evaluate_window_labels_scopes_and_uses_the_gates_pick():
         }
     )
     fit = pd.DataFrame({"as_of_date": [day - dt.timedelta(days=14)] * 2, "item_id": ["c", "z"], "label": [1, 1]})
+    # u3 was active in the lookback but has no candidates (served the popularity list); u4 was not (unserved).
     truth = pd.DataFrame(
         {
-            "as_of_date": [day, day, day, fit["as_of_date"][0], fit["as_of_date"][0], fit["as_of_date"][0]],
-            "user_id": ["u1", "u1", "u2", "u7", "u8", "u9"],
-            "item_id": ["b", "z", "a", "z", "z", "c"],
-            "relevance": [1.0, 3.0, 1.0, 1.0, 1.0, 1.0],
+            "as_of_date": [day] * 5,
+            "user_id": ["u1", "u1", "u2", "u3", "u4"],
+            "item_id": ["b", "z", "a", "z", "c"],
+            "relevance": [1.0, 3.0, 1.0, 1.0, 1.0],
+        }
+    )
+    popular = pd.DataFrame(
+        {
+            "as_of_date": [day] * 6,
+            "user_id": ["u1", "u1", "u2", "u2", "u3", "u3"],
+            "item_id": ["z", "c"] * 3,
+            "popularity_rank": [1, 2] * 3,
         }
     )
     scores = np.array([0.1, 0.9, 0.5, 0.9, 0.1, 0.2])  # the model ranks b first for u1, a for u2
-    out = evaluate_window(test, scores, fit, truth, spec, catalog=4, bootstrap=False)
-    assert (out["scope"], out["baseline_name"], out["k"], out["window"]) == (
-        "end_to_end",
-        "global_popularity",
-        2,
-        "test",
-    )
+    out = evaluate_window(test, scores, fit, truth, spec, catalog=4, bootstrap=False, popular=popular)
+    assert (out["scope"], out["k"], out["window"]) == ("all_active", 2, "test")
     assert out["test_dates"] == ["2026-03-20", "2026-03-20"]
-    cand, e2e = out["scopes"]["candidates"], out["scopes"]["end_to_end"]
+    cand, e2e, everyone = (out["scopes"][s] for s in ("candidates", "end_to_end", "all_active"))
     assert set(cand) == {"model", "candidate_popularity", "candidate_order"}
-    assert set(e2e) == {"model", "candidate_popularity", "candidate_order", "global_popularity"}
+    assert set(e2e) == set(everyone) == {"model", "candidate_popularity", "candidate_order", "global_popularity"}
     assert cand["model"]["recall"] == 1.0 and cand["model"]["lists"] == 2
-    # End to end u1 also wanted z (relevance 3): the model found b only.
-    assert e2e["model"]["recall"] == pytest.approx((1 / 2 + 1) / 2)
+    # End to end (users with candidates) u1 also wanted z (relevance 3): the model found b only.
+    assert e2e["model"]["recall"] == pytest.approx((1 / 2 + 1) / 2) and e2e["model"]["lists"] == 2
+    # Every active user: u3 gets the popularity list [z, c] and finds z; u4 was not served: a miss.
+    assert everyone["model"]["recall"] == pytest.approx((1 / 2 + 1 + 1 + 0) / 4)
+    assert (everyone["model"]["lists"], everyone["model"]["users"]) == (4, 4)
+    # The popularity list [z, c] for every served user: u1 finds z, u2 nothing, u3 z, u4 unserved.
+    assert everyone["global_popularity"]["recall"] == pytest.approx((1 / 2 + 0 + 1 + 0) / 4)
     assert out["candidate_recall"] == pytest.approx((1 / 2 + 1) / 2)
-    # Global popularity of the fit window is [z, c]: it finds u1's z and nothing for u2.
-    assert e2e["global_popularity"]["recall"] == pytest.approx((1 / 2 + 0) / 2)
-    assert out["model"] == e2e["model"] and out["baseline"] == e2e["global_popularity"]
+    assert out["candidate_recall_detail"]["all_active"] == pytest.approx((1 / 2 + 1 + 0 + 0) / 4)
+    strongest = max(out["baselines"], key=out["baselines"].get)
+    assert out["baseline_name"] == strongest and out["baseline_rule"] == "strongest"
+    assert out["model"] == everyone["model"] and out["baseline"] == everyone[strongest]
 
 
 def test_rows_inference_would_exclude_leave_the_lists_the_truth_and_the_popularity_list():
@@ -282,11 +337,14 @@ def test_rows_inference_would_exclude_leave_the_lists_the_truth_and_the_populari
             "seen_before": [True, False, False, False, False],
         }
     )
-    out = evaluate_window(test, np.array([0.9, 0.5, 0.1]), fit, truth, spec, catalog=3, bootstrap=False)
+    # The popularity export skips u1's bought `a` (core/evaluation/popularity.py): u1's list is [b].
+    popular = pd.DataFrame({"as_of_date": [day], "user_id": ["u1"], "item_id": ["b"], "popularity_rank": [1]})
+    out = evaluate_window(
+        test, np.array([0.9, 0.5, 0.1]), fit, truth, spec, catalog=3, bootstrap=False, popular=popular
+    )
     e2e = out["scopes"]["end_to_end"]
     # Without `a` the model's top 1 is b, the one positive left: recall 1 (it would be 1/2 with `a` counted).
     assert e2e["model"]["recall"] == 1.0 and out["scopes"]["candidates"]["model"]["recall"] == 1.0
-    # Popularity of the fit window is [a, b]; u1 has bought a, so the list serves b: a hit.
     assert e2e["global_popularity"]["recall"] == 1.0
     assert out["candidate_recall"] == 1.0
     assert out["exclude_seen"] == {"rule": "purchased", "candidate_rows": 1, "positives": 1}

@@ -47,10 +47,27 @@ def test_gate_decisions(case, candidate, baseline, champion, passes, checks):
 
 def test_reason_sentences_carry_the_numbers():
     result = evaluate_gate(m(0.412), m(0.335), m(0.400), GATE)
-    assert result.reasons[0] == "ndcg@10 0.412 is +23.0% over the popularity baseline 0.335 (needs +5.0%)."
+    assert result.reasons[0] == "ndcg@10 0.4120 is +23.0% over the popularity baseline 0.3350 (needs +5.0%)."
     assert (
-        result.reasons[1]
-        == "ndcg@10 0.412 is +3.0% vs the champion's 0.400 (allows at most -2.0%, i.e. 0.392 or more)."
+        result.reasons[1] == "ndcg@10 0.4120 is +3.00% (+0.0120) vs the champion's 0.4000 "
+        "(allows at most -2.0%, i.e. 0.3920 or more)."
+    )
+
+
+def test_a_small_change_vs_the_champion_reads_as_one():
+    """It read "0.114 is +0.0% vs the champion's 0.113": rounding hid the difference it described."""
+    result = evaluate_gate(m(0.11407), m(0.05), m(0.11349), GATE)
+    assert "0.1141 is +0.51% (+0.0006) vs the champion's 0.1135" in result.reasons[1]
+
+
+def test_the_strongest_baseline_is_named_beside_the_others():
+    baselines = {"global_popularity": 0.0695, "candidate_order": 0.0394, "candidate_popularity": 0.0548}
+    result = evaluate_gate(m(0.0507), m(0.0695), None, GATE, baseline_name="global_popularity", baselines=baselines)
+    assert result.outcome == "reject"
+    assert "over the global popularity 0.0695" in result.reasons[0]
+    assert (
+        "the strongest of global popularity 0.0695, candidate order 0.0394, candidate popularity 0.0548"
+        in (result.reasons[0])
     )
 
 
@@ -109,7 +126,9 @@ def test_too_few_lists_is_no_decision_not_a_pass(lists, outcome):
     assert result.outcome == outcome
     assert result.passes is (outcome == "promote")
     if outcome == "no_decision":
-        assert result.reasons[0].startswith(f"No decision, too few lists: the test window has {lists} lists")
+        assert result.reasons[0].startswith(
+            f"No decision, too few users: the test window has {lists} distinct users with a positive"
+        )
         assert "evaluation.min_lists is 200" in result.reasons[0]
 
 
@@ -122,7 +141,14 @@ def test_unknown_list_count_is_no_decision():
     """Metrics without a list count (an envelope from before min_lists) are never a pass."""
     result = evaluate_gate({"ndcg": 0.9}, m(0.1), None, GATE)
     assert result.outcome == "no_decision"
-    assert "an unknown number of lists" in result.reasons[0]
+    assert "an unknown number of distinct users" in result.reasons[0]
+
+
+def test_min_lists_counts_users_not_lists():
+    """234 lists of 15 users are 15 users: no decision (the ratings data was once promoted on them)."""
+    result = evaluate_gate({**m(0.9, lists=234), "users": 15}, m(0.1), None, GATE)
+    assert result.outcome == "no_decision"
+    assert "15 distinct users with a positive (234 lists)" in result.reasons[0]
 
 
 def test_rejection_is_an_outcome_too():
@@ -134,7 +160,9 @@ def test_scope_baseline_and_interval_are_labelled():
     result = evaluate_gate(
         m(0.412), m(0.335), None, GATE, lift_ci=ci, scope="end_to_end", baseline_name="global_popularity"
     )
-    assert result.reasons[0] == "ndcg@10 (end-to-end) 0.412 is +23.0% over the global popularity 0.335 (needs +5.0%)."
-    assert "95% bootstrap interval over lists is +12.0% to +31.0% (1000 resamples)" in result.reasons[-1]
+    assert result.reasons[0] == (
+        "ndcg@10 (end-to-end) 0.4120 is +23.0% over the global popularity 0.3350 (needs +5.0%)."
+    )
+    assert "95% bootstrap interval, resampling lists, is +12.0% to +31.0% (1000 resamples)" in result.reasons[-1]
     assert result.diagnostics["lift_ci"] == ci
     json.dumps(result.diagnostics, allow_nan=False)

@@ -74,6 +74,7 @@ def test_query_params_content(reference_raw):
         "lookback_days": windows["feature_lookback_days"],
         "label_horizon_days": windows["label_horizon_days"],
         "candidates_per_user": reference_raw["candidates_per_user"],
+        "exclude_seen": reference_raw["inference"]["exclude_seen"],
     }
 
 
@@ -89,6 +90,7 @@ def test_query_params_follow_the_contract(tmp_path, reference_raw):
         "lookback_days": 14,
         "label_horizon_days": 3,
         "candidates_per_user": 20,
+        "exclude_seen": "none",
     }
 
 

@@ -282,9 +282,9 @@ def test_googlesql_duckdb_cannot_run_raises_naming_the_source(sql):
     assert "cannot run" in msg
 
 
-# The pipeline's steps; outcomes.sql and popularity.sql are not steps (OutcomeEvaluationOperator
+# The pipeline's steps; outcomes.sql is not a step (OutcomeEvaluationOperator
 # renders them) and run on DuckDB and the local BigQuery in tests/integration/sql and core/test_outcomes.
-STEP_SQL = sorted(p for p in (SQL_DIR / "recsys").glob("*.sql") if p.name not in ("outcomes.sql", "popularity.sql"))
+STEP_SQL = sorted(p for p in (SQL_DIR / "recsys").glob("*.sql") if p.name != "outcomes.sql")
 
 
 @pytest.mark.parametrize("path", STEP_SQL, ids=lambda p: p.name)

@@ -165,9 +165,11 @@ def test_incoherent_windows_fail(project, warehouse):
 
     edit_contract(project, shrink)
     report = run(project, warehouse)
-    status, detail = by_name(report)["windows"]
+    # The contract itself refuses it now, so every entry point does (not only validate).
+    status, detail = by_name(report)["contract"]
     assert status == "FAIL"
     assert "windows.training_days (3) is shorter than windows.validation_days (7)" in detail
+    assert by_name(report)["windows"][0] == "SKIP"
     assert not report.ok
 
 

@@ -112,6 +112,7 @@ def seed(warehouse: DuckDBWarehouse) -> None:
                 "model_version": pa.array(["v2"] * len(rows)),
                 "run_id": pa.array([f"run-{day}"] * len(rows)),
                 "generated_at": pa.array([T0] * len(rows), pa.timestamp("us", tz="UTC")),
+                "source": pa.array(["model"] * len(rows)),
             }
         )
         warehouse.replace_partition("recommendations", "prediction_date", day, table)

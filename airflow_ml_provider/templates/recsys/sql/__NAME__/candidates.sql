@@ -7,13 +7,18 @@
 --   category: the items trending in the user's categories, weighted by the user's share there
 --   trending: the most engaged-with items of the last @trending_days days, for everyone
 -- The sources are interleaved by their own rank (every source's best first), so each gets its
--- share of the @candidates_per_user slots. Reads no event after @as_of. Owner: data science.
+-- share of the @candidates_per_user slots. With inference.exclude_seen (@exclude_seen: purchased
+-- or interacted), every generator skips what the user bought (or touched) in the lookback before
+-- it is cut to its quota, so lists stay full (batch inference still excludes against the whole
+-- history, and fills a short list from the global popularity list). Reads no event after @as_of.
+-- Owner: data science.
 WITH window_events AS (
   SELECT
     e.user_id,
     e.item_id,
     DATE(e.event_ts) AS event_date,
     i.category,
+    e.event_type,
     CASE e.event_type WHEN 'purchase' THEN 3.0 WHEN 'add_to_cart' THEN 2.0 ELSE 1.0 END AS weight,
     POW(0.5, DATE_DIFF(@as_of, DATE(e.event_ts), DAY) / @covisit_half_life_days) AS decay
   FROM {{ source('events') }} AS e
@@ -23,15 +28,23 @@ WITH window_events AS (
     -- An event type the SQL does not know (e.g. 'unknown' from event_types) proposes nothing.
     AND e.event_type IN ('view', 'add_to_cart', 'purchase')
 ),
+-- The (user, item) pairs no generator proposes: inference.exclude_seen's rule, in the lookback.
+seen AS (
+  SELECT DISTINCT user_id, item_id
+  FROM window_events
+  WHERE @exclude_seen = 'interacted' OR (@exclude_seen = 'purchased' AND event_type = 'purchase')
+),
 user_items AS (
   SELECT user_id, item_id, SUM(weight * decay) AS engagement
   FROM window_events
   GROUP BY user_id, item_id
 ),
 repeat_items AS (
-  SELECT user_id, item_id, 'repeat' AS source, engagement AS score
-  FROM user_items
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY engagement DESC, item_id) <= @repeat_candidates
+  SELECT u.user_id, u.item_id, 'repeat' AS source, u.engagement AS score
+  FROM user_items AS u
+  LEFT JOIN seen AS x ON x.user_id = u.user_id AND x.item_id = u.item_id
+  WHERE x.user_id IS NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY u.user_id ORDER BY u.engagement DESC, u.item_id) <= @repeat_candidates
 ),
 user_day_items AS (
   SELECT user_id, event_date, item_id, MAX(decay) AS decay
@@ -58,6 +71,8 @@ covisit AS (
   SELECT u.user_id, s.item_b AS item_id, 'covisit' AS source, SUM(u.engagement * s.similarity) AS score
   FROM user_items AS u
   JOIN similar AS s ON s.item_a = u.item_id
+  LEFT JOIN seen AS x ON x.user_id = u.user_id AND x.item_id = s.item_b
+  WHERE x.user_id IS NULL
   GROUP BY u.user_id, s.item_b
   QUALIFY ROW_NUMBER() OVER (PARTITION BY u.user_id ORDER BY SUM(u.engagement * s.similarity) DESC, s.item_b)
     <= @covisit_candidates
@@ -76,6 +91,8 @@ category_items AS (
   SELECT c.user_id, h.item_id, 'category' AS source, c.share * h.heat AS score
   FROM user_categories AS c
   JOIN item_heat AS h ON h.category = c.category
+  LEFT JOIN seen AS x ON x.user_id = c.user_id AND x.item_id = h.item_id
+  WHERE x.user_id IS NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY c.user_id ORDER BY c.share * h.heat DESC, h.item_id) <= @category_candidates
 ),
 trending_items AS (
@@ -83,12 +100,16 @@ trending_items AS (
   FROM window_events
   WHERE event_date > DATE_SUB(@as_of, INTERVAL @trending_days DAY)
   GROUP BY item_id
-  QUALIFY ROW_NUMBER() OVER (ORDER BY SUM(weight) DESC, item_id) <= @trending_candidates
+  -- Twice the quota, so a user who has seen some of them still gets @trending_candidates.
+  QUALIFY ROW_NUMBER() OVER (ORDER BY SUM(weight) DESC, item_id) <= 2 * @trending_candidates
 ),
 trending_users AS (
   SELECT u.user_id, t.item_id, 'trending' AS source, t.heat AS score
   FROM (SELECT DISTINCT user_id FROM window_events) AS u
   CROSS JOIN trending_items AS t
+  LEFT JOIN seen AS x ON x.user_id = u.user_id AND x.item_id = t.item_id
+  WHERE x.user_id IS NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY u.user_id ORDER BY t.heat DESC, t.item_id) <= @trending_candidates
 ),
 all_sources AS (
   SELECT *, ROW_NUMBER() OVER (PARTITION BY user_id, source ORDER BY score DESC, item_id) AS source_rank

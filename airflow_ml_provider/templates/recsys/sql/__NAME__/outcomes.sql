@@ -7,7 +7,8 @@
 --   rank       position in the served list; NULL for an item the user found elsewhere
 --   relevance  graded as in labels.sql: 3 purchase, 2 add to cart, 1 view, 0 nothing
 --   purchases  purchase events of the item by the user in the horizon
---   revenue    purchases * the item's price in the items source (0 when it has none)
+--   revenue    purchases * the item's price in the items source (NULL when it has none:
+--              revenue is never invented; source_columns: {items: {price: null}} makes every row NULL)
 -- Runs once the horizon has passed (OutcomeEvaluationOperator refuses earlier dates).
 -- Owner: data science (the relevance grades), ML platform engineering (the table it feeds).
 WITH served AS (
@@ -52,7 +53,7 @@ SELECT
   CAST(j.rank AS INT64) AS rank,
   j.relevance,
   j.purchases,
-  CAST(j.purchases * IFNULL(p.price, 0) AS FLOAT64) AS revenue
+  CAST(j.purchases * p.price AS FLOAT64) AS revenue
 FROM judged AS j
 JOIN served_users AS u ON u.user_id = j.user_id
 LEFT JOIN prices AS p ON p.item_id = j.item_id
