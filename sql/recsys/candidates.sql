@@ -147,4 +147,5 @@ SELECT
     PARTITION BY user_id ORDER BY best_rank, candidate_sources DESC, candidate_score DESC, item_id
   ) AS candidate_rank
 FROM per_pair
+WHERE TRUE  -- BigQuery accepts QUALIFY only beside a WHERE, GROUP BY or HAVING clause
 QUALIFY candidate_rank <= @candidates_per_user

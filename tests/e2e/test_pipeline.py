@@ -53,6 +53,13 @@ def test_reference_dags_run_through_the_rest_api_and_fill_the_tables(recsys):
     )[0]
     assert recs["n"] == final["rows_written"] > 0 and recs["k"] == 10, recs
     assert recs["versions"] == 1 and recs["v"] == final["model_version"], recs
+    # Every user active in the 28-day lookback gets exactly k items (the popularity list fills short lists).
+    active = recsys.query(
+        "SELECT COUNT(DISTINCT user_id) AS n FROM events WHERE DATE(event_ts) <= @d "
+        "AND DATE(event_ts) > DATE_SUB(@d, INTERVAL 28 DAY) AND event_type IN ('view', 'add_to_cart', 'purchase')",
+        d=RUN_DATE,
+    )[0]["n"]
+    assert recs["users"] == active and recs["n"] == 10 * active, (recs, active)
     dupes = recsys.query(
         "SELECT COUNT(*) AS n FROM (SELECT user_id, item_id FROM recommendations WHERE prediction_date = @d "
         "GROUP BY 1, 2 HAVING COUNT(*) > 1) AS x",

@@ -304,7 +304,7 @@ def evaluate_window(
     k = ev.k
     test, scores, truth, seen_rows, excluded = drop_seen(test, scores, truth)
     end_to_end = truth is not None and ev.lists == "user"
-    if end_to_end and len(test):
+    if truth is not None and end_to_end and len(test):
         # The truth export spans every window; the lists of this evaluation are the test window's.
         days, test_days = as_days(truth["as_of_date"]), as_days(test["as_of_date"])
         truth = truth[(days >= test_days.min()) & (days <= test_days.max())]

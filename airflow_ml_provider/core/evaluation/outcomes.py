@@ -205,9 +205,7 @@ def evaluate_outcomes(
     return written, rows
 
 
-def popularity_for_served(
-    warehouse: Warehouse, spec: PipelineSpec, day: dt.date, k: int
-) -> tuple[pd.DataFrame, int]:
+def popularity_for_served(warehouse: Warehouse, spec: PipelineSpec, day: dt.date, k: int) -> tuple[pd.DataFrame, int]:
     """Every user served on ``day``: their global popularity list as of ``day`` (user_id, item_id,
     popularity_rank), and the number of items in the catalogue (``items`` source, else the events')."""
     from airflow_ml_provider.core.contract.references import render_source

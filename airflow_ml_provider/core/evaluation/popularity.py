@@ -88,7 +88,8 @@ def popularity_lists_sql(spec: PipelineSpec, users: str) -> str:
     Columns: as_of_date, user, item, ``popularity_rank`` (1..@top_k within the list).
     """
     user, item = spec.entities.user, spec.entities.item
-    unseen = ""
+    # BigQuery accepts QUALIFY only beside a WHERE, GROUP BY or HAVING clause.
+    unseen = "\nWHERE TRUE"
     if spec.inference.exclude_seen != "none":
         purchased = " AND s.event_type = 'purchase'" if spec.inference.exclude_seen == "purchased" else ""
         unseen = (

@@ -159,12 +159,12 @@ def test_a_model_a_simple_ranker_beats_is_never_promoted_even_without_a_champion
     assert ModelRegistry(warehouse).champion("recsys") is None
 
 
-CONSTANT_MODEL_PY = '''
+CONSTANT_MODEL_PY = """
 def transform(df):
     df["item_age_days"] = 3
     df["pair_views"] = 0
     return df
-'''
+"""
 
 
 def test_constant_features_leave_the_model_and_are_named(warehouse, tmp_path):
