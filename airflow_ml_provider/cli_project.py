@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from airflow_ml_provider.cli_common import add_pipeline_argument, default_sql_dir, print_json
 
@@ -28,11 +28,38 @@ def cmd_validate(args: argparse.Namespace) -> int:
         report = validate_pipeline(
             args.pipeline, sql_dir, DuckDBWarehouse(Path(tmp) / "sample.duckdb", lock_timeout=30)
         )
+    if args.conn_id:
+        status, detail = check_connection_locations(args.conn_id)
+        report.add(f"connection {args.conn_id}", status, detail)
     if args.json:
         print_json(report.as_dict())
     else:
         print("\n".join(report.lines()))
     return 0 if report.ok else 1
+
+
+def check_connection_locations(conn_id: str) -> tuple[Literal["PASS", "FAIL", "SKIP"], str]:
+    """Whether an ``ml_platform`` connection's dataset, staging bucket and Vertex AI region fit together (gcp)."""
+    from airflow_ml_provider.exceptions import MLProviderError
+    from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
+
+    hook = MLPlatformHook(ml_conn_id=conn_id)
+    try:
+        if hook.config.backend != "gcp":
+            return "SKIP", f"backend {hook.config.backend}: nothing is billed, no locations to check"
+        from google.api_core.exceptions import GoogleAPICallError
+
+        try:
+            hook.check_locations()
+        except GoogleAPICallError as err:  # e.g. no storage.buckets.get: say which call was refused
+            return "FAIL", f"could not read the locations of connection {conn_id!r}: {err}"
+    except MLProviderError as err:
+        return "FAIL", str(err)
+    config = hook.config
+    return "PASS", (
+        f"dataset {config.project}:{config.dataset}, staging bucket {config.artifacts_uri} and Vertex AI "
+        f"are in one location ({config.location})"
+    )
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -69,7 +96,8 @@ def add_project_parsers(sub: Any) -> None:
         help="check a contract, its SQL and model.py in seconds (no cloud)",
         description=cmd_validate.__doc__,
         epilog="Examples:\n  airflow-ml validate\n  airflow-ml validate --pipeline dags/churn/pipeline.yaml\n"
-        "  airflow-ml validate --pipeline dags/recsys/pipeline.yaml --sql-dir sql --json",
+        "  airflow-ml validate --pipeline dags/recsys/pipeline.yaml --sql-dir sql --json\n"
+        "  airflow-ml validate --conn-id ml_platform_default",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_pipeline_argument(validate, "pipeline.yaml to check")
@@ -77,6 +105,11 @@ def add_project_parsers(sub: Any) -> None:
         "--sql-dir",
         type=Path,
         help="folder the contract's SQL paths are relative to (default: ROOT/sql for ROOT/dags/NAME/pipeline.yaml)",
+    )
+    validate.add_argument(
+        "--conn-id",
+        help="also check this ml_platform connection (gcp: dataset, staging bucket and Vertex AI region in one "
+        "location; metadata reads only, nothing is billed)",
     )
     validate.add_argument("--json", action="store_true", help='print {"ok", "checks": [{check, status, detail}]}')
     validate.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors in the log")

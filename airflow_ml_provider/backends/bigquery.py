@@ -2,23 +2,19 @@
 
 Every query runs as standard SQL in the configured dataset, carries the Airflow task's
 labels and its values as query parameters, and is dry-run against ``maximum_bytes_billed``
-first. A partition write fills a staging table (query or Arrow load), checks it, then
-publishes it with one query job into ``table$YYYYMMDD`` with WRITE_TRUNCATE: BigQuery's
-documented atomic replace of one partition of a column-partitioned, clustered table
-(docs/adr/0002-gcp-write-path-and-local-endpoints.md). Large results are read through the
-Storage Read API (``bigquery_read.py``).
+first. Partition writes (staging table, checks, one atomic publish into ``table$YYYYMMDD``)
+are in ``bigquery_publish.py``; large results are read through the Storage Read API
+(``bigquery_read.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
-import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -27,49 +23,33 @@ from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
+from airflow_ml_provider.backends.bigquery_publish import JOB_ID_PREFIX, STAGING_PREFIX, STAGING_TTL, PartitionWrites
 from airflow_ml_provider.backends.bigquery_read import read_batches, read_client
 from airflow_ml_provider.backends.bigquery_schema import (
     check_column_names,
-    check_schema,
     human_bytes,
     job_errors,
-    nullable,
     query_errors,
     schema_types,
     to_parquet,
-    with_partition_column,
 )
 from airflow_ml_provider.core.contract.config import PlatformConfig
 from airflow_ml_provider.core.contract.identifiers import validate_identifier
-from airflow_ml_provider.core.warehouse.interface import Warehouse, WriteResult
-from airflow_ml_provider.core.warehouse.sql import bigquery_type, bind_params, partition_select
-from airflow_ml_provider.exceptions import (
-    BytesBudgetExceeded,
-    EmptyResultError,
-    SchemaMismatchError,
-    TableNotFoundError,
-    WarehouseError,
-)
+from airflow_ml_provider.core.warehouse.sql import bigquery_type, bind_params
+from airflow_ml_provider.exceptions import BytesBudgetExceeded, TableNotFoundError, WarehouseError
 
 if TYPE_CHECKING:
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
-    from airflow_ml_provider.core.features.checks import CheckResult
-    from airflow_ml_provider.core.warehouse.interface import CheckBuilder, CheckGate
-
 log = logging.getLogger(__name__)
 
-# A crashed write must not leave permanent staging tables behind.
-STAGING_TTL = dt.timedelta(days=1)
-STAGING_PREFIX = "_staging_"
-JOB_ID_PREFIX = "airflow_ml_"
 _GCS_FOLDER = re.compile(r"^gs://[a-z0-9][a-z0-9._-]{1,220}(/[A-Za-z0-9._-]+)*/?$")
 
 
-__all__ = ["BigQueryWarehouse", "human_bytes", "schema_types"]
+__all__ = ["STAGING_PREFIX", "STAGING_TTL", "BigQueryWarehouse", "human_bytes", "schema_types"]
 
 
-class BigQueryWarehouse(Warehouse):
+class BigQueryWarehouse(PartitionWrites):
     """Runs GoogleSQL on BigQuery and replaces date partitions by staging table + partition-decorator query."""
 
     backend = "gcp"
@@ -266,21 +246,17 @@ class BigQueryWarehouse(Warehouse):
         self._load(data, table_id)
         return data.num_rows
 
-    def stage_table(self, table: str, data: pa.Table) -> int:
-        """Load ``data`` over a staging table (WRITE_TRUNCATE) that expires, so a lost run leaves nothing permanent."""
-        rows = self.replace_table(table, data)
-        self._expire_soon(self._table_id(table))
-        return rows
-
     def drop_table(self, table: str) -> None:
         """Delete ``table`` if it exists."""
         self.client.delete_table(self._table_id(table), not_found_ok=True)
 
-    def _load(self, data: pa.Table, table_id: str) -> None:
-        """Load Arrow rows over ``table_id`` (WRITE_TRUNCATE) as Parquet, which keeps Arrow types."""
+    def _load(
+        self, data: pa.Table, table_id: str, *, write_disposition: str = bigquery.WriteDisposition.WRITE_TRUNCATE
+    ) -> None:
+        """Load Arrow rows into ``table_id`` (default: over it, WRITE_TRUNCATE) as Parquet, which keeps Arrow types."""
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            write_disposition=write_disposition,
             labels=dict(self.labels),
         )
         parquet_options = bigquery.ParquetOptions()
@@ -292,183 +268,3 @@ class BigQueryWarehouse(Warehouse):
             )
             log.info("BigQuery load job %s started for %s", job.job_id, table_id)
             job.result()
-
-    # --- partition writes --------------------------------------------------------------
-
-    def replace_partition(
-        self,
-        table: str,
-        partition_column: str,
-        partition: dt.date,
-        source: str | pa.Table,
-        params: Mapping[str, Any] | None = None,
-        *,
-        sql_source: str = "<sql>",
-        cluster_by: tuple[str, ...] = (),
-        allow_empty: bool = False,
-    ) -> WriteResult:
-        """Replace one date partition: fill a staging table, check it, publish it into ``table$YYYYMMDD``."""
-        return self._replace(table, partition_column, partition, source, params, sql_source, cluster_by, allow_empty)
-
-    def replace_partition_checked(
-        self,
-        table: str,
-        partition_column: str,
-        partition: dt.date,
-        source: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        check: CheckBuilder,
-        gate: CheckGate,
-        sql_source: str = "<sql>",
-        cluster_by: tuple[str, ...] = (),
-        allow_empty: bool = False,
-    ) -> tuple[WriteResult, list[CheckResult]]:
-        """Like ``replace_partition``, with the data checks run on the staged rows before they are published."""
-        results: list[CheckResult] = []
-
-        def inspect(staging_id: str) -> None:
-            results.extend(self._run_checks(check(f"`{staging_id}`"), {}, sql_source))
-            gate(results)  # raising here publishes nothing; the staging table is deleted
-
-        written = self._replace(
-            table, partition_column, partition, source, params, sql_source, cluster_by, allow_empty, inspect
-        )
-        return written, results
-
-    def _replace(
-        self,
-        table: str,
-        partition_column: str,
-        partition: dt.date,
-        source: str | pa.Table,
-        params: Mapping[str, Any] | None,
-        sql_source: str,
-        cluster_by: tuple[str, ...],
-        allow_empty: bool,
-        before_publish: Callable[[str], None] | None = None,
-    ) -> WriteResult:
-        table_id = self._table_id(table)
-        validate_identifier(partition_column, kind="partition column")
-        for column in cluster_by:
-            validate_identifier(column, kind="cluster column")
-        if isinstance(partition, dt.datetime) or not isinstance(partition, dt.date):
-            raise TypeError(f"partition for {table_id} must be a datetime.date, got {partition!r}.")
-        target = self._find_table(table_id)
-        if target is not None:
-            _check_partitioning(target, table_id, partition_column)
-        staging_id = self._staging_id(table, partition)
-        try:
-            if isinstance(source, str):
-                bytes_processed = self._query_into(staging_id, source, params, partition_column, partition, sql_source)
-            else:
-                self._load(with_partition_column(source, partition_column, partition, table_id), staging_id)
-                bytes_processed = None
-            staging = self._expire_soon(staging_id)
-            rows = int(staging.num_rows or 0)
-            if rows == 0 and not allow_empty:
-                raise _empty_result(table_id, partition, sql_source)
-            if target is None:
-                target = self._create_partitioned(table_id, nullable(staging.schema), partition_column, cluster_by)
-            check_schema(staging.schema, target.schema, table_id, sql_source)
-            if before_publish is not None:
-                before_publish(staging_id)
-            self._publish(staging_id, target, partition, sql_source)
-        finally:
-            self.client.delete_table(staging_id, not_found_ok=True)
-        log.info("Replaced %s partition %s with %d rows", table_id, partition.isoformat(), rows)
-        return WriteResult(table, partition.isoformat(), rows, bytes_processed)
-
-    def _staging_id(self, table: str, partition: dt.date) -> str:
-        """A staging table name per table, date and Airflow run, so a retry reuses it."""
-        seed = json.dumps(self.labels, sort_keys=True) if "airflow-run" in self.labels else uuid.uuid4().hex
-        digest = hashlib.sha256(f"{seed}|{table}|{partition}".encode()).hexdigest()[:10]
-        return f"{self.project}.{self.dataset}.{STAGING_PREFIX}{table}_{partition:%Y%m%d}_{digest}"
-
-    def _query_into(
-        self,
-        staging_id: str,
-        sql: str,
-        params: Mapping[str, Any] | None,
-        partition_column: str,
-        partition: dt.date,
-        source: str,
-    ) -> int | None:
-        """Run the partition-wrapped query into the staging table; return the bytes it processed."""
-        job = self._run(
-            partition_select(sql, partition_column, source),
-            {**(params or {}), "__partition": partition},
-            source,
-            destination=staging_id,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-        )
-        return job.total_bytes_processed
-
-    def _expire_soon(self, staging_id: str) -> bigquery.Table:
-        """Give the staging table an expiry, so a crash before cleanup leaves nothing permanent.
-
-        The PATCH answers with the whole table (schema, row count), so no separate get is needed.
-        """
-        staging = bigquery.Table(staging_id)
-        staging.expires = dt.datetime.now(dt.UTC) + STAGING_TTL
-        return self.client.update_table(staging, ["expires"])
-
-    def _create_partitioned(
-        self,
-        table_id: str,
-        schema: Sequence[bigquery.SchemaField],
-        partition_column: str,
-        cluster_by: tuple[str, ...],
-    ) -> bigquery.Table:
-        """Create the target on first write: day-partitioned by ``partition_column``, clustered."""
-        table = bigquery.Table(table_id, schema=list(schema))
-        table.time_partitioning = bigquery.TimePartitioning(
-            type_=bigquery.TimePartitioningType.DAY, field=partition_column
-        )
-        if cluster_by:
-            table.clustering_fields = list(cluster_by)
-        created = self.client.create_table(table, exists_ok=True)
-        log.info("Created %s partitioned by %s, clustered by %s", table_id, partition_column, list(cluster_by))
-        return created
-
-    def _publish(self, staging_id: str, target: bigquery.Table, partition: dt.date, source: str) -> None:
-        """Swap the partition in one query job: ``SELECT`` the staged rows into ``table$YYYYMMDD``.
-
-        BigQuery replaces exactly that partition (WRITE_TRUNCATE) and refuses rows of other dates,
-        so readers see the old rows or the new ones. Columns are listed in the table's order.
-        """
-        destination = f"{target.project}.{target.dataset_id}.{target.table_id}${partition:%Y%m%d}"
-        columns = ", ".join(f"`{validate_identifier(f.name, kind='column')}`" for f in target.schema)
-        options: dict[str, Any] = {
-            "destination": destination,
-            "write_disposition": bigquery.WriteDisposition.WRITE_TRUNCATE,
-            "create_disposition": bigquery.CreateDisposition.CREATE_NEVER,
-            "time_partitioning": bigquery.TimePartitioning(
-                type_=bigquery.TimePartitioningType.DAY, field=target.time_partitioning.field
-            ),
-        }
-        if target.clustering_fields:
-            options["clustering_fields"] = list(target.clustering_fields)
-        with job_errors(f"publishing {staging_id} into {destination}"):
-            self._run(f"SELECT {columns} FROM `{staging_id}`", None, f"{source} (publish)", **options)
-
-
-def _check_partitioning(target: bigquery.Table, table_id: str, partition_column: str) -> None:
-    """A partition replace needs a table partitioned by day on ``partition_column``."""
-    partitioning = target.time_partitioning
-    if partitioning is None or partitioning.field != partition_column or (partitioning.type_ or "DAY") != "DAY":
-        found = (
-            "not partitioned" if partitioning is None else f"partitioned by {partitioning.field or '_PARTITIONTIME'}"
-        )
-        raise SchemaMismatchError(
-            f"table {table_id} is {found}, but its rows are written one {partition_column} day at a time. "
-            f"Recreate it partitioned by day on {partition_column} (its DDL in sql/ddl/), or write to another table."
-        )
-
-
-def _empty_result(table_id: str, partition: dt.date, source: str) -> EmptyResultError:
-    return EmptyResultError(
-        f"{source}: produced no rows for {table_id} partition {partition.isoformat()}; the partition "
-        "was left unchanged. Check the source data for that date, or pass allow_empty=True if an "
-        "empty partition is expected."
-    )

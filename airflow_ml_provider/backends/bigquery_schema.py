@@ -22,6 +22,7 @@ from google.cloud import bigquery
 from airflow_ml_provider.core.contract.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import (
     BytesBudgetExceeded,
+    ContractError,
     SchemaMismatchError,
     SQLTemplateError,
     TableNotFoundError,
@@ -161,6 +162,11 @@ def query_errors(source: str) -> Iterator[None]:
                 f"{source}: BigQuery could not find a table or dataset: {err.message}. Check the table "
                 "names in the SQL (bare names resolve in the connection's dataset) and that upstream "
                 "tasks have written them."
+            ) from err
+        if isinstance(err, BadRequest) and "different locations" in str(err.message):
+            raise ContractError(
+                f"{source}: {err.message}. The dataset and the staging bucket must be in one location "
+                "(see docs/gcp.md); `airflow-ml validate --conn-id <conn>` checks them before anything runs."
             ) from err
         if isinstance(err, BadRequest):
             raise SQLTemplateError(

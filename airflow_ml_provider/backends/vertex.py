@@ -21,9 +21,16 @@ from airflow.providers.google.cloud.hooks.vertex_ai.custom_job import CustomJobH
 from airflow.providers.google.cloud.hooks.vertex_ai.model_service import ModelServiceHook
 from airflow.providers.google.cloud.links.base import BASE_LINK
 from airflow.providers.google.cloud.links.vertex_ai import VERTEX_AI_CUSTOM_JOB_LINK
-from google.api_core.exceptions import FailedPrecondition, NotFound
+from google.api_core.exceptions import FailedPrecondition, MethodNotImplemented, NotFound, ServerError, TooManyRequests
 from google.cloud.aiplatform_v1 import JobState
 
+from airflow_ml_provider.backends.gcp_locations import (
+    Locations,
+    bucket_location,
+    bucket_name,
+    location_problems,
+    vertex_region,
+)
 from airflow_ml_provider.core.training.job import TRAINER_MODULE, TrainingJob
 from airflow_ml_provider.core.warehouse.labels import sanitize_label
 from airflow_ml_provider.exceptions import ContractError, MLProviderError, TrainingJobError
@@ -51,9 +58,10 @@ CANCELLED_STATES = frozenset({"JOB_STATE_CANCELLED"})
 FAILED_STATES = frozenset(
     {"JOB_STATE_FAILED", "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED", "JOB_STATE_PAUSED"}
 )
-# BigQuery's multi-regions are not Vertex AI regions; train in the region their data usually lives next to.
-_MULTI_REGIONS = {"us": "us-central1", "eu": "europe-west4"}
 _UPLOAD_TIMEOUT = 900.0
+#: Polling a job retries a transient error this many times in a row, waiting RETRY_BASE * 2**n seconds (at most
+#: RETRY_CAP) in between: about ten minutes of outage before the wait gives up.
+MAX_POLL_FAILURES, RETRY_BASE, RETRY_CAP = 10, 2.0, 120.0
 
 
 class VertexJobPollError(MLProviderError):
@@ -68,11 +76,6 @@ class StateStore(Protocol):
     def get(self, key: str, default: Any = None) -> Any: ...
 
     def set(self, key: str, value: Any) -> None: ...
-
-
-def vertex_region(location: str) -> str:
-    """The Vertex AI region for the connection's ``location`` (``US`` -> ``us-central1``)."""
-    return _MULTI_REGIONS.get(location.lower(), location.lower())
 
 
 def display_name(job: TrainingJob) -> str:
@@ -117,6 +120,21 @@ def job_outcome(state: str) -> str | None:
     if state in FAILED_STATES:
         return "error"
     return None
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether a failed call is worth repeating: UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED/429, other 5xx.
+
+    GetCustomJob has no retry of its own (the client's default is none), so one blip would end the wait
+    while the job goes on running and billing. https://google.aip.dev/194 names UNAVAILABLE as the code to
+    retry; quota (429) and deadline errors pass with time too, so they are retried here as well.
+    """
+    return isinstance(err, ServerError | TooManyRequests) and not isinstance(err, MethodNotImplemented)
+
+
+def retry_delay(failures: int, base: float = RETRY_BASE, cap: float = RETRY_CAP) -> float:
+    """Seconds to wait after the ``failures``-th transient error in a row: doubling from ``base``, at most ``cap``."""
+    return float(min(cap, base * 2 ** max(0, failures - 1)))
 
 
 def job_event(name: str, job: CustomJob) -> dict[str, Any] | None:
@@ -169,6 +187,7 @@ class VertexTrainingRunner:
     def reattach(self, job: TrainingJob) -> bool:
         """``TrainingRunner``: check the connection can run ``job``, then find a job of this run already started."""
         self.validate(job)
+        self.check_bucket_location(job)
         self.job_name = self.find_reattachable(job, self.state_store)
         return self.job_name is not None
 
@@ -192,6 +211,23 @@ class VertexTrainingRunner:
                 f"Vertex AI jobs write their model to GCS, but the run folder is {job.run_dir!r}. Set "
                 "`staging_bucket` (or `artifact_root`) to a gs:// URI in the ml_platform connection extras."
             )
+
+    def check_bucket_location(self, job: TrainingJob) -> None:
+        """Refuse a run folder in a bucket outside the Vertex AI region, before any data is exported or job billed.
+
+        The dataset is where the connection's ``location`` says (BigQuery runs its jobs there);
+        ``gcp_locations`` holds the rules and their documentation.
+        """
+        bucket = bucket_name(job.run_dir)
+        if bucket is None:
+            return
+        found = Locations(
+            self.config.location, f"{self.project}:{self.config.dataset}", self.config.location, bucket,
+            bucket_location(self.config, bucket),
+        )  # fmt: skip
+        problems = location_problems(found)
+        if problems:
+            raise ContractError(" ".join(problems))
 
     def custom_job_spec(self, job: TrainingJob) -> dict[str, Any]:
         """The CustomJob request: one replica of the trainer with the local runner's args and env."""
@@ -293,9 +329,22 @@ class VertexTrainingRunner:
         return state_name(self._get(name).state)
 
     def wait(self, name: str, poll_interval: float) -> dict[str, Any]:
-        """Poll until the job finishes (the non-deferrable path); raise unless it succeeded."""
+        """Poll until the job finishes (the non-deferrable path); raise unless it succeeded.
+
+        Transient polling errors are retried with capped backoff (``is_transient``).
+        """
+        failures = 0
         while True:
-            job = self._get(name)
+            try:
+                job = self._get(name)
+            except Exception as err:
+                failures += 1
+                if not is_transient(err) or failures >= MAX_POLL_FAILURES:
+                    raise
+                log.warning("Polling Vertex AI training job %s failed (%s); retrying", name, err)
+                time.sleep(retry_delay(failures))
+                continue
+            failures = 0
             event = job_event(name, job)
             if event is not None:
                 self.raise_for_event(event)
@@ -312,9 +361,13 @@ class VertexTrainingRunner:
         if event.get("status") == "cancelled":
             raise TrainingJobError(f"Vertex AI training job {name} was cancelled. {where}")
         if not event.get("state"):  # the job's state is unknown: polling failed, not the job
+            then = (
+                "It was cancelled so it does not run unwatched; a retry trains afresh."
+                if event.get("job_cancelled")
+                else "A retry reattaches to it."
+            )
             raise VertexJobPollError(
-                f"could not poll Vertex AI training job {name}: {event.get('message')}. A retry reattaches to it. "
-                f"{where}"
+                f"could not poll Vertex AI training job {name}: {event.get('message')}. {then} {where}"
             )
         raise TrainingJobError(
             f"Vertex AI training job {name} failed ({event['state']}): {event.get('message')}. {where}"

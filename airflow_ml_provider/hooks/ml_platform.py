@@ -100,10 +100,23 @@ class MLPlatformHook(BaseHook):
 
         return get_model_mirror(self.config)
 
+    def check_locations(self) -> None:
+        """On gcp, refuse (ContractError naming the fix) a dataset, staging bucket and Vertex AI region that do not fit.
+
+        Metadata reads only, so it runs before anything is billed: ``test_connection`` and
+        ``airflow-ml validate --conn-id`` call it. The rules: ``backends/gcp_locations.py``.
+        """
+        if self.config.backend != "gcp":
+            return
+        from airflow_ml_provider.backends.gcp_locations import check_locations
+
+        check_locations(self.config)
+
     def test_connection(self) -> tuple[bool, str]:
-        """Check the extras parse and the warehouse answers a trivial query."""
+        """Check the extras parse, the warehouse answers a trivial query and (gcp) the locations fit together."""
         try:
             self.get_warehouse().query("SELECT 1 AS ok")
+            self.check_locations()
         except Exception as err:  # the UI shows the message; any failure is a failed test
             return False, str(err)
         return True, f"{self.config.backend} backend is reachable"

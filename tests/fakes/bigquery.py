@@ -6,7 +6,9 @@ with real service-account credentials whose token endpoint is also here. Rows li
 in-memory DuckDB, one catalog per project and one schema per dataset. It records every
 request, so tests assert what BigQuery would receive, and enforces the documented rules in
 ``tests/fakes/bigquery_rules.py`` (each links its documentation page), so a test fails where
-BigQuery would refuse. The Storage Read API (gRPC) is in ``tests/fakes/bigquery_storage.py``.
+BigQuery would refuse. Datasets have locations (EXPORT DATA checks the bucket's, which the local
+GCS reports), and tables whose expiry passes are deleted, on a clock ``advance`` moves forward.
+The Storage Read API (gRPC) is in ``tests/fakes/bigquery_storage.py``.
 
 Why our own fake: see docs/adr/0002-gcp-write-path-and-local-endpoints.md (bqemulator, the
 most complete emulator on PyPI, pins fastapi!=0.136.3 and sqlglot<30.12, both of which
@@ -16,6 +18,7 @@ into a column-partitioned one without complaint).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.parser
 import email.policy
@@ -53,7 +56,10 @@ class FakeBigQuery(QueryStatements):
         # fake computes the same values BigQuery documents, so shard membership is real here.
         self.con.create_function("farm_fingerprint", fingerprint64, ["varchar"], "bigint", type=duckdb.func.ARROW)
         self.lock = threading.RLock()
-        self.datasets: set[tuple[str, str]] = set()
+        #: (project, dataset) -> its location (BigQuery's spelling: ``US``, ``EU``, ``us-central1``).
+        self.datasets: dict[tuple[str, str], str] = {}
+        #: Added to the wall clock when expiry is judged: a test moves time forward with ``advance``.
+        self.clock_offset_ms = 0
         self.tables: dict[tuple[str, str, str], TableMeta] = {}
         self.anon: dict[tuple[str, str, str], tuple[list[Field], pa.Table]] = {}
         self.jobs: dict[str, Job] = {}
@@ -99,11 +105,33 @@ class FakeBigQuery(QueryStatements):
 
     # --- direct access for tests (no HTTP) ----------------------------------------------
 
-    def create_dataset(self, project: str, dataset: str) -> None:
+    def create_dataset(self, project: str, dataset: str, location: str | None = None) -> None:
         with self.lock:
             self._ensure_catalog(project)
             self._exec(f'CREATE SCHEMA IF NOT EXISTS "{project}"."{dataset}"')
-            self.datasets.add((project, dataset))
+            self.datasets[(project, dataset)] = location or self.location
+
+    def now_ms(self) -> int:
+        """The endpoint's clock in epoch milliseconds (the wall clock plus ``advance``)."""
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    def advance(self, seconds: float) -> None:
+        """Move the endpoint's clock forward: tables whose expiry passes are deleted, as BigQuery does."""
+        self.clock_offset_ms += int(seconds * 1000)
+        self.expire_tables()
+
+    def expire_tables(self) -> None:
+        """Delete every table whose ``expirationTime`` has passed.
+
+        https://cloud.google.com/bigquery/docs/managing-tables#updating_a_tables_expiration_time
+        ("When the table expires, it is deleted along with all of the data it contains"). BigQuery
+        deletes lazily; here every request first deletes what has expired.
+        """
+        with self.lock:
+            now = self.now_ms()
+            for key, meta in list(self.tables.items()):
+                if meta.expires_ms and int(meta.expires_ms) <= now:
+                    self._drop(key)
 
     def rows(self, project: str, dataset: str, table: str) -> pa.Table:
         with self.lock:
@@ -133,6 +161,7 @@ class FakeBigQuery(QueryStatements):
 
     def _authorized(self, request: Request) -> None:
         require_bearer(request)
+        self.expire_tables()
 
     # --- datasets --------------------------------------------------------------------
 
@@ -141,7 +170,7 @@ class FakeBigQuery(QueryStatements):
         ref = request.json()["datasetReference"]
         if (project, ref["datasetId"]) in self.datasets:
             raise HTTPError(409, "duplicate", f"Already Exists: Dataset {project}:{ref['datasetId']}")
-        self.create_dataset(project, ref["datasetId"])
+        self.create_dataset(project, ref["datasetId"], request.json().get("location"))
         return Response(200, self._dataset_resource(project, ref["datasetId"]))
 
     def _get_dataset(self, request: Request, project: str, dataset: str) -> Response:
@@ -159,7 +188,7 @@ class FakeBigQuery(QueryStatements):
             for key in contents:
                 self._drop(key)
             self._exec(f'DROP SCHEMA IF EXISTS "{project}"."{dataset}" CASCADE')
-            self.datasets.discard((project, dataset))
+            self.datasets.pop((project, dataset), None)
         return Response(204)
 
     def _dataset_resource(self, project: str, dataset: str) -> dict[str, Any]:
@@ -167,7 +196,7 @@ class FakeBigQuery(QueryStatements):
             "kind": "bigquery#dataset",
             "id": f"{project}:{dataset}",
             "datasetReference": {"projectId": project, "datasetId": dataset},
-            "location": self.location,
+            "location": self.datasets[(project, dataset)],
         }
 
     def _require_dataset(self, project: str, dataset: str) -> None:
@@ -199,17 +228,16 @@ class FakeBigQuery(QueryStatements):
             self._require_dataset(project, dataset)
             if (project, dataset, name) in self.tables:
                 raise HTTPError(409, "duplicate", f"Already Exists: Table {project}:{dataset}.{name}")
-            partitioning = body.get("timePartitioning") or {}
             meta = TableMeta(
                 project,
                 dataset,
                 name,
                 [Field.from_api(f) for f in body.get("schema", {}).get("fields", [])],
-                partition_field=partitioning.get("field") if partitioning else None,
                 clustering=list((body.get("clustering") or {}).get("fields", [])),
                 expires_ms=body.get("expirationTime"),
                 description=body.get("description"),
             )
+            meta.set_partitioning(body.get("timePartitioning"), body.get("requirePartitionFilter"))
             self._create(meta)
             return Response(200, self._table_resource(meta))
 
@@ -257,7 +285,9 @@ class FakeBigQuery(QueryStatements):
             with self.lock:
                 out["numRows"] = str(self._count(meta))
         if meta.partition_field:
-            out["timePartitioning"] = {"type": "DAY", "field": meta.partition_field}
+            out["timePartitioning"] = meta.partitioning()
+            if meta.require_partition_filter:
+                out["requirePartitionFilter"] = True
         if meta.clustering:
             out["clustering"] = {"fields": list(meta.clustering)}
         if meta.expires_ms:
@@ -291,7 +321,8 @@ class FakeBigQuery(QueryStatements):
             f'"{f.name}" {rules.duckdb_type(f)}{" NOT NULL" if f.mode == "REQUIRED" else ""}' for f in meta.schema
         )
         self._exec(f"CREATE TABLE {self._name(meta)} ({columns})")
-        meta.created_ms = int(time.time() * 1000)
+        meta.created_ms = self.now_ms()
+        meta.expires_at_creation = meta.expires_ms
         self.tables[(meta.project, meta.dataset, meta.table)] = meta
 
     def _drop(self, key: tuple[str, str, str]) -> None:
@@ -348,15 +379,14 @@ class FakeBigQuery(QueryStatements):
             if meta is None:
                 if partition is not None or config.get("createDisposition") == "CREATE_NEVER":
                     raise HTTPError(404, "notFound", f"Not found: Table {project}:{dataset}.{name}")
-                partitioning = config.get("timePartitioning") or {}
                 meta = TableMeta(
                     project,
                     dataset,
                     name,
                     new_fields,
-                    partition_field=partitioning.get("field"),
                     clustering=list((config.get("clustering") or {}).get("fields", [])),
                 )
+                meta.set_partitioning(config.get("timePartitioning"))
                 self._create(meta)
                 self._insert_rows(meta, data)
                 return
@@ -387,9 +417,7 @@ class FakeBigQuery(QueryStatements):
                 if meta.partition_field and meta.partition_field not in data.column_names:
                     raise HTTPError(400, "invalid", f"Partitioning column {meta.partition_field} is missing")
                 self._drop((project, dataset, name))
-                meta = TableMeta(
-                    project, dataset, name, new_fields, partition_field=meta.partition_field, clustering=meta.clustering
-                )
+                meta = dataclasses.replace(meta, schema=new_fields)
                 self._create(meta)
                 self._insert_rows(meta, data)
             else:
@@ -519,7 +547,7 @@ class FakeBigQuery(QueryStatements):
             _, data = self.table_arrow(source.project, source.dataset, source.table)
             spec = {
                 **config,
-                "timePartitioning": {"field": source.partition_field} if source.partition_field else None,
+                "timePartitioning": source.partitioning() if source.partition_field else None,
                 "clustering": {"fields": source.clustering} if source.clustering else None,
             }
             self._write(dest, data, list(source.schema), spec, default_disposition="WRITE_EMPTY", by_position=False)

@@ -20,11 +20,11 @@ from tests.fakes.http import HTTPError
 NOT_ENFORCED = (
     "quotas and rate limits (e.g. 1,500 table operations per table per day; partition modifications per table)",
     "IAM: every authenticated caller may do everything (bigquery.readsessions.create only when switched off)",
-    "locations: datasets and jobs in different locations are not refused",
+    "locations: a job in another location than its datasets is not refused (EXPORT DATA to a bucket is checked)",
+    "require_partition_filter is stored and compared, but a query without a partition filter is not refused",
     "SQL semantics: queries run on DuckDB through the product's own sqlglot transpiler",
     "partition pruning in byte estimates: a query is charged for every referenced table in full",
     "streaming buffer, time travel, table snapshots, row-level security",
-    "staging-table expiry is stored, never acted on",
 )
 
 # https://cloud.google.com/bigquery/pricing#on_demand_pricing: "a minimum of 10 MB data processed
@@ -124,10 +124,30 @@ class TableMeta:
     expires_ms: str | None = None
     description: str | None = None
     created_ms: int = 0
+    partition_type: str = "DAY"
+    partition_expiration_ms: str | None = None
+    require_partition_filter: bool = False
+    #: The expiry the table had when it came into existence (what a killed writer leaves behind).
+    expires_at_creation: str | None = None
 
     @property
     def table_id(self) -> str:
         return f"{self.project}:{self.dataset}.{self.table}"
+
+    def set_partitioning(self, spec: dict[str, Any] | None, require_filter: bool | None = None) -> None:
+        """Take a REST ``timePartitioning`` (and the table-level ``requirePartitionFilter``)."""
+        spec = spec or {}
+        self.partition_field = spec.get("field") if spec else None
+        self.partition_type = spec.get("type") or "DAY"
+        self.partition_expiration_ms = str(spec["expirationMs"]) if spec.get("expirationMs") else None
+        self.require_partition_filter = bool(require_filter or spec.get("requirePartitionFilter"))
+
+    def partitioning(self) -> dict[str, Any]:
+        """The table's ``timePartitioning`` as ``tables.get`` returns it."""
+        out: dict[str, Any] = {"type": self.partition_type, "field": self.partition_field}
+        if self.partition_expiration_ms:
+            out["expirationMs"] = self.partition_expiration_ms
+        return out
 
 
 def parse_decorator(table_id: str) -> tuple[str, dt.date | None]:
@@ -144,8 +164,9 @@ def parse_decorator(table_id: str) -> tuple[str, dt.date | None]:
 def check_partition_rows(meta: TableMeta, partition: dt.date, data: pa.Table) -> None:
     """Rows written to ``table$YYYYMMDD`` of a column-partitioned table must all be in that partition.
 
-    https://cloud.google.com/bigquery/docs/managing-partitioned-table-data#write_to_a_specific_partition
-    ("the data you write must fall in the partition ... specified by the decorator").
+    https://cloud.google.com/bigquery/docs/load-data-partitioned-tables, "Write data to a specific
+    partition" ("the partition ID specified in the decorator must match the data being written";
+    the page moved there from managing-partitioned-table-data).
     """
     if meta.partition_field is None or data.num_rows == 0:
         return
@@ -219,21 +240,35 @@ def check_copy(source: TableMeta, dest: TableMeta | None) -> None:
         )
 
 
+def _spec_text(kind: str | None, column: str | None, expiration_ms: Any) -> str:
+    text = f"interval(type:{(kind or 'DAY').lower()},field:{column})"
+    return f"{text} expiration_ms: {expiration_ms}" if expiration_ms else text
+
+
 def check_destination_spec(meta: TableMeta, config: dict[str, Any]) -> None:
-    """A job that names partitioning or clustering for an existing table must name the table's own.
+    """A job that names partitioning or clustering for an existing table must name the table's own, all of it.
 
     https://cloud.google.com/bigquery/docs/creating-partitioned-tables#create_a_partitioned_table_from_a_query_result
-    ("Incompatible table partitioning specification" otherwise).
+    ("Incompatible table partitioning specification" otherwise). The whole specification is
+    compared: type, field and partition expiration
+    (https://cloud.google.com/bigquery/docs/reference/rest/v2/tables#TimePartitioning), and the
+    clustering fields in order.
     """
     partitioning = config.get("timePartitioning")
-    if partitioning is not None and partitioning.get("field") != meta.partition_field:
-        raise HTTPError(
-            400,
-            "invalid",
-            f"Incompatible table partitioning specification. Expects partitioning specification "
-            f"interval(type:day,field:{meta.partition_field}), but input partitioning specification is "
-            f"interval(type:day,field:{partitioning.get('field')})",
+    if partitioning is not None:
+        given = (
+            (partitioning.get("type") or "DAY").upper(),
+            partitioning.get("field"),
+            str(partitioning["expirationMs"]) if partitioning.get("expirationMs") else None,
         )
+        if given != (meta.partition_type, meta.partition_field, meta.partition_expiration_ms):
+            raise HTTPError(
+                400,
+                "invalid",
+                "Incompatible table partitioning specification. Expects partitioning specification "
+                f"{_spec_text(meta.partition_type, meta.partition_field, meta.partition_expiration_ms)}, but input "
+                f"partitioning specification is {_spec_text(*given)}",
+            )
     clustering = config.get("clustering")
     if clustering is not None and list(clustering.get("fields", [])) != meta.clustering:
         raise HTTPError(

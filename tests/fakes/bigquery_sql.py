@@ -27,6 +27,7 @@ from airflow_ml_provider.core.warehouse.sql import to_duckdb
 from airflow_ml_provider.exceptions import SQLTemplateError
 from tests.fakes import bigquery_rules as rules
 from tests.fakes.bigquery_rules import Field, TableMeta
+from tests.fakes.gcs import bucket_location
 from tests.fakes.http import HTTPError
 
 ANON_DATASET = "_anon_results"
@@ -89,7 +90,7 @@ class QueryStatements:
     ) -> str:
         config = job.resource["configuration"]["query"]
         if isinstance(tree, exp.Export):
-            self._export(tree, params)
+            self._export(tree, params, self._data_location(tree, project, dataset))
             return "EXPORT_DATA"
         if isinstance(tree, exp.Create):
             return self._ddl(tree, sql, params, project, dataset)
@@ -195,27 +196,65 @@ class QueryStatements:
             schema = [rules.field_from_arrow(f.name, f.type) for f in normalise(sample).schema]
             self.tables[key] = TableMeta(*key, schema, kind="VIEW", created_ms=int(time.time() * 1000))
             return "CREATE_VIEW"
-        if kind != "TABLE" or not isinstance(tree.this, exp.Schema):
-            raise HTTPError(
-                400, "invalidQuery", f"the fake runs CREATE TABLE (with columns) and CREATE VIEW, not: {sql[:80]}"
-            )
+        if kind != "TABLE":
+            raise HTTPError(400, "invalidQuery", f"the fake runs CREATE TABLE and CREATE VIEW, not: {sql[:80]}")
         if exists:
             if tree.args.get("exists"):
                 return "CREATE_TABLE"
-            raise HTTPError(409, "duplicate", f"Already Exists: Table {key[0]}:{key[1]}.{key[2]}")
-        schema = [ddl_field(c) for c in tree.this.expressions if isinstance(c, exp.ColumnDef)]
-        props = tree.args.get("properties")
-        partition, clustering = None, []
+            if not tree.args.get("replace"):
+                raise HTTPError(409, "duplicate", f"Already Exists: Table {key[0]}:{key[1]}.{key[2]}")
+        meta = TableMeta(*key, [])
+        self._table_options(meta, tree.args.get("properties"))
+        if isinstance(tree.expression, exp.Query):
+            # CREATE TABLE ... AS SELECT: the columns are the query's (NULLABLE), the table gets its
+            # options (expiry included) when it is created, in the same job.
+            data = self._select(ctas_query(sql), params)
+            meta.schema = [rules.field_from_arrow(f.name, f.type) for f in data.schema]
+            if exists:
+                self._drop(key)
+            self._create(meta)
+            self._insert_rows(meta, data)
+            return "CREATE_TABLE_AS_SELECT"
+        if not isinstance(tree.this, exp.Schema):
+            raise HTTPError(400, "invalidQuery", f"the fake needs columns or AS SELECT in: {sql[:80]}")
+        meta.schema = [ddl_field(c) for c in tree.this.expressions if isinstance(c, exp.ColumnDef)]
+        if exists:
+            self._drop(key)
+        self._create(meta)
+        return "CREATE_TABLE"
+
+    def _table_options(self, meta: TableMeta, props: exp.Properties | None) -> None:
+        """PARTITION BY, CLUSTER BY and OPTIONS of a CREATE TABLE, as BigQuery stores them.
+
+        https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language#table_option_list:
+        ``expiration_timestamp`` (evaluated when the table is created), ``partition_expiration_days``,
+        ``require_partition_filter``; other options are refused so a test never trusts an ignored one.
+        """
         for prop in props.expressions if props else []:
             if isinstance(prop, exp.PartitionedByProperty):
                 column = prop.this.find(exp.Column)
-                partition = column.name if column is not None else prop.this.name
-            elif isinstance(prop, exp.Cluster):
-                clustering = [e.name for e in prop.expressions]
-        self._create(TableMeta(*key, schema, partition_field=partition, clustering=clustering))
-        return "CREATE_TABLE"
+                meta.partition_field = column.name if column is not None else prop.this.name
+            elif isinstance(prop, exp.Cluster | exp.ClusterProperty):
+                meta.clustering = [e.name for e in prop.expressions]
+            elif isinstance(prop, exp.Property):
+                name, value = prop.name.lower(), prop.args["value"]
+                if name == "expiration_timestamp":
+                    moment = self._select(f"SELECT {value.sql(dialect='bigquery')} AS t", {}).column(0)[0].as_py()
+                    meta.expires_ms = str(int(moment.timestamp() * 1000) + self.clock_offset_ms)
+                elif name == "partition_expiration_days":
+                    meta.partition_expiration_ms = str(int(float(value.name) * 86_400_000))
+                elif name == "require_partition_filter":
+                    meta.require_partition_filter = bool(value.this) if isinstance(value, exp.Boolean) else False
+                elif name != "description":
+                    raise HTTPError(400, "invalidQuery", f"the fake does not store the table option {name}")
 
-    def _export(self, tree: exp.Export, params: dict[str, Any]) -> None:
+    def _data_location(self, tree: exp.Expression, project: str, dataset: str | None) -> str:
+        """Where a statement's data lives: its tables' dataset, else its default dataset, else the job's."""
+        for p, d, _ in self._referenced_tables(tree, project, dataset):
+            return self.datasets[(p, d)]
+        return self.datasets.get((project, dataset or ""), self.location)
+
+    def _export(self, tree: exp.Export, params: dict[str, Any], data_location: str) -> None:
         """``EXPORT DATA``: Parquet shards to GCS; overwrite replaces same-named files and keeps the others.
 
         https://cloud.google.com/bigquery/docs/reference/standard-sql/export-statements ("uri: ...
@@ -240,6 +279,7 @@ class QueryStatements:
         if self.gcs_endpoint is None:
             raise HTTPError(400, "invalid", "the fake BigQuery has no GCS endpoint to export to")
         bucket_name, _, pattern = uri[len("gs://") :].partition("/")
+        check_export_location(data_location, bucket_name, bucket_location(self.gcs_endpoint, bucket_name))
         bucket = self._gcs().bucket(bucket_name)
         prefix = pattern.split("*", 1)[0]
         if options.get("overwrite") is not True and any(True for _ in bucket.list_blobs(prefix=prefix, max_results=1)):
@@ -259,6 +299,41 @@ class QueryStatements:
 
         return storage.Client(
             project="fake", credentials=AnonymousCredentials(), client_options={"api_endpoint": self.gcs_endpoint}
+        )
+
+
+def ctas_query(sql: str) -> str:
+    """The query text of ``CREATE TABLE ... AS <query>``, as written (regenerating it from the tree could change it)."""
+    depth = 0
+    for token in sqlglot.tokenize(sql, read="bigquery"):
+        if token.token_type == sqlglot.TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == sqlglot.TokenType.R_PAREN:
+            depth -= 1
+        elif token.token_type == sqlglot.TokenType.ALIAS and depth == 0:
+            return sql[token.end + 1 :].strip()
+    raise HTTPError(400, "invalidQuery", f"no AS <query> in: {sql[:80]}")
+
+
+def check_export_location(data_location: str, bucket: str, found: str | None) -> None:
+    """EXPORT DATA writes only to a bucket colocated with the data.
+
+    https://cloud.google.com/bigquery/docs/exporting-data#data-locations: a dataset in a region
+    exports to a bucket in the same region; the EU multi-region to EU or a region inside it; the US
+    multi-region to any location. BigQuery's refusal reads "Cannot read and write in different
+    locations: source: <dataset location>, destination: <bucket location>".
+    """
+    if found is None:
+        raise HTTPError(404, "notFound", f"Not found: bucket {bucket}")
+    source, destination = data_location.lower(), found.lower()
+    # The fake's own reading of the rule (the product's is in backends/gcp_locations.py): EU member-state regions.
+    in_eu = destination == "eu" or destination in {"europe-west1", "europe-west3", "europe-west4", "europe-north1"}
+    allowed = source == "us" or (in_eu if source == "eu" else source == destination)
+    if not allowed:
+        raise HTTPError(
+            400,
+            "invalid",
+            f"Cannot read and write in different locations: source: {data_location}, destination: {found.lower()}",
         )
 
 

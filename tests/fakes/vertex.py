@@ -25,6 +25,13 @@ Rules enforced (each answers as Vertex AI documents):
   (anything else is INVALID_ARGUMENT): https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.customJobs/list
 - cancelling a job that already ended is FAILED_PRECONDITION; a cancelled job gets ``error.code`` 1 (CANCELLED):
   https://cloud.google.com/vertex-ai/docs/reference/rest/v1/projects.locations.customJobs/cancel
+- buckets outside the service's region: a CustomJob's ``base_output_directory`` and a Model's
+  ``artifact_uri`` must be in a bucket of the request's region (FAILED_PRECONDITION, with the message
+  Vertex AI answers UploadModel with); the bucket's location comes from the local Cloud Storage:
+  https://cloud.google.com/vertex-ai/docs/general/import-model,
+  https://cloud.google.com/vertex-ai/docs/general/locations,
+  https://github.com/googleapis/python-aiplatform/issues/885 (Vertex AI may refuse a CustomJob's
+  output bucket later than at create; here it is refused at once)
 - get/cancel of a missing job, get of a missing model, version or alias: NOT_FOUND
 - model id: at most 63 characters ``[a-z0-9_-]``, not starting with a digit or hyphen; a ``model_id``
   that exists is ALREADY_EXISTS; a new version names its model in ``parent_model`` (which must exist),
@@ -76,7 +83,15 @@ from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
 from tests.fakes import tls
-from tests.fakes.vertex_models import PROJECT_NUMBER, ModelRegistryService, Refused, check_labels, location, now
+from tests.fakes.vertex_models import (
+    PROJECT_NUMBER,
+    ModelRegistryService,
+    Refused,
+    check_bucket_region,
+    check_labels,
+    location,
+    now,
+)
 
 __all__ = ["PROJECT_NUMBER", "Job", "Refused", "VertexEndpoint"]
 
@@ -263,6 +278,8 @@ class VertexEndpoint(ModelRegistryService):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "CustomJob job_spec.worker_pool_specs[0] needs a container_spec with an image_uri",
             )
+        base = spec.job_spec.base_output_directory.output_uri_prefix
+        check_bucket_region(self.storage_emulator_host, base, where, "CustomJob base_output_directory")
         with self._lock:
             job_id = str(next(self._ids))
             spec.name = f"{where}/customJobs/{job_id}"

@@ -44,6 +44,31 @@ def check_labels(labels: Any, what: str) -> None:
             )
 
 
+def check_bucket_region(storage_host: str | None, uri: str, where: str, what: str) -> None:
+    """Vertex AI reads and writes only buckets in its own region (FAILED_PRECONDITION otherwise).
+
+    https://cloud.google.com/vertex-ai/docs/general/import-model ("the bucket's region matches the
+    regional endpoint you're using"), https://cloud.google.com/vertex-ai/docs/general/locations; the
+    message is the service's, as quoted in https://github.com/googleapis/python-aiplatform/issues/885.
+    ``where`` is a ``projects/*/locations/<region>`` name. Without a local Cloud Storage nothing is checked.
+    """
+    from tests.fakes.gcs import bucket_location
+
+    if storage_host is None or not uri.startswith("gs://"):
+        return
+    region = where.rsplit("/", 1)[-1]
+    bucket = uri[len("gs://") :].split("/", 1)[0]
+    found = bucket_location(storage_host, bucket)
+    if found is None:
+        raise Refused(grpc.StatusCode.FAILED_PRECONDITION, f"{what}: the Cloud Storage bucket {bucket} does not exist")
+    if found.lower() != region:
+        raise Refused(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"The Cloud Storage bucket of `{uri}` is in location `{found.lower()}`. It must be in the same "
+            f"regional location as the service location `{region}`.",
+        )
+
+
 def location(parent: str) -> str:
     """``projects/<number>/locations/<region>`` for a request's ``parent`` (Vertex AI names carry the number)."""
     found = _PARENT.fullmatch(parent)
@@ -62,6 +87,7 @@ class ModelRegistryService:
 
     _lock: threading.RLock
     _ids: Any
+    storage_emulator_host: str | None
     models: dict[str, list[v1.Model]]
     operations: dict[str, operations_pb2.Operation]
 
@@ -76,6 +102,7 @@ class ModelRegistryService:
                 "Model container_spec.image_uri is required: a custom model needs a serving container",
             )
         check_labels(model.labels, "Model")
+        check_bucket_region(self.storage_emulator_host, model.artifact_uri, where, "Model artifact_uri")
         for alias in model.version_aliases:
             self._check_alias(alias)
         with self._lock:

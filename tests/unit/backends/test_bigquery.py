@@ -25,6 +25,7 @@ from airflow_ml_provider.core.contract.config import PlatformConfig
 from airflow_ml_provider.core.warehouse.ddl import ensure_tables
 from airflow_ml_provider.exceptions import (
     BytesBudgetExceeded,
+    ContractError,
     EmptyResultError,
     IdentifierError,
     SchemaMismatchError,
@@ -118,8 +119,10 @@ def test_sql_partition_is_published_by_a_query_into_the_partition_decorator(
     staging, publish = _non_dry(gcp)
     assert staging["useLegacySql"] is False
     assert staging["defaultDataset"] == {"projectId": PROJECT, "datasetId": DATASET}
-    assert staging["destinationTable"]["tableId"].startswith("_staging_recommendations_20240501_")
-    assert staging["writeDisposition"] == "WRITE_TRUNCATE"
+    assert staging["query"].startswith(
+        f"CREATE OR REPLACE TABLE `{PROJECT}.{DATASET}._staging_recommendations_20240501_"
+    )
+    assert "expiration_timestamp = TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL 24 HOUR)" in staging["query"]
     params = {p["name"]: (p["parameterType"]["type"], p["parameterValue"]["value"]) for p in staging["queryParameters"]}
     assert params == {"n": ("INT64", "5"), "variant": ("INT64", "1"), "__partition": ("DATE", "2024-05-01")}
     assert publish["destinationTable"] == {
@@ -155,14 +158,65 @@ def test_rewrites_are_idempotent_and_never_touch_other_partitions(gcp: LocalGcp,
     assert wh.list_tables() == ["recommendations"]  # no staging table left behind
 
 
-def test_staging_table_expires_within_a_day_and_is_deleted(gcp: LocalGcp, wh: BigQueryWarehouse) -> None:
+def _staging_tables(gcp: LocalGcp) -> list[Any]:
+    return [m for k, m in gcp.bigquery.tables.items() if k[2].startswith("_staging_")]
+
+
+class _Killed(BaseException):
+    """The task process dies (``kill -9``): no ``finally`` of ours runs after it."""
+
+
+def _kill_after_staging(monkeypatch: pytest.MonkeyPatch, wh: BigQueryWarehouse) -> None:
+    """Kill the task at the first request after its staging table exists (before any cleanup can run)."""
+    real_get = wh.client.get_table
+
+    def get_table(table: Any, *args: Any, **kwargs: Any) -> Any:
+        if "_staging_" in str(table):
+            raise _Killed()
+        return real_get(table, *args, **kwargs)
+
+    monkeypatch.setattr(wh.client, "get_table", get_table)
+    monkeypatch.setattr(wh.client, "delete_table", lambda *a, **k: None)  # a dead process deletes nothing
+
+
+@pytest.mark.parametrize("source", ["sql", "arrow"])
+def test_staging_tables_expire_from_creation_so_a_killed_task_leaves_nothing(
+    gcp: LocalGcp, wh: BigQueryWarehouse, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """Defect 4: the expiry came from a PATCH after the staging job; a kill before it left the table forever."""
     _write(wh)
-    patches = [r for r in gcp.bigquery.requests if r.method == "PATCH"]
-    assert len(patches) == 1 and "_staging_recommendations_" in patches[0].path
-    expires = dt.datetime.fromtimestamp(int(patches[0].json()["expirationTime"]) / 1000, dt.UTC)
+    _kill_after_staging(monkeypatch, wh)
+    with pytest.raises(_Killed):
+        if source == "sql":
+            _write(wh, n=3)
+        else:
+            rows = pa.table({"user_id": ["a"], "item_id": ["x"], "score": [0.9]})
+            wh.replace_partition("recommendations", "prediction_date", DAY, rows, cluster_by=("user_id",))
+    (left,) = _staging_tables(gcp)
+    assert left.expires_at_creation is not None, "the staging table existed without an expiry"
+    expires = dt.datetime.fromtimestamp(int(left.expires_at_creation) / 1000, dt.UTC)
     assert dt.timedelta(hours=23) < expires - dt.datetime.now(dt.UTC) <= dt.timedelta(days=1)
+
+    gcp.bigquery.advance(dt.timedelta(days=1, minutes=1).total_seconds())
+    assert _staging_tables(gcp) == []  # BigQuery deleted it when it expired
+    assert [r["item_id"] for r in _rows(gcp)] == ["i1", "i2", "i3", "i4", "i5"]  # the target never changed
+
+
+def test_staging_table_is_deleted_after_the_publish(gcp: LocalGcp, wh: BigQueryWarehouse) -> None:
+    _write(wh)
+    assert [r for r in gcp.bigquery.requests if r.method == "PATCH"] == []  # the expiry came with the table
     deletes = [r.path for r in gcp.bigquery.requests if r.method == "DELETE"]
-    assert len(deletes) == 1 and deletes[0].endswith(patches[0].path.rsplit("/", 1)[-1])
+    assert len(deletes) == 1 and "/tables/_staging_recommendations_20240501_" in deletes[0]
+    assert _staging_tables(gcp) == []
+
+
+def test_the_endpoint_deletes_a_table_when_its_expiry_passes(gcp: LocalGcp, wh: BigQueryWarehouse) -> None:
+    table = bigquery.Table(f"{TARGET}_tmp", schema=[bigquery.SchemaField("x", "STRING")])
+    table.expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    wh.client.create_table(table)
+    assert wh.table_exists("recommendations_tmp")
+    gcp.bigquery.advance(3601)
+    assert not wh.table_exists("recommendations_tmp")
 
 
 def test_staging_is_deleted_when_the_write_fails(gcp: LocalGcp, wh: BigQueryWarehouse) -> None:
@@ -231,7 +285,7 @@ def test_a_required_column_is_a_schema_error_naming_it_before_bigquery_refuses(
         _write(wh)
     assert "user_id is REQUIRED (NOT NULL) in the table but NULLABLE" in str(err.value)
     assert "DROP NOT NULL" in str(err.value)
-    assert _non_dry(gcp)[-1]["destinationTable"]["tableId"].startswith("_staging_")  # nothing was published
+    assert "_staging_" in _non_dry(gcp)[-1]["query"] and "destinationTable" not in _non_dry(gcp)[-1]  # no publish
 
 
 def test_the_endpoint_refuses_nullable_rows_into_required_columns(gcp: LocalGcp, wh: BigQueryWarehouse) -> None:
@@ -258,6 +312,7 @@ def test_partition_tables_from_the_repo_ddl_accept_partition_writes(gcp: LocalGc
             "model_version": ["v1"],
             "run_id": ["r"],
             "generated_at": pa.array([dt.datetime(2024, 5, 1, 6, tzinfo=dt.UTC)], pa.timestamp("us", tz="UTC")),
+            "source": ["model"],
         }
     )
     assert wh.replace_partition("recommendations", "prediction_date", DAY, rows, cluster_by=("user_id",)).rows == 1
@@ -292,8 +347,11 @@ def test_arrow_partition_loads_parquet_and_adds_the_partition_column(gcp: LocalG
     rows = pa.table({"user_id": ["a", "b"], "item_id": ["x", "y"], "score": [0.9, 0.1]})
     assert wh.replace_partition("recommendations", "prediction_date", DAY, rows, cluster_by=("user_id",)).rows == 2
     (load,) = _non_dry(gcp, "load")
-    assert load["sourceFormat"] == "PARQUET" and load["writeDisposition"] == "WRITE_TRUNCATE"
+    # Appended to a staging table created (with its expiry) just before: a load cannot set an expiry.
+    assert load["sourceFormat"] == "PARQUET" and load["writeDisposition"] == "WRITE_APPEND"
     assert load["destinationTable"]["tableId"].startswith("_staging_")
+    (insert,) = [r.json() for r in gcp.bigquery.requests if r.method == "POST" and r.path.endswith("/tables")][1:]
+    assert insert["tableReference"]["tableId"] == load["destinationTable"]["tableId"] and insert["expirationTime"]
     assert sorted(r["item_id"] for r in _rows(gcp)) == ["x", "y"]
 
 
@@ -541,3 +599,58 @@ def test_checks_run_on_the_staged_rows_and_a_failed_gate_publishes_nothing(
     assert written.rows == 2 and results == [0]
     staged = [c for c in _non_dry(gcp) if "GENERATE_ARRAY" in c["query"]]
     assert len(staged) == 3  # the step query ran once per write (the first write, and one per checked write)
+
+
+# --- defect 5: the publish job names the target's whole partitioning spec --------------------
+
+
+EXPIRING_DDL = f"""
+CREATE TABLE IF NOT EXISTS `{TARGET}` (prediction_date DATE, user_id STRING, item_id STRING, score FLOAT64)
+PARTITION BY prediction_date
+CLUSTER BY user_id
+OPTIONS (partition_expiration_days = 90, require_partition_filter = TRUE)
+"""
+
+
+def test_publish_passes_the_targets_own_partitioning_and_clustering(gcp: LocalGcp, wh: BigQueryWarehouse) -> None:
+    """A target with partition expiration: a publish naming only {DAY, field} is an incompatible spec."""
+    wh.execute(EXPIRING_DDL)
+    assert _write(wh).rows == 5
+    publish = _non_dry(gcp)[-1]
+    assert publish["timePartitioning"] == {"type": "DAY", "field": "prediction_date", "expirationMs": "7776000000"}
+    assert publish["clustering"] == {"fields": ["user_id"]}
+    meta = gcp.bigquery.meta(PROJECT, DATASET, "recommendations")
+    assert (meta.partition_expiration_ms, meta.require_partition_filter) == ("7776000000", True)
+
+
+def test_the_endpoint_compares_the_whole_partitioning_spec(gcp: LocalGcp, wh: BigQueryWarehouse) -> None:
+    wh.execute(EXPIRING_DDL)
+    config = bigquery.QueryJobConfig(
+        destination=f"{TARGET}${DAY:%Y%m%d}",
+        write_disposition="WRITE_TRUNCATE",
+        time_partitioning=bigquery.TimePartitioning(field="prediction_date"),
+        use_legacy_sql=False,
+    )
+    sql = "SELECT DATE '2024-05-01' AS prediction_date, 'u' AS user_id, 'i' AS item_id, 0.5 AS score"
+    with pytest.raises(BadRequest, match=r"Incompatible table partitioning specification.*expiration_ms: 7776000000"):
+        wh.client.query(sql, job_config=config).result()
+
+
+# --- EXPORT DATA writes only to a bucket colocated with the dataset ---------------------------
+
+
+def test_export_to_a_bucket_in_another_region_is_refused_as_bigquery_does(gcp: LocalGcp) -> None:
+    """https://cloud.google.com/bigquery/docs/exporting-data#data-locations: a regional dataset, same region."""
+    gcp.bigquery.create_dataset(PROJECT, "tokyo", "asia-northeast1")
+    tokyo = BigQueryWarehouse(
+        PlatformConfig(backend="gcp", project=PROJECT, dataset="tokyo", location="asia-northeast1"), labels=LABELS
+    )
+    tokyo.execute("CREATE TABLE t (x INT64)")
+    with pytest.raises(ContractError, match=r"(?s)Cannot read and write in different locations.*validate --conn-id"):
+        tokyo.export_parquet("SELECT * FROM t", None, f"gs://{gcp.bucket}/exports")  # my-bucket: us-central1
+
+
+def test_a_us_dataset_exports_to_a_regional_bucket(gcp: LocalGcp, wh: BigQueryWarehouse) -> None:
+    _write(wh)
+    folder = wh.export_parquet("SELECT * FROM recommendations", None, f"gs://{gcp.bucket}/exports")
+    assert len(_parquet_files(gcp, folder.removeprefix(f"gs://{gcp.bucket}/"))) == 1

@@ -14,9 +14,10 @@ import types
 from typing import Any
 from unittest.mock import MagicMock
 
+import grpc
 import pytest
 from airflow.providers.google.cloud.hooks.vertex_ai.custom_job import CustomJobHook
-from google.api_core.exceptions import InvalidArgument, NotFound
+from google.api_core.exceptions import FailedPrecondition, InvalidArgument, NotFound
 from google.cloud.aiplatform_v1 import CustomJob
 
 from airflow_ml_provider.backends.vertex import STATE_STORE_KEY, VertexJobPollError, VertexTrainingRunner, job_id
@@ -536,3 +537,81 @@ def test_link_persist_failure_never_fails_the_task():
         raise RuntimeError("xcom backend down")
 
     VertexTrainingJobLink.persist({"ti": types.SimpleNamespace(xcom_push=boom)}, "https://x")
+
+
+# --- defect 3: a blip while polling does not end the wait ---------------------------------------
+
+
+def fast_retries(trigger: VertexTrainingJobTrigger, failures: int = 5) -> VertexTrainingJobTrigger:
+    trigger.max_poll_failures, trigger.retry_base, trigger.retry_cap = failures, 0.01, 0.02
+    return trigger
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED]
+)
+def test_trigger_retries_transient_polling_errors_and_sees_the_job_succeed(vertex_endpoint, code):
+    name = start_job(vertex_endpoint, "import time; time.sleep(0.3)")
+    vertex_endpoint.fail_next("GetCustomJob", code, "the service blinked", times=3)
+    got = run_trigger(fast_retries(live_trigger(name, poll_interval=0.05)))
+    assert got == [{"status": "success", "job_name": name, "state": "JOB_STATE_SUCCEEDED", "message": "succeeded"}]
+    assert len(vertex_endpoint.calls("GetCustomJob")) >= 4  # three refused, then polled to the end
+    assert vertex_endpoint.calls("CancelCustomJob") == []
+
+
+def test_trigger_gives_up_on_a_persistent_outage_with_an_error_event_and_cancels_the_job(vertex_endpoint):
+    name = start_job(vertex_endpoint, SLEEP)
+    vertex_endpoint.wait(name, states={"JOB_STATE_RUNNING"})
+    vertex_endpoint.fail_next("GetCustomJob", grpc.StatusCode.UNAVAILABLE, "connection reset", times=100)
+    (event,) = run_trigger(fast_retries(live_trigger(name, poll_interval=0.05), failures=4))
+    assert (event["status"], event["state"], event["job_cancelled"]) == ("error", None, True)
+    assert "connection reset" in event["message"]
+    assert len(vertex_endpoint.calls("GetCustomJob")) == 4
+    assert vertex_endpoint.wait(name, timeout=10) == "JOB_STATE_CANCELLED"  # it does not run (and bill) unwatched
+    with pytest.raises(VertexJobPollError, match=r"connection reset\. It was cancelled .* a retry trains afresh"):
+        VertexTrainingRunner(config()).raise_for_event(event)
+
+
+def test_trigger_does_not_retry_a_permanent_error(vertex_endpoint):
+    name = start_job(vertex_endpoint, SLEEP)
+    vertex_endpoint.fail_next("GetCustomJob", grpc.StatusCode.PERMISSION_DENIED, "no aiplatform.customJobs.get")
+    (event,) = run_trigger(fast_retries(live_trigger(name)))
+    assert event["status"] == "error" and "no aiplatform.customJobs.get" in event["message"]
+    assert len(vertex_endpoint.calls("GetCustomJob")) == 1
+
+
+def test_non_deferrable_wait_retries_transient_polling_errors(runner, vertex_endpoint, monkeypatch):
+    from airflow_ml_provider.backends import vertex
+
+    monkeypatch.setattr(vertex, "retry_delay", lambda failures: 0.01)
+    name = start_job(vertex_endpoint, "print('trained')")
+    vertex_endpoint.fail_next("GetCustomJob", grpc.StatusCode.UNAVAILABLE, "blip", times=2)
+    assert runner.wait(name, poll_interval=0.05)["status"] == "success"
+
+
+# --- defect 1: the model's bucket must be in the Vertex AI region ---------------------------------
+
+
+def test_upload_of_a_model_in_a_bucket_outside_the_region_is_refused_as_vertex_does(runner, gcs_endpoint):
+    gcs_endpoint.create_bucket("my-us-bucket", "US")
+    with pytest.raises(FailedPrecondition, match=r"is in location `us`\. It must be in the same regional location"):
+        runner.upload_model_version(envelope("20260324-1a2b3c4d"), "gs://my-us-bucket/airflow-ml/recsys/v1/model")
+
+
+def test_a_custom_job_writing_outside_the_region_is_refused(runner, gcs_endpoint):
+    gcs_endpoint.create_bucket("my-eu-bucket", "europe-west4")
+    spec = runner.custom_job_spec(training_job(run_dir="gs://my-eu-bucket/airflow-ml/recsys/v1"))
+    with pytest.raises(FailedPrecondition, match="service location `us-central1`"):
+        CustomJobHook().create_custom_job(project_id=PROJECT, region=REGION, custom_job=spec)
+
+
+def test_runner_refuses_a_bucket_outside_the_region_before_any_export_or_job(vertex_endpoint, gcs_endpoint):
+    """The check runs in reattach, the training stage's first call: nothing is exported or billed yet."""
+    gcs_endpoint.set_location("my-bucket", "US")  # docs/gcp.md used to create it so
+    r = VertexTrainingRunner(config(location="US"))
+    with pytest.raises(ContractError, match=r"gs://my-bucket is in US, but Vertex AI runs in us-central1.*--location"):
+        r.reattach(training_job())
+    assert vertex_endpoint.calls("ListCustomJobs") == [] and vertex_endpoint.calls("CreateCustomJob") == []
+
+    gcs_endpoint.set_location("my-bucket", "us-central1")
+    assert r.reattach(training_job()) is False  # the US multi-region dataset exports to it; Vertex reads it

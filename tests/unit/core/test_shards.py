@@ -128,8 +128,7 @@ def test_gcp_publish_checks_the_shards_then_writes_the_partition_decorator(gcp: 
     staged_union = [
         c
         for c in queries
-        if c.get("destinationTable", {}).get("tableId", "").startswith("_staging_recommendations_20240501_")
-        and all(n in c["query"] for n in names)
+        if "_staging_recommendations_20240501_" in c["query"].split("AS", 1)[0] and all(n in c["query"] for n in names)
     ]
     assert len(staged_union) == 1  # the union of the shards, staged by the partition-write primitive
     assert publish["writeDisposition"] == "WRITE_TRUNCATE"
