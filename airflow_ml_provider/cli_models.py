@@ -119,6 +119,7 @@ def _train_summary(trained: dict[str, Any], decision: Any) -> dict[str, Any]:
         f"model@{k} ({scope})": {m: _round(v) for m, v in trained["model"].items()},
         f"{baseline}@{k} ({scope})": {m: _round(v) for m, v in trained["baseline"].items()},
         "lift_ci": trained.get("lift_ci"),
+        "baselines": trained.get("baselines"),
         **({"vertex_model": trained["vertex_model"]} if "vertex_model" in trained else {}),
         "gate_outcome": decision.outcome,
         "gate_passes": decision.passes,

@@ -106,10 +106,12 @@ def fast_pipeline_file(tmp_path_factory) -> Path:
     import yaml
 
     from tests.paths import PIPELINE
+    from tests.small_world import with_small_world_gate
 
     folder = tmp_path_factory.mktemp("fast-pipeline")
     raw = yaml.safe_load(PIPELINE.read_text())
     raw["model"].update(num_boost_round=40, params={"learning_rate": 0.15})
+    with_small_world_gate(raw)  # the 150-user training world: tests/small_world.py
     (folder / "pipeline.yaml").write_text(yaml.safe_dump(raw))
     shutil.copy(PIPELINE.parent / "model.py", folder / "model.py")
     return folder / "pipeline.yaml"

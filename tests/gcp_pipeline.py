@@ -9,14 +9,18 @@ hooks, deferral through the trigger, XComs and assets.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from airflow_ml_provider.backends.bigquery import BigQueryWarehouse
 from airflow_ml_provider.core.contract.spec import PipelineSpec, load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
 from airflow_ml_provider.core.features.build import build_features
-from tests.paths import DAGS_DIR, PIPELINE, SQL_DIR
+from tests.paths import PIPELINE, SQL_DIR
+from tests.small_world import small_world_dags
 
 RUN_DATE = dt.date(2026, 3, 31)
 #: Small enough for minutes on two cores, big enough for every SQL step and the gate.
@@ -50,9 +54,12 @@ def run_dag(dag_id: str, run_date: dt.date) -> str:
 
     from airflow.dag_processing.dagbag import DagBag
 
-    if str(DAGS_DIR) not in sys.path:
-        sys.path.insert(0, str(DAGS_DIR))  # as Airflow's DAG processor does (dags/recsys is a package)
-    bag = DagBag(dag_folder=str(DAGS_DIR))
+    # The reference DAGs with the small-world gate (this world has 200 users: tests/small_world.py).
+    dags = small_world_dags(Path(tempfile.gettempdir()) / f"aml-small-world-dags-{os.getpid()}")
+    os.environ.setdefault("AIRFLOW_ML_SQL_DIR", str(SQL_DIR))
+    if str(dags) not in sys.path:
+        sys.path.insert(0, str(dags))  # as Airflow's DAG processor does (dags/recsys is a package)
+    bag = DagBag(dag_folder=str(dags))
     assert bag.import_errors == {}, bag.import_errors
     dag = bag.get_dag(dag_id)
     logical = dt.datetime.combine(run_date, dt.time(6), tzinfo=dt.UTC)

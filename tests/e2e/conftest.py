@@ -20,6 +20,8 @@ import pytest
 
 from tests.e2e import backing
 from tests.e2e.cluster import AirflowCluster, still_alive
+from tests.paths import SQL_DIR
+from tests.small_world import small_world_dags
 
 #: The test-only cluster policy (tests/e2e/airflow_local_settings.py): a calendar that
 #: ends in spring 2026 (no run for the machine's "today"), one quick retry, fast sensors.
@@ -144,7 +146,14 @@ def recsys(tmp_path_factory) -> Iterator[RecsysWorld]:
     cluster = AirflowCluster(
         home / "cluster",
         # Batch inference runs sharded: three mapped shard tasks, then one publish.
-        env={**FAST_POLICY, "AML_E2E_STALL_DIR": str(stall_dir), "AIRFLOW_VAR_RECSYS_INFERENCE_SHARDS": str(SHARDS)},
+        env={
+            **FAST_POLICY,
+            "AML_E2E_STALL_DIR": str(stall_dir),
+            "AIRFLOW_VAR_RECSYS_INFERENCE_SHARDS": str(SHARDS),
+            "AIRFLOW_ML_SQL_DIR": str(SQL_DIR),
+        },
+        # The reference DAGs with the small-world gate: this world has 200 users (tests/small_world.py).
+        dags_folder=small_world_dags(home / "dags"),
         pythonpath=[FAULTS_DIR],
     )
     # The warehouse is prepared while Airflow starts (the DAGs only read it when triggered).

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from airflow.sdk import DAG
 
 from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
@@ -81,15 +80,9 @@ def _run(operator: type, **kwargs: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def sides(training_warehouse_file, fast_pipeline_file, tmp_path_factory) -> Sides:
-    # The 150-user world has about 140 users with a positive in the test window, and the model beats
-    # the strongest simple ranker by a few percent there: the gate is lowered so that both sides
-    # promote, and the stages after it (serving, drift, outcomes) have a champion to compare.
-    folder = tmp_path_factory.mktemp("parity-contract")
-    raw = yaml.safe_load(fast_pipeline_file.read_text())
-    raw["evaluation"].update(min_lists=50, min_lift_over_baseline=0.0)
-    (folder / "pipeline.yaml").write_text(yaml.safe_dump(raw))
-    shutil.copy(fast_pipeline_file.parent / "model.py", folder / "model.py")
-    return Sides(tmp_path_factory.mktemp("parity"), training_warehouse_file, folder / "pipeline.yaml")
+    # The fast contract carries the small-world gate (tests/small_world.py): both sides promote,
+    # and the stages after the gate (serving, drift, outcomes) have a champion to compare.
+    return Sides(tmp_path_factory.mktemp("parity"), training_warehouse_file, fast_pipeline_file)
 
 
 @pytest.fixture(autouse=True)

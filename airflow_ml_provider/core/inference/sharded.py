@@ -109,9 +109,9 @@ def score_shard(
             logger=logger,
             unlocked=True,
         )
-        candidates, seconds = stats.rows, stats.seconds_read + stats.seconds_score
+        candidates, seconds, filled = stats.rows, stats.seconds_read + stats.seconds_score, stats.filled_users
     except EmptyResultError:
-        best, candidates, seconds = TopK(1).result(), 0, 0.0
+        best, candidates, seconds, filled = TopK(1).result(), 0, 0.0, 0
     rows = with_shard(recommendation_rows(best, record.model_name, record.version, run_id), shard)
     table = staging_table("recommendations", day, run_id, shard, shards)
     warehouse.stage_table(table, rows)
@@ -123,6 +123,7 @@ def score_shard(
         "rows": rows.num_rows,
         "candidates": candidates,
         "seconds_score": round(seconds, 3),
+        "filled_users": filled,
         "staged": table,
     }
 
@@ -171,6 +172,7 @@ def publish_shards(
         **catalog_coverage(warehouse, spec, day, totals["items"]),
         "seconds_write": time.monotonic() - started,
         "rows_per_second": candidates / scoring if scoring else None,
+        "filled_users": sum(int(r.get("filled_users") or 0) for r in shards_done),
     }
 
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The trainer's candidate metrics kept in the summary (XCom, ``airflow-ml train --json``).
-SUMMARY_METRICS = ("ndcg", "recall", "precision", "map", "coverage")
+SUMMARY_METRICS = ("ndcg", "ndcg_binary", "recall", "precision", "map", "coverage", "lists", "users")
 
 
 class TrainingRunner(Protocol):
@@ -164,8 +164,10 @@ def register_trained_model(
         "candidate_recall": recall,
         "test_dates": metrics.get("test_dates"),
         "lift_ci": metrics.get("lift_ci"),
-        "model": {m: round(model[m], 6) for m in SUMMARY_METRICS},
-        "baseline": {m: round(baseline[m], 6) for m in SUMMARY_METRICS},
+        "model": {m: round(model[m], 6) for m in SUMMARY_METRICS if m in model},
+        "baseline": {m: round(baseline[m], 6) for m in SUMMARY_METRICS if m in baseline},
+        # The simple rankers the gate's baseline was the strongest of (evaluation.baseline: strongest).
+        "baselines": metrics.get("baselines"),
     }
     if mirror is not None:
         summary["vertex_model"] = mirror.upload_model_version(envelope, job.model_dir, labels=job.labels)

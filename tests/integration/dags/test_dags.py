@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.paths import DAGS_DIR, REPO
+from tests.paths import DAGS_DIR, REPO, SQL_DIR
+from tests.small_world import small_world_dags
 
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py"))
 #: Budget for parsing one reference DAG file in a fresh interpreter, beyond what a minimal DAG
@@ -84,7 +85,9 @@ def _airflow_env(tmp_path: Path, warehouse: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(
         AIRFLOW_HOME=str(tmp_path / "airflow"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_DIR),
+        # The reference DAGs with the small-world gate: these worlds have a few hundred users.
+        AIRFLOW__CORE__DAGS_FOLDER=str(small_world_dags(tmp_path / "dags")),
+        AIRFLOW_ML_SQL_DIR=str(SQL_DIR),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW_ML_HOME=str(warehouse.parent),
     )
@@ -148,7 +151,7 @@ def test_training_and_inference_dags_run_end_to_end(tmp_path):
     from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.demo import DemoConfig, generate
     from airflow_ml_provider.core.features.build import build_features
-    from tests.paths import PIPELINE, SQL_DIR
+    from tests.paths import PIPELINE
 
     warehouse = tmp_path / "ml" / "warehouse.duckdb"
     wh = DuckDBWarehouse(warehouse)
