@@ -132,14 +132,14 @@ def test_airflow_dags_test_recsys_features_twice_is_idempotent(tmp_path):
     assert all(str(v[2]) == str(v[3]) == "2026-03-30" for v in first.values())
     assert run_and_checksum() == first
 
-    # A date before the contract's start_date (2026-03-01) fails and says why, writing nothing.
-    early = _airflow(env, "dags", "test", "recsys_features", "2026-02-27")
+    # A date before the contract's start_date (2026-01-17) fails and says why, writing nothing.
+    early = _airflow(env, "dags", "test", "recsys_features", "2026-01-16")
     log = early.stdout + early.stderr
     assert early.returncode != 0, log[-4000:]
-    assert "logical date 2026-02-27 is before the pipeline's start_date 2026-03-01" in log, log[-4000:]
+    assert "logical date 2026-01-16 is before the pipeline's start_date 2026-01-17" in log, log[-4000:]
     assert "set start_date earlier in the contract" in log
     with wh.connect(read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM features WHERE as_of_date = '2026-02-27'").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM features WHERE as_of_date = '2026-01-16'").fetchone() == (0,)
 
 
 @pytest.mark.integration

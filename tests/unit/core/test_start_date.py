@@ -23,7 +23,7 @@ def _with(**keys) -> str:
 
 
 def test_reference_contract_starts_when_the_demo_data_does():
-    assert load_spec(CONTRACT).start_date == dt.date(2026, 3, 1)
+    assert load_spec(CONTRACT).start_date == dt.date(2026, 1, 17)
 
 
 def test_any_start_date_is_valid_and_none_means_no_limit():

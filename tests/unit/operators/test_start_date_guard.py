@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.operators.features import FeatureExtractOperator
 from airflow_ml_provider.sensors.warehouse import ChampionModelSensor, WarehousePartitionSensor
-from tests.paths import PIPELINE  # start_date: 2026-03-01
+from tests.paths import PIPELINE  # start_date: 2026-01-17
 
 
 def _tasks():
@@ -25,9 +25,9 @@ def _tasks():
 @pytest.mark.parametrize("index", [0, 1, 2], ids=["operator", "partition_sensor", "champion_sensor"])
 def test_a_date_before_the_start_fails_without_retry_and_a_later_one_runs(index):
     task = _tasks()[index]
-    with pytest.raises(AirflowFailException, match=r"logical date 2026-02-28 is before the pipeline's start_date"):
-        task.pre_execute({"logical_date": dt.datetime(2026, 2, 28, tzinfo=dt.UTC)})
-    task.pre_execute({"logical_date": dt.datetime(2026, 3, 1, tzinfo=dt.UTC)})
+    with pytest.raises(AirflowFailException, match=r"logical date 2026-01-16 is before the pipeline's start_date"):
+        task.pre_execute({"logical_date": dt.datetime(2026, 1, 16, tzinfo=dt.UTC)})
+    task.pre_execute({"logical_date": dt.datetime(2026, 1, 17, tzinfo=dt.UTC)})
     task.pre_execute({"logical_date": None})  # asset-triggered runs have no logical date
 
 
