@@ -61,8 +61,11 @@ def test_reference_pipeline_runs_on_gcp_through_the_real_clients(
     aliases = vertex_endpoint.aliases("recsys")
     assert any("champion" in a for a in aliases.values()), aliases
     assert gcp.storage.sessions, "batch inference read its candidates through the Storage Read API"
-    shard_reads = [c for c in gcp.bigquery.job_configs("query") if "@shard_index" in c["query"]]
+    shard_queries = [c["query"] for c in gcp.bigquery.job_configs("query") if "@shard_index" in c["query"]]
+    shard_reads = [q for q in shard_queries if "popularity_rank" not in q]
     assert len(shard_reads) == 2, "each shard ran its own candidate query (and read it in its own session)"
+    # ... and its own popularity fill for the users short of k (core/inference/fallback.py).
+    assert len(shard_queries) - len(shard_reads) == 2
     assert len(gcp.storage.sessions) >= 2
     assert not gcp.bigquery.job_configs("copy"), "partitions are published by query, never copied"
 

@@ -92,7 +92,7 @@ def dag_connection(sides: Sides, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_ML_PLATFORM_DEFAULT", json.dumps({"conn_type": "ml_platform", "extra": extra}))
 
 
-def test_features_and_labels(sides: Sides) -> None:
+def _features_and_labels(sides: Sides) -> None:
     from airflow_ml_provider.operators.checks import DataCheckOperator
     from airflow_ml_provider.operators.features import FeatureExtractOperator
 
@@ -110,7 +110,7 @@ def test_features_and_labels(sides: Sides) -> None:
     sides.same("labels", "as_of_date = @d", {"d": LABEL_DAY})
 
 
-def test_training_writes_the_same_model_and_the_gate_decides_the_same(sides: Sides) -> None:
+def _training_writes_the_same_model_and_the_gate_decides_the_same(sides: Sides) -> None:
     from airflow_ml_provider.operators.evaluation import EvaluateAndPromoteOperator
     from airflow_ml_provider.operators.training import TrainModelOperator
 
@@ -129,7 +129,7 @@ def test_training_writes_the_same_model_and_the_gate_decides_the_same(sides: Sid
     )
 
 
-def test_recommendations_drift_and_outcomes(sides: Sides) -> None:
+def _recommendations_drift_and_outcomes(sides: Sides) -> None:
     from airflow_ml_provider.operators.drift import DriftCheckOperator
     from airflow_ml_provider.operators.inference import BatchRecommendOperator
     from airflow_ml_provider.operators.outcomes import OutcomeEvaluationOperator
@@ -146,3 +146,11 @@ def test_recommendations_drift_and_outcomes(sides: Sides) -> None:
     _run(OutcomeEvaluationOperator, task_id="outcomes", pipeline=pipeline, prediction_date=str(DAY))
     sides.cli_run("outcomes", "--date", str(DAY), "--sql-dir", str(SQL_DIR))
     sides.same("recommendation_outcomes", "prediction_date = @d", {"d": DAY})
+
+
+def test_every_stage_writes_the_same_tables_from_the_dag_and_the_cli(sides: Sides) -> None:
+    """The stages in pipeline order, in one test: each reads what the one before wrote (pytest-xdist
+    spreads a module's tests over workers, so three dependent tests could run without their inputs)."""
+    _features_and_labels(sides)
+    _training_writes_the_same_model_and_the_gate_decides_the_same(sides)
+    _recommendations_drift_and_outcomes(sides)

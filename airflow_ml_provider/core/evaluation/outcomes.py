@@ -113,7 +113,8 @@ def judge_lists(recommended: pd.DataFrame, judged: pd.DataFrame, k: int, catalog
         "recall_at_k": rate(summary["recall"]),
         "ndcg_at_k": rate(summary["ndcg"]),
         "purchases": int(bought["purchases"].sum()),
-        "revenue": None if pd.isna(revenue) else float(revenue),
+        # Rounded: a float sum depends on the order rows arrive in, and a rerun must write the same row.
+        "revenue": None if pd.isna(revenue) else round(float(revenue), 6),
         "coverage": float(summary["coverage"]) if catalog_size else None,
     }
 

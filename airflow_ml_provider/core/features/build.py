@@ -172,9 +172,11 @@ def require_label_horizons(warehouse: Warehouse, spec: PipelineSpec, dates: Sequ
             f"No date of the range is ready: the last as-of date whose horizon has passed is {last_ready}. "
             "Build these dates without --labels, or load events through each date's horizon first."
         )
+    ready_on = early[0] + dt.timedelta(days=horizon + 1)
     raise HorizonNotPassedError(
         f"labels ({spec.label.step.table}) for {refused}: their {horizon}-day label horizon has not passed "
-        f"({reach}; today is {today}). {fix} Nothing was written."
+        f"({reach}; today is {today}); {early[0]} becomes ready on {ready_on}, once the events reach "
+        f"{ready_on - dt.timedelta(days=1)}. {fix} Nothing was written."
     )
 
 

@@ -1048,10 +1048,18 @@ CASES: dict[str, Case] = {
     "cli-empty-feature-date": cli_case(
         "cli",
         nothing,
-        lambda w: ["features", "--pipeline", str(w.pipeline), "--date", "2025-01-01"],
-        r"airflow-ml features: error: feature steps of 2025-01-01: .*\[freshness\] events: events must reach "
-        r"2025-01-01 for as-of date 2025-01-01, but no event in the scanned window",
+        lambda w: ["features", "--pipeline", str(w.pipeline), "--date", "2026-06-30"],
+        r"airflow-ml features: error: feature steps of 2026-06-30: .*\[freshness\] events: events must reach "
+        r"2026-06-30 for as-of date 2026-06-30, but no event in the scanned window",
         r"Load the missing events, or run this date once they have arrived",
+    ),
+    "cli-feature-date-before-start": cli_case(
+        "cli",
+        nothing,
+        lambda w: ["features", "--pipeline", str(w.pipeline), "--date", "2025-01-01"],
+        r"airflow-ml features: error: --date 2025-01-01 is before the pipeline's start_date 2026-01-17 "
+        r"\(.*pipeline\.yaml: start_date\)",
+        r"set start_date earlier in the contract",
     ),
     "cli-check-duplicated-events": cli_case(
         "cli",

@@ -90,9 +90,16 @@ def test_deferred_task_lost_and_retried_reattaches_and_registers_once(edge, with
     assert ModelRegistry(edge.warehouse).get("recsys", VERSION).uri == f"{RUN_DIR}/model"
 
 
-def test_polling_failure_then_retry_finds_the_finished_job_without_a_state_store(edge):  # noqa: F811 (the fixture)
-    """Try 1 polls (not deferrable) and dies on a transient API error; the job finishes; try 2 registers it."""
-    edge.vertex.fail_next("GetCustomJob", grpc.StatusCode.UNAVAILABLE, "the Vertex AI API is unavailable")
+def test_polling_failure_then_retry_finds_the_finished_job_without_a_state_store(edge, monkeypatch):  # noqa: F811
+    """Try 1 polls (not deferrable) and dies on a lasting API outage; the job finishes; try 2 registers it.
+
+    One blip is retried within the try (tests/unit/backends/test_vertex.py); an outage longer than
+    ``MAX_POLL_FAILURES`` polls ends the try, and Airflow's retry reattaches.
+    """
+    monkeypatch.setattr(vertex, "retry_delay", lambda failures, *a, **k: 0.0)
+    edge.vertex.fail_next(
+        "GetCustomJob", grpc.StatusCode.UNAVAILABLE, "the Vertex AI API is unavailable", times=vertex.MAX_POLL_FAILURES
+    )
     op1, ctx1 = _try(edge, 1, None, deferrable=False, poll_interval=0)
     with pytest.raises(ServiceUnavailable):  # not an AirflowFailException: Airflow retries it
         op1.execute(ctx1)

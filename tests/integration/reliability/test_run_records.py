@@ -32,8 +32,12 @@ def runs(w: World, run_id: str) -> list[dict]:
 def test_a_rerun_of_the_same_try_updates_its_row(case: World):
     wh = DuckDBWarehouse(case.warehouse)
     first = recommend(case, "rerun")
-    with wh.connect() as con:  # make the second attempt write a different number of rows
-        con.execute(f"DELETE FROM features WHERE as_of_date = '{DAY}' AND user_id = (SELECT min(user_id) FROM users)")
+    with wh.connect() as con:  # make the second attempt write a different number of rows: one user fewer
+        # (without events in the lookback the user is not served at all; without features alone the
+        # global popularity list would still fill their list)
+        user = con.execute(f"SELECT min(user_id) FROM features WHERE as_of_date = '{DAY}'").fetchone()[0]
+        con.execute(f"DELETE FROM features WHERE as_of_date = '{DAY}' AND user_id = ?", [user])
+        con.execute("DELETE FROM events WHERE user_id = ?", [user])
     second = recommend(case, "rerun")
     assert second["rows_written"] != first["rows_written"]
     assert runs(case, "rerun") == [

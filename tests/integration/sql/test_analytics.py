@@ -56,6 +56,7 @@ def write_lists(wh: DuckDBWarehouse, day: dt.date, users: list, items: list, sco
             "model_version": pa.array(["test"] * n, pa.string()),
             "run_id": pa.array([f"manual__{day}"] * n, pa.string()),
             "generated_at": pa.array([dt.datetime(2026, 4, 1, tzinfo=dt.UTC)] * n, TS),
+            "source": pa.array(["model"] * n, pa.string()),
         }
     )
     wh.replace_partition("recommendations", "prediction_date", day, table, sql_source="test lists")

@@ -204,5 +204,5 @@ def test_labels_built_before_their_horizon_are_refused_and_nothing_is_written(tm
     wh = _seed(tmp_path / "w.duckdb", DemoConfig(users=120, items=40, days=40), events_until=dt.date(2026, 3, 24))
     with pytest.raises(HorizonNotPassedError, match="becomes ready on 2026-03-28") as err:
         build_features(wh, SPEC, SQL_DIR, [AS_OF], labels=True)
-    assert "reaches only to 2026-03-24" in str(err.value)
+    assert "the events source reaches 2026-03-24" in str(err.value)
     assert not wh.table_exists("features") and not wh.table_exists("labels")
