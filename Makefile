@@ -70,7 +70,7 @@ demo: install airflow-db ## the whole pipeline on the embedded default: seed, fe
 	@grep -E "^Recommendations for" $(AIRFLOW_HOME)/recommend.log | sed -e 's/^/    /'
 	@./scripts/dags-test.sh recsys_outcomes $(OUTCOMES_RUN)
 	@$(BIN)/airflow-ml outcomes --date $(OUTCOME_FROM) --to $(OUTCOME_TO) -q
-	@echo "==> models (ndcg@10 end-to-end of the model vs the global popularity list on the held-out test window, and candidate recall)"
+	@echo "==> models (ndcg@10 of the model over every user active on the held-out test window vs the strongest simple ranker, and candidate recall)"
 	@$(BIN)/airflow-ml models list
 	@$(BIN)/airflow-ml recommendations --date $(DEMO_DATE)
 	@$(BIN)/airflow-ml tables
