@@ -17,11 +17,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from airflow.api_fastapi.core_api.security import requires_access_dag
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_ml_provider.core.contract.config import PlatformConfig
 from airflow_ml_provider.core.warehouse.interface import Warehouse
@@ -60,11 +62,15 @@ WarehouseDep = Annotated[Warehouse, Depends(get_warehouse)]
 
 
 class PageError(Exception):
-    """A page cannot be served; rendered as a message page (HTML) or ``{"detail": ...}`` (JSON)."""
+    """A page cannot be served; rendered as a message page (HTML) or ``{"detail": ...}`` (JSON).
 
-    def __init__(self, status_code: int, title: str, message: str) -> None:
+    ``param`` names the query parameter at fault: the page then keeps its filter form, filled
+    with what was asked and that field marked, so the user corrects it in place.
+    """
+
+    def __init__(self, status_code: int, title: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
-        self.status_code, self.title, self.message = status_code, title, message
+        self.status_code, self.title, self.message, self.param = status_code, title, message, param
 
 
 def _read(fn: Callable[[Warehouse], dict[str, Any]], warehouse: Warehouse) -> dict[str, Any]:
@@ -110,6 +116,7 @@ def _day(value: str | None, name: str = "date") -> dt.date | None:
             400,
             "Bad filter",
             f"query parameter {name}={value!r} is not a calendar date: use YYYY-MM-DD, e.g. {name}=2026-03-31.",
+            param=name,
         ) from None
 
 
@@ -118,6 +125,46 @@ Text = Annotated[str | None, Query(max_length=200)]
 
 def _text(value: str | None) -> str | None:
     return value.strip() or None if value else None
+
+
+def _choice(value: str | None, name: str, allowed: tuple[str, ...]) -> str | None:
+    """A query parameter that takes one of ``allowed`` values; empty is no filter; anything else is a 400."""
+    value = _text(value)
+    if value is None or value in allowed:
+        return value
+    raise PageError(
+        400,
+        "Bad filter",
+        f"query parameter {name}={value!r} is not one of {', '.join(allowed)}; leave it empty for all.",
+        param=name,
+    )
+
+
+#: The filter form of each page: (query parameter, label, placeholder). Error pages show the same form.
+FILTER_FIELDS: dict[str, list[tuple[str, str, str]]] = {
+    "models": [
+        ("model", "model", "recsys"),
+        ("version", "version", "any"),
+        ("date", "data as of (on or before)", "YYYY-MM-DD"),
+    ],
+    "drift": [
+        ("date", "date", "YYYY-MM-DD (newest)"),
+        ("model", "model", "any"),
+        ("feature", "feature", "worst flagged"),
+    ],
+    "recommendations": [
+        ("date", "served date", "YYYY-MM-DD (newest)"),
+        ("model", "model", "any"),
+        ("version", "version", "any"),
+    ],
+    "data": [
+        ("date", "checked date", "YYYY-MM-DD (newest)"),
+        ("table", "table", "any"),
+        ("status", "status", "pass | warn | fail | skipped"),
+    ],
+}
+#: The values of ``data_checks.status``.
+CHECK_STATUSES = ("pass", "warn", "fail", "skipped")
 
 
 def get_text_reader() -> data_models.TextReader:
@@ -169,7 +216,7 @@ def _recommendations(
             else {"items": [], "attributes": []}
         )
         found["outcomes"] = data_outcomes.outcomes(w, model=model, version=version, end=day)
-        found["outcomes_empty"] = data_outcomes.NO_OUTCOMES
+        found["outcomes_empty"] = data_outcomes.no_outcomes_message(day, model, version)
         found["user"] = data_outcomes.user_lookup(w, user, day, spec) if user else None
         found["filters"]["user"] = user
         return found
@@ -194,14 +241,19 @@ def _drift(warehouse: Warehouse, date: str | None, model: str | None, feature: s
             found["trend"] = data_drift.psi_trend(w, chosen, when, model=model)
             found["bins"] = data_drift.bins(w, chosen, when, model=model)
         found["filters"]["feature"] = chosen
+        # The verdict shown is the checked date's own (all rows); a date with no check says so
+        # and names the newest check before it, never showing that check's verdict as its own.
+        on_day = [v for v in found["verdicts"] if v["logical_date"] == checked and v["segment"] == "__all__"]
+        found["verdict"] = on_day[0] if on_day else None
+        found["checked_before"] = found["verdicts"][0]["logical_date"] if found["verdicts"] and not on_day else None
         return found
 
     return _read(read, warehouse)
 
 
 def _data_checks(warehouse: Warehouse, date: str | None, table: str | None, status: str | None) -> dict[str, Any]:
-    day = _day(date)
-    return _read(lambda w: data_quality.data_checks(w, day, table=_text(table), status=_text(status)), warehouse)
+    day, chosen = _day(date), _choice(status, "status", CHECK_STATUSES)
+    return _read(lambda w: data_quality.data_checks(w, day, table=_text(table), status=chosen), warehouse)
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -264,6 +316,7 @@ def models_page(
         request,
         "models.html",
         active="models",
+        fields=FILTER_FIELDS["models"],
         models=models,
         metric=found["metric"],
         filters=found["filters"],
@@ -322,7 +375,7 @@ def drift_page(
         heatmap=figures.drift_heatmap(found["psi"], feature_table) if found["psi"] else None,
         trend_chart=figures.psi_trend_chart(found["trend"], found["feature"]) if found["trend"] else None,
         bins_chart=figures.bins_chart(bins) if bins and "labels" in bins else None,
-        latest=found["verdicts"][0] if found["verdicts"] else None,
+        fields=FILTER_FIELDS["drift"],
         **found,
     )
 
@@ -344,6 +397,7 @@ def recommendations_page(
         request,
         "recommendations.html",
         active="recommendations",
+        fields=FILTER_FIELDS["recommendations"],
         chart=figures.coverage_chart(found["coverage"]) if found["coverage"] else None,
         outcome_charts=[
             figures.outcome_chart(data_outcomes.outcome_series(outcomes, metric), dates, metric, label)
@@ -360,16 +414,91 @@ def data_page(
     request: Request, warehouse: WarehouseDep, date: Text = None, table: Text = None, status: Text = None
 ) -> HTMLResponse:
     found = _data_checks(warehouse, date, table, status)
-    return _page(request, "data.html", active="data", **found)
+    return _page(request, "data.html", active="data", fields=FILTER_FIELDS["data"], **found)
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(f"{_base(request)}/api/")
+
+
+def _page_name(request: Request) -> str | None:
+    """The overview page a request is for (``models``, ``drift``, ...), None for any other path."""
+    rest = request.url.path[len(_base(request)) :].strip("/")
+    return rest if rest in FILTER_FIELDS else None
 
 
 async def _page_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageError)
-    if request.url.path.startswith(f"{_base(request)}/api/"):
+    if _is_api(request):
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
-    response = _page(request, "message.html", active=None, title=exc.title, message=exc.message)
+    page = _page_name(request)
+    response = _page(
+        request,
+        "message.html",
+        active=page,
+        title=exc.title,
+        message=exc.message,
+        # A bad filter keeps the page's form, filled with what was asked, the faulty field marked.
+        form_action=f"{_base(request)}/{page}" if page and exc.param else None,
+        fields=FILTER_FIELDS.get(page or "", []),
+        filters=dict(request.query_params),
+        invalid=exc.param,
+    )
     response.status_code = exc.status_code
     return response
+
+
+def _airflow_base(request: Request) -> str:
+    """Airflow's own URL prefix: the app's mount path (``/ml``) taken off the root path."""
+    from airflow_ml_provider.plugins.ml_platform import URL_PREFIX
+
+    base = _base(request)
+    return base[: -len(URL_PREFIX)] if base.endswith(URL_PREFIX) else base
+
+
+def _airflow_not_found(request: Request) -> Response | None:
+    """Airflow's UI page (its 404 view) with status 404, or None when the UI is not built."""
+    try:
+        import airflow
+
+        index = Path(airflow.__file__).parent / "ui" / "dist" / "index.html"
+        html = index.read_text()
+    except (ImportError, OSError):
+        return None
+    # The same substitution Airflow's own catch-all route makes (core_api/app.py: backend_server_base_url).
+    base = f"{_airflow_base(request)}/"
+    return HTMLResponse(html.replace("{{ backend_server_base_url }}", base), status_code=404)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """``/ml/api/*`` keeps FastAPI's JSON errors; a browser on a page gets what Airflow's UI gives.
+
+    No or an expired token: a redirect to Airflow's login (``/api/v2/auth/login?next=<page>``,
+    what Airflow's UI does on a 401, so the auth manager picks the login page and returns the
+    user here). An unknown path: Airflow's UI, which shows its "page not found". A user without
+    DAG read access: a message page with status 403.
+    """
+    from fastapi.exception_handlers import http_exception_handler
+
+    assert isinstance(exc, StarletteHTTPException)
+    if _is_api(request):
+        return await http_exception_handler(request, exc)
+    if exc.status_code == 401:
+        login = f"{_airflow_base(request)}/api/v2/auth/login?{urlencode({'next': str(request.url)})}"
+        return RedirectResponse(login, status_code=307)
+    if exc.status_code == 404 and (response := _airflow_not_found(request)) is not None:
+        return response
+    if exc.status_code in (403, 404):
+        title = "Not allowed" if exc.status_code == 403 else "Page not found"
+        message = (
+            "Your Airflow user cannot read DAGs, which the ML pages require; ask an admin for DAG read access."
+            if exc.status_code == 403
+            else f"There is no page at {request.url.path}. The ML pages are Models, Drift, Recommendations and Data."
+        )
+        response = _page(request, "message.html", active=None, title=title, message=message)
+        response.status_code = exc.status_code
+        return response
+    return await http_exception_handler(request, exc)
 
 
 def create_app() -> FastAPI:
@@ -381,6 +510,7 @@ def create_app() -> FastAPI:
     )
     app.include_router(router)
     app.add_exception_handler(PageError, _page_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     return app
 
 

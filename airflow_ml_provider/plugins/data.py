@@ -57,7 +57,7 @@ SELECT * FROM (
   FROM recommendation_runs
 ) AS runs
 WHERE TRUE {{where}}
-ORDER BY started_at DESC, run_id, try_number DESC
+ORDER BY prediction_date DESC, started_at DESC, run_id, try_number DESC
 LIMIT @limit
 """
 
@@ -120,18 +120,47 @@ def _newest(warehouse: Warehouse, sql: str, params: Mapping[str, Any], source: s
     return found[0]["d"] if found else None
 
 
+def data_date(version: str, metrics: Mapping[str, Any] | None) -> dt.date | None:
+    """The as-of date of the data a version was trained for, or None when nothing records it.
+
+    The DAG (and the CLI) name a version after its run date (``20260331-1a2b3c4d``): the as-of
+    date its training windows end on. A version named otherwise falls back to the last date
+    of its held-out test window (``metrics.test_dates``). The wall-clock creation time is not
+    a data date: a model retrained today for March 31 is still a March 31 model.
+    """
+    head = version[:8]
+    if len(head) == 8 and head.isdigit():
+        try:
+            return dt.date(int(head[:4]), int(head[4:6]), int(head[6:]))
+        except ValueError:
+            pass
+    test = (metrics or {}).get("test_dates")
+    if isinstance(test, list | tuple) and test:
+        try:
+            return dt.date.fromisoformat(str(test[-1])[:10])
+        except ValueError:
+            return None
+    return None
+
+
 def models(
     warehouse: Warehouse, model: str | None = None, version: str | None = None, day: dt.date | None = None
 ) -> dict[str, Any]:
-    """Every registered version (of ``model``; ``version``; trained on or before ``day``), newest first."""
+    """Every registered version (of ``model``; ``version``; data as of ``day`` or before), newest first.
+
+    Under a date filter a version with no recorded data date (see ``data_date``) is left out.
+    """
     out = []
     for record in ModelRegistry(warehouse).list(model or None):
         if version and record.version != version:
             continue
-        if day and record.created_at.date() > day:
-            continue
         m = record.metrics or {}
+        as_of = data_date(record.version, m)
+        if day and (as_of is None or as_of > day):
+            continue
         row = record.as_dict()
+        row["data_date"] = _jsonable(as_of)
+        row["test_dates"] = m.get("test_dates")
         row["k"] = m.get("k")
         row["metric"] = METRIC
         row["model_score"] = (m.get("model") or {}).get(METRIC)
@@ -192,11 +221,18 @@ def recommendations(
     version: str | None = None,
     limit_runs: int = 100,
 ) -> dict[str, Any]:
-    """The batch-inference runs, coverage per date and the totals of ``day`` (default: the newest date)."""
+    """The batch-inference runs and coverage per date (served on or before ``day``) and the totals of ``day``.
+
+    ``day`` defaults to the newest served date; runs are newest prediction date first.
+    """
     params: dict[str, Any] = {}
     where = model_filter(params, model, version)
     runs_params = {**params, "limit": limit_runs, "stale_before": utcnow() - LOST_AFTER}
-    runs = _clean(_rows(warehouse, _RUNS.format(where=where), runs_params, "ml pages: recommendation runs"))
+    runs_where = where
+    if day is not None:
+        runs_where += " AND prediction_date <= @day"
+        runs_params["day"] = day
+    runs = _clean(_rows(warehouse, _RUNS.format(where=runs_where), runs_params, "ml pages: recommendation runs"))
     filters = _filters(date=day, model=model, version=version)  # what was asked; latest_date is what is shown
     if day is None:
         day = _newest(warehouse, _LATEST_DATE.format(where=where), params, "ml pages: newest recommendations date")

@@ -18,7 +18,7 @@ from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.registry.models import ModelRegistry
 from airflow_ml_provider.core.training.envelope import ENVELOPE_FILE, parse_envelope
 from airflow_ml_provider.core.warehouse.interface import Warehouse
-from airflow_ml_provider.plugins.data import _clean, _rows
+from airflow_ml_provider.plugins.data import _clean, _jsonable, _rows, data_date
 from airflow_ml_provider.plugins.data_outcomes import outcomes
 
 #: Reads an artifact URI's text (the plugin passes the connection's ObjectStoragePath reader).
@@ -126,6 +126,7 @@ def model_version(
         "scope": metrics.get("scope", "candidates"),
         "baseline_name": metrics.get("baseline_name") or "candidate_popularity",
         "test_dates": metrics.get("test_dates"),
+        "data_date": _jsonable(data_date(version, metrics)),
         "candidate_recall": metrics.get("candidate_recall"),
         "lift": metrics.get("lift") or {},
         "lift_ci": metrics.get("lift_ci"),

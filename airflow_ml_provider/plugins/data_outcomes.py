@@ -30,6 +30,17 @@ NO_OUTCOMES = (
     "No outcomes yet: dates are evaluated once their horizon has passed; DAG recsys_outcomes "
     f"writes them to {OUTCOMES_TABLE}."
 )
+
+
+def no_outcomes_message(day: dt.date | None = None, model: str | None = None, version: str | None = None) -> str:
+    """What an empty outcomes panel says: the filters that emptied it, else why nothing is evaluated yet."""
+    asked = [f"served on or before {day}"] if day else []
+    asked += [f"{name}={value}" for name, value in (("model", model), ("version", version)) if value]
+    if not asked:
+        return NO_OUTCOMES
+    return f"No outcomes match {', '.join(asked)}: change or clear the filters above to see every evaluated date."
+
+
 #: Days of events shown after a served date whose horizon no outcome row names yet.
 DEFAULT_HORIZON_DAYS = 7
 #: Item attributes the top-items table shows when the items table has them.

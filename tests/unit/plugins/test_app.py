@@ -8,6 +8,7 @@ record_run, replace_partition with the drift results schema).
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi import FastAPI
@@ -28,11 +29,21 @@ OVERVIEWS = ("/ml/models", "/ml/drift", "/ml/recommendations", "/ml/data")
 # --- auth ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [*PAGES, *APIS, "/ml/"])
-def test_no_token_is_401(client, path):
+@pytest.mark.parametrize("path", APIS)
+def test_no_token_is_401_on_the_api(client, path):
     response = client.get(path, follow_redirects=False)
     assert response.status_code == 401, response.text
     assert response.json() == {"detail": "Not authenticated"}
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/ml/"])
+def test_no_token_on_a_page_redirects_to_airflows_login(client, path):
+    # What Airflow's own UI does on a 401: /api/v2/auth/login?next=<page>; the auth manager picks the login page.
+    response = client.get(f"{path}?date=2026-03-31", follow_redirects=False)
+    assert response.status_code == 307, response.text
+    location = response.headers["location"]
+    assert location.startswith("/api/v2/auth/login?next=")
+    assert parse_qs(urlsplit(location).query)["next"] == [f"http://testserver{path}?date=2026-03-31"]
 
 
 @pytest.mark.parametrize("path", [*PAGES, *APIS])
@@ -283,4 +294,9 @@ def test_every_route_of_the_real_app_requires_auth():
     client.app.mount("/ml", ml_app.app)
     for route in ml_app.app.routes:
         if isinstance(route, APIRoute):
-            assert client.get(f"/ml{route.path}", follow_redirects=False).status_code == 401, route.path
+            response = client.get(f"/ml{route.path}", follow_redirects=False)
+            if route.path.startswith("/api/"):
+                assert response.status_code == 401, route.path
+            else:  # a page sends the browser to Airflow's login
+                assert response.status_code == 307, route.path
+                assert response.headers["location"].startswith("/api/v2/auth/login?next="), route.path

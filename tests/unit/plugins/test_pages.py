@@ -92,9 +92,11 @@ def test_the_models_list_links_each_version_and_filters_by_model_version_and_dat
     assert 'href="/ml/models/recsys/v2"' in html
     assert [m["version"] for m in get(client, tokens, "/ml/api/models", version="v2").json()["models"]] == ["v2"]
     assert get(client, tokens, "/ml/api/models", model="other").json()["models"] == []
-    # Versions were trained on 04-01, 04-02 and 04-03.
-    early = get(client, tokens, "/ml/api/models", date="2026-04-02").json()
-    assert [m["version"] for m in early["models"]] == ["v2", "v1"] and early["filters"]["date"] == "2026-04-02"
+    # The date filters by the data's as-of date, not the creation time (04-01 to 04-03): only v3 records
+    # one (its test window ends 2026-03-17); v1 and v2 have no dated version name and no test window.
+    early = get(client, tokens, "/ml/api/models", date="2026-03-31").json()
+    assert [m["version"] for m in early["models"]] == ["v3"] and early["filters"]["date"] == "2026-03-31"
+    assert early["models"][0]["data_date"] == "2026-03-17"
 
 
 # --- recommendations -----------------------------------------------------------------------------

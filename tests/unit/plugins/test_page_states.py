@@ -1,0 +1,151 @@
+"""What the pages say when filters narrow or empty them, refuse a bad parameter, or meet no login (issue 28).
+
+Same world as the other page tests (``world.py``): v1, v2 and v3 created 04-01 to 04-03 (only v3
+records a data date: its test window ends 2026-03-17), drift and lists on 03-29 to 03-31.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.unit.plugins.world import auth
+
+
+def get(client, tokens, path: str, **params):
+    return client.get(path, params=params, headers=auth(tokens["viewer"]))
+
+
+# --- empty states name the filters ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/ml/models", {"version": "nope"}, "version=nope"),
+        ("/ml/models", {"date": "2026-01-01"}, "date=2026-01-01"),
+        ("/ml/drift", {"model": "nope"}, "model=nope"),
+        ("/ml/recommendations", {"date": "2025-01-01"}, "date=2025-01-01"),
+        ("/ml/data", {"date": "2025-01-01"}, "2025-01-01"),
+    ],
+)
+def test_a_filter_that_empties_a_page_says_so_and_how_to_clear_it(client, tokens, path, params, named):
+    html = get(client, tokens, path, **params).text
+    assert 'data-state="filtered"' in html, html
+    assert named in html
+    assert "make demo" not in html and "yet" not in html.split('data-state="filtered"')[1][:300]
+    assert f'<a href="{path}">clear them</a>' in html
+    # The form keeps what was asked.
+    name, value = next(iter(params.items()))
+    assert f'name="{name}" value="{value}"' in html
+
+
+def test_the_models_page_labels_the_data_date_and_the_creation_time_as_such(client, tokens):
+    html = get(client, tokens, "/ml/models").text
+    assert "<th>data as of</th>" in html and "<th>created (run time)</th>" in html
+    assert "<th>trained</th>" not in html
+    row = re.search(r'<tr id="recsys-v3".*?</tr>', html, re.S).group(0)
+    assert '<td data-col="data-date">2026-03-17</td>' in row and "2026-03-11 to 2026-03-17" in row
+    version = get(client, tokens, "/ml/models/recsys/v3").text
+    assert "Data as of 2026-03-17; created 2026-04-03" in version and "Trained 2026" not in version
+
+
+def test_data_date_reads_the_version_name_before_the_test_window():
+    from airflow_ml_provider.plugins.data import data_date
+
+    assert str(data_date("20260331-1a2b3c4d", {"test_dates": ["2026-03-11", "2026-03-17"]})) == "2026-03-31"
+    assert str(data_date("v3", {"test_dates": ["2026-03-11", "2026-03-17"]})) == "2026-03-17"
+    assert data_date("20261399-x", {}) is None and data_date("v1", {}) is None
+
+
+def test_recommendations_date_filters_the_runs_and_coverage_too(client, tokens):
+    body = get(client, tokens, "/ml/api/recommendations", date="2026-03-30").json()
+    assert {r["prediction_date"][:10] for r in body["runs"]} == {"2026-03-29", "2026-03-30"}
+    assert [c["prediction_date"][:10] for c in body["coverage"]] == ["2026-03-29", "2026-03-30"]
+    assert body["latest_date"] == "2026-03-30"
+
+
+def test_recommendation_runs_are_in_prediction_date_order(client, tokens):
+    # The failed try of 03-31 started before every other run: by start time it would come last.
+    runs = get(client, tokens, "/ml/api/recommendations").json()["runs"]
+    dates = [r["prediction_date"][:10] for r in runs]
+    assert dates == sorted(dates, reverse=True)
+    assert runs[0]["prediction_date"][:10] == "2026-03-31"
+
+
+def test_an_outcomes_panel_emptied_by_filters_names_them():
+    import datetime as dt
+
+    from airflow_ml_provider.plugins import data_outcomes
+
+    text = data_outcomes.no_outcomes_message(dt.date(2025, 1, 1), "recsys", None)
+    assert "served on or before 2025-01-01" in text and "model=recsys" in text and "clear" in text
+    assert data_outcomes.no_outcomes_message() == data_outcomes.NO_OUTCOMES
+
+
+# --- drift: a date with no check is not given another date's verdict -------------------------------
+
+
+def test_a_drift_date_with_no_check_says_not_checked(client, tokens):
+    html = get(client, tokens, "/ml/drift", date="2027-01-01").text
+    assert 'id="not-checked"' in html and "not checked" in html
+    assert "Verdict on 2026-03-31" not in html and 'id="verdict"' not in html
+    assert 'href="?date=2026-03-31"' in html  # the newest check before it, as a link
+    body = get(client, tokens, "/ml/api/drift", date="2027-01-01").json()
+    assert body["verdict"] is None and body["checked_before"] == "2026-03-31"
+
+
+def test_a_checked_drift_date_shows_its_own_verdict(client, tokens):
+    html = get(client, tokens, "/ml/drift", date="2026-03-30").text
+    verdict = re.search(r'<div class="stat" id="verdict">.*?</div></div>', html, re.S).group(0)
+    assert "verdict on 2026-03-30" in verdict and 'badge warn">warn<' in verdict
+
+
+# --- bad parameters are refused, the form kept -----------------------------------------------------
+
+
+def test_an_unknown_status_is_refused_naming_the_parameter_with_the_form_kept(client, tokens):
+    response = get(client, tokens, "/ml/data", status="bogus", table="events")
+    assert response.status_code == 400
+    html = response.text
+    assert "status=&#39;bogus&#39;" in html or "status='bogus'" in html
+    assert "pass, warn, fail, skipped" in html
+    assert 'id="filters"' in html and 'name="table" value="events"' in html
+    assert re.search(r'<label class="invalid">status<input name="status" value="bogus"', html)
+    api = get(client, tokens, "/ml/api/data", status="bogus")
+    assert api.status_code == 400 and "status='bogus'" in api.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/ml/models", "/ml/drift", "/ml/recommendations", "/ml/data"])
+def test_a_bad_date_keeps_the_form(client, tokens, path):
+    response = get(client, tokens, path, date="31/03/2026", model="recsys")
+    assert response.status_code == 400
+    assert "date=&#39;31/03/2026&#39;" in response.text
+    assert 'name="date" value="31/03/2026" placeholder' in response.text and 'aria-invalid="true"' in response.text
+    assert f'action="{path}"' in response.text
+
+
+# --- unknown paths and no login get Airflow's pages ------------------------------------------------
+
+
+@pytest.mark.parametrize("headers", [{}, None])
+def test_an_unknown_page_gets_airflows_404(client, tokens, headers):
+    response = client.get("/ml/nosuchpage", headers=auth(tokens["viewer"]) if headers is None else headers)
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    # Airflow's UI shell with its base at Airflow's root (not /ml): its router shows "page not found".
+    assert '<base href="/" />' in response.text and 'id="root"' in response.text
+
+
+def test_an_unknown_api_path_keeps_json(client, tokens):
+    response = client.get("/ml/api/nosuch", headers=auth(tokens["viewer"]))
+    assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
+def test_a_page_without_dag_read_access_is_a_403_page_not_json(client, tokens):
+    response = client.get("/ml/models", headers=auth(tokens["none"]))
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html") and "DAG read access" in response.text
+    api = client.get("/ml/api/models", headers=auth(tokens["none"]))
+    assert api.status_code == 403 and "detail" in api.json()
