@@ -20,12 +20,17 @@ _FONT = 'font-family="system-ui, -apple-system, Segoe UI, sans-serif"'
 
 @dataclass(frozen=True)
 class Series:
-    """One line: a name for the legend and one value (or None for a gap) per x label."""
+    """One line: a name for the legend and one value (or None for a gap) per x label.
+
+    ``markers=False`` draws the line alone (a reference level such as a threshold, not data);
+    such a line with a single value is drawn across the plot.
+    """
 
     name: str
     values: Sequence[float | None]
     colour: str | None = None
     dashed: bool = False
+    markers: bool = True
 
 
 @dataclass(frozen=True)
@@ -149,11 +154,18 @@ def line_chart(
             if v is not None:
                 segment.append(f"{x_at(i):.1f},{y_at(v):.1f}")
             elif segment:
+                if len(segment) == 1 and not s.markers:  # a level with one value: across the plot
+                    y = segment[0].split(",")[1]
+                    segment = [f"{left:.1f},{y}", f"{width - right:.1f},{y}"]
                 if len(segment) > 1:
                     joined = " ".join(segment)
                     out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2.5"{dash} points="{joined}"/>')
                 segment = []
-        for x, y, v, xl in points:
+        if not s.markers and points:
+            # The value on hover, without a dot that would read as a data point.
+            values = sorted({label(v) if percent else f"{v:.4g}" for _, _, v, _ in points})
+            out.append(f"<title>{escape(f'{s.name}: {chr(44).join(values)}')}</title>")
+        for x, y, v, xl in points if s.markers else ():
             shown = label(v) if percent else f"{v:.4f}"
             out.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">'

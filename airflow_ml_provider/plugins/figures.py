@@ -60,11 +60,14 @@ def drift_heatmap(psi: list[dict[str, Any]], feature_table: str = "features") ->
     dates = sorted({r["logical_date"] for r in psi})
     names: list[str] = []
     cells: dict[tuple[str, str], charts.Cell] = {}
-    thresholds: dict[tuple[float | None, float | None], int] = {}
+    # Each column's levels on its newest evaluated date (categorical columns have their own, e.g. 0.05 / 0.1).
+    levels: dict[str, tuple[float | None, float | None]] = {}
     for r in psi:
         name = r["feature"] if r["table_name"] in (None, feature_table) else f"{r['table_name']}.{r['feature']}"
         if name not in names:
             names.append(name)
+        if r["warn_threshold"] is not None or r["threshold"] is not None:
+            levels[name] = (r["warn_threshold"], r["threshold"])
         severity = r["severity"] if r["status"] == "evaluated" else "skipped"
         value = r["value"] if r["value"] is not None and math.isfinite(r["value"]) else None
         tip = (
@@ -74,22 +77,41 @@ def drift_heatmap(psi: list[dict[str, Any]], feature_table: str = "features") ->
             else f"{name} on {r['logical_date']}: skipped ({r.get('skip_reason') or 'no value'})"
         )
         cells[(name, r["logical_date"])] = charts.Cell(value, severity, tip)
-        key = (r["warn_threshold"], r["threshold"])
-        thresholds[key] = thresholds.get(key, 0) + 1
-    warn, drift = max(thresholds, key=lambda t: thresholds[t]) if thresholds else (None, None)
-    legend = [
-        ("ok", f"ok: PSI < {warn}" if warn is not None else "ok"),
-        ("warn", f"warn: PSI ≥ {warn}" if warn is not None else "warn"),
-        ("drift", f"drift: PSI ≥ {drift}" if drift is not None else "drift"),
-        ("skipped", "skipped"),
-    ]
+    shared = set(levels.values())
+    if len(shared) == 1:
+        warn, drift = next(iter(shared))
+        legend = [
+            ("ok", f"ok: PSI < {warn}"),
+            ("warn", f"warn: PSI ≥ {warn}"),
+            ("drift", f"drift: PSI ≥ {drift}"),
+            ("skipped", "skipped"),
+        ]
+        rows, shown = names, cells
+    else:
+        # Columns judged at different levels: each row names its own, the legend says so.
+        def labelled(name: str) -> str:
+            warn, drift = levels.get(name, (None, None))
+            return f"{name} (warn {_level(warn)} / drift {_level(drift)})" if name in levels else name
+
+        rows = [labelled(n) for n in names]
+        shown = {(labelled(n), d): c for (n, d), c in cells.items()}
+        legend = [
+            ("ok", "ok: PSI below the column's warn level"),
+            ("warn", "warn: PSI ≥ its warn level"),
+            ("drift", "drift: PSI ≥ its drift level (levels beside each column)"),
+            ("skipped", "skipped"),
+        ]
     return charts.heatmap(
-        names,
+        rows,
         dates,
-        cells,
+        shown,
         title="PSI by feature and date (all rows; hover a cell for its thresholds)",
         legend=legend,
     )
+
+
+def _level(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
 
 
 def coverage_chart(coverage: list[dict[str, Any]]) -> str:
@@ -144,12 +166,22 @@ def psi_trend_chart(trend: list[dict[str, Any]], feature: str) -> str:
         v = row.get(key) if row else None
         return v if isinstance(v, int | float) and math.isfinite(v) else None
 
+    def level(key: str) -> list[float | None]:
+        # A level holds between checks: carry each checked date's level forward (and the first one back),
+        # so the threshold is one unbroken line, not dots on the checked dates.
+        out: list[float | None] = []
+        current = next((value(d, key) for d in dates if value(d, key) is not None), None)
+        for d in dates:
+            current = value(d, key) if value(d, key) is not None else current
+            out.append(current)
+        return out
+
     return charts.line_chart(
         dates,
         [
             charts.Series(f"{feature} PSI", [value(d, "value") for d in dates], colour=charts.PALETTE[0]),
-            charts.Series("warn at", [value(d, "warn_threshold") for d in dates], colour="#f59e0b", dashed=True),
-            charts.Series("drift at", [value(d, "threshold") for d in dates], colour="#dc2626", dashed=True),
+            charts.Series("warn at", level("warn_threshold"), colour="#f59e0b", dashed=True, markers=False),
+            charts.Series("drift at", level("threshold"), colour="#dc2626", dashed=True, markers=False),
         ],
         title=f"PSI of {feature} by checked date (all rows; a gap: not checked or skipped)",
         y_label="PSI",

@@ -149,3 +149,75 @@ def test_a_page_without_dag_read_access_is_a_403_page_not_json(client, tokens):
     assert response.headers["content-type"].startswith("text/html") and "DAG read access" in response.text
     api = client.get("/ml/api/models", headers=auth(tokens["none"]))
     assert api.status_code == 403 and "detail" in api.json()
+
+
+# --- drift: per-column levels in the legend, thresholds as lines ---------------------------------
+
+
+def _psi_row(feature: str, day: str, value: float, warn: float, drift: float, kind: str = "numeric") -> dict:
+    severity = "drift" if value >= drift else "warn" if value >= warn else "ok"
+    return {
+        "logical_date": day,
+        "table_name": "features",
+        "feature": feature,
+        "value": value,
+        "warn_threshold": warn,
+        "threshold": drift,
+        "severity": severity,
+        "status": "evaluated",
+        "skip_reason": None,
+        "kind": kind,
+    }
+
+
+def test_the_heatmap_legend_gives_categorical_columns_their_own_levels():
+    from airflow_ml_provider.plugins import figures
+    from tests.unit.plugins.world import SVG, svgs
+
+    psi = [
+        _psi_row("item_price", "2026-03-31", 0.12, 0.1, 0.25),
+        _psi_row("user_events", "2026-03-31", 0.02, 0.1, 0.25),
+        _psi_row("item_category", "2026-03-31", 0.138, 0.05, 0.1, kind="categorical"),
+    ]
+    svg = svgs(figures.drift_heatmap(psi))[0]
+    texts = [t.text or "" for t in svg.iter(f"{SVG}text")]
+    # 0.138 is red under its own 0.05 / 0.1: the legend must not say "drift: PSI ≥ 0.25" for every row.
+    assert "item_category (warn 0.05 / drift 0.1)" in texts and "item_price (warn 0.1 / drift 0.25)" in texts
+    assert not any("≥ 0.25" in t for t in texts)
+    assert "drift: PSI ≥ its drift level (levels beside each column)" in texts
+    cell = next(g for g in svg.iter(f"{SVG}g") if "item_category" in (g.find(f"{SVG}title").text or ""))
+    assert cell.get("data-severity") == "drift"
+
+
+def test_the_heatmap_legend_of_shared_levels_names_them_once():
+    from airflow_ml_provider.plugins import figures
+    from tests.unit.plugins.world import SVG, svgs
+
+    psi = [_psi_row("a", "2026-03-31", 0.12, 0.1, 0.25), _psi_row("b", "2026-03-31", 0.3, 0.1, 0.25)]
+    texts = [t.text or "" for t in svgs(figures.drift_heatmap(psi))[0].iter(f"{SVG}text")]
+    assert "drift: PSI ≥ 0.25" in texts and "a" in texts and "b" in texts
+
+
+def test_the_trend_chart_draws_thresholds_as_lines_not_dots(client, tokens):
+    from tests.unit.plugins.world import SVG, svgs
+
+    html = get(client, tokens, "/ml/drift", feature="item_price").text
+    trend = next(s for s in svgs(html) if "PSI of item_price by checked date" in (s.get("aria-label") or ""))
+    series = {g.get("data-series"): g for g in trend.iter(f"{SVG}g") if g.get("data-series")}
+    for level, value in (("warn at", "0.1"), ("drift at", "0.25")):
+        g = series[level]
+        assert list(g.iter(f"{SVG}circle")) == [], level  # no dots that read as data
+        lines = list(g.iter(f"{SVG}polyline"))
+        assert len(lines) == 1 and len(lines[0].get("points").split()) == 3  # one line over the three dates
+        assert g.find(f"{SVG}title").text == f"{level}: {value}"
+    assert len(list(series["item_price PSI"].iter(f"{SVG}circle"))) == 3
+
+
+def test_a_threshold_with_one_checked_date_still_draws_a_line():
+    from airflow_ml_provider.plugins import figures
+    from tests.unit.plugins.world import SVG, svgs
+
+    trend = [{**_psi_row("x", "2026-03-31", 0.2, 0.1, 0.25), "n_ref": 1, "n_cur": 1}]
+    svg = svgs(figures.psi_trend_chart(trend, "x"))[0]
+    warn = next(g for g in svg.iter(f"{SVG}g") if g.get("data-series") == "warn at")
+    assert len(list(warn.iter(f"{SVG}polyline"))) == 1 and not list(warn.iter(f"{SVG}circle"))
