@@ -216,6 +216,21 @@ def _recommendations(
             else {"items": [], "attributes": []}
         )
         found["outcomes"] = data_outcomes.outcomes(w, model=model, version=version, end=day)
+        horizon, horizon_source = data_outcomes.label_horizon(spec, found["outcomes"])
+        found["headline"] = data_outcomes.headline(found["outcomes"], newest, horizon, horizon_source)
+        found["concentration"] = None
+        if newest:
+            run = next(
+                (r for r in found["runs"] if str(r["prediction_date"])[:10] == newest and r["status"] == "success"), {}
+            )
+            found["concentration"] = data_outcomes.concentration(
+                w,
+                dt.date.fromisoformat(newest),
+                found["latest_totals"]["users"],
+                model=model,
+                version=version,
+                catalog_items=run.get("catalog_items"),
+            )
         found["outcomes_empty"] = data_outcomes.no_outcomes_message(day, model, version)
         found["user"] = data_outcomes.user_lookup(w, user, day, spec) if user else None
         found["filters"]["user"] = user

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -252,3 +253,147 @@ def user_lookup(
         row["then"] = sorted(set(by_item.get(row["item_id"], [])))
     result.update(served=served, did=did, horizon_start=start.isoformat(), horizon_end=end.isoformat())
     return result
+
+
+# --- the headline: did the newest judged lists work? -----------------------------------------------
+
+#: z of the two-sided 95% normal interval of the hit-rate difference.
+_Z95 = 1.96
+
+
+def _pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rows of one date and list source (one per served version) as one judgement over all their users."""
+    users = sum(r["active_users"] or 0 for r in rows)
+    hits = sum(r["hits"] or 0 for r in rows)
+    ndcg = [(r["ndcg_at_k"], r["active_users"] or 0) for r in rows if r["ndcg_at_k"] is not None]
+    weight = sum(w for _, w in ndcg)
+    return {
+        "active_users": users,
+        "hits": hits,
+        "hit_rate": hits / users if users else None,
+        "ndcg_at_k": sum(v * w for v, w in ndcg) / weight if weight else None,
+    }
+
+
+def headline(
+    rows: list[dict[str, Any]], newest_served: str | None, horizon_days: int, horizon_source: str
+) -> dict[str, Any]:
+    """Did the newest judged lists beat the global popularity list, and when is the newest served date judgeable.
+
+    ``rows`` are the outcome rows (segment ``all``) the page shows. The served lists of the newest
+    judged date (all versions pooled) are compared with the popularity list judged on the same
+    users: hit rate and ndcg@k, their difference, and an approximate 95% interval of the hit-rate
+    difference (normal, treating the two rates as independent: conservative, since both are
+    judged on the same users; per-user ndcg is not stored, so ndcg has no interval). ``verdict``
+    is ``better`` or ``worse`` when that interval excludes 0, else ``unclear``.
+    """
+    judged = sorted({r["prediction_date"] for r in rows if r["list_source"] == "model"})
+    out: dict[str, Any] = {
+        "judged_date": judged[-1] if judged else None,
+        "newest_served": newest_served,
+        "horizon_days": horizon_days,
+        "horizon_source": horizon_source,
+        "pending_date": None,
+        "judgeable_on": None,
+    }
+    if newest_served and (not judged or newest_served[:10] > judged[-1][:10]):
+        served = dt.date.fromisoformat(newest_served[:10])
+        out["pending_date"] = served.isoformat()
+        out["judgeable_on"] = (served + dt.timedelta(days=horizon_days + 1)).isoformat()
+    if not judged:
+        return out
+    day = judged[-1]
+    model = _pooled([r for r in rows if r["prediction_date"] == day and r["list_source"] == "model"])
+    popular = _pooled([r for r in rows if r["prediction_date"] == day and r["list_source"] == "global_popularity"])
+    out.update(model=model, popularity=popular, k=next((r["k"] for r in rows if r["prediction_date"] == day), None))
+    out["versions"] = sorted(
+        {r["model_version"] for r in rows if r["prediction_date"] == day and r["list_source"] == "model"}
+    )
+    m, p, n = model["hit_rate"], popular["hit_rate"], model["active_users"]
+    if m is None or p is None:
+        out.update(hit_rate_delta=None, ndcg_delta=None, ci=None, verdict="unclear")
+        return out
+    out["hit_rate_delta"] = m - p
+    out["ndcg_delta"] = (
+        model["ndcg_at_k"] - popular["ndcg_at_k"]
+        if model["ndcg_at_k"] is not None and popular["ndcg_at_k"] is not None
+        else None
+    )
+    n_pop = popular["active_users"] or n
+    se = math.sqrt(m * (1 - m) / n + p * (1 - p) / n_pop) if n and n_pop else None
+    out["ci"] = (
+        {"low": m - p - _Z95 * se, "high": m - p + _Z95 * se, "confidence": 0.95, "method": "normal, unpaired"}
+        if se
+        else None
+    )
+    low, high = (out["ci"]["low"], out["ci"]["high"]) if out["ci"] else (m - p, m - p)
+    out["verdict"] = "better" if low > 0 else "worse" if high < 0 else "unclear"
+    return out
+
+
+def label_horizon(spec: PipelineSpec | None, rows: list[dict[str, Any]]) -> tuple[int, str]:
+    """The label horizon (days) a served date is judged on, and where it came from."""
+    if spec is not None:
+        return spec.windows.label_horizon_days, f"label_horizon_days of {spec.name}'s pipeline.yaml"
+    for r in reversed(rows):
+        if r.get("horizon_end"):
+            days = (_date(r["horizon_end"]) - _date(r["prediction_date"])).days
+            return days, f"the horizon of the outcomes of {str(r['prediction_date'])[:10]}"
+    return DEFAULT_HORIZON_DAYS, f"assumed {DEFAULT_HORIZON_DAYS} days (no contract or outcome names it)"
+
+
+# --- popularity concentration of one date's lists ---------------------------------------------------
+
+#: The lists of a date are flagged as concentrated when one item is in at least this share of them.
+CONCENTRATION_FLAG = 0.5
+
+_EXPOSURE = """
+SELECT item_id, COUNT(DISTINCT user_id) AS users
+FROM recommendations
+WHERE prediction_date = @d {where}
+GROUP BY item_id
+"""
+
+
+def gini(counts: list[int]) -> float | None:
+    """Gini coefficient of exposure counts: 0 when every item is shown equally often, near 1 when one item is."""
+    values = sorted(c for c in counts if c >= 0)
+    total, n = sum(values), len(values)
+    if not n or not total:
+        return None
+    weighted = sum((i + 1) * v for i, v in enumerate(values))
+    return (2 * weighted) / (n * total) - (n + 1) / n
+
+
+def concentration(
+    warehouse: Warehouse,
+    day: dt.date,
+    lists: int,
+    *,
+    model: str | None = None,
+    version: str | None = None,
+    catalog_items: int | None = None,
+) -> dict[str, Any]:
+    """How concentrated the lists of ``day`` are on a few items.
+
+    ``top_share``: the share of lists holding the most recommended item. ``gini``: the Gini
+    coefficient of the number of lists each item is in, over the catalog the run scored
+    (items never recommended count as 0) when ``catalog_items`` is known, else over the
+    recommended items. ``flagged`` when ``top_share`` reaches ``CONCENTRATION_FLAG``.
+    """
+    params: dict[str, Any] = {"d": day}
+    where = model_filter(params, model, version)
+    counts = [r["users"] for r in _rows(warehouse, _EXPOSURE.format(where=where), params, "ml pages: exposure")]
+    if not counts or not lists:
+        return {"top_share": None, "gini": None, "flagged": False, "items": len(counts), "catalog_items": None}
+    missing = max((catalog_items or 0) - len(counts), 0)
+    top = max(counts)
+    return {
+        "top_share": top / lists,
+        "gini": gini([*counts, *([0] * missing)]),
+        "gini_over": "catalog" if catalog_items and catalog_items >= len(counts) else "recommended items",
+        "flagged": top / lists >= CONCENTRATION_FLAG,
+        "threshold": CONCENTRATION_FLAG,
+        "items": len(counts),
+        "catalog_items": catalog_items,
+    }

@@ -221,3 +221,74 @@ def test_a_threshold_with_one_checked_date_still_draws_a_line():
     svg = svgs(figures.psi_trend_chart(trend, "x"))[0]
     warn = next(g for g in svg.iter(f"{SVG}g") if g.get("data-series") == "warn at")
     assert len(list(warn.iter(f"{SVG}polyline"))) == 1 and not list(warn.iter(f"{SVG}circle"))
+
+
+# --- recommendations: the headline and the concentration flag ----------------------------------------
+
+
+def test_the_headline_answers_whether_the_newest_judged_lists_beat_popularity(client, tokens):
+    # 03-31: the served lists hit 3 of 4 active users (ndcg 0.42), the popularity list 1 of 4 (0.10).
+    body = get(client, tokens, "/ml/api/recommendations").json()
+    h = body["headline"]
+    assert h["judged_date"] == "2026-03-31" and h["versions"] == ["v2"]
+    assert h["model"]["hit_rate"] == 0.75 and h["popularity"]["hit_rate"] == 0.25
+    assert h["hit_rate_delta"] == pytest.approx(0.5) and h["ndcg_delta"] == pytest.approx(0.32)
+    assert h["ci"]["low"] < 0.5 < h["ci"]["high"] and h["verdict"] in ("better", "unclear")
+    assert h["pending_date"] is None  # the newest served date is judged
+    html = get(client, tokens, "/ml/recommendations").text
+    card = re.search(r'<div class="card" id="headline".*?</div>', html, re.S).group(0)
+    assert "Lists served 2026-03-31" in card and "75.0%" in card and "25.0%" in card and "+50.0 pts" in card
+    assert "0.4200" in card and "+0.3200" in card and "95% CI" in card
+
+
+def test_the_headline_says_when_the_newest_served_date_becomes_judgeable(client, tokens):
+    # Up to 03-30: lists of 03-30 are served but not judged; the newest judged date is 03-29.
+    h = get(client, tokens, "/ml/api/recommendations", date="2026-03-30").json()["headline"]
+    assert h["judged_date"] == "2026-03-29"
+    # served date + the contract's 7-day label horizon + 1.
+    assert h["pending_date"] == "2026-03-30" and h["judgeable_on"] == "2026-04-07" and h["horizon_days"] == 7
+    html = get(client, tokens, "/ml/recommendations", date="2026-03-30").text
+    assert re.search(
+        r'id="judgeable-on">Lists served 2026-03-30 are not judged yet: .*<strong>2026-04-07</strong>', html
+    )
+
+
+def test_headline_verdict_and_interval():
+    from airflow_ml_provider.plugins.data_outcomes import headline
+
+    def row(source, hits, users, ndcg, day="2026-03-31"):
+        return {
+            "prediction_date": day,
+            "list_source": source,
+            "model_version": "v2",
+            "k": 10,
+            "hits": hits,
+            "active_users": users,
+            "hit_rate": hits / users,
+            "ndcg_at_k": ndcg,
+        }
+
+    better = headline([row("model", 600, 1000, 0.3), row("global_popularity", 400, 1000, 0.2)], None, 7, "t")
+    assert better["verdict"] == "better" and better["ci"]["low"] > 0
+    worse = headline([row("model", 300, 1000, 0.1), row("global_popularity", 400, 1000, 0.2)], None, 7, "t")
+    assert worse["verdict"] == "worse" and worse["ci"]["high"] < 0
+    none = headline([], "2026-03-31", 7, "t")
+    assert none["judged_date"] is None and none["judgeable_on"] == "2026-04-08"
+
+
+def test_a_date_whose_lists_all_hold_one_item_is_flagged_as_concentrated(client, tokens):
+    # Every list of 03-31 holds i2, i3 and i4 (the catalog has 5 items).
+    c = get(client, tokens, "/ml/api/recommendations").json()["concentration"]
+    assert c["top_share"] == 1.0 and c["flagged"] is True and c["gini_over"] == "catalog"
+    assert c["gini"] == pytest.approx(0.4)  # exposure 4, 4, 4, 0, 0
+    html = get(client, tokens, "/ml/recommendations").text
+    assert 'id="concentration" data-flagged="yes"' in html and "concentrated" in html
+    assert 'id="concentration-note"' in html
+
+
+def test_gini_of_exposure():
+    from airflow_ml_provider.plugins.data_outcomes import gini
+
+    assert gini([5, 5, 5, 5]) == 0.0
+    assert gini([0, 0, 0, 10]) == pytest.approx(0.75)
+    assert gini([]) is None and gini([0, 0]) is None
