@@ -199,7 +199,8 @@ def build_features(
     and those that ``ref()`` them), and every date's events checks (``check_sources``). Then for
     each date, with ``preflight``, the rebuilt steps' would-be rows checked (which makes the date
     all-or-nothing at the cost of computing each step twice, so bulk history builds leave it
-    off), then ``publish_step`` for each rebuilt step, each checking its own new rows.
+    off), then ``publish_step`` for each rebuilt step, each checking its own new rows, inside
+    one ``warehouse.transaction()`` per date (on DuckDB the date's steps commit together).
     """
     dates = list(dates)
     if labels:
@@ -220,16 +221,23 @@ def build_features(
                 check_sources(
                     warehouse, spec, as_of, sql_dirs=[sql_dir], scope="steps", steps=feature_tables, logger=logger
                 )
-        for step in selected:
-            result = publish_step(
-                warehouse,
-                spec,
-                step.table,
-                as_of,
-                render_sql(step, sql_dir, as_of, spec),
-                sql_source=str(Path(sql_dir) / step.sql),
-                logger=logger,
-            )
+        # One transaction per date where the backend has one (DuckDB): a kill -9, a full disk or
+        # a failed check in a later step leaves every step's partition as it was.
+        written = []
+        with warehouse.transaction():
+            for step in selected:
+                written.append(
+                    publish_step(
+                        warehouse,
+                        spec,
+                        step.table,
+                        as_of,
+                        render_sql(step, sql_dir, as_of, spec),
+                        sql_source=str(Path(sql_dir) / step.sql),
+                        logger=logger,
+                    )
+                )
+        for result in written:  # reported once the date has committed
             results.append(result)
             if on_step:
                 on_step(result)

@@ -168,6 +168,15 @@ class Warehouse(ABC):
         rows = self.query(query.sql, {**params, **query.params}, source=f"data checks of {sql_source}").to_pylist()
         return query.evaluate(rows[0])
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Writes inside commit together or not at all, where the backend can (a date's feature steps).
+
+        The default gives no such guarantee: each write is atomic on its own. DuckDB runs the
+        block as one transaction; BigQuery keeps one atomic write per step (docs/adr/0003).
+        """
+        yield
+
     @abstractmethod
     def replace_table(self, table: str, data: pa.Table) -> int:
         """Replace a whole (small, unpartitioned) table with ``data``; return its row count."""
