@@ -370,7 +370,8 @@ def model_version_page(
         ]
         if outcomes
         else [],
-        no_outcomes=data_outcomes.NO_OUTCOMES,
+        no_outcomes=data_outcomes.no_outcomes_message(_day(date)),
+        fields=VERSION_FIELDS,
         filters={"date": _text(date)},
     )
 
@@ -442,20 +443,35 @@ def _page_name(request: Request) -> str | None:
     return rest if rest in FILTER_FIELDS else None
 
 
+#: The filter form of a model version's page (its outcomes).
+VERSION_FIELDS = [("date", "served on or before", "YYYY-MM-DD")]
+
+
+def _form(request: Request) -> tuple[str, list[tuple[str, str, str]]] | None:
+    """The filter form (action, fields) of the page a request is for, None for a path without one."""
+    page = _page_name(request)
+    if page:
+        return f"{_base(request)}/{page}", FILTER_FIELDS[page]
+    parts = request.url.path[len(_base(request)) :].strip("/").split("/")
+    if len(parts) == 3 and parts[0] == "models":
+        return request.url.path, VERSION_FIELDS
+    return None
+
+
 async def _page_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageError)
     if _is_api(request):
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
-    page = _page_name(request)
+    form = _form(request) if exc.param else None
     response = _page(
         request,
         "message.html",
-        active=page,
+        active=_page_name(request) or ("models" if form else None),
         title=exc.title,
         message=exc.message,
         # A bad filter keeps the page's form, filled with what was asked, the faulty field marked.
-        form_action=f"{_base(request)}/{page}" if page and exc.param else None,
-        fields=FILTER_FIELDS.get(page or "", []),
+        form_action=form[0] if form else None,
+        fields=form[1] if form else [],
         filters=dict(request.query_params),
         invalid=exc.param,
     )

@@ -51,6 +51,17 @@ def _svg_open(width: int, height: int, label: str, css_class: str) -> str:
     )
 
 
+#: Average advance of a 14px semibold system-ui character: a title wider than its chart is fitted, not cut.
+_TITLE_CHAR_WIDTH = 7.8
+
+
+def _title(title: str, x: float, width: int) -> str:
+    """The chart's title; one too long for the chart is squeezed to fit (``textLength``) instead of cut off."""
+    room = width - x - 8
+    fit = f' textLength="{room:.0f}" lengthAdjust="spacingAndGlyphs"' if len(title) * _TITLE_CHAR_WIDTH > room else ""
+    return f'<text x="{x}" y="20" font-size="14" font-weight="600" fill="#111827"{fit}>{escape(title)}</text>'
+
+
 def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     """About ``count`` round tick values covering [lo, hi] (steps of 1, 2 or 5 times a power of ten)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -125,7 +136,7 @@ def line_chart(
         return f"{v:.0%}" if percent else _fmt(v)
 
     out = [_svg_open(width, height, title, "chart line-chart")]
-    out.append(f'<text x="{left}" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')
+    out.append(_title(title, left, width))
     for t in ticks:
         y = y_at(t)
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
@@ -207,7 +218,7 @@ def heatmap(
     width = max(label_w + cell_width * max(len(columns), 1) + 16, legend_w, 8 * len(title) + 16)
     height = top + cell_height * max(len(rows), 1) + legend_h + 8
     out = [_svg_open(width, height, title, "chart heatmap")]
-    out.append(f'<text x="8" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')
+    out.append(_title(title, 8, width))
     for j, col in enumerate(columns):
         x = label_w + j * cell_width + cell_width / 2
         out.append(f'<text x="{x:.1f}" y="{top - 8}" text-anchor="middle" fill="#374151">{escape(col)}</text>')
@@ -267,7 +278,7 @@ def bar_chart(
         return top + plot_h - v / hi * plot_h
 
     out = [_svg_open(width, height, title, "chart bar-chart")]
-    out.append(f'<text x="{left}" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')
+    out.append(_title(title, left, width))
     for t in ticks:
         y = y_at(t)
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
@@ -327,7 +338,7 @@ def hbar_chart(
         return f"{v:.1%}" if percent else _fmt(v)
 
     out = [_svg_open(width, height, title, "chart hbar-chart")]
-    out.append(f'<text x="8" y="20" font-size="14" font-weight="600" fill="#111827">{escape(title)}</text>')
+    out.append(_title(title, 8, width))
     bottom = top + group_h * max(len(categories), 1)
     for t in ticks:
         x = x_at(t)

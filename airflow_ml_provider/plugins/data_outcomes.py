@@ -66,10 +66,10 @@ LIMIT @limit
 """
 
 _SERVED = """
-SELECT prediction_date, user_id, item_id, rank, score, model_name, model_version, run_id
-FROM recommendations
-WHERE user_id = @user AND prediction_date = @d
-ORDER BY rank
+SELECT r.prediction_date, r.user_id, r.item_id, r.rank, r.score, r.model_name, r.model_version, r.run_id{item_cols}
+FROM recommendations AS r{join}
+WHERE r.user_id = @user AND r.prediction_date = @d
+ORDER BY r.rank
 """
 
 _USER_DATES = "SELECT MAX(prediction_date) AS d FROM recommendations WHERE user_id = @user AND prediction_date <= @d"
@@ -78,6 +78,8 @@ _HORIZON = """
 SELECT MIN(horizon_start) AS horizon_start, MAX(horizon_end) AS horizon_end
 FROM recommendation_outcomes WHERE prediction_date = @d
 """
+
+_EVENTS_THROUGH = "SELECT MAX(DATE(event_ts)) AS d FROM {events} AS e WHERE DATE(event_ts) >= @start"
 
 _DID = """
 SELECT {item} AS item_id, event_type, COUNT(*) AS events, MIN(event_ts) AS first_at
@@ -226,10 +228,23 @@ def user_lookup(
         "horizon_start": None,
         "horizon_end": None,
         "horizon_evaluated": False,
+        "attributes": [],
     }
     if served_day is None:
         return result
-    served = _clean(_rows(warehouse, _SERVED, {"user": user, "d": served_day}, "ml pages: user list"))
+    # The served items with their category and price where the items source has them (as the CLI shows).
+    attrs = item_attributes(warehouse, spec)
+    if spec is not None and attrs:
+        from airflow_ml_provider.core.contract.references import render_source
+
+        items, key = render_source(spec, "items"), spec.entities.item
+    else:
+        items, key = "items", "item_id"
+    served_sql = _SERVED.format(
+        item_cols="".join(f", i.{c}" for c in attrs),
+        join=f" LEFT JOIN {items} AS i ON i.{key} = r.item_id" if attrs else "",
+    )
+    served = _clean(_rows(warehouse, served_sql, {"user": user, "d": served_day}, "ml pages: user list"))
     found = _rows(warehouse, _HORIZON, {"d": served_day}, "ml pages: user horizon")
     if found and found[0]["horizon_start"] is not None:
         start, end = _date(found[0]["horizon_start"]), _date(found[0]["horizon_end"])
@@ -240,10 +255,21 @@ def user_lookup(
     if spec is not None and "events" in spec.sources:
         from airflow_ml_provider.core.contract.references import render_source
 
-        sql = _DID.format(events=render_source(spec, "events"), user=spec.entities.user, item=spec.entities.item)
+        events = render_source(spec, "events")
+        sql = _DID.format(events=events, user=spec.entities.user, item=spec.entities.item)
     else:
+        events = "events"
         sql = _DID.format(events="events", user="user_id", item="item_id")
     did = _clean(_rows(warehouse, sql, {"user": user, "start": start, "end": end}, "ml pages: user events"))
+    # "No events" is only true once events through the horizon's end are loaded; before, say how far they reach.
+    result["events_through"] = None
+    if not result["horizon_evaluated"]:
+        through = _rows(warehouse, _EVENTS_THROUGH.format(events=events), {"start": start}, "ml pages: events through")
+        result["events_through"] = _jsonable(through[0]["d"]) if through and through[0]["d"] is not None else None
+        result["events_complete"] = result["events_through"] is not None and result["events_through"] >= end.isoformat()
+    else:
+        result["events_complete"] = True
+    result["attributes"] = list(attrs)
     listed = {r["item_id"] for r in served}
     by_item: dict[str, list[str]] = {}
     for event in did:

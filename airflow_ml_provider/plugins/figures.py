@@ -115,11 +115,13 @@ def _level(value: float | None) -> str:
 
 
 def coverage_chart(coverage: list[dict[str, Any]]) -> str:
-    """Catalog coverage of the newest successful run per prediction date."""
+    """Catalog coverage of the newest successful run per prediction date; a date with no such run is a gap."""
+    dates = data.calendar_days(c["prediction_date"] for c in coverage)
+    by_day = {str(c["prediction_date"])[:10]: c["coverage"] for c in coverage}
     return charts.line_chart(
-        [c["prediction_date"] for c in coverage],
-        [charts.Series("catalog coverage", [c["coverage"] for c in coverage], colour=charts.PALETTE[2])],
-        title="Catalog coverage per prediction date (distinct recommended items / candidate items)",
+        dates,
+        [charts.Series("catalog coverage", [by_day.get(d) for d in dates], colour=charts.PALETTE[2])],
+        title="Catalog coverage per prediction date (distinct recommended items / catalog items; a gap: no run)",
         y_label="coverage",
         y_min=0.0,
         y_max=1.0,

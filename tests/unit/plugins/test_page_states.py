@@ -292,3 +292,97 @@ def test_gini_of_exposure():
     assert gini([5, 5, 5, 5]) == 0.0
     assert gini([0, 0, 0, 10]) == pytest.approx(0.75)
     assert gini([]) is None and gini([0, 0]) is None
+
+
+# --- smaller things the issue names ---------------------------------------------------------------
+
+
+def test_the_coverage_chart_leaves_a_gap_for_a_date_without_a_run():
+    from airflow_ml_provider.plugins import figures
+    from tests.unit.plugins.world import SVG, svgs
+
+    svg = svgs(
+        figures.coverage_chart(
+            [
+                {"prediction_date": "2026-03-29", "coverage": 0.5},
+                {"prediction_date": "2026-03-31", "coverage": 0.6},
+            ]
+        )
+    )[0]
+    labels = [t.text for t in svg.iter(f"{SVG}text") if (t.text or "").startswith("2026-")]
+    assert labels == ["2026-03-29", "2026-03-30", "2026-03-31"]
+    assert not list(svg.iter(f"{SVG}polyline"))  # two points, no line across the missing date
+
+
+def test_a_long_chart_title_is_fitted_not_cut():
+    from airflow_ml_provider.plugins import charts
+    from tests.unit.plugins.world import SVG, svgs
+
+    title = "recsys champion 20260331-1c660967: ranking metrics (end-to-end) vs the global popularity baseline " * 2
+    svg = svgs(charts.bar_chart(["ndcg"], [charts.Series("m", [0.5])], title=title))[0]
+    heading = next(t for t in svg.iter(f"{SVG}text") if t.text == title)
+    assert float(heading.get("textLength")) <= 1040 - 64 and heading.get("lengthAdjust") == "spacingAndGlyphs"
+    short = svgs(charts.bar_chart(["ndcg"], [charts.Series("m", [0.5])], title="short"))[0]
+    assert next(t for t in short.iter(f"{SVG}text") if t.text == "short").get("textLength") is None
+
+
+def test_the_version_page_lists_the_objective_once(client, tokens):
+    html = get(client, tokens, "/ml/models/recsys/v3").text
+    assert html.count("<dt>objective</dt>") == 1
+
+
+def test_a_bad_date_on_a_version_page_keeps_its_form(client, tokens):
+    response = get(client, tokens, "/ml/models/recsys/v3", date="yesterday")
+    assert response.status_code == 400
+    assert 'action="/ml/models/recsys/v3"' in response.text
+    assert 'name="date" value="yesterday" placeholder' in response.text
+
+
+def test_the_user_lookup_shows_category_and_price(client, tokens):
+    html = get(client, tokens, "/ml/recommendations", user="u0").text
+    listed = html[html.index('id="user-list"') : html.index("</table>", html.index('id="user-list"'))]
+    assert "<th>category</th>" in listed and '<th class="num">price</th>' in listed
+    # 03-31: u0's list is i2, i3, i4 (bags 30.00, hats 5.25, no category or price).
+    assert "<td>bags</td>" in listed and "30.00" in listed and "5.25" in listed
+
+
+def test_the_user_lookup_says_when_the_events_are_not_loaded_yet(tmp_path, tokens):
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+    from airflow_ml_provider.core.warehouse import ddl
+    from tests.unit.plugins.world import make_client
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb", lock_timeout=10)
+    ddl.ensure_tables(warehouse, "recommendations")
+    served = pa.table(
+        {
+            "user_id": ["u9"],
+            "item_id": ["i1"],
+            "rank": pa.array([1], pa.int64()),
+            "score": [0.5],
+            "model_name": ["recsys"],
+            "model_version": ["v2"],
+            "run_id": ["r"],
+            "generated_at": pa.array([dt.datetime(2026, 4, 1, tzinfo=dt.UTC)], pa.timestamp("us", tz="UTC")),
+            "source": ["model"],
+        }
+    )
+    warehouse.replace_partition("recommendations", "prediction_date", dt.date(2026, 3, 31), served)
+    # Events of someone else reach 2026-04-01 only: the horizon of 03-31 runs to 04-07.
+    warehouse.replace_table(
+        "events",
+        pa.table(
+            {
+                "event_ts": pa.array([dt.datetime(2026, 4, 1, 9, tzinfo=dt.UTC)], pa.timestamp("us", tz="UTC")),
+                "user_id": ["u1"],
+                "item_id": ["i1"],
+                "event_type": ["view"],
+            }
+        ),
+    )
+    html = make_client(warehouse).get("/ml/recommendations", params={"user": "u9"}, headers=auth(tokens["viewer"])).text
+    assert 'id="events-not-loaded"' in html and "reaches only 2026-04-01" in html and "2026-04-07" in html
+    assert 'id="no-events"' not in html

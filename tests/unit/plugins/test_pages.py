@@ -128,7 +128,10 @@ def test_the_user_lookup_shows_the_list_and_what_the_user_did(client, tokens):
     html = get(client, tokens, "/ml/recommendations", user="u0").text
     listed = html[html.index('id="user-list"') : html.index('id="user-events"')]
     assert listed.count("<tr") == 4  # header + three ranks
-    assert '<td class="mono">i2</td><td class="num">1.0000</td><td>view</td>' in listed
+    assert (
+        '<td class="mono">i2</td><td>bags</td><td class="num">30.00</td><td class="num">1.0000</td><td>view</td>'
+        in listed
+    )
     events = html[html.index('id="user-events"') :]
     assert "purchase" in events and "<td>no</td>" in events  # i0 was bought but never on the list
     assert "2026-04-01 to 2026-04-07" in html
