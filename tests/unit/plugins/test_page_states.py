@@ -386,3 +386,12 @@ def test_the_user_lookup_says_when_the_events_are_not_loaded_yet(tmp_path, token
     html = make_client(warehouse).get("/ml/recommendations", params={"user": "u9"}, headers=auth(tokens["viewer"])).text
     assert 'id="events-not-loaded"' in html and "reaches only 2026-04-01" in html and "2026-04-07" in html
     assert 'id="no-events"' not in html
+
+
+def test_the_version_page_has_a_table_of_contents_whose_links_resolve(client, tokens):
+    html = get(client, tokens, "/ml/models/recsys/v3").text
+    toc = re.search(r'<nav class="note toc" id="toc">.*?</nav>', html, re.S).group(0)
+    targets = re.findall(r'href="#([^"]+)"', toc)
+    assert len(targets) == 7
+    for target in targets:
+        assert f'id="{target}"' in html, target
