@@ -326,9 +326,23 @@ def test_a_long_chart_title_is_fitted_not_cut():
     assert next(t for t in short.iter(f"{SVG}text") if t.text == "short").get("textLength") is None
 
 
-def test_the_version_page_lists_the_objective_once(client, tokens):
-    html = get(client, tokens, "/ml/models/recsys/v3").text
-    assert html.count("<dt>objective</dt>") == 1
+def test_the_version_page_lists_the_objective_once(tmp_path, tokens):
+    # The trainer records the objective on the envelope and in its LightGBM params: show it once.
+    import json
+
+    from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
+    from airflow_ml_provider.core.training.envelope import ENVELOPE_FILE
+    from tests.unit.plugins.world import make_client, seed, seed_pages
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb", lock_timeout=10)
+    seed(warehouse)
+    seed_pages(warehouse, tmp_path / "artifacts")
+    path = tmp_path / "artifacts" / "recsys" / "v3" / ENVELOPE_FILE
+    envelope = json.loads(path.read_text())
+    envelope["params"]["objective"] = envelope["objective"]
+    path.write_text(json.dumps(envelope))
+    html = make_client(warehouse).get("/ml/models/recsys/v3", headers=auth(tokens["viewer"])).text
+    assert html.count("<dt>objective</dt>") == 1 and "<dt>num_leaves</dt>" in html
 
 
 def test_a_bad_date_on_a_version_page_keeps_its_form(client, tokens):
