@@ -220,7 +220,7 @@ def _recommendations(
         found["headline"] = data_outcomes.headline(found["outcomes"], newest, horizon, horizon_source)
         found["concentration"] = None
         if newest:
-            run = next(
+            run: dict[str, Any] = next(
                 (r for r in found["runs"] if str(r["prediction_date"])[:10] == newest and r["status"] == "success"), {}
             )
             found["concentration"] = data_outcomes.concentration(

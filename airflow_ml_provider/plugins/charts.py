@@ -166,16 +166,16 @@ def line_chart(
                 segment.append(f"{x_at(i):.1f},{y_at(v):.1f}")
             elif segment:
                 if len(segment) == 1 and not s.markers:  # a level with one value: across the plot
-                    y = segment[0].split(",")[1]
-                    segment = [f"{left:.1f},{y}", f"{width - right:.1f},{y}"]
+                    level_y = segment[0].split(",")[1]
+                    segment = [f"{left:.1f},{level_y}", f"{width - right:.1f},{level_y}"]
                 if len(segment) > 1:
                     joined = " ".join(segment)
                     out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2.5"{dash} points="{joined}"/>')
                 segment = []
         if not s.markers and points:
             # The value on hover, without a dot that would read as a data point.
-            values = sorted({label(v) if percent else f"{v:.4g}" for _, _, v, _ in points})
-            out.append(f"<title>{escape(f'{s.name}: {chr(44).join(values)}')}</title>")
+            levels = ", ".join(sorted({label(v) if percent else f"{v:.4g}" for _, _, v, _ in points}))
+            out.append(f"<title>{escape(f'{s.name}: {levels}')}</title>")
         for x, y, v, xl in points if s.markers else ():
             shown = label(v) if percent else f"{v:.4f}"
             out.append(
