@@ -25,8 +25,12 @@ ITEM_ATTRIBUTES = ("category", "price")
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
-    """Generate the synthetic e-commerce world and load it into the warehouse."""
-    from airflow_ml_provider.core.demo import DemoConfig, generate
+    """Generate the synthetic e-commerce world and load it into the warehouse.
+
+    A warehouse that already has users, items or events is refused unless --force: seeding
+    replaces those tables whole.
+    """
+    from airflow_ml_provider.core.demo import DemoConfig, generate, refuse_existing_sources
 
     cfg = DemoConfig(
         users=args.users,
@@ -48,9 +52,11 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
         cfg.seed,
         f", drift from {cfg.drift_from} towards {cfg.drift_category}" if cfg.drift_from else "",
     )
+    wh = warehouse(args, create=True)
+    if not args.force:  # before generating: a refusal should be instant
+        refuse_existing_sources(wh, f"--warehouse {args.warehouse}" if args.warehouse else repr(wh))
     started = time.monotonic()
     world = generate(cfg, progress=lambda d, n, e: log.info("  day %d/%d: %d events so far", d, n, e))
-    wh = warehouse(args, create=True)
     for name in ("users", "items", "events"):
         with progress(f"loading {name}"):
             rows = wh.replace_table(name, getattr(world, name))
@@ -264,6 +270,11 @@ def add_data_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     seed.add_argument(
         "--drift-category", default="electronics", help="category that gains share under drift (default: %(default)s)"
+    )
+    seed.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the users, items and events tables of a warehouse that already has them",
     )
     seed.set_defaults(func=cmd_seed_demo)
 

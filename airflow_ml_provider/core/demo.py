@@ -13,11 +13,18 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+if TYPE_CHECKING:
+    from airflow_ml_provider.core.warehouse.interface import Warehouse
+
 log = logging.getLogger(__name__)
+
+#: The demo's source tables, in the order they are loaded.
+SOURCE_TABLES = ("users", "items", "events")
 
 CATEGORIES = (
     "books",
@@ -76,6 +83,28 @@ class DemoWorld:
     users: pa.Table
     items: pa.Table
     events: pa.Table
+
+
+def refuse_existing_sources(warehouse: Warehouse, where: str) -> None:
+    """Raise when ``warehouse`` already holds any of the demo's source tables (seeding would replace them).
+
+    A seeded warehouse's events may be real history by now (or a user's own data under the same
+    names); ``--force`` is the one way to replace them. The error names each table and its rows.
+    """
+    from airflow_ml_provider.exceptions import WarehouseError
+
+    present = [t for t in SOURCE_TABLES if t in set(warehouse.list_tables())]
+    if not present:
+        return
+    counts = {
+        t: int(warehouse.query(f"SELECT COUNT(*) AS n FROM {t}", source=f"{t} rows").column("n")[0].as_py())
+        for t in present
+    }
+    tables = ", ".join(f"{t} ({n:,} rows)" for t, n in counts.items())
+    raise WarehouseError(
+        f"{where} already has source tables: {tables}. Seeding would replace them with synthetic data. "
+        "Pass --force to replace them, or choose another --warehouse for the demo."
+    )
 
 
 def generate(cfg: DemoConfig, progress: Callable[[int, int, int], None] | None = None) -> DemoWorld:

@@ -44,6 +44,21 @@ def test_seed_build_and_describe(tmp_path, capsys):
     assert DuckDBWarehouse(wh_path).table_exists("features")
 
 
+def test_seed_refuses_a_warehouse_with_sources_unless_forced(tmp_path, capsys):
+    path = tmp_path / "w.duckdb"
+    seed = ["seed-demo", "--warehouse", str(path), "--users", "100", "--items", "30", "--days", "10", "-q"]
+    assert main(seed) == 0
+    DuckDBWarehouse(path).execute("DELETE FROM events WHERE user_id <> 'u0001'")
+    capsys.readouterr()
+    assert main([*seed, "--users", "50"]) == 1
+    err = capsys.readouterr().err
+    assert f"--warehouse {path} already has source tables: users (100 rows), items (30 rows), events (" in err
+    assert "Pass --force to replace them" in err
+    assert DuckDBWarehouse(path).query("SELECT COUNT(*) AS n FROM users").to_pylist() == [{"n": 100}]
+    assert main([*seed, "--users", "50", "--force"]) == 0
+    assert DuckDBWarehouse(path).query("SELECT COUNT(*) AS n FROM users").to_pylist() == [{"n": 50}]
+
+
 def test_seed_is_deterministic(tmp_path):
     sums = []
     for name in ("a", "b"):
