@@ -28,6 +28,17 @@ def parse_date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
 
 
+def positive_int(value: str) -> int:
+    """argparse type: a whole number of at least 1 (0 must not mean "the default")."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return number
+
+
 def warehouse(args: argparse.Namespace, *, create: bool = False):  # type: ignore[no-untyped-def]
     """The warehouse the command works on: ``--conn-id``, ``--warehouse`` or the embedded default.
 

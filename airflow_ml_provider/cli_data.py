@@ -13,6 +13,7 @@ from airflow_ml_provider.cli_common import (
     add_pipeline_argument,
     format_table,
     parse_date,
+    positive_int,
     print_json,
     progress,
     warehouse,
@@ -143,12 +144,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     """
     from airflow_ml_provider.core.contract.dates import date_range
     from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.core.inference.batch import list_length
     from airflow_ml_provider.core.inference.runs import utcnow
     from airflow_ml_provider.core.inference.sharded import recommend
     from airflow_ml_provider.core.inference.shards import check_shard_count
     from airflow_ml_provider.core.registry.models import ModelRegistry
 
     spec = load_spec(args.pipeline)
+    list_length(spec, args.top_k, "--top-k")  # a bound the contract sets: refused before any run row
     shards = spec.inference.shards if args.shards is None else check_shard_count(args.shards, "--shards")
     wh = warehouse(args)
     # An unknown version is the user's typo: say so before any run row is written.
@@ -326,7 +329,7 @@ def _add_inference_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     rec.add_argument("--to", type=parse_date, help="last prediction date of a range (inclusive), one run per date")
     rec.add_argument("--model-version", default="champion", help="a version from `models list`, or champion")
     rec.add_argument("--model", help="model name (default: the contract's name)")
-    rec.add_argument("--top-k", type=int, help="items per user (default: inference.top_k of the contract)")
+    rec.add_argument("--top-k", type=positive_int, help="items per user (default: inference.top_k of the contract)")
     rec.add_argument("--run-id", help="recorded in recommendation_runs (default: cli__<UTC timestamp>)")
     rec.add_argument(
         "--shards",

@@ -12,10 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core import storage
@@ -25,6 +23,7 @@ from airflow_ml_provider.core.training.envelope import (
     HOOKS_FILE,
     MODEL_FILE,
     booster_from_text,
+    hooks_from_text,
     parse_envelope,
 )
 
@@ -50,7 +49,7 @@ def load_model(model_dir: str, artifacts: Artifacts) -> tuple[Envelope, Any, Mod
     The model is the LightGBM booster, or its compiled trees when the ``[fast]`` extra is installed
     and they score the envelope's sample exactly as LightGBM does (``core.inference.compiled``).
     """
-    from airflow_ml_provider.core.contract.model_hooks import DEFAULT_HOOKS, load_hooks
+    from airflow_ml_provider.core.contract.model_hooks import DEFAULT_HOOKS
     from airflow_ml_provider.core.inference.compiled import compiled_or_booster, sample_matrix
     from airflow_ml_provider.core.training.envelope import ModelLoadError
 
@@ -68,10 +67,7 @@ def load_model(model_dir: str, artifacts: Artifacts) -> tuple[Envelope, Any, Mod
     booster = booster_from_text(model_text, storage.join(model_dir, MODEL_FILE), envelope.model_sha256)
     hooks = DEFAULT_HOOKS
     if envelope.hooks_sha256:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / HOOKS_FILE
-            path.write_text(read(HOOKS_FILE))
-            hooks = load_hooks(path)
+        hooks = hooks_from_text(read(HOOKS_FILE), storage.join(model_dir, HOOKS_FILE), envelope.hooks_sha256)
     model = compiled_or_booster(
         booster,
         model_text,
@@ -83,6 +79,38 @@ def load_model(model_dir: str, artifacts: Artifacts) -> tuple[Envelope, Any, Mod
         write_bytes=artifacts.write_bytes,
     )
     return envelope, model, hooks
+
+
+def list_length(spec: PipelineSpec, top_k: int | None, where: str = "top_k") -> int:
+    """Items per list of a run: ``top_k`` (``where`` names the option) or inference.top_k, within validate's bounds.
+
+    ``validate`` refuses an ``inference.top_k`` above ``candidates_per_user`` (per-user lists): the
+    tail of every list would be the popularity fill, not the model's. A run enforces the same
+    bound, and refuses a non-positive ``top_k`` instead of falling back to the contract's.
+    """
+    from airflow_ml_provider.exceptions import ContractError
+
+    cap, default = spec.candidates_per_user, spec.inference.top_k
+    per_user = spec.evaluation.lists == "user"
+    if top_k is None:
+        if per_user and default > cap:
+            raise ContractError(
+                f"pipeline.yaml: inference.top_k ({default}) exceeds candidates_per_user ({cap}): at least "
+                f"{default - cap} items of every list would be the global popularity fill, not the model's. "
+                "Raise candidates_per_user or lower inference.top_k (`airflow-ml validate` reports the same)."
+            )
+        return default
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise ContractError(f"{where}={top_k!r} is not a whole number of items per list. Pass a number such as 10.")
+    upper = cap if per_user else 1000  # 1000: inference.top_k's own bound in the contract
+    if not 1 <= top_k <= upper:
+        bound = f"candidates_per_user ({cap}) in pipeline.yaml" if per_user else "1000"
+        raise ContractError(
+            f"{where}={top_k}: a list holds 1 to {upper} items ({bound}). Pass a {where} in 1..{upper}, "
+            f"or leave it out for inference.top_k ({default})"
+            + (", or raise candidates_per_user." if per_user and top_k > upper else ".")
+        )
+    return top_k
 
 
 def catalog_coverage(warehouse: Warehouse, spec: PipelineSpec, day: dt.date, items: int) -> dict[str, Any]:
@@ -147,10 +175,10 @@ def score_day(
     )
     from airflow_ml_provider.core.inference.shards import unlocked_batches
 
+    k = list_length(spec, top_k)  # before the model loads: a bad bound is the user's, not the model's
     envelope, booster, hooks = load_model(model_uri, artifacts)
     keys = (spec.entities.user, spec.entities.item)
     check_feature_table(warehouse.table_columns(spec.feature_table), envelope, keys, spec.feature_table)
-    k = top_k or spec.inference.top_k
     (logger or log).info("Scoring %s candidates with %s %s (top %d)", day, envelope.name, envelope.version, k)
     rows = spec.inference.batch_rows
     sql = wrap(candidate_features_sql(spec, envelope.feature_names()))
@@ -300,5 +328,11 @@ def run_batch_inference(
         raise
     finally:
         run.update(started_at=started_at, finished_at=utcnow(), seconds_total=time.monotonic() - started)
-        finish_run(warehouse, run)
+        try:
+            finish_run(warehouse, run)
+        except Exception as err:
+            if run.get("status") != "failed":
+                raise
+            # The attempt's own error (a full disk, say) is the one to raise; this one can only be logged.
+            (logger or log).warning("Could not record failed attempt %s in recommendation_runs: %s", run_id, err)
     return run

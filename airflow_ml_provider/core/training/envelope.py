@@ -146,6 +146,35 @@ def check_model_text(text: str, uri: str, sha256: str | None = None) -> None:
         )
 
 
+def check_hooks_text(text: str, uri: str, sha256: str) -> None:
+    """Refuse a model.py whose text is not the one the model was trained with, before anything imports it.
+
+    model.py runs at serving (``transform``), so a changed file changes every list silently; the
+    envelope's ``hooks_sha256`` is the checksum of the file training used.
+    """
+    actual = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if actual != sha256:
+        raise ModelLoadError(
+            f"{uri} does not match hooks_sha256 in its envelope: the file's sha256 is {actual}, the envelope "
+            f"records {sha256}. It was edited or replaced after training, so it was not imported. Restore the "
+            "model.py the model was trained with, or retrain the model (or roll back: airflow-ml models rollback)."
+        )
+
+
+def hooks_from_text(text: str, uri: str, sha256: str) -> Any:
+    """The model.py hooks stored beside a model, checked against the envelope's ``hooks_sha256`` first."""
+    import tempfile
+    from pathlib import Path
+
+    from airflow_ml_provider.core.contract.model_hooks import load_hooks
+
+    check_hooks_text(text, uri, sha256)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / HOOKS_FILE
+        path.write_text(text, encoding="utf-8")
+        return load_hooks(path)
+
+
 def booster_from_text(text: str, uri: str, sha256: str | None = None) -> Any:
     """A LightGBM Booster from model.txt text (never pickle); errors name the URI."""
     import lightgbm as lgb

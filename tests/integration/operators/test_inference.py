@@ -135,21 +135,33 @@ def test_rerun_gives_identical_lists_and_never_appends(prepared, warehouse):
 
 
 def test_fewer_candidates_than_k_are_filled_from_the_popularity_list(prepared, warehouse):
-    """The model's candidates come first, then the global popularity list tops every list up to k."""
-    per_user = load_spec(PIPELINE).candidates_per_user
-    k = per_user + 20
-    result = recommend(prepared, top_k=k)
+    """The model's candidates come first, then the global popularity list tops every short list up to k."""
+    k = load_spec(PIPELINE).inference.top_k
+    short = 3  # half the users keep 3 candidates (a top_k above candidates_per_user is refused instead)
+    warehouse.execute(
+        "DELETE FROM features WHERE as_of_date = @d AND MOD(ABS(FARM_FINGERPRINT(user_id)), 2) = 0 "
+        "AND candidate_rank > @short",
+        {"d": DAY, "short": short},
+    )
+    result = recommend(prepared)
     rows = warehouse.query(
         "SELECT user_id, COUNT(*) AS n, COUNTIF(source = 'model') AS model, "
         "COUNTIF(source = 'global_popularity' AND score IS NULL) AS filled, "
-        "MAX(IF(source = 'model', rank, 0)) AS last_model, MIN(IF(source = 'model', k_max, NULL)) AS unused "
-        "FROM (SELECT *, 0 AS k_max FROM recommendations) GROUP BY user_id"
+        "MAX(IF(source = 'model', rank, 0)) AS last_model FROM recommendations GROUP BY user_id"
     ).to_pylist()
-    assert rows and all(r["n"] == k and r["model"] <= per_user and r["model"] + r["filled"] == k for r in rows)
+    assert rows and all(r["n"] == k and r["model"] + r["filled"] == k for r in rows)
+    assert any(r["model"] <= short and r["filled"] >= k - short for r in rows), "some lists were filled"
     assert all(r["last_model"] == r["model"] for r in rows), "the model's items rank first"
     assert result["rows_written"] == k * len(rows)
     pairs = warehouse.query("SELECT COUNT(*) AS n, COUNT(DISTINCT user_id || '|' || item_id) AS d FROM recommendations")
     assert pairs.to_pylist()[0]["n"] == pairs.to_pylist()[0]["d"], "a filled item is never one the model listed"
+
+
+def test_top_k_above_candidates_per_user_is_refused_as_validate_refuses_it(prepared, warehouse):
+    per_user = load_spec(PIPELINE).candidates_per_user
+    with pytest.raises(AirflowFailException, match=rf"top_k={per_user + 20}: a list holds 1 to {per_user} items"):
+        recommend(prepared, top_k=per_user + 20)
+    assert warehouse.query("SELECT COUNT(*) AS n FROM recommendations").to_pylist() == [{"n": 0}]
 
 
 def test_empty_candidate_set_fails_and_keeps_the_partition(prepared, warehouse):

@@ -51,3 +51,20 @@ def test_model_py_that_fails_to_import_fails_the_early_check(tmp_path):
     _model(tmp_path, "import no_such_module\n")
     with pytest.raises(HooksError, match=r"model\.py: fails to import: ModuleNotFoundError"):
         check_model_hooks(load_spec(contract), contract)
+
+
+def test_model_py_is_checked_against_the_envelope_before_it_is_imported(tmp_path):
+    import hashlib
+
+    from airflow_ml_provider.core.training.envelope import ModelLoadError, hooks_from_text
+
+    trained = "def transform(df):\n    return df\n"
+    recorded = hashlib.sha256(trained.encode()).hexdigest()
+    assert hooks_from_text(trained, "file:///m/model.py", recorded).source_sha256 == recorded
+    edited = trained + "raise SystemExit('imported')\n"  # would end the process if it were imported
+    with pytest.raises(ModelLoadError) as info:
+        hooks_from_text(edited, "file:///m/model.py", recorded)
+    message = str(info.value)
+    assert message.startswith("file:///m/model.py does not match hooks_sha256 in its envelope")
+    assert hashlib.sha256(edited.encode()).hexdigest() in message and recorded in message
+    assert "Restore the model.py the model was trained with, or retrain the model" in message
