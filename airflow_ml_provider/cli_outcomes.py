@@ -35,7 +35,7 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     for day in date_range(args.date, args.to or args.date):
         sql = render_sql_file(args.sql_dir / OUTCOMES_SQL, day, spec)
         log.info("Judging the lists served on %s on %r", day, warehouse)
-        written, rows = evaluate_outcomes(warehouse, spec, day, sql, run_id="cli")
+        written, rows = evaluate_outcomes(warehouse, spec, day, sql, run_id="cli", force_replace=args.force_replace)
         log.info("Wrote %d rows to %s (partition %s)", written.rows, written.table, written.partition)
         judged += [{"prediction_date": day.isoformat(), "rows": rows, "summary": headline(rows)}]
     if args.json:
@@ -86,5 +86,10 @@ def add_outcomes_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     outcomes.add_argument("--sql-dir", type=Path, help="folder of recsys/outcomes.sql (default: ROOT/sql beside dags/)")
     outcomes.add_argument("--date", type=parse_date, required=True, help="served prediction date to judge (YYYY-MM-DD)")
     outcomes.add_argument("--to", type=parse_date, help="last served date of a range (inclusive)")
+    outcomes.add_argument(
+        "--force-replace",
+        action="store_true",
+        help="write even a degenerate result (an empty catalogue, a list source with no lists) over the date",
+    )
     outcomes.add_argument("--json", action="store_true", help='print {"prediction_date", "rows", "summary"}')
     outcomes.set_defaults(func=cmd_outcomes)

@@ -45,6 +45,10 @@ class EmptyResultError(WarehouseError):
     """A query meant to fill a partition returned no rows."""
 
 
+class DegenerateResultError(WarehouseError):
+    """A result that would replace a partition with a degenerate one (no lists, no catalogue); nothing was written."""
+
+
 class ShardError(WarehouseError):
     """A sharded inference run's staged shards are missing, duplicated or inconsistent; nothing was published."""
 

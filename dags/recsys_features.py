@@ -64,19 +64,32 @@ with DAG(
             type="string",
             description="Rebuild only these step tables (comma-separated, e.g. user_features,features) and the "
             "steps that ref() them; the others keep their partitions. Empty: every step.",
-        )
+        ),
+        "force_replace": Param(
+            False,
+            type="boolean",
+            description="Replace the date's partitions even from a partial event history or with far fewer users "
+            "than they hold (the checks refuse it otherwise).",
+        ),
     },
     tags=["ml", "recsys", "features"],
 ):
     # The events, then every step's new rows computed and checked before any step writes:
     # a failure anywhere leaves every table of the date as it was (all-or-nothing).
-    source_checks = DataCheckOperator(task_id="source_checks", scope="preflight", record=False)
+    force = "{{ params.force_replace }}"
+    source_checks = DataCheckOperator(task_id="source_checks", scope="preflight", record=False, force_replace=force)
     # With the `steps` param, a step neither named nor reading a named step keeps its partition.
     steps = "{{ params.steps }}"
-    user_features = FeatureExtractOperator(task_id="user_features", table="user_features", steps=steps)
-    item_features = FeatureExtractOperator(task_id="item_features", table="item_features", steps=steps)
-    candidates = FeatureExtractOperator(task_id="candidates", table="candidates", steps=steps)
-    features = FeatureExtractOperator(task_id="features", table="features", steps=steps, outlets=[FEATURES])
+    user_features = FeatureExtractOperator(
+        task_id="user_features", table="user_features", steps=steps, force_replace=force
+    )
+    item_features = FeatureExtractOperator(
+        task_id="item_features", table="item_features", steps=steps, force_replace=force
+    )
+    candidates = FeatureExtractOperator(task_id="candidates", table="candidates", steps=steps, force_replace=force)
+    features = FeatureExtractOperator(
+        task_id="features", table="features", steps=steps, force_replace=force, outlets=[FEATURES]
+    )
 
     data_checks = DataCheckOperator(task_id="data_checks")
 

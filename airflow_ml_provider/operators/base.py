@@ -137,3 +137,10 @@ def parse_date(value: str | dt.date, field: str = "partition_date") -> dt.date:
     raise ContractError(
         f"{field} must render to a YYYY-MM-DD date, got {value!r}. Pass a date such as '{{{{ ds }}}}' or '2026-03-31'."
     )
+
+
+def as_flag(value: bool | str | None) -> bool:
+    """A boolean argument that may arrive as a rendered template (``"{{ params.force_replace }}"`` -> ``"True"``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)

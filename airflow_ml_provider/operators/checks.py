@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.links.bigquery import BigQueryTableLink
-from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
+from airflow_ml_provider.operators.base import MLPlatformOperator, as_flag, parse_date
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -28,14 +28,21 @@ class DataCheckOperator(MLPlatformOperator):
     :param record: write the results to ``data_checks`` (a gate before the steps need not).
     """
 
-    template_fields: Sequence[str] = ("partition_date", "scope")
+    template_fields: Sequence[str] = ("partition_date", "scope", "force_replace")
     ui_color = "#fbf3e8"
     operator_extra_links = (BigQueryTableLink("data_checks"),)
 
     def __init__(
-        self, *, partition_date: str = "{{ ds }}", scope: str = "all", record: bool = True, **kwargs: Any
+        self,
+        *,
+        partition_date: str = "{{ ds }}",
+        scope: str = "all",
+        record: bool = True,
+        force_replace: bool | str = False,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.force_replace = force_replace
         self.partition_date = partition_date
         self.scope = scope
         self.record = record
@@ -62,7 +69,15 @@ class DataCheckOperator(MLPlatformOperator):
                     "DAG's template_searchpath, which is not set. Pass template_searchpath=[<your sql folder>] "
                     "to the DAG."
                 )
-            results = run_checks(warehouse, self.spec, day, checked_at, scope=self.scope, sql_dirs=sql_dirs)
+            results = run_checks(
+                warehouse,
+                self.spec,
+                day,
+                checked_at,
+                scope=self.scope,
+                sql_dirs=sql_dirs,
+                force=as_flag(self.force_replace),
+            )
             log_results(results, self.log)
             raise_on_errors(results, f"data checks of {day}")
             if self.record:

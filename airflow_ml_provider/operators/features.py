@@ -11,7 +11,7 @@ import jinja2
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml_provider.links.bigquery import BigQueryTableLink
-from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
+from airflow_ml_provider.operators.base import MLPlatformOperator, as_flag, parse_date
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,9 +33,11 @@ class FeatureExtractOperator(MLPlatformOperator):
     :param steps: rebuild only these step tables (comma-separated, e.g. ``{{ params.steps }}``) and
         the steps that ``ref()`` them: a task whose table is not among them keeps its partition
         and succeeds. Empty (the default): every task writes.
+    :param force_replace: replace the date's partition even when the new rows hold far fewer
+        users than it (``checks.partition_shrink``); templated, e.g. ``{{ params.force_replace }}``.
     """
 
-    template_fields: Sequence[str] = ("sql", "table", "partition_date", "query_params", "steps")
+    template_fields: Sequence[str] = ("sql", "table", "partition_date", "query_params", "steps", "force_replace")
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {"sql": "sql", "query_params": "json"}
     ui_color = "#e8f1fb"
@@ -53,9 +55,11 @@ class FeatureExtractOperator(MLPlatformOperator):
         allow_empty: bool = False,
         data_checks: bool = True,
         steps: str | Sequence[str] | None = None,
+        force_replace: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.force_replace = force_replace
         self.table = table
         self.sql = sql
         self.partition_date = partition_date
@@ -124,6 +128,7 @@ class FeatureExtractOperator(MLPlatformOperator):
                 allow_empty=self.allow_empty,
                 checks=self.data_checks,
                 partition_column=self.partition_column,
+                force_replace=as_flag(self.force_replace),
                 logger=self.log,
             )
         self.log.info("Wrote %d rows to %s (partition %s)", result.rows, result.table, result.partition)

@@ -41,9 +41,11 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
         prediction_date: str | None = None,
         run_date: str = "{{ ds }}",
         outcomes_sql: str = "recsys/outcomes.sql",
+        force_replace: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.force_replace = force_replace
         self.prediction_date = prediction_date
         self.run_date = run_date
         self.outcomes_sql = outcomes_sql
@@ -68,7 +70,9 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
             self.log.info(
                 "Judging the lists served on %s against (%s, +%d days] on %r", served, served, horizon, warehouse
             )
-            written, rows = evaluate_outcomes(warehouse, self.spec, served, sql, run_id=context["ti"].run_id)
+            written, rows = evaluate_outcomes(
+                warehouse, self.spec, served, sql, run_id=context["ti"].run_id, force_replace=self.force_replace
+            )
         summary = headline(rows)
         for h in summary:
             self.log.info(

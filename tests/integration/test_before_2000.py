@@ -79,7 +79,12 @@ def run_task(task: Any, day: dt.date, **extra: Any) -> Any:
     """Pre-execute (the start_date guard), render and execute ``task`` for logical date ``day``, as a worker does."""
     ti = types.SimpleNamespace(dag_id=task.dag_id, task_id=task.task_id, run_id=f"manual__{day}", try_number=1)
     logical = pendulum.datetime(day.year, day.month, day.day, tz="UTC")
-    context: dict[str, Any] = {"ds": day.isoformat(), "logical_date": logical, "ti": ti, "params": {"steps": ""}}
+    context: dict[str, Any] = {
+        "ds": day.isoformat(),
+        "logical_date": logical,
+        "ti": ti,
+        "params": {"steps": "", "force_replace": False},
+    }
     context.update(extra)
     task.pre_execute(context)
     task.render_template_fields(context)

@@ -7,8 +7,10 @@ writes and records):
   ``accepted_values`` and ``range``; ``not_null`` for every ``nullable: false`` feature
   and ``unique`` (user, item) on the feature table are automatic;
 - on the events source: ``freshness``, ``future_events``, ``duplicate_events``,
-  ``row_count`` (the day against the trailing median) and ``unknown_event_types`` (event
-  types the contract's ``event_types`` does not map, which the SQL weighs nothing);
+  ``row_count`` (the day against the trailing median), ``unknown_event_types`` (event
+  types the contract's ``event_types`` does not map, which the SQL weighs nothing),
+  ``event_type_variants`` (known types in another case or with spaces), ``timestamp_type``,
+  ``null_ids``, ``completeness`` and ``history`` (``core.features.source_checks``);
 - on the label step: ``label_completeness`` (the horizon has ended and has interactions).
 """
 
@@ -114,6 +116,39 @@ class UnknownEventTypes(_Strict):
     severity: Severity = "warn"
 
 
+class TimestampType(_Strict):
+    """The timestamp column is a TIMESTAMP, DATETIME or DATE, never text or a number."""
+
+    severity: Severity = "error"
+
+
+class NullIds(_Strict):
+    """Events with a NULL user or item id are at most ``max_share`` of the lookback window's events."""
+
+    max_share: float = Field(default=0.0, ge=0, le=1)
+    severity: Severity = "error"
+
+
+class Completeness(_Strict):
+    """Every day the history covers in the lookback has at least ``min_share`` of the median day's events."""
+
+    min_share: float = Field(default=0.1, ge=0, le=1, description="a day below this share of the median is missing")
+    max_missing_days: int = Field(default=0, ge=0, description="missing days allowed (a shop closed on Sundays: 4)")
+    severity: Severity = "error"
+
+
+class History(_Strict):
+    """The events reach back over the whole lookback; a rebuild over an existing partition needs it."""
+
+    severity: Severity = "error"
+
+
+class EventTypeVariants(_Strict):
+    """No event type that differs from a known one only by case or spaces (``'Purchase'``, ``' purchase'``)."""
+
+    severity: Severity = "error"
+
+
 class EventChecks(_Strict):
     """Checks on the events source, as of the run's date: one aggregation over the lookback window."""
 
@@ -124,6 +159,11 @@ class EventChecks(_Strict):
     duplicate_events: DuplicateEvents | None = DuplicateEvents()
     row_count: RowCount | None = RowCount()
     unknown_event_types: UnknownEventTypes | None = UnknownEventTypes()
+    event_type_variants: EventTypeVariants | None = EventTypeVariants()
+    timestamp_type: TimestampType | None = TimestampType()
+    null_ids: NullIds | None = NullIds()
+    completeness: Completeness | None = Completeness()
+    history: History | None = History()
 
     @field_validator("timestamp_column")
     @classmethod
@@ -138,6 +178,13 @@ class LabelCompleteness(_Strict):
     severity: Severity = "error"
 
 
+class PartitionShrink(_Strict):
+    """A rebuild keeps at least ``min_share`` of the distinct users of the partition it replaces."""
+
+    min_share: float = Field(default=0.5, ge=0, le=1)
+    severity: Severity = "error"
+
+
 class ChecksSpec(_Strict):
     """The ``checks:`` section: what to check on which table, and how severely."""
 
@@ -147,6 +194,7 @@ class ChecksSpec(_Strict):
     )
     events: EventChecks | None = EventChecks()
     label_completeness: LabelCompleteness | None = LabelCompleteness()
+    partition_shrink: PartitionShrink | None = PartitionShrink()
     tables: dict[str, list[TableCheck]] = Field(default_factory=dict, description="step table -> its checks")
 
     @field_validator("tables")

@@ -166,12 +166,15 @@ def evaluate_outcomes(
     *,
     run_id: str,
     today: dt.date | None = None,
+    force_replace: bool = False,
 ) -> tuple[WriteResult, list[dict[str, Any]]]:
     """Judge the lists served on ``prediction_date`` and replace its partition of ``recommendation_outcomes``.
 
     Refused (``HorizonNotPassedError``, nothing written) before the date's horizon has passed
     by ``today`` (default: today in UTC) and in the events source; ``EmptyResultError`` when no
-    list was served that day. ``outcomes_sql`` is the rendered SQL file.
+    list was served that day. ``outcomes_sql`` is the rendered SQL file. A degenerate result (an
+    empty catalogue, a list source with no lists) never replaces the date's partition:
+    ``DegenerateResultError`` names it, unless ``force_replace``.
     """
     import pyarrow as pa
 
@@ -194,6 +197,8 @@ def evaluate_outcomes(
     popular, catalog = popularity_for_served(warehouse, spec, prediction_date, k)
     ctx = OutcomeContext(prediction_date, spec.windows.label_horizon_days, k, run_id, dt.datetime.now(dt.UTC))
     rows = outcome_rows(judged, popular, catalog, ctx)
+    if not force_replace:
+        refuse_degenerate(warehouse, spec, prediction_date, rows, catalog)
     ensure_tables(warehouse, OUTCOMES_TABLE)
     written = warehouse.replace_partition(
         OUTCOMES_TABLE,
@@ -204,6 +209,44 @@ def evaluate_outcomes(
         cluster_by=("model_version",),
     )
     return written, rows
+
+
+def refuse_degenerate(
+    warehouse: Warehouse, spec: PipelineSpec, day: dt.date, rows: list[dict[str, Any]], catalog: int
+) -> None:
+    """Refuse outcomes judged against an empty catalogue, or with a list source that has no list."""
+    from airflow_ml_provider.exceptions import DegenerateResultError
+
+    role = "items" if "items" in spec.sources else "events"
+    existing = _judged_lists(warehouse, day)
+    keep = f"; the date's judgement of {existing} served lists from an earlier run is kept as it is" if existing else ""
+    if catalog == 0:
+        raise DegenerateResultError(
+            f"outcome evaluation for {day}: the {role} source ({spec.sources[role]}) has no items, so catalogue "
+            f"coverage and the popularity list would be meaningless{keep}. Load the {role} table, or judge anyway "
+            "with --force-replace (force_replace=True on the task). Nothing was written."
+        )
+    empty = sorted(
+        {f"{r['list_source']} ({r['model_version']})" for r in rows if r["segment"] == "all" and not r["lists"]}
+    )
+    if empty:
+        raise DegenerateResultError(
+            f"outcome evaluation for {day}: {', '.join(empty)} judged 0 lists, while the served lists were "
+            f"{max(int(r['lists'] or 0) for r in rows)}{keep}. Check the events of the lookback before {day} (the "
+            "popularity list is built from them), or judge anyway with --force-replace. Nothing was written."
+        )
+
+
+def _judged_lists(warehouse: Warehouse, day: dt.date) -> int:
+    if not warehouse.table_exists(OUTCOMES_TABLE):
+        return 0
+    rows = warehouse.query(
+        f"SELECT COALESCE(SUM(lists), 0) AS n FROM {OUTCOMES_TABLE} "
+        "WHERE prediction_date = @d AND list_source = 'model' AND segment = 'all'",
+        {"d": day},
+        source=f"{OUTCOMES_TABLE} partition {day}",
+    ).to_pylist()
+    return int(rows[0]["n"] or 0)
 
 
 def popularity_for_served(warehouse: Warehouse, spec: PipelineSpec, day: dt.date, k: int) -> tuple[pd.DataFrame, int]:

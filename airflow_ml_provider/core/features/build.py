@@ -44,6 +44,7 @@ def check_sources(
     sql_dirs: Sequence[Path] = (),
     scope: str = "preflight",
     steps: Collection[str] | None = None,
+    force_replace: bool = False,
     logger: Any = None,
 ) -> list[CheckResult]:
     """The gate before a date's steps write: ``events`` checks, ``steps`` (every step's would-be rows) or both.
@@ -55,7 +56,9 @@ def check_sources(
     from airflow_ml_provider.core.features.data_checks import run_checks
     from airflow_ml_provider.core.inference.runs import utcnow
 
-    results = run_checks(warehouse, spec, as_of, utcnow(), scope=scope, sql_dirs=sql_dirs, steps=steps)
+    results = run_checks(
+        warehouse, spec, as_of, utcnow(), scope=scope, sql_dirs=sql_dirs, steps=steps, force=force_replace
+    )
     log_results([r for r in results if r.status != "pass"], logger or log)
     raise_on_errors(results, f"feature steps of {as_of}")
     return results
@@ -74,15 +77,18 @@ def publish_step(
     allow_empty: bool = False,
     checks: bool = True,
     partition_column: str = PARTITION_COLUMN,
+    force_replace: bool = False,
     logger: Any = None,
 ) -> WriteResult:
     """Replace ``table``'s ``as_of`` partition with the rows of ``sql`` (rendered GoogleSQL).
 
     With a contract, ``params`` are added to its query parameters, the step's clustering is the
     default, a label step refuses a date whose horizon has not passed, and (``checks``) the step's
-    data checks run on the new rows before they replace the partition.
+    data checks run on the new rows before they replace the partition, with the guard against
+    replacing a partition's users with far fewer (``force_replace`` lifts it).
     """
     from airflow_ml_provider.core.features.checks import table_check_query
+    from airflow_ml_provider.core.features.replace_guard import previous_users, with_shrink_guard
 
     step = spec.find_step(table) if spec is not None else None
     query_params = {**(spec.query_params(as_of) if spec is not None else {"as_of": as_of}), **(params or {})}
@@ -97,6 +103,8 @@ def publish_step(
     if spec is None or step is None or not checks:
         return warehouse.replace_partition(*source, **options)
     contract = spec
+    # Users in the partition being replaced: a rebuild with far fewer fails unless forced (replace_guard).
+    previous = None if force_replace else previous_users(warehouse, spec, table, as_of)
 
     def gate(results: list[CheckResult]) -> None:
         log_results([r for r in results if r.status != "pass"], logger or log)
@@ -106,7 +114,9 @@ def publish_step(
 
     result, _ = warehouse.replace_partition_checked(
         *source,
-        check=lambda relation: table_check_query(contract, table, relation, as_of),
+        check=lambda relation: with_shrink_guard(
+            table_check_query(contract, table, relation, as_of), contract, table, relation, as_of, previous
+        ),
         gate=gate,
         **options,
     )
@@ -189,6 +199,7 @@ def build_features(
     labels: bool = False,
     preflight: bool = False,
     steps: str | Sequence[str] | None = None,
+    force_replace: bool = False,
     on_step: Callable[[WriteResult], None] | None = None,
     logger: Any = None,
 ) -> list[WriteResult]:
@@ -201,6 +212,8 @@ def build_features(
     all-or-nothing at the cost of computing each step twice, so bulk history builds leave it
     off), then ``publish_step`` for each rebuilt step, each checking its own new rows, inside
     one ``warehouse.transaction()`` per date (on DuckDB the date's steps commit together).
+    ``force_replace`` lets a rebuild replace existing partitions from a partial history or with
+    far fewer users (``core.features.source_checks``, ``core.features.replace_guard``).
     """
     dates = list(dates)
     if labels:
@@ -212,7 +225,7 @@ def build_features(
     # Every date's events are checked before anything is written: a bad day anywhere in a range
     # stops the whole range, not the dates after it.
     for as_of in dates:
-        check_sources(warehouse, spec, as_of, scope="events", logger=logger)
+        check_sources(warehouse, spec, as_of, scope="events", force_replace=force_replace, logger=logger)
     results = []
     for as_of in dates:
         if preflight:
@@ -234,6 +247,7 @@ def build_features(
                         as_of,
                         render_sql(step, sql_dir, as_of, spec),
                         sql_source=str(Path(sql_dir) / step.sql),
+                        force_replace=force_replace,
                         logger=logger,
                     )
                 )

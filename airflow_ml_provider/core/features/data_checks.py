@@ -36,22 +36,22 @@ def run_checks(
     partition_column: str = "as_of_date",
     sql_dirs: Sequence[Path] = (),
     steps: Collection[str] | None = None,
+    force: bool = False,
 ) -> list[CheckResult]:
     """Every check of ``scope`` for ``as_of``: one aggregation for the events, one per step table.
 
     ``tables``: a published step table that does not exist yet or has no partition for the date
     is reported as a ``skipped`` row (its own step checks it before writing). ``steps`` reads the
     steps' SQL files from ``sql_dirs``; the ``steps`` argument (tables) limits it to the steps
-    being rebuilt, which read the others' published partitions.
+    being rebuilt, which read the others' published partitions. ``events`` and ``preflight``
+    gate a write: there a partial history fails when the date already has a partition, unless
+    ``force`` (``all`` only reports it).
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
     results: list[CheckResult] = []
     if scope in ("all", "events", "preflight"):
-        for query in (event_check_query(spec, as_of, checked_at), unknown_event_types_query(spec, as_of)):
-            if query is not None:
-                rows = warehouse.query(query.sql, query.params, source=f"data checks of {query.table}").to_pylist()
-                results += query.evaluate(rows[0])
+        results += _event_checks(warehouse, spec, as_of, checked_at, before_write=scope != "all", force=force)
     if scope in ("all", "tables"):
         for step in [*spec.steps, spec.label.step]:
             relation = f"(SELECT * FROM {step.table} WHERE {partition_column} = @chk_as_of)"
@@ -70,6 +70,37 @@ def run_checks(
         from airflow_ml_provider.core.features.preflight import check_steps_before_publish
 
         results += check_steps_before_publish(warehouse, spec, sql_dirs, as_of, steps)
+    return results
+
+
+def _event_checks(
+    warehouse: Warehouse,
+    spec: PipelineSpec,
+    as_of: dt.date,
+    checked_at: dt.datetime,
+    *,
+    before_write: bool,
+    force: bool,
+) -> list[CheckResult]:
+    """The events source's checks; ``before_write``: a partial history fails when it would replace a partition."""
+    from airflow_ml_provider.core.features.source_checks import (
+        refuse_partial_rebuild,
+        source_quality_query,
+        timestamp_type_result,
+    )
+
+    typed = timestamp_type_result(warehouse, spec)
+    if typed is not None and typed.status != "pass":
+        return [typed]  # every other query would compare text with dates
+    results = [typed] if typed is not None else []
+    queries = (event_check_query(spec, as_of, checked_at), unknown_event_types_query(spec, as_of),
+               source_quality_query(spec, as_of))  # fmt: skip
+    for query in queries:
+        if query is not None:
+            rows = warehouse.query(query.sql, query.params, source=f"data checks of {query.table}").to_pylist()
+            results += query.evaluate(rows[0])
+    if before_write:
+        results = refuse_partial_rebuild(warehouse, spec, as_of, results, force=force)
     return results
 
 

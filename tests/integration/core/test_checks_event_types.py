@@ -39,9 +39,11 @@ def _events(wh: DuckDBWarehouse, kinds: list[str | None], days_ago: list[int]) -
 
 
 def _run(wh: DuckDBWarehouse, spec) -> list:
+    """The unknown_event_types verdict (the query also judges event_type_variants, tested below)."""
     query = unknown_event_types_query(spec, DAY)
     assert query is not None
-    return query.evaluate(wh.query(query.sql, query.params, source="test").to_pylist()[0])
+    results = query.evaluate(wh.query(query.sql, query.params, source="test").to_pylist()[0])
+    return [r for r in results if r.name == "unknown_event_types"]
 
 
 RETAIL = {
@@ -93,4 +95,33 @@ def test_without_a_mapping_the_known_types_are_the_sqls(tmp_path):
     results = run_checks(wh, _spec(), DAY, NOW, scope="events")  # beside the other event checks
     [r] = [r for r in results if r.name == "unknown_event_types"]
     assert r.observed == round(1 / 3, 6) and "wishlist (1)" in r.message
-    assert unknown_event_types_query(_spec(checks={"events": {"unknown_event_types": None}}), DAY) is None
+    off = {"events": {"unknown_event_types": None, "event_type_variants": None}}
+    assert unknown_event_types_query(_spec(checks=off), DAY) is None
+
+
+def test_known_types_in_another_case_or_with_spaces_fail_by_name(tmp_path):
+    """'Purchase' and ' purchase' are not purchases to the SQL: an error naming them, unless mapped."""
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    wh.replace_table(
+        "events",
+        pa.table(
+            {
+                "event_ts": pa.array([dt.datetime(2011, 12, 9, tzinfo=dt.UTC)] * 4, pa.timestamp("us", tz="UTC")),
+                "user_id": ["u1", "u2", "u3", "u4"],
+                "item_id": ["i1", "i1", "i1", "i1"],
+                "event_type": ["purchase", "Purchase", " purchase", "wishlist"],
+            }
+        ),
+    )
+    query = unknown_event_types_query(_spec(), DAY)
+    assert query is not None
+    results = {r.name: r for r in query.evaluate(wh.query(query.sql, query.params, source="t").to_pylist()[0])}
+    variants = results["event_type_variants"]
+    assert variants.failed and variants.observed == 2
+    assert "'Purchase' (1)" in variants.message and "' purchase' (1)" in variants.message
+    assert "LOWER(TRIM(event_type))" in variants.message
+    assert results["unknown_event_types"].observed == 0.75  # wishlist and the two variants
+    mapped = _spec(event_types={"purchase": ["purchase", "Purchase", " purchase"]})
+    query = unknown_event_types_query(mapped, DAY)
+    results = {r.name: r for r in query.evaluate(wh.query(query.sql, query.params, source="t").to_pylist()[0])}
+    assert results["event_type_variants"].status == "pass"

@@ -113,7 +113,8 @@ def test_the_known_types_of_the_check_include_the_kept_ones(tmp_path):
     )
     query = unknown_event_types_query(spec, AS_OF)
     assert query is not None
-    [result] = query.evaluate(wh.query(query.sql, query.params, source="test").to_pylist()[0])
+    results = query.evaluate(wh.query(query.sql, query.params, source="test").to_pylist()[0])
+    [result] = [r for r in results if r.name == "unknown_event_types"]
     # Unknown: the raw `purchase` (purchase is a key), `refund` and NULL; views and carts are not.
     assert "3 of 6 events" in result.message, result.message
     assert "view (" not in result.message and "add_to_cart (" not in result.message
