@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from tests.integration.reliability.bad_input import (
     cli_case,
     contract,
     features,
+    fresh_events,
     model_file,
     nothing,
     op_case,
@@ -165,6 +167,7 @@ PARQUET = other_file("events.parquet", _parquet)
 TEXT = other_file("warehouse.csv", lambda p: p.write_text("user_id,item_id\nu1,i1\n" * 50))
 EMPTY = other_file("empty.duckdb", lambda p: p.write_bytes(b""))
 FOLDER = other_file("folder.duckdb", lambda p: p.mkdir())
+SQLITE = other_file("shop.db", lambda p: sqlite3.connect(p).execute("CREATE TABLE t (a)").connection.commit())
 
 
 def corrupt(w: World) -> Path:
@@ -582,6 +585,57 @@ CASES: dict[str, Case] = {
         _FULL,
         _FULL_FIX,
         logs_failed_run=True,
+        raised=CLIFailed,
+    ),
+    "disk-full-at-feature-steps-commit-operator": op_case(
+        "configuration",
+        fresh_events,
+        full_disk("user_features", features),
+        WarehouseError,
+        r"the disk is full \(Failed to commit: Could not write file .*No space left on device\)",
+        _FULL_FIX,
+    ),
+    "disk-full-at-feature-steps-commit-cli": Case(
+        "configuration",
+        fresh_events,
+        full_disk("user_features", lambda w: cli(w, *_feat_argv(w))),
+        CLIFailed,
+        r"airflow-ml features: error: .*the disk is full \(Failed to commit: .*No space left on device\)",
+        _FULL_FIX,
+        raised=CLIFailed,
+    ),
+    "warehouse-is-sqlite-cli": Case(
+        "configuration",
+        nothing,
+        cli_on(SQLITE, *_REC),
+        CLIFailed,
+        r"airflow-ml recommend: error: warehouse .*shop\.db is a SQLite database, not a DuckDB database",
+        _NOT_DB_FIX,
+        raised=CLIFailed,
+    ),
+    "warehouse-is-text-operator": op_case(
+        "configuration",
+        nothing,
+        op_on(TEXT, features),
+        WarehouseError,
+        r"warehouse .*warehouse\.csv is a file of another format, not a DuckDB database",
+        _NOT_DB_FIX,
+    ),
+    "warehouse-corrupt-block-features-operator": op_case(
+        "configuration",
+        nothing,
+        op_on(corrupt, features),
+        WarehouseError,
+        r"warehouse .*corrupt\.duckdb is corrupt: Corrupt database file",
+        r"Restore the file from a backup",
+    ),
+    "warehouse-file-read-only-recommend-cli": Case(
+        "configuration",
+        nothing,
+        read_only(warehouse_file, lambda w: cli(w, *_rec_argv()(w))),
+        CLIFailed,
+        r"airflow-ml recommend: error: warehouse .*warehouse\.duckdb cannot be written",
+        _READ_ONLY_FIX,
         raised=CLIFailed,
     ),
     # --- a source table without a column the SQL reads ------------------------------------------
