@@ -120,6 +120,7 @@ bench: install ## benchmarks (ratios against baselines measured in the same run;
 	$(BIN)/python bench/batch_inference.py --threads 1 $(INFERENCE_BENCH_ARGS)
 	$(BIN)/python bench/shards.py --threads 1 $(SHARDS_BENCH_ARGS)
 	$(BIN)/python bench/memory.py --threads 1 --rows $(MEMORY_ROWS) $(MEMORY_BENCH_ARGS)
+	$(BIN)/python bench/cost.py $(COST_BENCH_ARGS)
 
 lock: ## re-resolve requirements/constraints.txt from requirements/requirements.in (needs uv)
 	uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \

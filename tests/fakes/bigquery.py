@@ -33,11 +33,13 @@ import duckdb
 import duckdb.func
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlglot
 
 from airflow_ml_provider.core.inference.shards import fingerprint64
+from tests.fakes import bigquery_billing as billing
 from tests.fakes import bigquery_rules as rules
 from tests.fakes.bigquery_rules import Field, TableMeta
-from tests.fakes.bigquery_sql import Job, QueryStatements, encode_row, normalise
+from tests.fakes.bigquery_sql import Job, QueryStatements, decode_parameters, encode_row, normalise
 from tests.fakes.google_auth import add_token_route, require_bearer
 from tests.fakes.http import FakeServer, HTTPError, Request, Response
 
@@ -66,6 +68,14 @@ class FakeBigQuery(QueryStatements):
         self.uploads: dict[str, tuple[dict[str, Any], bytearray]] = {}
         #: EXPORT DATA writes one file per this many rows (BigQuery shards by its own rules).
         self.export_shard_rows = 10_000
+        #: Bill query jobs by BigQuery's documented on-demand rules (tests/fakes/bigquery_billing.py:
+        #: referenced columns sized by type, partition pruning, 10 MB minimums) instead of whole tables.
+        self.documented_billing = False
+        #: Sizes of a synthetic world (rows per partition, bytes per row per column), used instead of
+        #: measuring the rows held: a 1M-user world is priced without being materialised.
+        self.declared_stats: dict[tuple[str, str, str], billing.TableStats] = {}
+        #: Every table a documented estimate read, with its schema and size then (``bench/cost.py``).
+        self.seen_stats: dict[tuple[str, str, str], tuple[TableMeta, billing.TableStats]] = {}
         self.server = FakeServer()
         add_token_route(self.server)
         self._routes()
@@ -424,6 +434,51 @@ class FakeBigQuery(QueryStatements):
                 replace = partition if disposition == "WRITE_TRUNCATE" else None
                 self._insert_rows(meta, data, replace_partition=replace)
 
+    # --- documented billing (tests/fakes/bigquery_billing.py) --------------------------
+
+    def _run_query(self, project: str, job: Job, dry: bool) -> None:
+        """A query job; with ``documented_billing`` its bytes are BigQuery's on-demand estimate."""
+        if not self.documented_billing:
+            super()._run_query(project, job, dry)
+            return
+        config = job.resource["configuration"]["query"]
+        default = config.get("defaultDataset") or {}
+        try:
+            with self.lock:
+                found = billing.estimate(
+                    config["query"],
+                    decode_parameters(config.get("queryParameters", [])),
+                    self.tables,
+                    self.table_stats,
+                    project=default.get("projectId", project),
+                    dataset=default.get("datasetId"),
+                )
+        except sqlglot.errors.ParseError:
+            found = None  # the statement's own run reports the syntax error
+        super()._run_query(project, job, dry)
+        if found is not None:
+            job.resource["statistics"]["totalBytesProcessed"] = str(found.processed)
+            job.resource["statistics"]["query"].update(
+                totalBytesProcessed=str(found.processed), totalBytesBilled=str(0 if dry else found.billed)
+            )
+
+    def table_stats(self, meta: TableMeta) -> billing.TableStats:
+        """The declared size of a table, or its rows measured the documented way (and remembered in ``seen_stats``)."""
+        key = (meta.project, meta.dataset, meta.table)
+        if key in self.declared_stats:
+            return self.declared_stats[key]
+        name = self._name(meta)
+        part = f'CAST("{meta.partition_field}" AS DATE)' if meta.partition_field else "NULL"
+        sizes = [_size_sql(f) for f in meta.schema]
+        select = ", ".join([f"{part} AS p", "COUNT(*) AS n", *(f"SUM({s})" for s in sizes)])
+        rows = self._exec(f"SELECT {select} FROM {name} GROUP BY 1")
+        counts = {r[0]: int(r[1]) for r in rows}
+        total = max(sum(counts.values()), 1)
+        width = {f.name: float(sum(r[2 + i] or 0 for r in rows)) / total for i, f in enumerate(meta.schema)}
+        stats = billing.TableStats(counts, width)
+        self.seen_stats[key] = (dataclasses.replace(meta), stats)
+        return stats
+
     # --- jobs ------------------------------------------------------------------------
 
     def _insert_job(self, request: Request, project: str) -> Response:
@@ -582,6 +637,25 @@ class FakeBigQuery(QueryStatements):
 
 
 # --- encoding ------------------------------------------------------------------------
+
+
+def _size_sql(f: Field, col: str | None = None) -> str:
+    """DuckDB SQL for the logical bytes of column ``f`` in one row ("Data size calculation")."""
+    col = col or f'"{f.name}"'
+    if f.mode == "REPEATED" and f.type in billing.FIXED_BYTES:
+        return f"COALESCE(len({col}), 0) * {billing.FIXED_BYTES[f.type]}"
+    if f.mode == "REPEATED" and f.type == "STRING":
+        return f"COALESCE(list_sum(list_transform({col}, x -> 2 + strlen(x))), 0)"
+    if f.type == "RECORD":
+        parts = [_size_sql(s, f'{col}."{s.name}"') for s in f.fields]
+        return " + ".join(parts) if parts else "0"
+    if f.type in billing.FIXED_BYTES:
+        return f"CASE WHEN {col} IS NULL THEN 0 ELSE {billing.FIXED_BYTES[f.type]} END"
+    if f.type == "BYTES":
+        return f"CASE WHEN {col} IS NULL THEN 0 ELSE 2 + octet_length({col}) END"
+    if f.type == "STRING":
+        return f"CASE WHEN {col} IS NULL THEN 0 ELSE 2 + strlen({col}) END"
+    return f"CASE WHEN {col} IS NULL THEN 0 ELSE strlen(CAST({col} AS VARCHAR)) END"  # JSON: its UTF-8 text
 
 
 def describe(request: Request) -> str:
