@@ -103,6 +103,7 @@ def cmd_features(args: argparse.Namespace) -> int:
             steps=args.steps,
             on_step=report,
             preflight=not args.no_preflight,
+            force_replace=args.force_replace,
             logger=log,
         )
     log.info("Wrote %d partitions in %.1fs", len(results), time.monotonic() - started)
@@ -303,6 +304,12 @@ def add_data_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="bulk history builds: write each step without first computing and checking every step of the "
         "date (the all-or-nothing gate computes each step twice; ADR 3)",
+    )
+    feat.add_argument(
+        "--force-replace",
+        action="store_true",
+        help="replace existing partitions even from a partial event history or with far fewer users than they "
+        "hold (the checks refuse both otherwise)",
     )
     feat.add_argument("--json", action="store_true", help="print the write results as JSON")
     feat.set_defaults(func=cmd_features)

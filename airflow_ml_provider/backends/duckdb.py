@@ -5,6 +5,9 @@ Airflow runs tasks in parallel processes. So every operation opens a short-lived
 under an inter-process file lock (shared to read, exclusive to write: ``file_lock``), retries
 until ``lock_timeout`` and then raises ``WarehouseLockedError`` (retryable). A partition
 write is one DuckDB transaction: a killed process leaves the previous partition as it was.
+``transaction()`` holds one connection for a block of writes (a date's feature steps), so
+they commit together or not at all: a kill -9, a full disk or an error leaves every table as
+it was before the block.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -22,7 +26,7 @@ import duckdb
 import duckdb.func
 import pyarrow as pa
 
-from airflow_ml_provider.backends import file_lock
+from airflow_ml_provider.backends import duckdb_errors, file_lock
 from airflow_ml_provider.core.contract.identifiers import validate_dataset, validate_identifier
 from airflow_ml_provider.core.inference.shards import STAGING_PREFIX, fingerprint64
 from airflow_ml_provider.core.storage import local_path, to_uri
@@ -74,6 +78,8 @@ class DuckDBWarehouse(Warehouse):
         self.schema = validate_dataset(schema) if schema else "main"
         self.lock_timeout = lock_timeout
         self.stream_memory_limit = stream_memory_limit
+        # The connection of an open ``transaction()``, and the thread that owns it.
+        self._held: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
     @property
     def dataset_ref(self) -> str:
@@ -90,16 +96,37 @@ class DuckDBWarehouse(Warehouse):
 
         Read-only callers do not create the file; they get an in-memory database with
         the same schema when it does not exist yet, so a reader never fails on a
-        missing or busy warehouse before the bound.
+        missing or busy warehouse before the bound. Inside ``transaction()`` (same thread) every
+        caller shares its connection, so reads see the block's uncommitted writes.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._held is not None and self._held[0] == threading.get_ident():
+            yield self._held[1]
+            return
+        # A folder, a Parquet file or any other non-database is refused before a lock file appears.
+        refused = duckdb_errors.not_a_database(self.path) if self._sized(self.path) else None
+        if refused is not None:
+            raise refused
         deadline = time.monotonic() + self.lock_timeout
+        lock_path = Path(f"{self.path}.lock")
         try:
-            lock = file_lock.acquire(f"{self.path}.lock", shared=read_only, timeout=self.lock_timeout)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            new_lock = not lock_path.exists()
+            lock = file_lock.acquire(str(lock_path), shared=read_only, timeout=self.lock_timeout)
         except file_lock.LockTimeout as err:
             raise self._locked_error() from err
+        except OSError as err:  # a read-only folder: no lock file can be created
+            if not (read_only and duckdb_errors.is_read_only(err)):
+                raise (duckdb_errors.storage_error("taking its lock", self.path, err) or err) from err
+            # Nobody can write a warehouse in a read-only folder (DuckDB needs its .wal there): read unlocked.
+            new_lock, lock = False, file_lock.HeldLock(lambda: None)
         try:
-            con = self._open(read_only, deadline)
+            try:
+                con = self._open(read_only, deadline)
+            except WarehouseError:
+                if new_lock:  # ours alone: the file is no warehouse, so nobody else waits on this lock
+                    lock_path.unlink(missing_ok=True)
+                raise
+            failed = False
             try:
                 # DATE(event_ts) must mean the UTC day, as on BigQuery, whatever the host's zone.
                 con.execute("SET TimeZone = 'UTC'")
@@ -109,10 +136,63 @@ class DuckDBWarehouse(Warehouse):
                     with contextlib.suppress(duckdb.CatalogException):
                         con.execute(f'USE "{self.schema}"')
                 yield con
+            except Exception as err:
+                failed = True
+                cause = duckdb_errors.unmasked(err)  # a failed ROLLBACK must not hide why the write failed
+                translated = (
+                    duckdb_errors.translate("a statement", self.path, cause)
+                    if isinstance(cause, (duckdb.Error, OSError))
+                    else None
+                )
+                if translated is not None:
+                    raise translated from cause
+                if cause is not err:
+                    raise cause from None
+                raise
             finally:
-                con.close()
+                try:
+                    con.close()
+                except duckdb.Error as err:  # closing checkpoints: a full disk fails here too
+                    if not failed:
+                        raise (duckdb_errors.translate("closing it", self.path, err) or err) from err
+                    log.debug("closing %s after a failed statement: %s", self.path, err)
         finally:
             lock.release()
+
+    @staticmethod
+    def _sized(path: Path) -> bool:
+        """True when ``path`` is a folder or holds a header's worth of bytes (a file being created may not yet)."""
+        try:
+            return path.is_dir() or path.stat().st_size >= 16
+        except OSError:
+            return False
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One DuckDB transaction for every write in the block: all commit, or none does.
+
+        A kill -9 before COMMIT leaves nothing (DuckDB's WAL holds only committed
+        transactions); an error, a failed check or a full disk rolls back, and the original
+        error is raised, never the rollback's. Nested blocks join the outer one.
+        """
+        if self._held is not None and self._held[0] == threading.get_ident():
+            yield
+            return
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            self._held = (threading.get_ident(), con)
+            try:
+                yield
+            except BaseException:
+                self._held = None
+                _rollback(con)
+                raise
+            self._held = None
+            with _translate_errors("commit of the transaction"):
+                con.execute("COMMIT")
+
+    def _in_transaction(self, con: duckdb.DuckDBPyConnection) -> bool:
+        return self._held is not None and self._held[1] is con
 
     def _open(self, read_only: bool, deadline: float) -> duckdb.DuckDBPyConnection:
         # The file lock serialises our own processes; DuckDB's lock can still be held
@@ -123,11 +203,13 @@ class DuckDBWarehouse(Warehouse):
                 if read_only and not self.path.exists():
                     return duckdb.connect(":memory:")
                 return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as err:
-                if "lock" not in str(err).lower() or time.monotonic() + delay > deadline:
-                    if "lock" in str(err).lower():
-                        raise self._locked_error() from err
-                    raise
+            except duckdb.Error as err:
+                text = str(err).lower()
+                locked = isinstance(err, duckdb.IOException) and ("set lock" in text or "conflicting lock" in text)
+                if not locked:  # not a database, a corrupt block, a read-only file: name it, no traceback
+                    raise (duckdb_errors.open_error(self.path, err) or err) from err
+                if time.monotonic() + delay > deadline:
+                    raise self._locked_error() from err
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
@@ -148,12 +230,12 @@ class DuckDBWarehouse(Warehouse):
     @staticmethod
     def _run(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], source: str) -> None:
         _add_functions(con, sql)
-        with _translate_errors(source):
+        with _translate_errors(source, con, sql):
             con.execute(sql, params or None)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> pa.Table:
         text, bound = self._compile(sql, params, source)
-        with self.connect(read_only=True) as con, _translate_errors(source):
+        with self.connect(read_only=True) as con, _translate_errors(source, con, text):
             _add_functions(con, text)
             rel = con.sql(text, params=bound or None)
             return _as_bigquery_types(rel).to_arrow_table()
@@ -317,17 +399,25 @@ class DuckDBWarehouse(Warehouse):
                     names = [d[0] for d in row.description]
                     results = query.evaluate(dict(zip(names, row.fetchone() or (), strict=True)))
                 gate(results)
-            con.execute("BEGIN TRANSACTION")
+            own = not self._in_transaction(con)  # inside transaction() the block commits
+            if own:
+                con.execute("BEGIN TRANSACTION")
             try:
                 target = f'"{self.schema}"."{table}"'
                 con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {_STAGE} LIMIT 0")
                 self._check_schema(con, table, sql_source)
-                con.execute(f"DELETE FROM {target} WHERE {partition_column} = $p", {"p": partition})
-                con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {_STAGE}")
-                con.execute("COMMIT")
+                with _translate_errors(f"write of {table}"):
+                    con.execute(f"DELETE FROM {target} WHERE {partition_column} = $p", {"p": partition})
+                    con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {_STAGE}")
+                    if own:
+                        con.execute("COMMIT")
             except BaseException:
-                con.execute("ROLLBACK")
+                if own:
+                    _rollback(con)
                 raise
+            finally:
+                if not own:  # the held connection outlives this write: drop its stage now
+                    _drop_stage(con)
         log.debug(
             "Replaced %s.%s partition %s=%s with %d rows in %.2fs",
             self.schema,
@@ -349,6 +439,8 @@ class DuckDBWarehouse(Warehouse):
         sql_source: str,
     ) -> None:
         """Materialise the new partition's rows in a temp table before touching the target."""
+        if self._in_transaction(con):  # a write that failed earlier in the block may have left one
+            _drop_stage(con)
         if isinstance(source, str):
             wrapped = partition_select(source, partition_column, sql_source)
             text, bound = self._compile(wrapped, {**(params or {}), "__partition": partition}, sql_source)
@@ -406,6 +498,28 @@ class DuckDBWarehouse(Warehouse):
             con.execute(f'DROP TABLE IF EXISTS "{self.schema}"."{table}"')
 
 
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after an error without hiding it: DuckDB may have aborted already (a full disk)."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error as err:  # "cannot rollback - no transaction is active": nothing was committed
+        log.debug("rollback after a failed write: %s", _first_line(err))
+
+
+def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the stage (a temp table or view) on a connection that lives on.
+
+    Inside a transaction a failed statement aborts it, so look before dropping.
+    """
+    found = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_catalog = 'temp' AND table_name = $name",
+        {"name": _STAGE},
+    ).fetchone()
+    if found is not None:
+        con.execute(f"DROP {'VIEW' if found[0] == 'VIEW' else 'TABLE'} temp.main.{_STAGE}")
+    con.unregister("__aml_arrow")  # a no-op when nothing is registered
+
+
 def _add_functions(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     """Register the GoogleSQL functions DuckDB lacks that ``sql`` calls (FARM_FINGERPRINT)."""
     if "farm_fingerprint" in sql.lower():
@@ -425,10 +539,17 @@ def _as_bigquery_types(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
 
 
 @contextlib.contextmanager
-def _translate_errors(source: str) -> Iterator[None]:
-    """Turn DuckDB's errors into the provider's, naming the SQL file."""
+def _translate_errors(
+    source: str, con: duckdb.DuckDBPyConnection | None = None, sql: str | None = None
+) -> Iterator[None]:
+    """Turn DuckDB's errors into the provider's, naming the SQL file (and, given ``sql``, a missing column's table)."""
     try:
         yield
+    except duckdb.BinderException as err:
+        explained = duckdb_errors.missing_column_error(source, err, sql, con) if sql else None
+        if explained is None:
+            raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}. {_FIX_SQL}") from err
+        raise SQLTemplateError(explained) from err
     except duckdb.CatalogException as err:
         if "Table with name" not in str(err):
             raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}. {_FIX_SQL}") from err
@@ -436,8 +557,15 @@ def _translate_errors(source: str) -> Iterator[None]:
             f"{source}: {_first_line(err)}. Create the table first (run the task that writes "
             "it, or `airflow-ml seed-demo` for the demo sources)."
         ) from err
-    except (duckdb.ParserException, duckdb.BinderException, duckdb.ConversionException) as err:
+    except (duckdb.ParserException, duckdb.ConversionException) as err:
         raise SQLTemplateError(f"{source}: DuckDB rejected the query: {_first_line(err)}. {_FIX_SQL}") from err
+    except (duckdb.IOException, duckdb.TransactionException, OSError) as err:
+        # A full disk or a read-only file: the cause, not "cannot rollback" (duckdb_errors).
+        cause = duckdb_errors.unmasked(err)
+        translated = duckdb_errors.translate(source, None, cause)
+        if translated is None:
+            raise
+        raise translated from cause
 
 
 _FIX_SQL = "Fix the SQL (names and types must match the tables it reads) and rerun."

@@ -4,7 +4,6 @@ Case tables live in ``test_bad_input.py`` and the ``cases_*.py`` modules beside 
 ``test_bad_input.py`` runs them all.
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -323,4 +322,3 @@ def project_with_two_contracts(w: World) -> Any:
 
 _BROKEN_YAML = 'name: recsys\nowners:\n  data_science: ["@ds"\n  engineering: ["@eng"]\n'
 _INJECTION = "features; DROP TABLE events; --"
-
