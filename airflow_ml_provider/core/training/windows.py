@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_ml_provider.core import storage
-from airflow_ml_provider.core.contract.model_hooks import ModelHooks, load_hooks
+from airflow_ml_provider.core.contract.model_hooks import ModelHooks
 from airflow_ml_provider.core.contract.spec import FeatureColumn, PipelineSpec
 from airflow_ml_provider.core.contract.spec_drift import DRIFT_TYPES
 from airflow_ml_provider.core.evaluation.offline import evaluate_window
@@ -302,12 +302,16 @@ def score_champion(
     Comparing stored metrics from different weeks would compare data, not models. A champion
     whose features are no longer in the data cannot be compared; that is recorded, not hidden.
     """
-    from airflow_ml_provider.core.training.envelope import HOOKS_FILE, load_booster, read_envelope
+    from airflow_ml_provider.core.training.envelope import HOOKS_FILE, hooks_from_text, load_booster, read_envelope
 
     envelope = read_envelope(champion_dir)
     with tempfile.TemporaryDirectory() as tmp:
         hooks_uri = storage.join(champion_dir, HOOKS_FILE)
-        hooks = load_hooks(local_copy(hooks_uri, Path(tmp))) if envelope.hooks_sha256 else None
+        hooks = (
+            hooks_from_text(local_copy(hooks_uri, Path(tmp)).read_text("utf-8"), hooks_uri, envelope.hooks_sha256)
+            if envelope.hooks_sha256
+            else None
+        )  # checked against the envelope before import, as at serving
         frame = (hooks.transform if hooks else (lambda d: d))(valid_raw.copy())
     try:
         matrix = encode(frame, envelope.features, envelope.categories, source=f"champion {envelope.version}").matrix
