@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from airflow_ml_provider.cli_common import add_pipeline_argument, parse_date, print_json
+from airflow_ml_provider.cli_common import add_pipeline_argument, parse_date, pipeline_spec, print_json
 from airflow_ml_provider.cli_common import warehouse as _warehouse
 
 log = logging.getLogger("airflow_ml")
@@ -21,12 +21,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     checks print and exit 0. With --record the results replace the date's partition of
     data_checks (only when no error check failed, as in the DAG).
     """
-    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.features.checks import DataCheckError, raise_on_errors
     from airflow_ml_provider.core.features.data_checks import record_checks, run_checks
     from airflow_ml_provider.core.inference.runs import utcnow
 
-    spec = load_spec(args.pipeline)
+    spec = pipeline_spec(args)
     warehouse = _warehouse(args)
     checked_at = utcnow()
     log.info("Checking %s data for %s on %r (contract %s)", spec.name, args.date, warehouse, args.pipeline)

@@ -13,6 +13,7 @@ from airflow_ml_provider.cli_common import (
     add_pipeline_argument,
     format_table,
     parse_date,
+    pipeline_spec,
     positive_int,
     print_json,
     progress,
@@ -80,10 +81,9 @@ def cmd_features(args: argparse.Namespace) -> int:
     checked before anything is written.
     """
     from airflow_ml_provider.core.contract.dates import date_range
-    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.features.build import build_features
 
-    spec = load_spec(args.pipeline)
+    spec = pipeline_spec(args)
     dates = date_range(args.date, args.to or args.date)
     wh = warehouse(args)
     started = time.monotonic()
@@ -144,14 +144,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     the same as unsharded.
     """
     from airflow_ml_provider.core.contract.dates import date_range
-    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.inference.batch import list_length
     from airflow_ml_provider.core.inference.runs import utcnow
     from airflow_ml_provider.core.inference.sharded import recommend
     from airflow_ml_provider.core.inference.shards import check_shard_count
     from airflow_ml_provider.core.registry.models import ModelRegistry
 
-    spec = load_spec(args.pipeline)
+    spec = pipeline_spec(args)
     list_length(spec, args.top_k, "--top-k")  # a bound the contract sets: refused before any run row
     shards = spec.inference.shards if args.shards is None else check_shard_count(args.shards, "--shards")
     wh = warehouse(args)
@@ -196,12 +195,11 @@ def cmd_recommendations(args: argparse.Namespace) -> int:
     The list shows each item's category and price where the contract's items source has them
     (`sources: items:` and `source_columns:` in pipeline.yaml).
     """
-    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.features.render import source_with_columns
     from airflow_ml_provider.core.inference.runs import runs_of_date
     from airflow_ml_provider.exceptions import MLProviderError
 
-    spec = load_spec(args.pipeline)
+    spec = pipeline_spec(args)
     wh = warehouse(args)
     attempts = runs_of_date(wh, args.date)
     successful = [a for a in attempts if a["status"] == "success"]

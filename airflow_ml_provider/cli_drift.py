@@ -6,7 +6,7 @@ import argparse
 import logging
 from typing import Any
 
-from airflow_ml_provider.cli_common import add_pipeline_argument, cli_artifacts, parse_date, print_json
+from airflow_ml_provider.cli_common import add_pipeline_argument, cli_artifacts, parse_date, pipeline_spec, print_json
 from airflow_ml_provider.cli_common import warehouse as _warehouse
 
 log = logging.getLogger("airflow_ml")
@@ -22,11 +22,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
     written either way.
     """
     from airflow_ml_provider.core.contract.dates import date_range
-    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.drift.run import run_drift_check
     from airflow_ml_provider.core.inference.runs import utcnow
 
-    spec = load_spec(args.pipeline)
+    spec = pipeline_spec(args)
     warehouse = _warehouse(args)
     run_id = args.run_id or f"cli__{utcnow():%Y%m%dT%H%M%S}"
     artifacts = cli_artifacts(args)

@@ -197,11 +197,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _spec_name(args: argparse.Namespace) -> str:
-    from airflow_ml_provider.cli_common import resolve_pipeline
-    from airflow_ml_provider.core.contract.spec import load_spec
+    from airflow_ml_provider.cli_common import pipeline_spec, resolve_pipeline
 
     resolve_pipeline(args)
-    return load_spec(args.pipeline).name
+    return pipeline_spec(args).name
 
 
 def _round(value: Any) -> Any:

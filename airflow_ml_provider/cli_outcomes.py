@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from airflow_ml_provider.cli_common import add_pipeline_argument, format_table, parse_date, print_json
+from airflow_ml_provider.cli_common import add_pipeline_argument, format_table, parse_date, pipeline_spec, print_json
 from airflow_ml_provider.cli_common import warehouse as _warehouse
 
 log = logging.getLogger("airflow_ml")
@@ -24,11 +24,10 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     it becomes ready; nothing is written for it (dates before it in a range stay written).
     """
     from airflow_ml_provider.core.contract.dates import date_range
-    from airflow_ml_provider.core.contract.spec import load_spec
     from airflow_ml_provider.core.evaluation.outcomes import OUTCOMES_SQL, evaluate_outcomes, headline
     from airflow_ml_provider.core.features.render import render_sql_file
 
-    spec = load_spec(args.pipeline)
+    spec = pipeline_spec(args)
     warehouse = _warehouse(args)
     k, days = spec.inference.top_k, spec.windows.label_horizon_days
     judged: list[dict[str, Any]] = []

@@ -7,8 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import jinja2
-
 from airflow_ml_provider.core.contract.spec import PipelineSpec, SqlStep
 from airflow_ml_provider.core.warehouse.sql import read_sql_file
 
@@ -37,6 +35,8 @@ def render_sql_file(
     functions: Mapping[str, Callable[[str], str]] | None = None,
 ) -> str:
     """Read any SQL file and render it as ``render_sql`` does (``ds``, ``source()``, ``ref()``)."""
+    import jinja2  # here, not at module level: commands that only read a source's columns need no templates
+
     from airflow_ml_provider.core.contract.references import sql_functions
 
     text = read_sql_file(path)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_ml_provider.core.warehouse.interface import Warehouse
+from airflow_ml_provider.core.warehouse.rows import to_rows
 
 #: Column -> GoogleSQL type, as in sql/ddl/recommendation_runs.sql.
 RUN_COLUMNS: dict[str, str] = {
@@ -142,4 +143,4 @@ def runs_of_date(warehouse: Warehouse, day: dt.date, *, now: dt.datetime | None 
     if not warehouse.table_exists("recommendation_runs"):
         return []
     params = {"d": day, "stale_before": stale_before}
-    return warehouse.query(sql, params, source="recommendation_runs of a date").to_pylist()
+    return to_rows(warehouse.query(sql, params, source="recommendation_runs of a date"))

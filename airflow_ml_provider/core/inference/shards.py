@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from airflow_ml_provider.core.contract.identifiers import validate_identifier
 from airflow_ml_provider.exceptions import ContractError, ShardError
@@ -46,6 +45,7 @@ def fingerprint64(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     Hashes each distinct value once, so a column of candidate rows costs one call per user.
     """
     import farmhash
+    import pyarrow.compute as pc  # here, not at module level: the DuckDB backend imports this module on every command
 
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()

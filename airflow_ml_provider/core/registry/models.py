@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core.warehouse.interface import Warehouse
+from airflow_ml_provider.core.warehouse.rows import to_rows
 from airflow_ml_provider.exceptions import MLProviderError, TableNotFoundError
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ class ModelRegistry:
 
     def _records(self, sql: str, params: Mapping[str, Any], *, source: str) -> list[ModelRecord]:
         try:
-            rows = self.warehouse.query(sql, params, source=source).to_pylist()
+            rows = to_rows(self.warehouse.query(sql, params, source=source))
         except TableNotFoundError:
             # Nothing registered yet: a fresh warehouse has no versions and no champion.
             return []
