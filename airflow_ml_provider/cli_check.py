@@ -18,8 +18,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     One aggregation for the events source and one per published step table. Prints one
     line per check (or JSON with --json). Exit code 1 when an `error` check fails; `warn`
-    checks print and exit 0. With --record the results replace the date's partition of
-    data_checks (only when no error check failed, as in the DAG).
+    checks print and exit 0. The last line counts the checks by outcome. With --record the results
+    replace the date's partition of data_checks (only when no error check failed, as in the DAG),
+    and the command says so.
     """
     from airflow_ml_provider.core.features.checks import DataCheckError, raise_on_errors
     from airflow_ml_provider.core.features.data_checks import record_checks, run_checks
@@ -31,21 +32,52 @@ def cmd_check(args: argparse.Namespace) -> int:
     log.info("Checking %s data for %s on %r (contract %s)", spec.name, args.date, warehouse, args.pipeline)
     sql_dirs = [args.sql_dir] if args.sql_dir else []
     results = run_checks(warehouse, spec, args.date, checked_at, scope=args.scope, sql_dirs=sql_dirs)
+    failed = [r for r in results if r.failed]
     if args.json:
-        failed = [r for r in results if r.failed]
-        print_json({"date": args.date.isoformat(), "ok": not failed, "checks": [r.as_dict() for r in results]})
+        print_json(
+            {
+                "date": args.date.isoformat(),
+                "ok": not failed,
+                "summary": status_counts(results),
+                "checks": [r.as_dict() for r in results],
+            }
+        )
     else:
         for r in results:
             print(r.log_line())
+        print(summary_line(results))
     try:
         raise_on_errors(results, f"data checks of {args.date}")
     except DataCheckError:
+        if args.record and not args.json:
+            print(f"Not recorded in data_checks: an error check failed (as in the DAG, {args.date} keeps its rows).")
         if args.json:  # the JSON already says what failed
             return 1
         raise
     if args.record:
-        record_checks(warehouse, args.date, results, "cli", checked_at)
+        written = record_checks(warehouse, args.date, results, "cli", checked_at)
+        if not args.json:
+            print(
+                f"Recorded {written.rows} result(s) in {written.table} (partition check_date={args.date}, "
+                "run_id cli), replacing the date's earlier results."
+            )
     return 0
+
+
+#: The statuses a check ends in, as the summary names them.
+_SUMMARY = (("pass", "passed"), ("warn", "warned"), ("fail", "failed"), ("skipped", "skipped"))
+
+
+def status_counts(results: list[Any]) -> dict[str, int]:
+    """How many checks ended in each status (``pass``, ``warn``, ``fail``, ``skipped``)."""
+    return {status: sum(r.status == status for r in results) for status, _ in _SUMMARY}
+
+
+def summary_line(results: list[Any]) -> str:
+    """``N checks: P passed, W warned, F failed, S skipped``: the last line a reader needs."""
+    counts = status_counts(results)
+    parts = ", ".join(f"{counts[status]} {word}" for status, word in _SUMMARY)
+    return f"{len(results)} check{'s' if len(results) != 1 else ''}: {parts}"
 
 
 def add_check_parser(sub: Any, common: argparse.ArgumentParser) -> None:
