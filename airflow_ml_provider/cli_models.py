@@ -41,6 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from airflow_ml_provider.core.registry.promotion import decide_promotion
     from airflow_ml_provider.core.training.job import check_model_hooks
     from airflow_ml_provider.core.training.run import train_model
+    from airflow_ml_provider.core.warehouse.labels import sanitize_label
 
     spec = load_spec(args.pipeline)
     log.info("Contract %s is valid (spec hash %s)", args.pipeline, spec.spec_hash)
@@ -65,7 +66,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             root = storage.to_uri(args.artifacts or Path(tmp) / "artifacts")
         else:
             root = config.artifacts_uri
-        version = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S") + ("-smoke" if args.smoke else "-cli")
+        version, run_id = cli_version(args.date, smoke=args.smoke)
+        log.info("Version %s: run date and a hash of the run id %s, as the training DAG names them", version, run_id)
         runner = get_training_runner(config, poll_interval=args.poll_interval)
         mirror = get_model_mirror(config)
         with progress(f"training {spec.name} {version}"):
@@ -78,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 version=version,
                 artifacts_root=root,
                 git_sha=args.git_sha,
-                labels={"managed-by": "airflow-ml-cli"},
+                labels={"managed-by": "airflow-ml-cli", "airflow-ml-run": sanitize_label(run_id)},
                 artifacts=cli_artifacts(args),
                 mirror=mirror,
                 logger=log,
@@ -92,8 +94,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             mirror=mirror,
             logger=log,
         )
-    print_json(_train_summary(trained, decision))
+    print_json({**_train_summary(trained, decision), "run_id": run_id})
     return 0 if decision.promoted or not args.require_pass else 1
+
+
+def cli_version(run_date: dt.date, *, smoke: bool = False, now: dt.datetime | None = None) -> tuple[str, str]:
+    """The version and run id of a CLI training run: the DAG's scheme (``YYYYMMDD-<hash of the run id>``).
+
+    The run id says where the model came from (``cli__<UTC time>``, ``smoke__`` for --smoke), as
+    a DAG run's ``scheduled__``/``manual__`` does; the version stays in the one scheme the
+    registry, the pages and ``models promote`` know.
+    """
+    from airflow_ml_provider.core.training.job import model_version
+
+    run_id = f"{'smoke' if smoke else 'cli'}__{(now or dt.datetime.now(dt.UTC)).isoformat()}"
+    return model_version(run_date, run_id), run_id
 
 
 def _check_backend(args: argparse.Namespace, backend: str) -> None:
