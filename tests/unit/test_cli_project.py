@@ -49,6 +49,39 @@ def test_never_the_package_checkout(tmp_path):
         find_pipeline(tmp_path, {"AIRFLOW__CORE__DAGS_FOLDER": str(PACKAGE_ROOT / "dags")})
 
 
+def test_the_error_says_why_the_dags_folders_contract_was_skipped(tmp_path):
+    """Outside the checkout, DAGS_FOLDER=<checkout>/dags has a contract: the error names it and why it was not used."""
+    contract = PACKAGE_ROOT / "dags" / "recsys" / "pipeline.yaml"
+    with pytest.raises(ContractError) as err:
+        find_pipeline(tmp_path, {"AIRFLOW__CORE__DAGS_FOLDER": str(PACKAGE_ROOT / "dags")})
+    message = str(err.value)
+    assert f"skipped {contract}: in airflow-ml-provider's own checkout ({PACKAGE_ROOT.resolve()})" in message
+    assert "pass --pipeline to use it anyway" in message
+
+
+@pytest.mark.parametrize(
+    ("layout", "reason"),
+    [
+        (None, "that folder does not exist"),
+        ("pipeline.yaml", "a contract must be exactly one folder down"),
+        ("team/shop/pipeline.yaml", "a contract must be exactly one folder down"),
+        ("shop/README.md", "it has no NAME/pipeline.yaml"),
+    ],
+)
+def test_the_error_says_what_the_dags_folder_held(tmp_path, layout, reason):
+    dags = tmp_path / "airflow" / "dags"
+    if layout:
+        (dags / layout).parent.mkdir(parents=True)
+        (dags / layout).write_text("name: x\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with pytest.raises(ContractError) as err:
+        find_pipeline(elsewhere, {"AIRFLOW__CORE__DAGS_FOLDER": str(dags)})
+    assert f"in AIRFLOW__CORE__DAGS_FOLDER={dags}: " in str(err.value) and reason in str(err.value)
+    if layout and layout.endswith("pipeline.yaml"):
+        assert f"skipped {dags / layout}" in str(err.value)
+
+
 def test_several_contracts_are_named(tmp_path):
     _contract(tmp_path, "a")
     _contract(tmp_path, "b")

@@ -30,17 +30,41 @@ def find_pipeline(cwd: Path, env: Mapping[str, str], *, package_root: Path = PAC
         if candidates:
             return _one(candidates, f"{candidates[0].parent.parent} (nearest dags/ folder from {cwd})")
     dags_folder = env.get("AIRFLOW__CORE__DAGS_FOLDER")
+    skipped = ""
     if dags_folder:
-        candidates = [p for p in _contracts_in(Path(dags_folder)) if not _inside(p, package_root, cwd)]
+        found = _contracts_in(Path(dags_folder))
+        candidates = [p for p in found if not _inside(p, package_root, cwd)]
         if candidates:
             return _one(candidates, f"AIRFLOW__CORE__DAGS_FOLDER={dags_folder}")
+        skipped = f": {_why_none(Path(dags_folder), found, package_root)}"
     also = (
-        f" and in AIRFLOW__CORE__DAGS_FOLDER={dags_folder}" if dags_folder else " (AIRFLOW__CORE__DAGS_FOLDER is unset)"
+        f" and in AIRFLOW__CORE__DAGS_FOLDER={dags_folder}{skipped}"
+        if dags_folder
+        else " (AIRFLOW__CORE__DAGS_FOLDER is unset)"
     )
     raise ContractError(
         f"no pipeline.yaml found: looked for dags/*/pipeline.yaml in {cwd} and its parents{also}. "
         "Pass --pipeline PATH, run the command from your project, or create one with `airflow-ml init NAME`."
     )
+
+
+def _why_none(dags: Path, found: list[Path], package_root: Path) -> str:
+    """Why the DAGs folder gave no contract: what was there and why each candidate was skipped."""
+    if not dags.exists():
+        return "that folder does not exist"
+    if not dags.is_dir():
+        return "that is not a folder"
+    if found:  # every one is in the package's checkout
+        names = ", ".join(str(p) for p in found)
+        return (
+            f"skipped {names}: in airflow-ml-provider's own checkout ({package_root.resolve()}), whose reference "
+            "contract is used only when the command runs inside that checkout (pass --pipeline to use it anyway)"
+        )
+    misplaced = sorted(dags.glob("pipeline.yaml")) + sorted(dags.glob("*/*/pipeline.yaml"))
+    if misplaced:
+        names = ", ".join(str(p) for p in misplaced[:3]) + (", ..." if len(misplaced) > 3 else "")
+        return f"skipped {names}: a contract must be exactly one folder down, {dags}/NAME/pipeline.yaml"
+    return "it has no NAME/pipeline.yaml"
 
 
 def _inside(path: Path, root: Path, cwd: Path) -> bool:
