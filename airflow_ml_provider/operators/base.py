@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_ml_provider.core.contract.spec import PipelineSpec
+    from airflow_ml_provider.operators.lineage import Lineage
 
 
 def configured_pool() -> str | None:
@@ -68,12 +69,60 @@ class MLPlatformOperator(BaseOperator):
         return load_spec(self.pipeline)
 
     def with_sql_functions(self, context: Context) -> Context:
-        """The context plus ``source()`` and ``ref()`` of the contract, for the SQL's Jinja."""
+        """The context plus ``source()`` and ``ref()`` of the contract, for the SQL's Jinja.
+
+        Every table they name is remembered in ``sql_reads``: the task's lineage inputs.
+        """
         if not self.pipeline:
             return context
-        from airflow_ml_provider.core.contract.references import sql_functions
+        from airflow_ml_provider.core.contract.references import source_table, sql_functions
 
-        return cast("Context", {**context, **sql_functions(self.spec)})
+        spec = self.spec
+        functions = sql_functions(spec)
+
+        def source(role: str) -> str:
+            rendered = functions["source"](role)
+            self.sql_reads.append(source_table(spec, role))
+            return rendered
+
+        def ref(name: str) -> str:
+            table = functions["ref"](name)
+            self.sql_reads.append(table)
+            return table
+
+        return cast("Context", {**context, "source": source, "ref": ref})
+
+    @cached_property
+    def sql_reads(self) -> list[str]:
+        """The tables the rendered SQL named through ``source()`` and ``ref()``, in order."""
+        return []
+
+    def lineage(self) -> Lineage:
+        """What this task read and wrote, once it has run; each operator says (default: nothing)."""
+        from airflow_ml_provider.operators.lineage import Lineage
+
+        return Lineage()
+
+    def model_uri(self, model_name: str | None, version: str | None) -> str | None:
+        """Where a registered version's artifacts live (``ml_models.uri``), for lineage; None if unknown."""
+        if not model_name or not version:
+            return None
+        from airflow_ml_provider.core.registry.models import ModelRegistry
+
+        return ModelRegistry(self.hook.get_warehouse()).resolve(model_name, version).uri
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The OpenLineage provider's hook: this task's input and output datasets (``operators/lineage.py``).
+
+        Lineage never fails a task: an error is logged and no datasets are reported.
+        """
+        try:
+            from airflow_ml_provider.operators.lineage import operator_lineage
+
+            return operator_lineage(self.hook.config, self.lineage())
+        except Exception:
+            self.log.warning("Could not build the OpenLineage datasets of %s", self.task_id, exc_info=True)
+            return None
 
     def pre_execute(self, context: Context) -> None:
         """A logical date before the contract's ``start_date`` fails the task, without retries."""

@@ -15,6 +15,8 @@ from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_ml_provider.operators.lineage import Lineage
+
 
 class DriftCheckOperator(MLPlatformOperator):
     """Compare one date with a model version's reference profile, in the warehouse, and record the results.
@@ -77,9 +79,25 @@ class DriftCheckOperator(MLPlatformOperator):
                 artifacts=self.hook.get_artifacts(),
                 logger=self.log,
             )
+        self.checked = checked.summary
         if checked.failure:
             raise AirflowFailException(checked.failure)
         return checked.summary
+
+    def lineage(self) -> Lineage:
+        """Reads the features, the day's lists, ``ml_models``, the model's profile; writes ``drift_results``."""
+        from airflow_ml_provider.core.drift.store import PROFILES_TABLE, RESULTS_TABLE
+        from airflow_ml_provider.core.registry.models import TABLE as MODELS_TABLE
+        from airflow_ml_provider.operators.lineage import Lineage
+
+        checked = getattr(self, "checked", None) or {}
+        uri = self.model_uri(checked.get("model_name"), checked.get("model_version"))
+        reads = [self.spec.feature_table, *([self.predictions_table] if self.predictions_table else [])]
+        return Lineage(
+            input_tables=[*reads, MODELS_TABLE, PROFILES_TABLE],
+            output_tables=[RESULTS_TABLE] if checked else [],
+            input_artifacts=[uri] if uri else [],
+        )
 
     def check_date(self, context: Context) -> dt.date:
         """The date to check: explicit, else the triggering event's ``prediction_date``, logical date, run date."""

@@ -16,6 +16,8 @@ from airflow_ml_provider.operators.base import MLPlatformOperator, as_flag, pars
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_ml_provider.operators.lineage import Lineage
+
 
 class FeatureExtractOperator(MLPlatformOperator):
     """Render a ``.sql`` template, run it on the connection's backend, replace one partition.
@@ -107,6 +109,7 @@ class FeatureExtractOperator(MLPlatformOperator):
             as_of = parse_date(self.partition_date)
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
             if not self._selected(warehouse, as_of):
+                self.wrote = False
                 return {"table": self.table, "partition": str(as_of), "rows": None, "rebuilt": False}
             self.log.info(
                 "Writing %s partition %s=%s from %s on %r",
@@ -131,8 +134,16 @@ class FeatureExtractOperator(MLPlatformOperator):
                 force_replace=as_flag(self.force_replace),
                 logger=self.log,
             )
+        self.wrote = True
         self.log.info("Wrote %d rows to %s (partition %s)", result.rows, result.table, result.partition)
         return result.as_dict()
+
+    def lineage(self) -> Lineage:
+        """Reads: the tables the SQL named through ``source()``/``ref()``; writes: ``table`` (unless kept)."""
+        from airflow_ml_provider.operators.lineage import Lineage
+
+        reads = [t for t in self.sql_reads if t != self.table]
+        return Lineage(input_tables=reads, output_tables=[self.table] if getattr(self, "wrote", True) else [])
 
     def _selected(self, warehouse: Any, as_of: Any) -> bool:
         """Whether ``steps`` (if any) asks for this task's table: named, or reading a named step."""

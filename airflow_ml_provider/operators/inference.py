@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from airflow_ml_provider.core.storage import Artifacts
     from airflow_ml_provider.core.warehouse.interface import Warehouse
+    from airflow_ml_provider.operators.lineage import Lineage
 
 
 class BatchRecommendOperator(MLPlatformOperator):
@@ -83,7 +84,21 @@ class BatchRecommendOperator(MLPlatformOperator):
             run["model_version"],
         )
         keys = ("prediction_date", "model_name", "model_version", "users", "rows_written", "candidates", "coverage")
-        return {k: (str(run[k]) if k == "prediction_date" else run[k]) for k in keys}
+        self.served = {k: (str(run[k]) if k == "prediction_date" else run[k]) for k in keys}
+        return self.served
+
+    def lineage(self) -> Lineage:
+        """Reads the features, ``ml_models`` and the model; writes ``recommendations`` and its run row."""
+        from airflow_ml_provider.core.registry.models import TABLE as MODELS_TABLE
+        from airflow_ml_provider.operators.lineage import Lineage
+
+        served = getattr(self, "served", None) or {}
+        uri = self.model_uri(served.get("model_name"), served.get("model_version"))
+        return Lineage(
+            input_tables=[self.spec.feature_table, MODELS_TABLE],
+            output_tables=["recommendations", "recommendation_runs"] if served else [],
+            input_artifacts=[uri] if uri else [],
+        )
 
     def recommend(self, warehouse: Warehouse, day: dt.date, run_id: str, run: dict[str, Any]) -> dict[str, Any]:
         """Resolve and load the model, score the day's candidates, replace the partition (no run row)."""
@@ -191,6 +206,7 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
             day = parse_date(self.prediction_date, "prediction_date")
             spec = self.spec
             plan = ShardPlan(day, int(self.shards), self.model_name or spec.name, self.model_version)
+            self.plan_model = (plan.model_name, plan.model_version)
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
             return score_shard(
                 warehouse,
@@ -202,6 +218,14 @@ class ScoreRecommendShardOperator(BatchRecommendOperator):
                 artifacts=self.artifacts,
                 logger=self.log,
             )
+
+    def lineage(self) -> Lineage:
+        """Reads the feature partition, ``ml_models`` and the model; its staging table is internal, not lineage."""
+        from airflow_ml_provider.core.registry.models import TABLE as MODELS_TABLE
+        from airflow_ml_provider.operators.lineage import Lineage
+
+        uri = self.model_uri(*getattr(self, "plan_model", (None, None)))
+        return Lineage(input_tables=[self.spec.feature_table, MODELS_TABLE], input_artifacts=[uri] if uri else [])
 
 
 class PublishRecommendationsOperator(BatchRecommendOperator):

@@ -11,6 +11,8 @@ from airflow_ml_provider.operators.base import MLPlatformOperator, parse_date
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_ml_provider.operators.lineage import Lineage
+
 
 class OutcomeEvaluationOperator(MLPlatformOperator):
     """Judge the lists served on a date, and the same day's global popularity list, and record both.
@@ -89,7 +91,19 @@ class OutcomeEvaluationOperator(MLPlatformOperator):
                 _fmt(h.get("popularity_ndcg")),
             )
         self.log.info("Wrote %d rows to %s (partition %s)", written.rows, written.table, written.partition)
+        self.wrote = True
         return {"prediction_date": served.isoformat(), "rows": written.rows, "outcomes": summary}
+
+    def lineage(self) -> Lineage:
+        """Reads the tables ``outcomes.sql`` names (served lists, events); writes ``recommendation_outcomes``."""
+        from airflow_ml_provider.core.evaluation.outcomes import OUTCOMES_TABLE
+        from airflow_ml_provider.operators.lineage import Lineage
+
+        # outcomes.sql reads `recommendations` by name (it is no contract step, so no ref()).
+        wrote = getattr(self, "wrote", False)
+        return Lineage(
+            input_tables=["recommendations", *self.sql_reads], output_tables=[OUTCOMES_TABLE] if wrote else []
+        )
 
     def _rendered(self, text: str, context: Context) -> str:
         """The SQL, rendered here when Airflow did not (a direct ``execute``, a mapped task)."""

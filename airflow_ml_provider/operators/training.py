@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from airflow_ml_provider.backends.local_trainer import LocalTrainingRunner
     from airflow_ml_provider.backends.vertex import VertexTrainingRunner
+    from airflow_ml_provider.operators.lineage import Lineage
 
 
 class TrainModelOperator(MLPlatformOperator):
@@ -73,9 +74,10 @@ class TrainModelOperator(MLPlatformOperator):
             warehouse = self.hook.get_warehouse(labels=self.job_labels(context))
             mirror = self.hook.get_model_mirror()
             try:
-                return train_model(
+                self.trained = train_model(
                     warehouse, self.spec, str(self.pipeline), runner, mirror=mirror, **self.options(context)
                 )
+                return self.trained
             finally:
                 self.persist_link(context)
 
@@ -131,9 +133,23 @@ class TrainModelOperator(MLPlatformOperator):
                 )
             )
             envelope = read_trained_envelope(trained, self.hook.get_artifacts())
-            return register_trained_model(
+            self.trained = register_trained_model(
                 ModelRegistry(warehouse), trained, envelope, mirror=self.hook.get_model_mirror(), logger=self.log
             )
+            return self.trained
+
+    def lineage(self) -> Lineage:
+        """Reads the feature and label tables; writes ``ml_models`` and the model's artifact folder."""
+        from airflow_ml_provider.core.registry.models import TABLE as MODELS_TABLE
+        from airflow_ml_provider.operators.lineage import Lineage
+
+        spec = self.spec
+        uri = (getattr(self, "trained", None) or {}).get("uri")
+        return Lineage(
+            input_tables=[spec.feature_table, spec.label.step.table],
+            output_tables=[MODELS_TABLE],
+            output_artifacts=[uri] if uri else [],
+        )
 
     def on_kill(self) -> None:
         if self._runner is not None:
