@@ -3,8 +3,11 @@
 --   repeat:   items the user interacted with, by recency-decayed engagement (people come back)
 --   covisit:  items other users engaged with on the same day as the user's items, over the whole
 --             lookback, each co-visit and each of the user's items decayed by age
---             (half-life @covisit_half_life_days), normalised by item popularity (cosine)
+--             (half-life @covisit_half_life_days), normalised by item popularity (cosine); each
+--             item lends its @covisit_neighbours most co-visited neighbours
 --   category: the items trending in the user's categories, weighted by the user's share there
+-- Every generator cuts per item or per category before it meets the users, so no step holds
+-- users x catalogue rows: the cost grows linearly with users and events (issue 26).
 --   trending: the most engaged-with items of the last @trending_days days, for everyone
 -- The sources are interleaved by their own rank (every source's best first), so each gets its
 -- share of the @candidates_per_user slots. With inference.exclude_seen (@exclude_seen: purchased
@@ -62,15 +65,28 @@ covisit_pairs AS (
   GROUP BY a.item_id, b.item_id
 ),
 similar AS (
-  SELECT p.item_a, p.item_b, p.together / SQRT(ra.reach * rb.reach) AS similarity
+  SELECT p.item_a, p.item_b, p.together, p.together / SQRT(ra.reach * rb.reach) AS similarity
   FROM covisit_pairs AS p
   JOIN item_reach AS ra ON ra.item_id = p.item_a
   JOIN item_reach AS rb ON rb.item_id = p.item_b
 ),
+-- Each item keeps its @covisit_neighbours (M) neighbours it was co-visited with most (decayed),
+-- BEFORE any user is joined: the join below is then user items x M rows (linear in users and
+-- events) instead of user items x every co-visited item (a popular item has thousands). Cut by
+-- co-visits, not by cosine: the cosine's best neighbours are rare items seen together once,
+-- while a user's best sums come from items co-visited with several of theirs, so this cut keeps
+-- (here raises) the candidate recall. With exclude_seen, seen neighbours still take some of the
+-- M places; M well above @covisit_candidates leaves room for them (docs/architecture.md).
+similar_top AS (
+  SELECT item_a, item_b, similarity
+  FROM similar
+  WHERE TRUE  -- BigQuery accepts QUALIFY only beside a WHERE, GROUP BY or HAVING clause
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY item_a ORDER BY together DESC, similarity DESC, item_b) <= @covisit_neighbours
+),
 covisit AS (
   SELECT u.user_id, s.item_b AS item_id, 'covisit' AS source, SUM(u.engagement * s.similarity) AS score
   FROM user_items AS u
-  JOIN similar AS s ON s.item_a = u.item_id
+  JOIN similar_top AS s ON s.item_a = u.item_id
   LEFT JOIN seen AS x ON x.user_id = u.user_id AND x.item_id = s.item_b
   WHERE x.user_id IS NULL
   GROUP BY u.user_id, s.item_b
@@ -87,10 +103,31 @@ item_heat AS (
   FROM window_events
   GROUP BY item_id, category
 ),
+-- Within a category a user ranks items by heat alone (the share is the user's, the same for all),
+-- so the user's best @category_candidates unseen items of a category are among its
+-- @category_candidates + (items of it the user has seen) hottest. Each user category is joined to
+-- exactly those ranks (an equality join, linear in users and events), never to the whole category.
+category_ranked AS (
+  SELECT item_id, category, heat, ROW_NUMBER() OVER (PARTITION BY category ORDER BY heat DESC, item_id) AS category_rank
+  FROM item_heat
+),
+category_seen AS (
+  SELECT x.user_id, h.category, COUNT(*) AS seen_items
+  FROM seen AS x
+  JOIN item_heat AS h ON h.item_id = x.item_id
+  GROUP BY x.user_id, h.category
+),
+category_slots AS (
+  SELECT c.user_id, c.category, c.share, slot
+  FROM user_categories AS c
+  LEFT JOIN category_seen AS n ON n.user_id = c.user_id AND n.category = c.category
+  CROSS JOIN UNNEST(GENERATE_ARRAY(1, @category_candidates + IFNULL(n.seen_items, 0))) AS slot
+  WHERE @category_candidates > 0
+),
 category_items AS (
   SELECT c.user_id, h.item_id, 'category' AS source, c.share * h.heat AS score
-  FROM user_categories AS c
-  JOIN item_heat AS h ON h.category = c.category
+  FROM category_slots AS c
+  JOIN category_ranked AS h ON h.category = c.category AND h.category_rank = c.slot
   LEFT JOIN seen AS x ON x.user_id = c.user_id AND x.item_id = h.item_id
   WHERE x.user_id IS NULL
   QUALIFY ROW_NUMBER() OVER (PARTITION BY c.user_id ORDER BY c.share * h.heat DESC, h.item_id) <= @category_candidates

@@ -46,6 +46,10 @@ EVENT_TYPE_VALUE = re.compile(r"[A-Za-z0-9_.:/ -]{1,64}")
 SQL_EVENT_TYPES = ("view", "add_to_cart", "purchase")
 #: Query parameters the contract sets itself; ``sql_params`` may not redefine them.
 RESERVED_SQL_PARAMS = frozenset({"as_of", "lookback_days", "label_horizon_days", "candidates_per_user"})
+#: ``sql_params`` the reference SQL reads that a contract may leave out (its own value wins):
+#: ``covisit_neighbours`` is how many most co-visited items each item keeps before users are joined
+#: (candidates.sql), added after contracts existed, so older contracts keep working unchanged.
+SQL_PARAM_DEFAULTS: dict[str, int | float | str | bool] = {"covisit_neighbours": 50}
 # Re-exported: the sections are defined in spec_drift and spec_sections; callers import them from here.
 __all__ = [
     "DRIFT_TYPES",
@@ -254,6 +258,7 @@ class PipelineSpec(_Strict):
     def query_params(self, as_of: dt.date) -> dict[str, Any]:
         """The query parameters every SQL file of this pipeline may use."""
         return {
+            **SQL_PARAM_DEFAULTS,
             **self.sql_params,
             "as_of": as_of,
             "lookback_days": self.windows.feature_lookback_days,
