@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     Runs what the recsys_training DAG's train and evaluate_and_promote tasks run: the trainer
     where the connection says (a local subprocess, or a Vertex AI CustomJob for a gcp --conn-id,
     artifacts under the connection's artifact root), then the contract's gate, which promotes
-    (unless --no-promote) or rejects the candidate. Prints a JSON summary.
+    (unless --no-promote) or rejects the candidate. Prints the verdict and the gate's metric
+    (--json: every metric as JSON).
     """
     import tempfile
 
@@ -43,6 +45,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from airflow_ml_provider.core.training.run import train_model
     from airflow_ml_provider.core.warehouse.labels import sanitize_label
 
+    trainer_log = logging.getLogger("airflow_ml_provider.backends.local_trainer")
+    if not any(isinstance(f, TrainerLines) for f in trainer_log.filters):
+        trainer_log.addFilter(TrainerLines())
     spec = load_spec(args.pipeline)
     log.info("Contract %s is valid (spec hash %s)", args.pipeline, spec.spec_hash)
     check_model_hooks(spec, args.pipeline)  # a broken model.py fails in seconds, before features or any export
@@ -50,7 +55,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.smoke:
             # A small synthetic world in a throwaway warehouse: minutes, no cloud, same code.
             args.warehouse, args.conn_id = Path(tmp) / "smoke.duckdb", None
-            world = generate(DemoConfig(users=400, items=120, days=60, end_date=args.date))
+            # Enough days that the first training date has its whole feature lookback: no history warnings.
+            first = spec.training_dates(args.date)[0][0]
+            days = max(60, (args.date - first).days + spec.windows.feature_lookback_days + 1)
+            world = generate(DemoConfig(users=400, items=120, days=days, end_date=args.date))
             warehouse = cli_warehouse(args, create=True)
             for name in ("users", "items", "events"):
                 warehouse.replace_table(name, getattr(world, name))
@@ -94,8 +102,33 @@ def cmd_train(args: argparse.Namespace) -> int:
             mirror=mirror,
             logger=log,
         )
-    print_json({**_train_summary(trained, decision), "run_id": run_id})
+    summary = {**_train_summary(trained, decision), "run_id": run_id}
+    if args.json:
+        print_json(summary)
+    else:
+        for line in train_lines(summary, trained):
+            print(line)
     return 0 if decision.promoted or not args.require_pass else 1
+
+
+class TrainerLines(logging.Filter):
+    """The trainer subprocess's lines as a person reads them in a terminal (a task log keeps them whole).
+
+    Drops the raw result JSON and the phase timings (the summary prints what matters; ``--json``
+    prints the rest; ``bench/training.py`` reads the phases itself) and the trainer's own
+    timestamp, which repeats the CLI's.
+    """
+
+    _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?:INFO )?")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "[trainer] %s" or not isinstance(record.args, tuple) or len(record.args) != 1:
+            return True
+        line = self._STAMP.sub("", str(record.args[0]))
+        if line.startswith("{") or line.startswith("Trainer phases: "):
+            return False
+        record.args = (line,)
+        return True
 
 
 def cli_version(run_date: dt.date, *, smoke: bool = False, now: dt.datetime | None = None) -> tuple[str, str]:
@@ -141,6 +174,46 @@ def _train_summary(trained: dict[str, Any], decision: Any) -> dict[str, Any]:
         "promoted": decision.promoted,
         "reasons": decision.reasons,
     }
+
+
+def train_lines(summary: dict[str, Any], trained: dict[str, Any]) -> list[str]:
+    """What a person reads after ``train``: the verdict and the gate's metric in one line, then where the model is."""
+    k, scope = trained["k"], trained["scope"]
+    baseline = str(trained["baseline_name"] or "candidate_popularity")
+    model, base = trained["model"], trained["baseline"]  # unrounded, so the lift is the gate's
+    if summary["promoted"]:
+        verdict = "promoted to champion"
+    elif summary["gate_outcome"] == "promote":
+        verdict = "passed the gate, not promoted (--no-promote)"
+    elif summary["gate_outcome"] == "no_decision":
+        verdict = "not judged: too few lists for the gate"
+    else:
+        verdict = "rejected by the gate"
+    lift = ""
+    ci = summary.get("lift_ci") or {}
+    metric = str(ci.get("metric") or "ndcg")  # the gate's metric
+    if isinstance(model.get(metric), float) and isinstance(base.get(metric), float) and base[metric]:
+        lift = f" ({model[metric] / base[metric] - 1:+.1%}"
+        if isinstance(ci.get("low"), float) and isinstance(ci.get("high"), float):
+            lift += f", {ci.get('confidence', 0.95):.0%} CI {ci['low']:+.1%} to {ci['high']:+.1%}"
+        lift += ")"
+    dates = summary.get("test_dates") or []
+    window = f", test {dates[0]}..{dates[-1]}" if dates else ""
+    recall = f", recall@{k} {model['recall']:.4f}" if isinstance(model.get("recall"), float) else ""
+    candidates = summary.get("candidate_recall")
+    cand = f", candidate recall {candidates:.4f}" if isinstance(candidates, float) else ""
+    vertex = f" (Vertex AI {summary['vertex_model']})" if "vertex_model" in summary else ""
+    return [
+        f"{summary['model_name']} {summary['version']} {verdict}: {metric}@{k} {_num(model.get(metric))} vs "
+        f"{baseline.replace('_', ' ')} {_num(base.get(metric))}{lift}{recall}{cand} ({scope}{window})",
+        *(f"  gate: {reason}" for reason in summary["reasons"] if not summary["promoted"]),
+        f"  model: {summary['model_dir']}{vertex}",
+        "  --json prints every metric, the baselines and the gate's reasons",
+    ]
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-"
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -247,6 +320,9 @@ def add_models_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument("--no-promote", dest="promote", action="store_false", help="register only, never promote")
     train.add_argument("--require-pass", action="store_true", help="exit 1 when the evaluation gate fails")
     train.add_argument("--git-sha", default=None, help="recorded with the model (CI passes its commit)")
+    train.add_argument(
+        "--json", action="store_true", help="print the whole summary as JSON (metrics, baselines, gate reasons)"
+    )
     train.add_argument(
         "--artifacts", type=Path, help="artifact root (default: $AIRFLOW_ML_HOME/artifacts; a temp dir with --smoke)"
     )

@@ -28,7 +28,7 @@ def _train(edge: Edge, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple
     code = main(
         [
             *("train", "--conn-id", "ml_platform_default", "--pipeline", str(edge.pipeline), "--date", DS),
-            *("--poll-interval", "0.2", *extra),
+            *("--poll-interval", "0.2", "--json", *extra),
         ]
     )
     out, err = capsys.readouterr()
