@@ -171,6 +171,14 @@ class ModelSpec(_Strict):
         "0 or null: no early stopping, all num_boost_round rounds are grown and that window is never read",
     )
     hooks: str | None = Field(default=None, description="model.py path relative to the contract's folder")
+    sample_users: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="share of users whose fit and early-stopping lists are trained on, chosen by "
+        "FARM_FINGERPRINT of the user id (the shards' hash, the same users on BigQuery and DuckDB, every "
+        "date); whole lists are kept, the held-out test window is never sampled; 1: every user",
+    )
 
     @property
     def ranking(self) -> bool:

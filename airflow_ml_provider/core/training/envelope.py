@@ -48,6 +48,9 @@ class DataSummary(BaseModel):
     early_stopping_rows: int = 0
     early_stopping_dates: tuple[dt.date, dt.date] | None = None
     inf_replaced: dict[str, int] = {}
+    #: ``model.sample_users``: the share of users (by FARM_FINGERPRINT of the id) whose fit and
+    #: early-stopping lists were exported; the test window is whole. 1.0: every user.
+    sample_users: float = 1.0
 
 
 class Envelope(BaseModel):

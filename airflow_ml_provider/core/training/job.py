@@ -19,6 +19,9 @@ from airflow_ml_provider.core.contract.spec import PipelineSpec
 TRAINER_MODULE = "airflow_ml_provider.core.training.trainer"
 #: The export column flagging a (date, user, item) that ``inference.exclude_seen`` would exclude.
 SEEN = "seen_before"
+#: ``model.sample_users`` keeps a user when ``ABS(MOD(FARM_FINGERPRINT(user), SAMPLE_BUCKETS))`` is
+#: below ``sample_users * SAMPLE_BUCKETS`` (the @sample_buckets parameter).
+SAMPLE_BUCKETS = 1_000_000
 
 
 def seen_before_sql(spec: PipelineSpec, outer: str) -> tuple[str, str]:
@@ -76,7 +79,24 @@ FROM {validate_identifier(spec.feature_table)} AS f
 JOIN {validate_identifier(spec.label.step.table)} AS l
   ON l.as_of_date = f.as_of_date AND l.{user} = f.{user} AND l.{item} = f.{item}{seen_join}
 WHERE {_in_windows("f")}
-  AND {_in_windows("l")}"""
+  AND {_in_windows("l")}{_sampled_users(spec, "f")}"""
+
+
+def _sampled_users(spec: PipelineSpec, alias: str) -> str:
+    """The filter keeping ``model.sample_users`` of the users on the fit and early-stopping dates ('' for all).
+
+    By a hash of the user id, so a user's whole lists (every item, every date) are in or out, and
+    the same users on both backends: FARM_FINGERPRINT is BigQuery's, registered on DuckDB with the
+    same values (``core/inference/shards.py``). The test window is kept whole: the gate and the
+    envelope's metrics see every user.
+    """
+    if spec.model.sample_users >= 1:
+        return ""
+    user = spec.entities.user
+    return (
+        f"\n  AND ({alias}.as_of_date BETWEEN @validation_start AND @validation_end"
+        f" OR ABS(MOD(FARM_FINGERPRINT(CAST({alias}.{user} AS STRING)), {SAMPLE_BUCKETS})) < @sample_buckets)"
+    )
 
 
 def training_columns(spec: PipelineSpec) -> dict[str, str]:
@@ -147,14 +167,22 @@ def truth_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, object]:
     }
 
 
-def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, dt.date]:
-    """The date parameters of ``training_data_sql`` for a run on ``run_date``.
+def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, dt.date | int]:
+    """The parameters of ``training_data_sql`` for a run on ``run_date``: its dates (and the user sample).
 
     train_start..train_end spans the fit and early-stopping windows (the trainer drops the
     purge gap between them); validation_* is the held-out test window.
     """
     train, valid = spec.training_dates(run_date)
-    return {"train_start": train[0], "train_end": train[-1], "validation_start": valid[0], "validation_end": valid[-1]}
+    params: dict[str, dt.date | int] = {
+        "train_start": train[0],
+        "train_end": train[-1],
+        "validation_start": valid[0],
+        "validation_end": valid[-1],
+    }
+    if spec.model.sample_users < 1:
+        params["sample_buckets"] = round(spec.model.sample_users * SAMPLE_BUCKETS)
+    return params
 
 
 def model_version(run_date: dt.date, run_id: str) -> str:

@@ -347,7 +347,9 @@ def score_profile(
     return profile, sample
 
 
-def data_summary(data_uri: str, fit: FitWindow, early: EarlyWindow, test: HeldOutWindow) -> DataSummary:
+def data_summary(
+    data_uri: str, fit: FitWindow, early: EarlyWindow, test: HeldOutWindow, *, sample_users: float = 1.0
+) -> DataSummary:
     """What the envelope records of the three windows."""
     return DataSummary(
         uri=data_uri,
@@ -360,4 +362,5 @@ def data_summary(data_uri: str, fit: FitWindow, early: EarlyWindow, test: HeldOu
         early_stopping_rows=early.rows,
         early_stopping_dates=early.dates,
         inf_replaced={**fit.inf_replaced, **{f"test.{k}": v for k, v in test.inf_replaced.items()}},
+        sample_users=sample_users,
     )
