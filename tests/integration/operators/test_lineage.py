@@ -3,6 +3,8 @@
 Each operator runs for real (features, training with the subprocess trainer, batch inference,
 drift, outcomes); then the OpenLineage provider's ``ExtractorManager`` extracts its lineage the
 way the provider's listener does after a task succeeds, and the test reads namespaces and names.
+One test also sends the extracted lineage through the provider's adapter to a file transport
+and reads the emitted COMPLETE event.
 """
 
 from __future__ import annotations
@@ -37,18 +39,23 @@ def world(built: World, tmp_path: Path, monkeypatch) -> World:
     return w
 
 
-def extract(op, run_id: str = "manual__lineage") -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """What the provider reports for ``op`` once it succeeded: (inputs, outputs) as (namespace, name)."""
+def extracted(op, run_id: str = "manual__lineage"):
+    """The provider's ``OperatorLineage`` for ``op`` once it succeeded, as its listener gets it."""
     from airflow.providers.openlineage.extractors.manager import ExtractorManager
     from airflow.utils.state import TaskInstanceState
 
     ti = types.SimpleNamespace(dag_id=op.dag_id, task_id=op.task_id, run_id=run_id, try_number=1)
-    got = ExtractorManager().extract_metadata(
+    return ExtractorManager().extract_metadata(
         dagrun=types.SimpleNamespace(run_id=run_id),
         task=op,
         task_instance_state=TaskInstanceState.SUCCESS,
         task_instance=ti,
     )
+
+
+def extract(op) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(inputs, outputs) of ``op``'s lineage as (namespace, name)."""
+    got = extracted(op)
     return [(d.namespace, d.name) for d in got.inputs], [(d.namespace, d.name) for d in got.outputs]
 
 
@@ -99,6 +106,37 @@ def test_batch_inference_reads_features_and_the_champion_and_writes_recommendati
     inputs, outputs = extract(op)
     assert inputs == [*duckdb(world, "features", "ml_models"), ("file", world.model_dir.as_posix())]
     assert outputs == duckdb(world, "recommendations", "recommendation_runs")
+
+
+def test_the_provider_emits_the_datasets_in_its_complete_event(world, tmp_path):
+    """The provider's adapter sends what the extractor found; its file transport keeps the JSON event."""
+    from airflow.providers.openlineage.plugins.adapter import OpenLineageAdapter
+    from openlineage.client import OpenLineageClient
+    from openlineage.client.transport.file import FileConfig, FileTransport
+
+    from airflow_ml_provider.operators.inference import BatchRecommendOperator
+
+    with DAG("lineage_emit", schedule=None):
+        op = BatchRecommendOperator(task_id="recommend", pipeline=str(world.pipeline), prediction_date=str(DAY))
+    run(op)
+    events = tmp_path / "events.jsonl"
+    client = OpenLineageClient(transport=FileTransport(FileConfig(log_file_path=str(events), append=True)))
+    OpenLineageAdapter(client=client).complete_task(
+        run_id="01890000-0000-7000-8000-000000000000",
+        job_name="lineage_emit.recommend",
+        end_time="2026-03-31T03:00:00+00:00",
+        task=extracted(op),
+        nominal_start_time=None,
+        nominal_end_time=None,
+        owners=None,
+        tags=None,
+        job_description=None,
+    )
+    (event,) = [json.loads(line) for line in events.read_text().splitlines()]
+    assert event["eventType"] == "COMPLETE"
+    outputs = [(d["namespace"], d["name"]) for d in event["outputs"]]
+    assert outputs == duckdb(world, "recommendations", "recommendation_runs")
+    assert ("file", world.model_dir.as_posix()) in [(d["namespace"], d["name"]) for d in event["inputs"]]
 
 
 def test_drift_reads_features_lists_and_profile_and_writes_drift_results(world):
