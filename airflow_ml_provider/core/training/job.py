@@ -11,6 +11,7 @@ import hashlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.contract.identifiers import validate_identifier
@@ -167,14 +168,14 @@ def truth_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, object]:
     }
 
 
-def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, dt.date | int]:
+def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, Any]:
     """The parameters of ``training_data_sql`` for a run on ``run_date``: its dates (and the user sample).
 
     train_start..train_end spans the fit and early-stopping windows (the trainer drops the
     purge gap between them); validation_* is the held-out test window.
     """
     train, valid = spec.training_dates(run_date)
-    params: dict[str, dt.date | int] = {
+    params: dict[str, Any] = {
         "train_start": train[0],
         "train_end": train[-1],
         "validation_start": valid[0],
