@@ -63,29 +63,19 @@ def timestamp_type_result(warehouse: Warehouse, spec: PipelineSpec) -> CheckResu
     columns = {c.lower(): t for c, t in warehouse.table_columns(table).items()}
     found = columns.get(ts.lower())
     if found is None:
-        return _result(
-            "timestamp_type",
-            table,
-            None,
-            None,
-            ev.timestamp_type.severity,
-            False,
+        message = (
             f"{table}: has no column {ts} (checks.events.timestamp_column); its columns are "
             f"{', '.join(sorted(columns))}. Name the events' timestamp column in checks.events.timestamp_column "
-            "and in source_columns.events.event_ts of pipeline.yaml.",
+            "and in source_columns.events.event_ts of pipeline.yaml."
         )
-    ok = found.upper().startswith(TIMESTAMP_TYPES)
-    return _result(
-        "timestamp_type",
-        table,
-        None,
-        None,
-        ev.timestamp_type.severity,
-        ok,
-        f"{table}.{ts} is {found}, not a TIMESTAMP: text (e.g. with -05:00 offsets) compares as text and moves "
-        f"events to other days. Convert it to a UTC TIMESTAMP in the loader or a view (PARSE_TIMESTAMP / "
-        "CAST(... AS TIMESTAMP)) and point sources.events at it.",
-    )
+    else:
+        message = (
+            f"{table}.{ts} is {found}, not a TIMESTAMP: text (e.g. with -05:00 offsets) compares as text and moves "
+            "events to other days. Convert it to a UTC TIMESTAMP in the loader or a view (PARSE_TIMESTAMP / "
+            "CAST(... AS TIMESTAMP)) and point sources.events at it."
+        )
+    ok = found is not None and found.upper().startswith(TIMESTAMP_TYPES)
+    return _result("timestamp_type", table, None, None, ev.timestamp_type.severity, ok, message)
 
 
 def source_quality_query(spec: PipelineSpec, as_of: dt.date) -> CheckQuery | None:
