@@ -404,7 +404,7 @@ class DuckDBWarehouse(Warehouse):
                 con.execute("BEGIN TRANSACTION")
             try:
                 target = f'"{self.schema}"."{table}"'
-                con.execute(f"CREATE TABLE IF NOT EXISTS {target} AS SELECT * FROM {_STAGE} LIMIT 0")
+                con.execute(f"CREATE TABLE IF NOT EXISTS {target} ({_stage_columns_ddl(con)})")
                 self._check_schema(con, table, sql_source)
                 with _translate_errors(f"write of {table}"):
                     con.execute(f"DELETE FROM {target} WHERE {partition_column} = $p", {"p": partition})
@@ -504,6 +504,17 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
     except duckdb.Error as err:  # "cannot rollback - no transaction is active": nothing was committed
         log.debug("rollback after a failed write: %s", _first_line(err))
+
+
+def _stage_columns_ddl(con: duckdb.DuckDBPyConnection) -> str:
+    """The stage's columns as DDL: a new target is created from them, not with CTAS ... LIMIT 0.
+
+    DuckDB 2.0.0 cannot read back, on the same connection, rows inserted into a table that was
+    created by CTAS in that transaction once they pass one row group (122,880 rows): later steps
+    of a date's transaction read an empty table (tests/integration/backends/test_duckdb_transaction.py).
+    """
+    rows = con.execute(f"SELECT column_name, column_type FROM (DESCRIBE temp.main.{_STAGE})").fetchall()
+    return ", ".join(f'"{name.replace(chr(34), chr(34) * 2)}" {dtype}' for name, dtype in rows)
 
 
 def _drop_stage(con: duckdb.DuckDBPyConnection) -> None:
