@@ -85,11 +85,12 @@ validate: install ## check every pipeline's contract, SQL and model.py on a tiny
 
 AIRFLOW_PORT ?= 8080
 
+# scripts/airflow-local.py: the venv's bin first on PATH, the port checked first, a bounded start-up
+# that names a component that died, and Ctrl-C / SIGTERM stopping every component (no orphans).
 airflow: install airflow-db ## start Airflow (standalone) on the embedded default with the ML pages; run make demo first for data
 	@test -f $(AIRFLOW_ML_HOME)/warehouse.duckdb || echo "==> no warehouse yet: the ML pages will be empty until you run 'make demo'"
-	@echo "==> Airflow UI on http://localhost:$(AIRFLOW_PORT) (user admin; password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"
 	@echo "    ML pages: Browse > Models, Drift, Recommendations (or http://localhost:$(AIRFLOW_PORT)/ml/models)"
-	AIRFLOW__API__PORT=$(AIRFLOW_PORT) AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin $(BIN)/airflow standalone
+	@AIRFLOW_PORT=$(AIRFLOW_PORT) $(BIN)/python scripts/airflow-local.py
 
 # The real-Airflow e2e tests run alone (one cluster, timing-sensitive faults); the rest runs on
 # two xdist workers, which CI's two cores keep busy (tests spawn Airflow and trainer processes).
@@ -121,6 +122,8 @@ bench: install ## benchmarks (ratios against baselines measured in the same run;
 	$(BIN)/python bench/shards.py --threads 1 $(SHARDS_BENCH_ARGS)
 	$(BIN)/python bench/memory.py --threads 1 --rows $(MEMORY_ROWS) $(MEMORY_BENCH_ARGS)
 	$(BIN)/python bench/cost.py $(COST_BENCH_ARGS)
+	$(BIN)/python bench/scale.py $(SCALE_BENCH_ARGS)
+	$(BIN)/python bench/cli_startup.py $(CLI_BENCH_ARGS)
 
 lock: ## re-resolve requirements/constraints.txt from requirements/requirements.in (needs uv)
 	uv pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
