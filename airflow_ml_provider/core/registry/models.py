@@ -137,29 +137,6 @@ class ModelRegistry:
     def __init__(self, warehouse: Warehouse, ddl_path: Path | None = None) -> None:
         self.warehouse = warehouse
         self.ddl_path = Path(ddl_path) if ddl_path is not None else DEFAULT_DDL
-        # Artifacts under an embedded warehouse's folder ($AIRFLOW_ML_HOME by default) are stored
-        # relative to it, so a copied folder reads its own models, not the original's.
-        self.local_root = local_root(warehouse)
-
-    def stored_uri(self, uri: str) -> str:
-        """The form ``uri`` is stored in: relative to ``local_root`` when under it, else as given."""
-        if self.local_root is None or not (uri.startswith("file://") or Path(uri).is_absolute()):
-            return uri
-        from airflow_ml_provider.core.storage import local_path
-
-        path = local_path(uri)
-        if path is None:
-            return uri
-        path = path.expanduser().resolve()
-        return path.relative_to(self.local_root).as_posix() if path.is_relative_to(self.local_root) else uri
-
-    def read_uri(self, stored: str) -> str:
-        """The URI of a stored ``uri``: a relative one is under ``local_root``; absolute ones read as they are."""
-        if "://" in stored or Path(stored).is_absolute() or self.local_root is None:
-            return stored
-        from airflow_ml_provider.core.storage import to_uri
-
-        return to_uri(self.local_root / stored)
 
     def __repr__(self) -> str:
         return f"ModelRegistry({self.warehouse!r})"
@@ -189,7 +166,7 @@ class ModelRegistry:
         except TableNotFoundError:
             # Nothing registered yet: a fresh warehouse has no versions and no champion.
             return []
-        return [ModelRecord.from_row({**r, "uri": self.read_uri(r["uri"])}) for r in rows]
+        return [ModelRecord.from_row(r) for r in rows]
 
     def find(self, model_name: str, version: str) -> ModelRecord | None:
         """The record of ``model_name`` ``version``, or None when it is not registered."""
@@ -297,7 +274,7 @@ class ModelRegistry:
         params: dict[str, Any] = {
             "model_name": model_name,
             "version": version,
-            "uri": self.stored_uri(uri),
+            "uri": uri,
             "created_at": created_at,
             "metrics": metrics_json,
         }
@@ -312,7 +289,7 @@ class ModelRegistry:
         self.ensure()
         self.warehouse.execute(_INSERT.format(**optional), params, source="registry.register_candidate")
         stored = self.get(model_name, version)
-        if stored.uri != self.read_uri(self.stored_uri(uri)):
+        if stored.uri != uri:
             raise RegistryError(
                 f"model {model_name!r} version {version!r} is already registered with uri {stored.uri!r}, "
                 f"not {uri!r}. Versions are immutable: train under a new version id. {_LIST_HINT}."
@@ -419,11 +396,3 @@ class ModelRegistry:
                 f"({stored.status_reason or 'no reason'}); another process changed it. The champion is unchanged."
             )
         return stored
-
-
-def local_root(warehouse: Warehouse) -> Path | None:
-    """The folder of an embedded warehouse's file (``$AIRFLOW_ML_HOME`` by default); None for a cloud one."""
-    path = getattr(warehouse, "path", None)
-    if not isinstance(path, Path) or str(path) == ":memory:":
-        return None
-    return path.expanduser().resolve().parent
