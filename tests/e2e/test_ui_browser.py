@@ -109,10 +109,15 @@ def shot(page, name: str) -> Path:
 
 
 def test_pages_are_refused_without_a_login(world, browser):
+    """A browser without a login is sent to Airflow's login page (back to the page after); the JSON API stays 401."""
     context = browser.new_context()
     try:
-        response = context.new_page().goto(f"{world.cluster.url}/ml/models")
-        assert response.status == 401
+        page = context.new_page()
+        response = page.goto(f"{world.cluster.url}/ml/models")
+        assert "/auth/login" in response.url and "ml%2Fmodels" in response.url, response.url
+        shot(page, "airflow-ml-login-redirect")
+        api = context.request.get(f"{world.cluster.url}/ml/api/models")
+        assert api.status == 401 and api.headers["content-type"].startswith("application/json")
     finally:
         context.close()
 
