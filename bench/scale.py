@@ -109,16 +109,12 @@ def run_step(name: str, workdir: Path, users: int) -> dict[str, Any]:
     spec, wh = _spec(workdir), _wh(workdir)
     labelled, served = _history_dates(spec)
     if name == "history":
-        # Step by step, as the DAG's tasks write them: build_features' one transaction per date
-        # returns no feature rows on DuckDB once a date's candidates pass ~120k rows (reported).
-        from airflow_ml_provider.core.features.build import publish_step
-        from airflow_ml_provider.core.features.render import render_sql
+        # The feature stage itself (one transaction per date), as `airflow-ml features` runs it.
+        from airflow_ml_provider.core.features.build import build_features
 
         others = sorted({served, RUN_DATE - dt.timedelta(days=1)} - set(labelled))
-        for day in sorted([*labelled, *others]):
-            for step in [*spec.steps, *([spec.label.step] if day in labelled else [])]:
-                sql = render_sql(step, SQL_DIR, day, spec)
-                publish_step(wh, spec, step.table, day, sql, sql_source=str(SQL_DIR / step.sql))
+        build_features(wh, spec, SQL_DIR, sorted(labelled), labels=True)
+        build_features(wh, spec, SQL_DIR, others)
         return {"rows": sum(_count(wh, spec.feature_table, "as_of_date", d) for d in labelled)}
     if name == "preflight":
         from airflow_ml_provider.core.features.build import check_sources
