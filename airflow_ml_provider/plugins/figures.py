@@ -13,22 +13,32 @@ _VERSION_COLOURS = tuple(c for i, c in enumerate(charts.PALETTE) if i != 1)
 
 
 def models_chart(models: list[dict[str, Any]], model_name: str) -> str:
-    """ndcg@k of each version of ``model_name`` next to the popularity baseline, oldest first."""
-    rows = sorted((m for m in models if m["model_name"] == model_name), key=lambda m: (m["created_at"], m["version"]))
+    """ndcg@k of each version of ``model_name`` next to the gate's baseline, oldest data first.
+
+    Versions are ordered by their data date (then creation time): a model retrained today
+    for an older date sits at that date. The baseline is named as the gate chose it
+    (``baseline_name``, e.g. candidate order), not assumed to be the popularity list.
+    """
+    rows = sorted(
+        (m for m in models if m["model_name"] == model_name),
+        key=lambda m: (m.get("data_date") or "", m["created_at"], m["version"]),
+    )
     k = next((m["k"] for m in rows if m.get("k")), None)
     at_k = f"@{k}" if k else ""
+    names = sorted({str(m.get("baseline_name") or "baseline") for m in rows})
+    baseline = f"{names[0]} baseline" if len(names) == 1 else "the gate's baseline (per version)"
     return charts.line_chart(
         [m["version"] for m in rows],
         [
             charts.Series(f"model {data.METRIC}{at_k}", [m["model_score"] for m in rows], colour=charts.PALETTE[0]),
             charts.Series(
-                f"popularity baseline {data.METRIC}{at_k}",
+                f"{baseline} {data.METRIC}{at_k}",
                 [m["baseline_score"] for m in rows],
                 colour=charts.PALETTE[1],
                 dashed=True,
             ),
         ],
-        title=f"{model_name}: {data.METRIC}{at_k} on the held-out test window, by version",
+        title=f"{model_name}: {data.METRIC}{at_k} on the held-out test window vs {baseline}, by version (oldest data first)",
         y_label=f"{data.METRIC}{at_k}",
     )
 

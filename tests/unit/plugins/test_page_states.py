@@ -409,3 +409,35 @@ def test_the_version_page_has_a_table_of_contents_whose_links_resolve(client, to
     assert len(targets) == 7
     for target in targets:
         assert f'id="{target}"' in html, target
+
+
+def test_the_models_chart_names_the_gates_baseline_and_orders_versions_by_data_date():
+    # The demo's gate compares with the candidate order (the strongest simple ranker), not popularity;
+    # a version retrained later for an older date sits at its data date, not at its creation time.
+    from airflow_ml_provider.plugins import figures
+    from tests.unit.plugins.world import SVG, svgs
+
+    def row(version, data_date, created, baseline="candidate order"):
+        return {
+            "model_name": "recsys",
+            "version": version,
+            "data_date": data_date,
+            "created_at": created,
+            "k": 10,
+            "model_score": 0.33,
+            "baseline_score": 0.28,
+            "baseline_name": baseline,
+        }
+
+    models = [
+        row("20260324-aaaa", "2026-03-24", "2026-12-07T13:00:00"),
+        row("20260331-bbbb", "2026-03-31", "2026-12-01T09:00:00"),
+    ]
+    svg = svgs(figures.models_chart(models, "recsys"))[0]
+    series = [g.get("data-series") for g in svg.iter(f"{SVG}g") if g.get("data-series")]
+    assert series == ["model ndcg@10", "candidate order baseline ndcg@10"]
+    assert "popularity" not in (svg.get("aria-label") or "")
+    ticks = [t.text for t in svg.iter(f"{SVG}text") if (t.text or "").startswith("2026")]
+    assert ticks == ["20260324-aaaa", "20260331-bbbb"]
+    mixed = svgs(figures.models_chart([*models, row("v9", None, "2026-11-01T00:00:00", "global popularity")], "recsys"))
+    assert "the gate's baseline (per version) ndcg@10" in [g.get("data-series") for g in mixed[0].iter(f"{SVG}g")]
