@@ -38,7 +38,8 @@ def models_chart(models: list[dict[str, Any]], model_name: str) -> str:
                 dashed=True,
             ),
         ],
-        title=f"{model_name}: {data.METRIC}{at_k} on the held-out test window vs {baseline}, by version (oldest data first)",
+        title=f"{model_name}: {data.METRIC}{at_k} on the held-out test window vs {baseline}, by version "
+        "(oldest data first)",
         y_label=f"{data.METRIC}{at_k}",
     )
 

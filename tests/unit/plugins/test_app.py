@@ -109,7 +109,8 @@ def test_models_page_marks_the_champion_and_charts_model_vs_baseline(client, tok
     # One point per version, oldest first, and the values are in the tooltips.
     model_points = [c.find(f"{SVG}title").text for c in series["model ndcg@10"].iter(f"{SVG}circle")]
     assert model_points == ["model ndcg@10 @ v1: 0.4100", "model ndcg@10 @ v2: 0.4700", "model ndcg@10 @ v3: 0.3900"]
-    base_points = [c.find(f"{SVG}title").text for c in series["the gate's baseline (per version) ndcg@10"].iter(f"{SVG}circle")]
+    baseline = series["the gate's baseline (per version) ndcg@10"]
+    base_points = [c.find(f"{SVG}title").text for c in baseline.iter(f"{SVG}circle")]
     assert base_points[-1].endswith("v3: 0.4300")
     # The bars compare the champion (v2), not the newest version, with the baseline metric by metric.
     bar_titles = [r.find(f"{SVG}title").text for r in bars.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
