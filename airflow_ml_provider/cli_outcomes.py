@@ -40,9 +40,11 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     if args.json:
         print_json(judged[0] if len(judged) == 1 else judged)
         return 0
+    currency = spec.evaluation.currency
     print(
         f"Realized outcomes: served lists vs the global popularity list, judged on the {days} days after each date "
-        f"(hit rate and ndcg@{k} over users active in the horizon; revenue from recommended items)"
+        f"(hit rate and ndcg@{k} over users active in the horizon; revenue from recommended items, "
+        + (f"in {currency})" if currency else "in the items' price unit: evaluation.currency names it)")
     )
     body = [
         (
@@ -60,7 +62,8 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
         for entry in judged
         for h in entry["summary"]
     ]
-    metrics = ("lists", "active", "hit rate", "popular", f"ndcg@{k}", "popular", "revenue", "popular")
+    revenue = f"revenue {currency}" if currency else "revenue"
+    metrics = ("lists", "active", "hit rate", "popular", f"ndcg@{k}", "popular", revenue, "popular")
     for line in format_table(body, ("served", "model version", *metrics), right=metrics):
         print(line)
     return 0

@@ -216,6 +216,7 @@ def _recommendations(
             else {"items": [], "attributes": []}
         )
         found["outcomes"] = data_outcomes.outcomes(w, model=model, version=version, end=day)
+        found["revenue_unit"] = data_outcomes.revenue_unit(spec)
         horizon, horizon_source = data_outcomes.label_horizon(spec, found["outcomes"])
         found["headline"] = data_outcomes.headline(found["outcomes"], newest, horizon, horizon_source)
         found["concentration"] = None
@@ -371,6 +372,7 @@ def model_version_page(
         if outcomes
         else [],
         no_outcomes=data_outcomes.no_outcomes_message(_day(date)),
+        revenue_unit=data_outcomes.revenue_unit(data_outcomes.page_contract(model_name)) if outcomes else None,
         fields=VERSION_FIELDS,
         filters={"date": _text(date)},
     )

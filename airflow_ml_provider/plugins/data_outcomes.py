@@ -42,6 +42,15 @@ def no_outcomes_message(day: dt.date | None = None, model: str | None = None, ve
     return f"No outcomes match {', '.join(asked)}: change or clear the filters above to see every evaluated date."
 
 
+#: What revenue is labelled in when the contract names no currency (``evaluation.currency``).
+PRICE_UNITS = "item price units"
+
+
+def revenue_unit(spec: PipelineSpec | None) -> str:
+    """What the outcomes' revenue is counted in: the contract's ``evaluation.currency``, else the items' price unit."""
+    return (spec.evaluation.currency if spec is not None else None) or PRICE_UNITS
+
+
 #: Days of events shown after a served date whose horizon no outcome row names yet.
 DEFAULT_HORIZON_DAYS = 7
 #: Item attributes the top-items table shows when the items table has them.

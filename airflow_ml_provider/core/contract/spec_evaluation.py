@@ -64,8 +64,20 @@ class EvaluationGate(_Strict):
         "active on several test dates counts once); fewer is 'no decision, too few users', never a pass",
     )
     bootstrap_samples: int = Field(default=1000, ge=0, le=100_000, description="resamples for the lift's CI")
+    currency: str | None = Field(
+        default=None,
+        description="the ISO 4217 code of the items' price (EUR, GBP, USD), so of the outcomes' revenue: the pages "
+        "and airflow-ml outcomes show it beside revenue; unset, revenue is labelled in the items' price unit",
+    )
 
     @field_validator("candidate_order")
     @classmethod
     def _order(cls, v: str | None) -> str | None:
         return None if v is None else validate_identifier(v, kind="candidate order feature")
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, v: str | None) -> str | None:
+        if v is not None and not (len(v) == 3 and v.isascii() and v.isalpha() and v.isupper()):
+            raise ValueError(f"{v!r} is not an ISO 4217 currency code: three capital letters, e.g. EUR, GBP or USD")
+        return v

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 
 import pyarrow as pa
 import pytest
@@ -219,3 +220,13 @@ def test_cli_judges_a_range_and_prints_json(wh, capsys):
     assert (summary["model_hit_rate"], summary["popularity_revenue"]) == (0.5, 140.0)
     assert main(["outcomes", "--warehouse", str(wh.path), "--date", "2026-03-09", "-q"]) == 1  # nothing served
     assert "no lists were served that day" in capsys.readouterr().err
+
+
+def test_cli_prints_revenue_in_the_contracts_currency(wh, capsys):
+    from airflow_ml_provider.cli import main
+
+    assert main(["outcomes", "--warehouse", str(wh.path), "--date", D.isoformat(), "-q"]) == 0
+    out = capsys.readouterr().out
+    # The reference contract says currency: EUR; without it the line says "in the items' price unit".
+    assert "revenue from recommended items, in EUR)" in out
+    assert re.search(r"revenue EUR +popular", out), out

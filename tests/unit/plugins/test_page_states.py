@@ -355,7 +355,7 @@ def test_a_bad_date_on_a_version_page_keeps_its_form(client, tokens):
 def test_the_user_lookup_shows_category_and_price(client, tokens):
     html = get(client, tokens, "/ml/recommendations", user="u0").text
     listed = html[html.index('id="user-list"') : html.index("</table>", html.index('id="user-list"'))]
-    assert "<th>category</th>" in listed and '<th class="num">price</th>' in listed
+    assert "<th>category</th>" in listed and '<th class="num">price (EUR)</th>' in listed
     # 03-31: u0's list is i2, i3, i4 (bags 30.00, hats 5.25, no category or price).
     assert "<td>bags</td>" in listed and "30.00" in listed and "5.25" in listed
 

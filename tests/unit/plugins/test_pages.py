@@ -120,7 +120,7 @@ def test_realized_outcomes_chart_shows_a_gap_for_the_unevaluated_date(client, to
 def test_top_items_show_category_and_price(client, tokens):
     html = get(client, tokens, "/ml/recommendations").text
     table = html[html.index('id="top-items"') :]
-    assert "<th>category</th>" in table and '<th class="num">price</th>' in table
+    assert "<th>category</th>" in table and '<th class="num">price (EUR)</th>' in table
     assert "<td>bags</td>" in table and '<td class="num">30.00</td>' in table
 
 
