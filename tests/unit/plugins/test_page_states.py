@@ -441,3 +441,12 @@ def test_the_models_chart_names_the_gates_baseline_and_orders_versions_by_data_d
     assert ticks == ["20260324-aaaa", "20260331-bbbb"]
     mixed = svgs(figures.models_chart([*models, row("v9", None, "2026-11-01T00:00:00", "global popularity")], "recsys"))
     assert "the gate's baseline (per version) ndcg@10" in [g.get("data-series") for g in mixed[0].iter(f"{SVG}g")]
+
+
+def test_the_version_page_names_every_scope_it_shows(client, tokens):
+    # The trainer scores all active users, end-to-end and candidate-restricted: "both scopes" named two of three.
+    html = get(client, tokens, "/ml/models/recsys/v3").text
+    section = html[html.index('id="sec-metrics"') : html.index('id="metrics"')]
+    assert "both scopes" not in html and "Metrics at k in each scope" in section
+    for label in ("All active users", "End-to-end", "Candidate-restricted"):
+        assert label in section, label
