@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow_ml_provider.cli_common import (
     add_pipeline_argument,
+    cli_artifacts,
     format_table,
     parse_date,
     pipeline_spec,
@@ -154,8 +155,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     list_length(spec, args.top_k, "--top-k")  # a bound the contract sets: refused before any run row
     shards = spec.inference.shards if args.shards is None else check_shard_count(args.shards, "--shards")
     wh = warehouse(args)
-    # An unknown version is the user's typo: say so before any run row is written.
-    ModelRegistry(wh).resolve(args.model or spec.name, args.model_version)
+    artifacts = cli_artifacts(args)
+    # An unknown version is the user's typo, and a model whose artifacts are not under the artifact
+    # root (a warehouse copied without them) cannot load: say so before any run row is written.
+    ModelRegistry(wh, artifact_root=artifacts.root).locate(
+        args.model or spec.name, args.model_version, artifacts.exists
+    )
     stamp = f"{utcnow():%Y%m%dT%H%M%S}"
     summaries = []
     for day in date_range(args.date, args.to or args.date):
@@ -171,6 +176,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                 model_version=args.model_version,
                 model_name=args.model,
                 top_k=args.top_k,
+                artifacts=artifacts,
                 logger=log,
             )
         keys = ("run_id", "prediction_date", "model_name", "model_version", "users", "rows_written", "coverage")

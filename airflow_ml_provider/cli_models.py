@@ -221,7 +221,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     from airflow_ml_provider.core.registry.models import ModelRegistry
     from airflow_ml_provider.exceptions import MLProviderError
 
-    registry = ModelRegistry(cli_warehouse(args))
+    registry = ModelRegistry(cli_warehouse(args), artifact_root=platform_config(args).artifacts_uri)
     name = args.model or _spec_name(args)
     if args.action in ("rollback", "promote"):
         from airflow_ml_provider.backends import get_model_mirror

@@ -104,12 +104,15 @@ class Artifacts:
     """How a stage reads and writes artifacts: this module's functions by default, ObjectStoragePath in Airflow.
 
     ``MLPlatformHook.get_artifacts()`` builds the Airflow one, with the connection's GCP credentials.
+    ``root`` is the connection's artifact root, which a relative ``ml_models.uri`` is under
+    (ADR 10); None means the embedded default's, ``$AIRFLOW_ML_HOME/artifacts``.
     """
 
     read_text: Callable[[str], str] = read_text
     read_bytes: Callable[[str], bytes] = read_bytes
     write_bytes: Callable[[str, bytes], None] = write_bytes
     exists: Callable[[str], bool] = exists
+    root: str | None = None
 
 
 #: Artifacts through this module (pyarrow.fs): the default of every stage outside Airflow.

@@ -84,6 +84,7 @@ class MLPlatformHook(BaseHook):
             read_bytes=lambda uri: self.artifact_path(uri).read_bytes(),
             write_bytes=write_bytes,
             exists=lambda uri: self.artifact_path(uri).exists(),
+            root=self.config.artifacts_uri,
         )
 
     def get_training_runner(

@@ -109,7 +109,8 @@ class MLPlatformOperator(BaseOperator):
             return None
         from airflow_ml_provider.core.registry.models import ModelRegistry
 
-        return ModelRegistry(self.hook.get_warehouse()).resolve(model_name, version).uri
+        registry = ModelRegistry(self.hook.get_warehouse(), artifact_root=self.hook.config.artifacts_uri)
+        return registry.resolve(model_name, version).uri
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """The OpenLineage provider's hook: this task's input and output datasets (``operators/lineage.py``).

@@ -133,8 +133,9 @@ class TrainModelOperator(MLPlatformOperator):
                 )
             )
             envelope = read_trained_envelope(trained, self.hook.get_artifacts())
+            registry = ModelRegistry(warehouse, artifact_root=self.hook.config.artifacts_uri)
             self.trained = register_trained_model(
-                ModelRegistry(warehouse), trained, envelope, mirror=self.hook.get_model_mirror(), logger=self.log
+                registry, trained, envelope, mirror=self.hook.get_model_mirror(), logger=self.log
             )
             return self.trained
 

@@ -178,12 +178,20 @@ def get_text_reader() -> data_models.TextReader:
 ReaderDep = Annotated[data_models.TextReader, Depends(get_text_reader)]
 
 
+def artifact_root() -> str:
+    """The connection's artifact root, which a relative ``ml_models.uri`` is under (ADR 10)."""
+    from airflow_ml_provider.hooks.ml_platform import MLPlatformHook
+
+    return MLPlatformHook().config.artifacts_uri
+
+
 # --- what each page shows (the page and its JSON endpoint serve the same dict) -----------------
 
 
 def _models(warehouse: Warehouse, model: str | None, version: str | None, date: str | None) -> dict[str, Any]:
     day = _day(date)
-    return _read(lambda w: data.models(w, _text(model), _text(version), day), warehouse)
+    root = artifact_root()
+    return _read(lambda w: data.models(w, _text(model), _text(version), day, artifact_root=root), warehouse)
 
 
 def _model_version(
@@ -193,7 +201,9 @@ def _model_version(
 
     def read(w: Warehouse) -> dict[str, Any]:
         try:
-            return data_models.model_version(w, model_name, version, reader, outcomes_end=day)
+            return data_models.model_version(
+                w, model_name, version, reader, outcomes_end=day, artifact_root=artifact_root()
+            )
         except data_models.ModelNotFound as err:
             raise PageError(404, "No such model version", f"{err}. The Models page lists every version.") from err
 

@@ -144,14 +144,20 @@ def data_date(version: str, metrics: Mapping[str, Any] | None) -> dt.date | None
 
 
 def models(
-    warehouse: Warehouse, model: str | None = None, version: str | None = None, day: dt.date | None = None
+    warehouse: Warehouse,
+    model: str | None = None,
+    version: str | None = None,
+    day: dt.date | None = None,
+    *,
+    artifact_root: str | None = None,
 ) -> dict[str, Any]:
     """Every registered version (of ``model``; ``version``; data as of ``day`` or before), newest first.
 
     Under a date filter a version with no recorded data date (see ``data_date``) is left out.
+    ``artifact_root`` is the connection's, which relative ``uri`` values are under (ADR 10).
     """
     out = []
-    for record in ModelRegistry(warehouse).list(model or None):
+    for record in ModelRegistry(warehouse, artifact_root=artifact_root).list(model or None):
         if version and record.version != version:
             continue
         m = record.metrics or {}

@@ -108,12 +108,14 @@ def model_version(
     read_text: TextReader = read_text_default,
     *,
     outcomes_end: dt.date | None = None,
+    artifact_root: str | None = None,
 ) -> dict[str, Any]:
     """Everything the version's page shows (outcomes served on or before ``outcomes_end``).
 
-    ``ModelNotFound`` when the registry has no such version.
+    ``ModelNotFound`` when the registry has no such version. ``artifact_root`` is the
+    connection's, which a relative ``uri`` is under (ADR 10).
     """
-    record = ModelRegistry(warehouse).find(model_name, version)
+    record = ModelRegistry(warehouse, artifact_root=artifact_root).find(model_name, version)
     if record is None:
         raise ModelNotFound(f"model {model_name!r} has no version {version!r} in ml_models")
     metrics = record.metrics or {}

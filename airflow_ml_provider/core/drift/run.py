@@ -68,7 +68,7 @@ def run_drift_check(
     out = logger or log
     fail_on = check_fail_on(fail_on or spec.drift.fail_on, "drift check")
     name = model_name or spec.name
-    record = ModelRegistry(warehouse).resolve(name, model_version)
+    record = ModelRegistry(warehouse, artifact_root=artifacts.root).locate(name, model_version, artifacts.exists)
     uri = storage.join(record.uri, ENVELOPE_FILE)
     envelope = parse_envelope(artifacts.read_text(uri), uri)
     out.info("Checking %s for drift against %s %s (%s)", day, name, record.version, record.uri)

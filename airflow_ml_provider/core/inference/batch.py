@@ -251,7 +251,9 @@ def recommend_day(
     """Resolve and load the model, score the day's candidates, replace the partition; return the run's numbers."""
     from airflow_ml_provider.core.registry.models import ModelRegistry
 
-    record = ModelRegistry(warehouse).resolve(model_name or spec.name, model_version)
+    record = ModelRegistry(warehouse, artifact_root=artifacts.root).locate(
+        model_name or spec.name, model_version, artifacts.exists
+    )
     run.update(model_name=record.model_name, model_version=record.version)
     best, stats = score_day(
         warehouse,

@@ -94,7 +94,9 @@ def score_shard(
     day, shards = plan.prediction_date, plan.shards
     if not 0 <= shard < shards:
         raise ShardError(f"shard {shard} is not one of 0..{shards - 1}.")
-    record = ModelRegistry(warehouse).resolve(plan.model_name, plan.model_version)
+    record = ModelRegistry(warehouse, artifact_root=artifacts.root).locate(
+        plan.model_name, plan.model_version, artifacts.exists
+    )
     params = {"as_of": day, "shard_index": shard, "shard_count": shards}
     try:
         best, stats = score_day(

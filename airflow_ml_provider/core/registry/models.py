@@ -6,15 +6,20 @@ Every state change is ONE GoogleSQL statement, so a process killed mid-way leave
 the old state or the new one: never two champions, never a duplicated version. Values
 travel as ``@name`` query parameters only. There is no implicit "latest": callers pin a
 version or ask for the champion.
+
+``uri`` is stored relative to the artifact root for local artifacts under it (ADR 10), so a
+copied ``$AIRFLOW_ML_HOME`` reads its own models: records carry where the artifacts are now
+(``uri``) and what the row says (``stored_uri``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core.warehouse.interface import Warehouse
@@ -86,6 +91,11 @@ class RegistryError(MLProviderError):
     """A registry operation cannot be done: unknown version, conflicting registration, no champion."""
 
 
+def is_relative_uri(uri: str) -> bool:
+    """Whether a stored ``ml_models.uri`` is relative to the artifact root: no scheme and no leading ``/``."""
+    return "://" not in uri and not PurePath(uri).is_absolute()
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """One row of ``ml_models``: a model version, where it lives, how it scored and its status."""
@@ -102,6 +112,8 @@ class ModelRecord:
     blessed_by: str | None
     promoted_at: dt.datetime | None
     updated_at: dt.datetime | None
+    #: ``ml_models.uri`` as the row stores it; ``uri`` is where the artifacts are (the same unless relative).
+    stored_uri: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The record as a JSON-able dict (timestamps as ISO 8601 strings), for XCom and the CLI."""
@@ -128,18 +140,68 @@ class ModelRecord:
             blessed_by=row.get("blessed_by"),
             promoted_at=row.get("promoted_at"),
             updated_at=row.get("updated_at"),
+            stored_uri=row["uri"],
         )
 
 
 class ModelRegistry:
-    """Register, judge, promote and resolve model versions in the warehouse's ``ml_models`` table."""
+    """Register, judge, promote and resolve model versions in the warehouse's ``ml_models`` table.
 
-    def __init__(self, warehouse: Warehouse, ddl_path: Path | None = None) -> None:
+    ``artifact_root`` is the connection's artifact root (``PlatformConfig.artifacts_uri``): a
+    local model folder under it is stored relative to it, and a relative ``uri`` is read under
+    it. None means the embedded default's, ``$AIRFLOW_ML_HOME/artifacts``.
+    """
+
+    def __init__(self, warehouse: Warehouse, ddl_path: Path | None = None, *, artifact_root: str | None = None) -> None:
         self.warehouse = warehouse
         self.ddl_path = Path(ddl_path) if ddl_path is not None else DEFAULT_DDL
+        self.artifact_root = artifact_root
 
     def __repr__(self) -> str:
         return f"ModelRegistry({self.warehouse!r})"
+
+    # --- where artifacts are (ADR 10) ---------------------------------------------
+
+    @property
+    def root(self) -> str:
+        """The artifact root relative URIs are under: the given one, else the embedded default's."""
+        if self.artifact_root:
+            return self.artifact_root
+        from airflow_ml_provider.core.contract.config import PlatformConfig
+
+        return PlatformConfig().artifacts_uri
+
+    def stored_uri(self, uri: str) -> str:
+        """The form ``uri`` is stored in: relative to a local artifact root when under it, else as given.
+
+        ``gs://`` stays absolute (the bucket is the place, and BigQuery readers see it whole);
+        a relative ``uri`` is taken as relative to the root already.
+        """
+        from airflow_ml_provider.core import storage
+
+        if is_relative_uri(uri):
+            return uri
+        path, root = storage.local_path(uri), storage.local_path(self.root)
+        if path is None or root is None:
+            return uri
+        path, root = path.expanduser().resolve(), root.expanduser().resolve()
+        return path.relative_to(root).as_posix() if path != root and path.is_relative_to(root) else uri
+
+    def resolved_uri(self, stored: str) -> str:
+        """Where a stored ``uri`` points: a relative one under the artifact root, an absolute one as stored."""
+        from airflow_ml_provider.core import storage
+
+        return storage.join(self.root, stored) if is_relative_uri(stored) else stored
+
+    def _same_place(self, a: str, b: str) -> bool:
+        """Whether two URIs name the same folder (a retried registration may spell it differently)."""
+        from airflow_ml_provider.core import storage
+
+        a, b = self.resolved_uri(a), self.resolved_uri(b)
+        if a.rstrip("/") == b.rstrip("/"):
+            return True
+        pa, pb = storage.local_path(a), storage.local_path(b)
+        return pa is not None and pb is not None and pa.expanduser().resolve() == pb.expanduser().resolve()
 
     # --- table --------------------------------------------------------------------
 
@@ -166,7 +228,8 @@ class ModelRegistry:
         except TableNotFoundError:
             # Nothing registered yet: a fresh warehouse has no versions and no champion.
             return []
-        return [ModelRecord.from_row(r) for r in rows]
+        records = [ModelRecord.from_row(r) for r in rows]
+        return [dataclasses.replace(r, uri=self.resolved_uri(r.uri)) if is_relative_uri(r.uri) else r for r in records]
 
     def find(self, model_name: str, version: str) -> ModelRecord | None:
         """The record of ``model_name`` ``version``, or None when it is not registered."""
@@ -213,6 +276,51 @@ class ModelRegistry:
                 raise RegistryError(self._no_champion(model_name))
             return found
         return self.get(model_name, version_or_alias)
+
+    def locate(self, model_name: str, version_or_alias: str, exists: Callable[[str], bool]) -> ModelRecord:
+        """``resolve``, then check the version's artifacts are where its ``uri`` says, before anything loads them.
+
+        ``exists`` is the caller's (``Artifacts.exists``). A relative or local ``uri`` whose
+        envelope is missing is a ModelLoadError naming the version, the path looked at and the
+        fix (a warehouse copied without its artifacts folder); a ``gs://`` one is read as stored.
+        """
+        record = self.resolve(model_name, version_or_alias)
+        self.check_artifacts(record, exists)
+        return record
+
+    def check_artifacts(self, record: ModelRecord, exists: Callable[[str], bool]) -> None:
+        """Raise ModelLoadError when ``record``'s envelope is not where its relative or local ``uri`` says."""
+        from airflow_ml_provider.core import storage
+        from airflow_ml_provider.core.training.envelope import ENVELOPE_FILE, ModelLoadError
+
+        stored = record.stored_uri or record.uri
+        relative = is_relative_uri(stored)
+        if not relative and storage.local_path(record.uri) is None:
+            return  # gs://: a missing object fails when read, naming it
+        envelope = storage.join(record.uri, ENVELOPE_FILE)
+        if exists(envelope):
+            return
+        head = f"model {record.model_name} version {record.version}: {envelope} does not exist"
+        if relative:
+            raise ModelLoadError(
+                f"{head}. ml_models.uri is {stored!r}, relative to the artifact root {self.root}, and that root does "
+                f"not hold it. A warehouse copied without its artifacts folder cannot load its models: copy the whole "
+                "AIRFLOW_ML_HOME folder (warehouse.duckdb and artifacts/), or point AIRFLOW_ML_HOME (or the "
+                f"ml_platform connection's artifact_root) at the folder that holds {stored}."
+            )
+        tail = f"{record.model_name}/{record.version}/model"
+        moved = storage.join(self.root, tail)
+        hint = (
+            f" This version's artifacts are under the current artifact root at {moved}: store the relative form "
+            f"with UPDATE ml_models SET uri = '{tail}' WHERE model_name = '{record.model_name}' "
+            f"AND version = '{record.version}'."
+            if record.uri.rstrip("/").endswith("/" + tail) and exists(storage.join(moved, ENVELOPE_FILE))
+            else " Restore that folder, or train and promote a new version."
+        )
+        raise ModelLoadError(
+            f"{head}. ml_models.uri is the absolute {stored} (written before local URIs were stored relative to "
+            f"the artifact root, or outside it), and that folder was moved or deleted.{hint}"
+        )
 
     def _no_champion(self, model_name: str) -> str:
         """Why ``champion`` resolves to nothing, and how to serve anyway: pin a version or promote one."""
@@ -274,7 +382,7 @@ class ModelRegistry:
         params: dict[str, Any] = {
             "model_name": model_name,
             "version": version,
-            "uri": uri,
+            "uri": self.stored_uri(uri),
             "created_at": created_at,
             "metrics": metrics_json,
         }
@@ -289,7 +397,7 @@ class ModelRegistry:
         self.ensure()
         self.warehouse.execute(_INSERT.format(**optional), params, source="registry.register_candidate")
         stored = self.get(model_name, version)
-        if stored.uri != uri:
+        if not self._same_place(stored.uri, uri):
             raise RegistryError(
                 f"model {model_name!r} version {version!r} is already registered with uri {stored.uri!r}, "
                 f"not {uri!r}. Versions are immutable: train under a new version id. {_LIST_HINT}."

@@ -82,10 +82,12 @@ def prepare_training_job(
     pipeline_uri = storage.join(run_dir, "inputs", "pipeline.yaml")
     hooks_file = Path(str(pipeline)).parent / str(spec.model.hooks) if spec.model.hooks else None
     hooks_uri = storage.join(run_dir, "inputs", "model.py") if hooks_file else None
-    registry = ModelRegistry(warehouse)
+    registry = ModelRegistry(warehouse, artifact_root=artifacts.root)
     registry.ensure()
     # The trainer scores the current champion on this run's test window for the gate.
     champion = registry.champion(name)
+    if champion is not None and champion.version != version:
+        registry.check_artifacts(champion, artifacts.exists)
     if export:
         check_model_hooks(spec, str(pipeline))
         (logger or log).info(
@@ -229,7 +231,7 @@ def train_model(
         "logger": logger,
     }
     job = prepare_training_job(warehouse, spec, pipeline, export=False, **options)
-    registry = ModelRegistry(warehouse)
+    registry = ModelRegistry(warehouse, artifact_root=artifacts.root)
     if artifacts.exists(storage.join(job.model_dir, ENVELOPE_FILE)):
         (logger or log).info("Found the finished model of this run at %s; registering it", job.model_dir)
     else:

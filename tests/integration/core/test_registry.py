@@ -327,3 +327,130 @@ def test_quote_laden_values_are_stored_verbatim(registry: ModelRegistry, wh: Duc
     assert registry.resolve(model, "champion").uri == "gs://b/it's/@uri"
     assert wh.table_exists("ml_models")
     assert raw(wh, "SELECT model_name, version, status_reason FROM ml_models") == [(model, version, NASTY)]
+
+
+# --- where artifacts are: relative to the artifact root (ADR 10) -------------------------------
+
+
+def envelope_at(folder: Path) -> str:
+    """A model folder with an envelope file (``locate`` looks for it); its file:// URI."""
+    folder.mkdir(parents=True)
+    (folder / "envelope.json").write_text("{}")
+    return folder.as_uri()
+
+
+def stored_uris(wh: DuckDBWarehouse) -> dict[str, str]:
+    return dict(raw(wh, "SELECT version, uri FROM ml_models"))
+
+
+def test_local_artifacts_under_the_root_are_stored_relative_others_as_given(wh: DuckDBWarehouse, tmp_path: Path):
+    root = tmp_path / "artifacts"
+    reg = ModelRegistry(wh, artifact_root=root.as_uri())
+    under = (root / "recsys" / "v1" / "model").as_uri()
+    outside = (tmp_path / "elsewhere" / "model").as_uri()
+    register(reg, "v1", uri=under)
+    register(reg, "v2", uri="gs://bucket/airflow-ml/recsys/v2/model")  # production: absolute
+    register(reg, "v3", uri=outside)
+    register(reg, "v4", uri=str(root / "recsys" / "v4" / "model"))  # a plain path counts as local
+    assert stored_uris(wh) == {
+        "v1": "recsys/v1/model",
+        "v2": "gs://bucket/airflow-ml/recsys/v2/model",
+        "v3": outside,
+        "v4": "recsys/v4/model",
+    }
+    got = reg.get("recsys", "v1")
+    assert (got.uri, got.stored_uri) == (under, "recsys/v1/model")
+    assert reg.get("recsys", "v2").uri == "gs://bucket/airflow-ml/recsys/v2/model"
+    # Another root reads the same row under itself: that is what makes a copied folder self-contained.
+    moved = ModelRegistry(wh, artifact_root=(tmp_path / "copy" / "artifacts").as_uri())
+    assert moved.get("recsys", "v1").uri == (tmp_path / "copy" / "artifacts" / "recsys" / "v1" / "model").as_uri()
+    assert moved.get("recsys", "v3").uri == outside
+
+
+def test_a_retry_finds_its_row_however_the_uri_is_spelled(wh: DuckDBWarehouse, tmp_path: Path):
+    root = tmp_path / "artifacts"
+    reg = ModelRegistry(wh, artifact_root=root.as_uri())
+    model_dir = root / "recsys" / "v1" / "model"
+    register(reg, "v1", uri=model_dir.as_uri())
+    assert register(reg, "v1", uri=model_dir.as_uri() + "/").version == "v1"
+    assert register(reg, "v1", uri="recsys/v1/model").version == "v1"
+    with pytest.raises(RegistryError, match="already registered with uri"):
+        register(reg, "v1", uri=(root / "recsys" / "v2" / "model").as_uri())
+
+
+def test_without_a_root_the_embedded_default_is_used(wh: DuckDBWarehouse, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_ML_HOME", str(tmp_path / "ml"))
+    reg = ModelRegistry(wh)
+    assert reg.root == (tmp_path / "ml" / "artifacts").as_uri()
+    register(reg, "v1", uri=(tmp_path / "ml" / "artifacts" / "recsys" / "v1" / "model").as_uri())
+    assert stored_uris(wh) == {"v1": "recsys/v1/model"}
+
+
+def test_an_absolute_row_written_before_reads_as_it_is(wh: DuckDBWarehouse, tmp_path: Path):
+    root = tmp_path / "artifacts"
+    reg = ModelRegistry(wh, artifact_root=root.as_uri())
+    reg.ensure()
+    absolute = envelope_at(root / "recsys" / "old" / "model")
+    wh.execute(
+        "INSERT INTO ml_models (model_name, version, uri, created_at, metrics, status) "
+        "VALUES ('recsys', 'old', @uri, @t, PARSE_JSON('{}'), 'candidate')",
+        {"uri": absolute, "t": T0},
+    )
+    assert stored_uris(wh) == {"old": absolute}
+    found = reg.locate("recsys", "old", lambda uri: Path(uri.removeprefix("file://")).exists())
+    assert (found.uri, found.stored_uri) == (absolute, absolute)
+
+
+def _exists(uri: str) -> bool:
+    from airflow_ml_provider.core import storage
+
+    return storage.exists(uri)
+
+
+def test_a_relative_row_missing_under_the_root_names_the_version_the_path_and_the_fix(
+    wh: DuckDBWarehouse, tmp_path: Path
+):
+    original = tmp_path / "ml" / "artifacts"
+    register(
+        ModelRegistry(wh, artifact_root=original.as_uri()), "v1", uri=envelope_at(original / "recsys" / "v1" / "model")
+    )
+    copy_root = tmp_path / "copy" / "artifacts"
+    from airflow_ml_provider.core.training.envelope import ModelLoadError
+
+    with pytest.raises(ModelLoadError) as err:
+        ModelRegistry(wh, artifact_root=copy_root.as_uri()).locate("recsys", "v1", _exists)
+    message = str(err.value)
+    assert message.startswith(
+        f"model recsys version v1: {(copy_root / 'recsys' / 'v1' / 'model' / 'envelope.json').as_uri()} does not exist."
+    )
+    assert f"ml_models.uri is 'recsys/v1/model', relative to the artifact root {copy_root.as_uri()}" in message
+    assert "copy the whole AIRFLOW_ML_HOME folder (warehouse.duckdb and artifacts/)" in message
+    assert "artifact_root" in message
+    # The original root still serves it.
+    assert ModelRegistry(wh, artifact_root=original.as_uri()).locate("recsys", "v1", _exists).version == "v1"
+
+
+def test_a_moved_absolute_row_says_how_to_store_it_relative(wh: DuckDBWarehouse, tmp_path: Path):
+    """A folder copied with rows from before ADR 10: the old path is gone, its copy is under the new root."""
+    from airflow_ml_provider.core.training.envelope import ModelLoadError
+
+    old = (tmp_path / "old" / "artifacts" / "recsys" / "v1" / "model").as_uri()
+    register(ModelRegistry(wh, artifact_root="gs://unrelated"), "v1", uri=old)  # stored absolute
+    root = tmp_path / "new" / "artifacts"
+    envelope_at(root / "recsys" / "v1" / "model")
+    with pytest.raises(ModelLoadError, match="does not exist") as err:
+        ModelRegistry(wh, artifact_root=root.as_uri()).locate("recsys", "v1", _exists)
+    assert f"ml_models.uri is the absolute {old}" in str(err.value)
+    assert "UPDATE ml_models SET uri = 'recsys/v1/model' WHERE model_name = 'recsys' AND version = 'v1'" in str(
+        err.value
+    )
+
+
+def test_a_gs_uri_is_not_checked_before_it_is_read(wh: DuckDBWarehouse):
+    reg = ModelRegistry(wh, artifact_root="gs://bucket/airflow-ml")
+    register(reg, "v1", uri="gs://bucket/airflow-ml/recsys/v1/model")
+
+    def no_calls(uri: str) -> bool:
+        raise AssertionError(f"looked up {uri}")
+
+    assert reg.locate("recsys", "v1", no_calls).uri == "gs://bucket/airflow-ml/recsys/v1/model"
