@@ -31,6 +31,7 @@ def get_warehouse(config: PlatformConfig, labels: dict[str, str] | None = None) 
         schema=config.dataset,
         lock_timeout=config.lock_timeout_seconds,
         stream_memory_limit=config.duckdb_stream_memory_limit,
+        memory_limit=config.duckdb_memory_limit,
     )
 
 

@@ -73,11 +73,13 @@ class DuckDBWarehouse(Warehouse):
         schema: str | None = None,
         lock_timeout: float = 120.0,
         stream_memory_limit: str | None = None,
+        memory_limit: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.schema = validate_dataset(schema) if schema else "main"
         self.lock_timeout = lock_timeout
         self.stream_memory_limit = stream_memory_limit
+        self.memory_limit = _memory_size(memory_limit) if memory_limit else None
         # The connection of an open ``transaction()``, and the thread that owns it.
         self._held: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
@@ -130,6 +132,8 @@ class DuckDBWarehouse(Warehouse):
             try:
                 # DATE(event_ts) must mean the UTC day, as on BigQuery, whatever the host's zone.
                 con.execute("SET TimeZone = 'UTC'")
+                if self.memory_limit:
+                    con.execute(f"SET memory_limit = '{self.memory_limit}'")
                 if self.schema != "main":
                     if not read_only:
                         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
@@ -253,6 +257,7 @@ class DuckDBWarehouse(Warehouse):
         with self.connect(read_only=True) as con, _translate_errors(source):
             _add_functions(con, text)
             rel = _as_bigquery_types(con.sql(text, params=bound or None))
+            before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]  # type: ignore[index]
             limit = self.stream_memory_limit or _stream_memory_limit(con, len(rel.columns))
             con.execute(f"SET memory_limit = '{_memory_size(limit)}'")
             reader = rel.to_arrow_reader(batch_rows)
@@ -262,6 +267,8 @@ class DuckDBWarehouse(Warehouse):
                 # An open stream keeps the database file open even after con.close(), e.g. while
                 # an exception's traceback still references it; the next writer would then wait.
                 reader.close()
+                if self._in_transaction(con):  # the block's later statements get the connection's limit back
+                    con.execute(f"SET memory_limit = '{self.memory_limit or before}'")
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, source: str = "<sql>") -> None:
         text, bound = self._compile(sql, params, source)

@@ -48,6 +48,13 @@ class PlatformConfig(BaseModel):
         description="DuckDB memory_limit of streaming reads (batch inference candidates); past it DuckDB evicts "
         "cached blocks or spills. Default: 1MB per column and DuckDB thread, at least 128MB.",
     )
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="DuckDB memory_limit of every warehouse connection (default DuckDB's own: 80% of RAM). "
+        "Past it DuckDB spills joins, aggregates and sorts to `<warehouse>.tmp` beside the file, so a "
+        "million-user day fits a smaller machine at some cost in time (bench/README.md, scale.py).",
+    )
     training_image_uri: str | None = Field(
         default=None,
         description="Container image of Vertex AI training jobs (gcp backend). It must have `airflow-ml-provider` "
