@@ -77,10 +77,14 @@ def _spec(workdir: Path) -> Any:
     return load_spec(workdir / "pipeline.yaml")
 
 
+#: ``--memory-limit``: the ``duckdb_memory_limit`` of every step's warehouse (None: DuckDB's 80% of RAM).
+MEMORY_LIMIT: str | None = None
+
+
 def _wh(workdir: Path) -> Any:
     from airflow_ml_provider.backends.duckdb import DuckDBWarehouse
 
-    return DuckDBWarehouse(workdir / "warehouse.duckdb")
+    return DuckDBWarehouse(workdir / "warehouse.duckdb", memory_limit=MEMORY_LIMIT)
 
 
 def _count(wh: Any, table: str, column: str, day: dt.date) -> int:
@@ -209,12 +213,14 @@ def _seed(workdir: Path, users: int) -> dict[str, Any]:
 # --- the driver -----------------------------------------------------------------------------------
 
 
-def write_contract(workdir: Path, rounds: int, sample_users: float) -> None:
+def write_contract(workdir: Path, rounds: int, sample_users: float, horizon: int | None = None) -> None:
     """dags/recsys/pipeline.yaml with short training windows, ``rounds`` rounds and its model.py beside it."""
     import yaml
 
     raw = yaml.safe_load((REPO / "dags" / "recsys" / "pipeline.yaml").read_text())
     raw["windows"].update(training_days=2, early_stopping_days=1, validation_days=1)
+    if horizon:
+        raw["windows"]["label_horizon_days"] = horizon
     raw["model"].update(num_boost_round=rounds, early_stopping_rounds=5, sample_users=sample_users)
     raw["evaluation"]["min_lists"] = 1
     (workdir / "pipeline.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -227,6 +233,8 @@ def timed(name: str, workdir: Path, users: int) -> dict[str, Any]:
     out = workdir / f"step-{name}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--step", name, "--workdir", str(workdir)]
     cmd += ["--users", str(users), "--out", str(out)]
+    if MEMORY_LIMIT:
+        cmd += ["--memory-limit", MEMORY_LIMIT]
     env = {**os.environ, "PYTHONPATH": str(REPO), "AIRFLOW_ML_HOME": str(workdir / "home")}
     start = time.perf_counter()
     with open(workdir / f"step-{name}.log", "w") as log_file:
@@ -252,12 +260,17 @@ NO_HISTORY = ("startup", "preflight", "user_features", "item_features", "candida
 
 
 def run_size(
-    users: int, root: Path, rounds: int, sample_users: float, steps_wanted: tuple[str, ...] = STEPS
+    users: int,
+    root: Path,
+    rounds: int,
+    sample_users: float,
+    steps_wanted: tuple[str, ...] = STEPS,
+    horizon: int | None = None,
 ) -> dict[str, Any]:
     """Seed (or reuse) the world of ``users`` and time every step of its day (or ``steps_wanted``)."""
     workdir = root / f"users-{users}"
     workdir.mkdir(parents=True, exist_ok=True)
-    write_contract(workdir, rounds, sample_users)
+    write_contract(workdir, rounds, sample_users, horizon)
     (workdir / "version.txt").write_text(f"scale-{int(time.time())}\n")
     setup = []
     ready = workdir / "history.done"
@@ -341,11 +354,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--rounds", type=int, default=50, help="boosting rounds of the bench's training")
     parser.add_argument("--sample-users", type=float, default=1.0, help="model.sample_users of the bench's contract")
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS), help="time only these steps")
+    parser.add_argument(
+        "--label-horizon",
+        type=int,
+        help="label_horizon_days of the bench's contract (default the reference's 7). It is also the purge gap "
+        "the training export reads, so 1 builds 7 as-of dates of history instead of 12: how 1M users fit a session",
+    )
+    parser.add_argument(
+        "--memory-limit", help="duckdb_memory_limit of every step, e.g. 6GB (default: DuckDB's, 80%% of RAM)"
+    )
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global MEMORY_LIMIT
+    MEMORY_LIMIT = args.memory_limit
 
     if args.step:  # a child: one step
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -356,7 +380,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     started = time.monotonic()
     root = args.keep or Path(tempfile.mkdtemp(prefix="aml-scale-"))
     try:
-        sizes = [run_size(n, root, args.rounds, args.sample_users, tuple(args.steps)) for n in sorted(args.sizes)]
+        sizes = [
+            run_size(n, root, args.rounds, args.sample_users, tuple(args.steps), args.label_horizon)
+            for n in sorted(args.sizes)
+        ]
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
@@ -366,6 +393,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "run_date": RUN_DATE.isoformat(),
         "rounds": args.rounds,
         "sample_users": args.sample_users,
+        "memory_limit": args.memory_limit,
+        "label_horizon_days": args.label_horizon or 7,
         "sizes": sizes,
         "seconds": round(time.monotonic() - started, 1),
     }
