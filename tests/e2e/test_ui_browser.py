@@ -109,15 +109,21 @@ def shot(page, name: str) -> Path:
 
 
 def test_pages_are_refused_without_a_login(world, browser):
-    """A browser without a login is sent to Airflow's login page (back to the page after); the JSON API stays 401."""
-    context = browser.new_context()
+    """A browser without a login is sent to Airflow's login page and back to the page after it; the API stays 401."""
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
         page = context.new_page()
-        response = page.goto(f"{world.cluster.url}/ml/models")
+        response = page.goto(f"{world.cluster.url}/ml/models?model=recsys")
         assert "/auth/login" in response.url and "ml%2Fmodels" in response.url, response.url
         shot(page, "airflow-ml-login-redirect")
         api = context.request.get(f"{world.cluster.url}/ml/api/models")
         assert api.status == 401 and api.headers["content-type"].startswith("application/json")
+        # Logging in there lands on the page that was asked for, its filter kept.
+        page.fill("input[name=username]", ADMIN)
+        page.fill("input[name=password]", world.cluster.password)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/ml/models?model=recsys", timeout=30_000)
+        assert page.locator("#versions tbody tr").count() > 0
     finally:
         context.close()
 
@@ -216,3 +222,69 @@ def test_the_drift_feature_and_user_lookup_and_date_filter(page, world):
     page.wait_for_selector("#user-list")
     assert page.locator("#user-list tbody tr").count() > 0
     shot(page, "ml-user-lookup")
+
+
+@pytest.mark.parametrize(
+    ("path", "asked"),
+    [
+        ("models?version=nope", "version=nope"),
+        ("recommendations?date=2000-01-01", "date=2000-01-01"),
+        ("drift?date=2000-01-01", "date=2000-01-01"),
+    ],
+)
+def test_a_filter_that_empties_a_page_says_what_was_filtered_and_clears(page, world, path, asked):
+    """Not "no data yet, run make demo": the page names the filter, and its link brings every row back."""
+    name = path.split("?")[0]
+    response = page.goto(f"{world.cluster.url}/ml/{path}")
+    assert response.status == 200
+    empty = page.locator("[data-state=filtered]")
+    assert empty.count() == 1 and page.locator("[data-state=empty]").count() == 0
+    text = empty.inner_text().lower()
+    assert asked in text and "make demo" not in text, text
+    # The form keeps what was asked.
+    field, value = asked.split("=")
+    assert page.locator(f"#filters input[name={field}]").input_value() == value
+    shot(page, f"ml-{name}-filtered-empty")
+    empty.get_by_role("link", name="clear them").click()
+    page.wait_for_url(f"**/ml/{name}")
+    assert page.locator("[data-state=filtered], [data-state=empty]").count() == 0
+    _, _, tables = PAGES[name]
+    assert page.locator(f"{tables[0]} tbody tr").count() > 0
+
+
+def test_a_drift_date_without_a_check_says_so_and_links_the_newest_before_it(page, world):
+    later = RUN_DATE + dt.timedelta(days=30)
+    page.goto(f"{world.cluster.url}/ml/drift?date={later}")
+    state = page.locator("#not-checked")
+    assert "not checked" in state.inner_text().lower() and page.locator("#verdict").count() == 0
+    newest = state.get_by_role("link")
+    checked = newest.inner_text().strip()
+    assert dt.date.fromisoformat(checked) >= RUN_DATE
+    newest.click()
+    page.wait_for_url(f"**/ml/drift?date={checked}")
+    assert f"verdict on {checked}" in page.locator("#verdict").inner_text().lower()
+
+
+def test_the_recommendations_headline_answers_from_the_outcomes_or_says_when(page, world):
+    """The headline: the newest judged lists vs the popularity list, or the day the newest served lists are judged."""
+    page.goto(f"{world.cluster.url}/ml/recommendations")
+    card = page.locator("#headline")
+    assert card.count() == 1
+    text = " ".join(card.inner_text().split()).lower()
+    # The page and its JSON endpoint (read with the same session cookie) tell the same story.
+    h = page.request.get(f"{world.cluster.url}/ml/api/recommendations").json()["headline"]
+    assert card.get_attribute("data-verdict") == (h.get("verdict") or "none")
+    assert h["judged_date"] or h["pending_date"], h
+    if h["judged_date"]:
+        assert f"lists served {h['judged_date']}" in text and "global popularity list" in text, text
+    if h["pending_date"]:
+        # The newest served lists (this world runs no recsys_outcomes for them) become judgeable
+        # on the served date + the label horizon + 1, and the page says which day that is.
+        served = dt.date.fromisoformat(h["pending_date"])
+        assert h["pending_date"] == h["newest_served"][:10]
+        assert h["judgeable_on"] == str(served + dt.timedelta(days=h["horizon_days"] + 1))
+        judgeable = " ".join(page.locator("#judgeable-on").inner_text().split()).lower()
+        assert f"lists served {served} are not judged yet" in judgeable and h["judgeable_on"] in judgeable
+    # The concentration of the newest lists: the share of lists holding the top item, with its flag.
+    assert page.locator("#concentration").get_attribute("data-flagged") in ("yes", "no")
+    shot(page, "ml-recommendations-headline")
