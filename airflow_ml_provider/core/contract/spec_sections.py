@@ -177,7 +177,8 @@ class ModelSpec(_Strict):
         le=1,
         description="share of users whose fit and early-stopping lists are trained on, chosen by "
         "FARM_FINGERPRINT of the user id (the shards' hash, the same users on BigQuery and DuckDB, every "
-        "date); whole lists are kept, the held-out test window is never sampled; 1: every user",
+        "date); whole lists are kept; the held-out test window has its own share, evaluation.sample_users; "
+        "1: every user",
     )
 
     @property

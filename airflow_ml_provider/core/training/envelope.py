@@ -51,6 +51,8 @@ class DataSummary(BaseModel):
     #: ``model.sample_users``: the share of users (by FARM_FINGERPRINT of the id) whose fit and
     #: early-stopping lists were exported; the test window is whole. 1.0: every user.
     sample_users: float = 1.0
+    #: ``evaluation.sample_users``: the share of users (same hash) the held-out test window judged.
+    test_sample_users: float = 1.0
 
 
 class Envelope(BaseModel):

@@ -83,21 +83,30 @@ WHERE {_in_windows("f")}
   AND {_in_windows("l")}{_sampled_users(spec, "f")}"""
 
 
-def _sampled_users(spec: PipelineSpec, alias: str) -> str:
-    """The filter keeping ``model.sample_users`` of the users on the fit and early-stopping dates ('' for all).
+def _user_bucket(spec: PipelineSpec, alias: str) -> str:
+    """``alias``'s user in 0..SAMPLE_BUCKETS-1 by FARM_FINGERPRINT: the shards' hash, the same on both backends."""
+    return f"ABS(MOD(FARM_FINGERPRINT(CAST({alias}.{spec.entities.user} AS STRING)), {SAMPLE_BUCKETS}))"
+
+
+def _sampled_users(spec: PipelineSpec, alias: str, *, fit: bool = True) -> str:
+    """The filter keeping ``model.sample_users`` of the users on the fit and early-stopping dates and
+    ``evaluation.sample_users`` of them on the test dates ('' when both are 1).
 
     By a hash of the user id, so a user's whole lists (every item, every date) are in or out, and
     the same users on both backends: FARM_FINGERPRINT is BigQuery's, registered on DuckDB with the
-    same values (``core/inference/shards.py``). The test window is kept whole: the gate and the
-    envelope's metrics see every user.
+    same values (``core/inference/shards.py``). The test window's sample is the same users for the
+    model and every baseline (the truth export filters with it too). ``fit=False``: only the test
+    window's sample (the truth export keeps every fit-date positive).
     """
-    if spec.model.sample_users >= 1:
+    train = fit and spec.model.sample_users < 1
+    test = spec.evaluation.sample_users < 1
+    if not (train or test):
         return ""
-    user = spec.entities.user
-    return (
-        f"\n  AND ({alias}.as_of_date BETWEEN @validation_start AND @validation_end"
-        f" OR ABS(MOD(FARM_FINGERPRINT(CAST({alias}.{user} AS STRING)), {SAMPLE_BUCKETS})) < @sample_buckets)"
-    )
+    bucket = _user_bucket(spec, alias)
+    in_test = f"{alias}.as_of_date BETWEEN @validation_start AND @validation_end"
+    keep_train = f"{bucket} < @sample_buckets" if train else "TRUE"
+    keep_test = f"{bucket} < @test_sample_buckets" if test else "TRUE"
+    return f"\n  AND IF({in_test}, {keep_test}, {keep_train})"
 
 
 def training_columns(spec: PipelineSpec) -> dict[str, str]:
@@ -136,9 +145,11 @@ def truth_data_sql(spec: PipelineSpec) -> str | None:
     labels = validate_identifier(spec.label.step.table)
     seen_join, seen = seen_before_sql(spec, "l")
     test = "l.as_of_date BETWEEN @validation_start AND @validation_end"
+    sampled = _sampled_users(spec, "l", fit=False).replace("\n ", "")
     users = (
         f"SELECT a.as_of_date, a.{user}\n"
-        f"FROM (SELECT DISTINCT l.as_of_date, l.{user} FROM {labels} AS l WHERE l.{label} > 0 AND {test}) AS a\n"
+        f"FROM (SELECT DISTINCT l.as_of_date, l.{user} FROM {labels} AS l WHERE l.{label} > 0 AND {test}"
+        f"{sampled}) AS a\n"
         f"JOIN ({served_users_sql(spec, f'SELECT DISTINCT l.as_of_date FROM {labels} AS l WHERE {test}')}) AS s\n"
         f"  ON s.as_of_date = a.as_of_date AND s.{user} = a.{user}"
     )
@@ -151,7 +162,7 @@ def truth_data_sql(spec: PipelineSpec) -> str | None:
   CAST(NULL AS INT64) AS popularity_rank
 FROM {labels} AS l{seen_join}
 WHERE l.{label} > 0
-  AND {_in_windows("l")}
+  AND {_in_windows("l")}{sampled}
 UNION ALL
 SELECT p.as_of_date, p.{user}, p.{item}, CAST(NULL AS FLOAT64), FALSE, p.popularity_rank
 FROM (
@@ -183,6 +194,8 @@ def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, Any]:
     }
     if spec.model.sample_users < 1:
         params["sample_buckets"] = round(spec.model.sample_users * SAMPLE_BUCKETS)
+    if spec.evaluation.sample_users < 1:
+        params["test_sample_buckets"] = round(spec.evaluation.sample_users * SAMPLE_BUCKETS)
     return params
 
 

@@ -100,11 +100,12 @@ def prepare_training_job(
             params["validation_end"],
             run_dir,
         )
-        if spec.model.sample_users < 1:
+        if spec.model.sample_users < 1 or spec.evaluation.sample_users < 1:
             (logger or log).info(
-                "Training on %.4g of the users (model.sample_users, by FARM_FINGERPRINT of the user id); "
-                "the test window keeps every user",
+                "Training on %.4g of the users (model.sample_users) and judging %.4g of them in the test window "
+                "(evaluation.sample_users), by FARM_FINGERPRINT of the user id",
                 spec.model.sample_users,
+                spec.evaluation.sample_users,
             )
         data_uri = warehouse.export_parquet(training_data_sql(spec), params, data_uri, source="training data export")
         if truth_sql and truth_uri:

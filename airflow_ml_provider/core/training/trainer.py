@@ -199,7 +199,14 @@ def _train_and_test(
     metrics = evaluate_held_out(spec, fit, test, scores, champion_dir)
     phases.mark("test_metrics")
     profile, sample = score_profile(spec, fit, test, scores)
-    data = data_summary(data_uri, fit, early, test, sample_users=spec.model.sample_users)
+    data = data_summary(
+        data_uri,
+        fit,
+        early,
+        test,
+        sample_users=spec.model.sample_users,
+        test_sample_users=spec.evaluation.sample_users,
+    )
     return _Trained(
         booster, best, rounds, fit.features, fit.categories, fit.binning.params, data, metrics, profile, sample
     )

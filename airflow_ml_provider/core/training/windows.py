@@ -348,7 +348,13 @@ def score_profile(
 
 
 def data_summary(
-    data_uri: str, fit: FitWindow, early: EarlyWindow, test: HeldOutWindow, *, sample_users: float = 1.0
+    data_uri: str,
+    fit: FitWindow,
+    early: EarlyWindow,
+    test: HeldOutWindow,
+    *,
+    sample_users: float = 1.0,
+    test_sample_users: float = 1.0,
 ) -> DataSummary:
     """What the envelope records of the three windows."""
     return DataSummary(
@@ -363,4 +369,5 @@ def data_summary(
         early_stopping_dates=early.dates,
         inf_replaced={**fit.inf_replaced, **{f"test.{k}": v for k, v in test.inf_replaced.items()}},
         sample_users=sample_users,
+        test_sample_users=test_sample_users,
     )

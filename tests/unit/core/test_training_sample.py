@@ -120,3 +120,97 @@ def test_the_envelope_records_the_sample(tmp_path):
     assert envelope.data.sample_users == 0.5
     on_disk = (tmp_path / "sampled" / "envelope.json").read_text()
     assert '"sample_users": 0.5' in on_disk or '"sample_users":0.5' in on_disk
+
+
+# --- evaluation.sample_users: the test window judges a hashed share of the users ------------------
+
+
+def _judged(share: float, train_share: float = 1.0):
+    evaluation = SPEC.evaluation.model_copy(update={"sample_users": share})
+    model = SPEC.model.model_copy(update={"sample_users": train_share})
+    return SPEC.model_copy(update={"evaluation": evaluation, "model": model})
+
+
+def _truth_users(wh, spec) -> dict[str, set[str]]:
+    """The users of the truth export's test-date positives and of its popularity lists."""
+    from airflow_ml_provider.core.training.job import truth_data_sql, truth_params
+
+    got = wh.query(truth_data_sql(spec), truth_params(spec, RUN), source="truth export").to_pylist()
+    start = training_params(spec, RUN)["validation_start"]
+    test = [r for r in got if r["as_of_date"] >= start]
+    return {
+        "positives": {r["user_id"] for r in test if r["popularity_rank"] is None},
+        "popularity": {r["user_id"] for r in test if r["popularity_rank"] is not None},
+        "fit": {r["user_id"] for r in got if r["as_of_date"] < start},
+    }
+
+
+def test_the_test_window_judges_the_hashed_users_whole_lists_and_the_fit_keeps_everyone(tmp_path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    _load(wh)
+    params = training_params(_judged(0.3), RUN)
+    assert params["test_sample_buckets"] == round(0.3 * SAMPLE_BUCKETS) and "sample_buckets" not in params
+    rows = _rows(wh, _judged(0.3))
+    fit = [r for r in rows if r[0] <= params["train_end"]]
+    test = [r for r in rows if r[0] >= params["validation_start"]]
+    assert {r[1] for r in fit} == set(USERS)
+    assert {r[1] for r in test} == _hashed(0.3)
+    assert len(test) == len({r[0] for r in test}) * len(_hashed(0.3)) * len(ITEMS)  # whole lists
+
+
+def test_both_samples_together_use_one_hash(tmp_path):
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    _load(wh)
+    params = training_params(_judged(0.6, train_share=0.3), RUN)
+    rows = _rows(wh, _judged(0.6, train_share=0.3))
+    assert {r[1] for r in rows if r[0] <= params["train_end"]} == _hashed(0.3)
+    assert {r[1] for r in rows if r[0] >= params["validation_start"]} == _hashed(0.6)
+
+
+def test_the_truth_and_the_baselines_judge_the_same_users_as_the_model(tmp_path):
+    # The gate compares the model with the popularity list on the same users: the truth export
+    # (positives and popularity lists of the test dates) is filtered by the same hash; fit-date
+    # positives are kept whole.
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    _load(wh)
+    wh.replace_table("events", _events())
+    wh.replace_table("items", pa.table({"item_id": ITEMS, "category": ["c"] * 3, "price": [1.0] * 3}))
+    whole, judged = _truth_users(wh, _judged(1.0)), _truth_users(wh, _judged(0.3))
+    assert whole["positives"] == set(USERS) and judged["positives"] == _hashed(0.3)
+    assert judged["popularity"] == _hashed(0.3) & whole["popularity"] and judged["popularity"]
+    assert judged["fit"] == whole["fit"] == set(USERS)
+
+
+def _events() -> pa.Table:
+    """One view per user and item the day before the test window: every test-date user is active (served)."""
+    params = training_params(SPEC, RUN)
+    day = dt.datetime.combine(params["validation_start"] - dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC)
+    pairs = [(u, i) for u in USERS for i in ITEMS]
+    return pa.table(
+        {
+            "user_id": [p[0] for p in pairs],
+            "item_id": [p[1] for p in pairs],
+            "event_type": ["view"] * len(pairs),
+            "event_ts": pa.array([day] * len(pairs), pa.timestamp("us", tz="UTC")),
+        }
+    )
+
+
+@pytest.mark.integration
+def test_both_backends_judge_the_same_users(tmp_path, gcp: LocalGcp):
+    local = DuckDBWarehouse(tmp_path / "w.duckdb")
+    bigquery = BigQueryWarehouse(PlatformConfig(backend="gcp", project=PROJECT, dataset=DATASET, location="US"))
+    for wh in (local, bigquery):
+        _load(wh)
+    spec = _judged(0.3, train_share=0.6)
+    assert _rows(local, spec) == _rows(bigquery, spec)
+
+
+def test_the_envelope_records_the_test_sample(tmp_path):
+    from tests.unit.core.test_trainer import _export, _train
+
+    model = SPEC.model.model_copy(update={"num_boost_round": 5, "early_stopping_rounds": 0})
+    spec = _judged(0.5).model_copy(update={"model": model})
+    data, test_from = _export(tmp_path, spec)
+    envelope = _train(tmp_path, spec, data, test_from, "judged")
+    assert envelope.data.test_sample_users == 0.5
