@@ -222,6 +222,7 @@ def write_contract(workdir: Path, rounds: int, sample_users: float, horizon: int
     if horizon:
         raw["windows"]["label_horizon_days"] = horizon
     raw["model"].update(num_boost_round=rounds, early_stopping_rounds=5, sample_users=sample_users)
+    raw["evaluation"]["sample_users"] = sample_users  # the test window too: 1M users x 30 candidates a date
     raw["evaluation"]["min_lists"] = 1
     (workdir / "pipeline.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     if raw["model"].get("hooks"):
@@ -352,7 +353,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000], help="users per world")
     parser.add_argument("--keep", type=Path, help="keep the worlds (and their history) here and reuse them")
     parser.add_argument("--rounds", type=int, default=50, help="boosting rounds of the bench's training")
-    parser.add_argument("--sample-users", type=float, default=1.0, help="model.sample_users of the bench's contract")
+    parser.add_argument(
+        "--sample-users", type=float, default=1.0, help="model.sample_users and evaluation.sample_users of the contract"
+    )
     parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS), help="time only these steps")
     parser.add_argument(
         "--label-horizon",
