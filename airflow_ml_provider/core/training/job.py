@@ -47,9 +47,15 @@ def seen_before_sql(spec: PipelineSpec, outer: str) -> tuple[str, str]:
 
 
 def _in_windows(alias: str) -> str:
-    """``alias``'s as_of_date within the training or the validation dates (the query parameters)."""
+    """``alias``'s as_of_date within the fit, early-stopping or test dates (the query parameters).
+
+    Not the purge gap between fit and early stopping (@fit_end < date < @early_start): the trainer
+    would drop those rows, and in the reference contract they are 6 of the 27 dates it would read.
+    Each window is a BETWEEN on the partition column, which BigQuery prunes by.
+    """
     return (
-        f"({alias}.as_of_date BETWEEN @train_start AND @train_end"
+        f"({alias}.as_of_date BETWEEN @train_start AND @fit_end"
+        f" OR {alias}.as_of_date BETWEEN @early_start AND @train_end"
         f" OR {alias}.as_of_date BETWEEN @validation_start AND @validation_end)"
     )
 
@@ -182,12 +188,16 @@ def truth_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, object]:
 def training_params(spec: PipelineSpec, run_date: dt.date) -> dict[str, Any]:
     """The parameters of ``training_data_sql`` for a run on ``run_date``: its dates (and the user sample).
 
-    train_start..train_end spans the fit and early-stopping windows (the trainer drops the
-    purge gap between them); validation_* is the held-out test window.
+    train_start..fit_end is the fit window, early_start..train_end the early-stopping slice (the
+    purge gap between them is not read); validation_* is the held-out test window.
     """
     train, valid = spec.training_dates(run_date)
+    fit, early, _ = spec.evaluation_windows(run_date)
     params: dict[str, Any] = {
         "train_start": train[0],
+        "fit_end": fit[-1],
+        # Without an early-stopping slice, train_end is the last fit date: the range adds nothing.
+        "early_start": early[0] if early else train[-1],
         "train_end": train[-1],
         "validation_start": valid[0],
         "validation_end": valid[-1],

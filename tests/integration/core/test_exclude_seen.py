@@ -82,7 +82,8 @@ def test_training_export_flags_exactly_the_rows_inference_excludes(warehouse, ex
     warehouse.replace_table(
         "labels", keys.append_column("item_id", pa.array(items)).append_column("relevance", pa.array([1, 1, 1, 1]))
     )
-    dates = {"train_start": DAY, "train_end": DAY, "validation_start": DAY, "validation_end": DAY}
+    dates = {"train_start": DAY, "fit_end": DAY, "early_start": DAY, "train_end": DAY}
+    dates |= {"validation_start": DAY, "validation_end": DAY}
     served = {
         (r["user_id"], r["item_id"]) for r in warehouse.query(candidate_features_sql(spec), {"as_of": DAY}).to_pylist()
     }

@@ -214,3 +214,14 @@ def test_the_envelope_records_the_test_sample(tmp_path):
     data, test_from = _export(tmp_path, spec)
     envelope = _train(tmp_path, spec, data, test_from, "judged")
     assert envelope.data.test_sample_users == 0.5
+
+
+def test_the_export_reads_the_three_windows_and_not_the_purge_gap(tmp_path):
+    # Every date from the first fit date to the last test date has rows; the export keeps the
+    # fit, early-stopping and test dates only (the trainer drops the gap's rows anyway).
+    wh = DuckDBWarehouse(tmp_path / "w.duckdb")
+    _load(wh)
+    fit, early, test = SPEC.evaluation_windows(RUN)
+    exported = {r[0] for r in _rows(wh, SPEC)}
+    assert exported == {*fit, *early, *test}
+    assert early[0] - fit[-1] > dt.timedelta(days=1)  # the reference contract has a gap to skip

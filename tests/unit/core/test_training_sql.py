@@ -17,7 +17,7 @@ from airflow_ml_provider.core.contract.spec import load_spec
 from airflow_ml_provider.core.training.job import training_data_sql, truth_data_sql
 from tests.paths import PIPELINE
 
-WINDOW_PARAMS = {"train_start", "train_end", "validation_start", "validation_end"}
+WINDOW_PARAMS = {"train_start", "fit_end", "early_start", "train_end", "validation_start", "validation_end"}
 
 
 def partition_filters(sql: str, partitioned: set[str]) -> dict[str, set[str]]:
