@@ -167,9 +167,14 @@ class ModelRegistry:
         """The artifact root relative URIs are under: the given one, else the embedded default's."""
         if self.artifact_root:
             return self.artifact_root
-        from airflow_ml_provider.core.contract.config import PlatformConfig
+        from airflow_ml_provider.core.contract.config import PlatformConfig, ml_home
 
-        return PlatformConfig().artifacts_uri
+        try:
+            return PlatformConfig().artifacts_uri
+        except ValueError:  # a relative AIRFLOW_ML_HOME has no file:// URI until it is resolved
+            from airflow_ml_provider.core import storage
+
+            return storage.to_uri(ml_home() / "artifacts")
 
     def stored_uri(self, uri: str) -> str:
         """The form ``uri`` is stored in: relative to a local artifact root when under it, else as given.

@@ -384,6 +384,10 @@ def test_without_a_root_the_embedded_default_is_used(wh: DuckDBWarehouse, tmp_pa
     assert reg.root == (tmp_path / "ml" / "artifacts").as_uri()
     register(reg, "v1", uri=(tmp_path / "ml" / "artifacts" / "recsys" / "v1" / "model").as_uri())
     assert stored_uris(wh) == {"v1": "recsys/v1/model"}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AIRFLOW_ML_HOME", "ml")  # relative: taken from the working directory
+    assert reg.root == (tmp_path / "ml" / "artifacts").as_uri()
+    assert reg.get("recsys", "v1").uri == (tmp_path / "ml" / "artifacts" / "recsys" / "v1" / "model").as_uri()
 
 
 def test_an_absolute_row_written_before_reads_as_it_is(wh: DuckDBWarehouse, tmp_path: Path):
