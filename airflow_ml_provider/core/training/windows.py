@@ -205,7 +205,8 @@ def constant_features(frame: pd.DataFrame, features: list[FeatureColumn]) -> dic
     for f in features:
         if f.name in frame.columns and frame[f.name].nunique(dropna=False) <= 1:
             value = frame[f.name].iloc[0] if len(frame) else None
-            value = value.item() if hasattr(value, "item") else value  # numpy scalars print as np.int64(3)
+            item = getattr(value, "item", None)
+            value = item() if callable(item) else value  # numpy scalars print as np.int64(3)
             out[f.name] = f"constant in the fit window (every row {'NULL' if pd.isna(value) else repr(value)})"
     return out
 
