@@ -88,22 +88,22 @@ def popularity_lists_sql(spec: PipelineSpec, users: str) -> str:
     Columns: as_of_date, user, item, ``popularity_rank`` (1..@top_k within the list).
     """
     user, item = spec.entities.user, spec.entities.item
-    # BigQuery accepts QUALIFY only beside a WHERE, GROUP BY or HAVING clause.
-    unseen = "\nWHERE TRUE"
-    if spec.inference.exclude_seen != "none":
-        purchased = " AND s.event_type = 'purchase'" if spec.inference.exclude_seen == "purchased" else ""
-        unseen = (
-            f"\nWHERE NOT EXISTS (\n  SELECT 1 FROM {render_source(spec, 'events')} AS s\n"
-            f"  WHERE s.{user} = u.{user} AND s.{item} = p.{item} AND DATE(s.event_ts) <= u.as_of_date{purchased}\n)"
-        )
-    rank = f"ROW_NUMBER() OVER (PARTITION BY u.as_of_date, u.{user} ORDER BY p.popularity_rank)"
     dates = "SELECT DISTINCT l.as_of_date FROM lists AS l"
-    return (
-        f"WITH lists AS (\n{users}\n),\npopular AS (\n{popular_items_sql(spec, dates)}\n)\n"
-        f"SELECT u.as_of_date, u.{user}, p.{item}, {rank} AS popularity_rank\n"
-        f"FROM lists AS u\nJOIN popular AS p ON p.as_of_date = u.as_of_date{unseen}\n"
-        f"QUALIFY {rank} <= @top_k"
+    head = f"WITH lists AS (\n{users}\n),\npopular AS (\n{popular_items_sql(spec, dates)}\n)\n"
+    joined = "FROM lists AS u\nJOIN popular AS p ON p.as_of_date = u.as_of_date"
+    if spec.inference.exclude_seen == "none":
+        # Nothing skipped: every list is the date's list itself (popularity_rank is 1, 2, ... per date), so
+        # no per-user numbering (a window over users x items: about 0.1 s per 3,000 filled users on DuckDB).
+        columns = f"u.as_of_date, u.{user}, p.{item}, p.popularity_rank"
+        return f"{head}SELECT {columns}\n{joined}\nWHERE p.popularity_rank <= @top_k"
+    purchased = " AND s.event_type = 'purchase'" if spec.inference.exclude_seen == "purchased" else ""
+    unseen = (
+        f"\nWHERE NOT EXISTS (\n  SELECT 1 FROM {render_source(spec, 'events')} AS s\n"
+        f"  WHERE s.{user} = u.{user} AND s.{item} = p.{item} AND DATE(s.event_ts) <= u.as_of_date{purchased}\n)"
     )
+    rank = f"ROW_NUMBER() OVER (PARTITION BY u.as_of_date, u.{user} ORDER BY p.popularity_rank)"
+    columns = f"u.as_of_date, u.{user}, p.{item}, {rank} AS popularity_rank"
+    return f"{head}SELECT {columns}\n{joined}{unseen}\nQUALIFY {rank} <= @top_k"
 
 
 def short_users_sql(spec: PipelineSpec, candidate_rows: str) -> str:

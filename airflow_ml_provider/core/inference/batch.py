@@ -113,15 +113,20 @@ def list_length(spec: PipelineSpec, top_k: int | None, where: str = "top_k") -> 
     return top_k
 
 
-def catalog_coverage(warehouse: Warehouse, spec: PipelineSpec, day: dt.date, items: int) -> dict[str, Any]:
+def catalog_coverage(
+    warehouse: Warehouse, spec: PipelineSpec, day: dt.date, items: int, candidate_items: int | None = None
+) -> dict[str, Any]:
     """How much of the catalogue ``items`` distinct recommended items are, and how much of the day's candidates.
 
     ``catalog_items``: the items of the ``items`` source (without one: the items with events up
     to ``day``); ``coverage`` = items / catalog_items. ``candidate_items``: the distinct items
-    among the day's candidates; ``candidate_item_share`` = items / candidate_items (it once was
-    printed as "catalog coverage": 80 of 249 candidate items read as 32% of a 9,724-item catalogue).
+    among the day's scoreable candidates (after ``inference.exclude_seen``), as counted while
+    they were scored (``ScoringStats.candidate_items``), else counted here;
+    ``candidate_item_share`` = items / candidate_items (it once was printed as "catalog coverage":
+    80 of 249 candidate items read as 32% of a 9,724-item catalogue).
     """
     from airflow_ml_provider.core.contract.references import render_source
+    from airflow_ml_provider.core.inference.scoring import candidate_features_sql
 
     item = spec.entities.item
     if "items" in spec.sources:
@@ -129,20 +134,28 @@ def catalog_coverage(warehouse: Warehouse, spec: PipelineSpec, day: dt.date, ite
     else:
         catalog_sql = (
             f"SELECT COUNT(DISTINCT e.{item}) AS n FROM {render_source(spec, 'events')} AS e "
-            "WHERE DATE(e.event_ts) <= @d"
+            "WHERE DATE(e.event_ts) <= @as_of"
         )
-    catalog = int(warehouse.query(catalog_sql, {"d": day}, source="catalogue size").column("n")[0].as_py() or 0)
-    sql = f"SELECT COUNT(DISTINCT {item}) AS n FROM {spec.feature_table} WHERE as_of_date = @d"
-    # Read as a stream: on DuckDB that bounds the scan's buffer cache like the candidates' read
-    # (a plain query cached about 0.7 GB of a 50M-row partition, above the scoring itself).
-    with warehouse.query_batches(sql, {"d": day}, source="candidate items") as batches:
-        candidates = sum(int(n) for batch in batches for n in batch.column("n").to_pylist())
+    catalog = _streamed_count(warehouse, catalog_sql, day, "catalogue size")
+    if candidate_items is None:
+        sql = f"SELECT COUNT(DISTINCT c.{item}) AS n FROM ({candidate_features_sql(spec, [])}) AS c"
+        candidate_items = _streamed_count(warehouse, sql, day, "candidate items")
     return {
         "catalog_items": catalog,
         "coverage": items / catalog if catalog else 0.0,
-        "candidate_items": candidates,
-        "candidate_item_share": items / candidates if candidates else 0.0,
+        "candidate_items": candidate_items,
+        "candidate_item_share": items / candidate_items if candidate_items else 0.0,
     }
+
+
+def _streamed_count(warehouse: Warehouse, sql: str, day: dt.date, source: str) -> int:
+    """The ``n`` of a one-row COUNT query for @as_of, read as a stream.
+
+    On DuckDB a stream's read is bounded by the stream's memory limit (ADR 6); a plain query
+    cached about 0.7 GB of a 50M-row partition's item column, above the scoring itself.
+    """
+    with warehouse.query_batches(sql, {"as_of": day}, source=source) as batches:
+        return sum(int(n or 0) for batch in batches for n in batch.column("n").to_pylist())
 
 
 def score_day(
@@ -272,7 +285,7 @@ def recommend_day(
         "users": len(best["user_id"].unique()),
         "rows_written": table.num_rows,
         "candidates": stats.rows,
-        **catalog_coverage(warehouse, spec, day, len(best["item_id"].unique())),
+        **catalog_coverage(warehouse, spec, day, len(best["item_id"].unique()), stats.candidate_items),
         "seconds_read": stats.seconds_read,
         "seconds_score": stats.seconds_score,
         "seconds_write": time.monotonic() - write_started,

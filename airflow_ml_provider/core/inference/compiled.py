@@ -9,9 +9,13 @@ doubt, scoring uses LightGBM exactly as before. The rules (docs/adr/0005-compile
   cached next to the model under ``compiled/``, keyed by the model's sha256, the compiler's
   versions and the host CPU (native code is CPU-specific). A manifest written after the object
   records the object's sha256, so a half-written or swapped object is recompiled, not loaded.
-- Before use, the compiled model scores the envelope's sample input; then the first batch is
-  scored both ways. Any score differing from LightGBM's by more than ``TOLERANCE`` falls back
-  to LightGBM with a warning naming the model.
+- Before use, the compiled model scores the envelope's sample input (every run: a few rows).
+  The first batch of the first run of a model version is scored both ways too; what that
+  check found (the verdict) is cached beside the object, bound to the model's sha256, the
+  compiler, the CPU and the object's sha256, so later runs of the same version skip it. A
+  verdict that does not vouch for exactly the object loaded is ignored and the batch checked
+  again. Any score differing from LightGBM's by more than ``TOLERANCE`` falls back to LightGBM
+  with a warning naming the model.
 - The forest is compiled as one block (``fblocksize`` = number of trees), so the compiled code
   adds the trees' outputs in LightGBM's order and the scores are bitwise identical, not merely
   close: ranking (score descending, then item id) is then the same on both paths, near-ties
@@ -21,9 +25,11 @@ doubt, scoring uses LightGBM exactly as before. The rules (docs/adr/0005-compile
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -78,13 +84,33 @@ def cache_uris(model_dir: str, sha256: str, compiler: str, target: str) -> tuple
     return storage.join(model_dir, CACHE_DIR, f"{stem}.o"), storage.join(model_dir, CACHE_DIR, f"{stem}.json")
 
 
+def verdict_uri(object_uri: str) -> str:
+    """URI of the cached verdict of the check against LightGBM, beside the object it is about."""
+    return object_uri.removesuffix(".o") + ".verdict.json"
+
+
 @dataclass(frozen=True)
 class CompiledModel:
-    """A loaded compiled model and where it came from."""
+    """A loaded compiled model and where it came from.
+
+    ``identity`` is what a verdict must name to be about this object: the model text's sha256,
+    the compiler, the CPU target and the sha256 of the object bytes loaded.
+    """
 
     model: Any  # lleaves.Model
     cache_hit: bool
     object_uri: str
+    identity: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the check of one compiled object against LightGBM found (cached once per model version)."""
+
+    matches: bool
+    max_difference: float
+    rows: int
+    checked_at: str
 
 
 def load_or_compile(
@@ -108,9 +134,16 @@ def load_or_compile(
         model = lleaves.Model(model_file=str(model_file))
         # One block: trees are summed in LightGBM's order, so scores are bitwise identical.
         model.compile(cache=str(object_file), fblocksize=max(model.num_trees(), 1))
+        data = cached if cached is not None else object_file.read_bytes()
         if cached is None:
-            _write_cached(object_uri, manifest_uri, object_file.read_bytes(), sha, compiler, target, write_bytes)
-    return CompiledModel(model=model, cache_hit=cached is not None, object_uri=object_uri)
+            _write_cached(object_uri, manifest_uri, data, sha, compiler, target, write_bytes)
+    identity = {
+        "model_sha256": sha,
+        "compiler": compiler,
+        "target": target,
+        "object_sha256": hashlib.sha256(data).hexdigest(),
+    }
+    return CompiledModel(model=model, cache_hit=cached is not None, object_uri=object_uri, identity=identity)
 
 
 def _read_cached(object_uri: str, manifest_uri: str, sha: str, compiler: str, read_bytes: ReadBytes) -> bytes | None:
@@ -147,6 +180,64 @@ def _write_cached(
         log.warning("Could not cache the compiled model at %s (%s); the next run compiles again", object_uri, err)
 
 
+def read_verdict(compiled: CompiledModel, read_bytes: ReadBytes = storage.read_bytes) -> Verdict | None:
+    """The cached verdict on ``compiled`` if it names exactly this object (model, compiler, CPU, object sha256).
+
+    Anything else (no verdict, an unreadable one, one about another object, or one whose numbers
+    contradict each other) is None: the object is then checked again on the first batch.
+    """
+    if compiled.identity is None:
+        return None
+    uri = verdict_uri(compiled.object_uri)
+    try:
+        raw = json.loads(read_bytes(uri))
+    except FileNotFoundError:
+        return None
+    except Exception as err:  # an unreadable verdict is no verdict, never a failed run
+        log.warning("Could not read the compiled model's verdict %s (%s); checking the first batch again", uri, err)
+        return None
+    verdict = _parse_verdict(raw, compiled.identity)
+    if verdict is None:
+        log.warning(
+            "Compiled model verdict %s does not vouch for the object loaded; checking the first batch again", uri
+        )
+    return verdict
+
+
+def _parse_verdict(raw: Any, identity: dict[str, str]) -> Verdict | None:
+    """The verdict in ``raw`` if it is about the object ``identity`` names and self-consistent, else None."""
+    if not isinstance(raw, dict) or any(raw.get(k) != v for k, v in identity.items()):
+        return None
+    try:
+        matches, diff, rows = raw["matches"], float(raw["max_difference"]), int(raw["rows"])
+        verdict = Verdict(matches, diff, rows, str(raw["checked_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not isinstance(matches, bool) or math.isnan(diff) or matches != (diff <= TOLERANCE) or rows < 1:
+        return None
+    return verdict
+
+
+def write_verdict(
+    compiled: CompiledModel, difference: float, rows: int, write_bytes: WriteBytes = storage.write_bytes
+) -> None:
+    """Cache what the first-batch check found about ``compiled``; a failed write only means checking again next run."""
+    if compiled.identity is None:
+        return
+    uri = verdict_uri(compiled.object_uri)
+    record = {
+        **compiled.identity,
+        "matches": difference <= TOLERANCE,
+        "max_difference": difference if math.isfinite(difference) else str(difference),
+        "rows": rows,
+        "checked_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        write_bytes(uri, json.dumps(record, indent=2).encode())
+    except Exception as err:
+        log.warning("Could not cache the compiled model's verdict at %s (%s); the next run checks again", uri, err)
+
+
 def max_difference(a: np.ndarray, b: np.ndarray) -> float:
     """Largest |a - b|; NaN on both sides is equal, NaN on one side or a shape mismatch is infinite."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -169,17 +260,29 @@ class CompiledBooster:
     """``Booster.predict`` served by compiled code; the first batch is also scored by LightGBM and compared.
 
     A mismatch on that batch switches this object to LightGBM for the rest of the run (and that
-    batch's LightGBM scores are the ones returned), with a warning naming the model.
+    batch's LightGBM scores are the ones returned), with a warning naming the model. ``verdict``:
+    a cached verdict that this object matches, so there is no first-batch check. ``on_checked``
+    is called with the difference found and the rows compared, once the check has run.
     """
 
-    def __init__(self, compiled: Any, booster: Any, label: str, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        compiled: Any,
+        booster: Any,
+        label: str,
+        *,
+        threads: int | None = None,
+        verdict: Verdict | None = None,
+        on_checked: Callable[[float, int], None] | None = None,
+    ) -> None:
         self.compiled = compiled
         self.booster = booster
         self.label = label
         self.threads = threads or _threads()
         self.fallback = False
-        self.checked = False
-        self.max_difference = 0.0
+        self.checked = verdict is not None and verdict.matches
+        self.max_difference = verdict.max_difference if verdict is not None else 0.0
+        self.on_checked = on_checked
 
     @property
     def engine(self) -> str:
@@ -195,6 +298,8 @@ class CompiledBooster:
             self.checked = True
             expected = self.booster.predict(data, num_iteration=num_iteration)
             self.max_difference = max_difference(scores, expected)
+            if self.on_checked is not None:
+                self.on_checked(self.max_difference, len(expected))
             if self.max_difference > TOLERANCE:
                 self.fallback = True
                 log.warning(
@@ -252,7 +357,35 @@ def compiled_or_booster(
         return booster
     how = "loaded from cache" if compiled.cache_hit else "compiled"
     log.info("Compiled model %s %s (%s)", label, how, compiled.object_uri)
-    fast = CompiledBooster(compiled.model, booster, label)
+    verdict = read_verdict(compiled, read_bytes)
+    if verdict is not None and not verdict.matches:
+        log.warning(
+            "Compiled model %s differed from LightGBM by %.3g on %d rows when checked at %s (tolerance %g): "
+            "scoring with LightGBM. Delete %s to recompile and check again.",
+            label,
+            verdict.max_difference,
+            verdict.rows,
+            verdict.checked_at,
+            TOLERANCE,
+            storage.join(model_dir, CACHE_DIR),
+        )
+        return booster
+    fast = CompiledBooster(
+        compiled.model,
+        booster,
+        label,
+        verdict=verdict,
+        on_checked=lambda difference, rows: write_verdict(compiled, difference, rows, write_bytes),
+    )
+    if verdict is not None:
+        log.info(
+            "Compiled model %s matched LightGBM on %d rows when checked at %s (max |diff| %.3g): "
+            "the first batch is not scored twice",
+            label,
+            verdict.rows,
+            verdict.checked_at,
+            verdict.max_difference,
+        )
     if sample is not None and len(sample):
         expected = booster.predict(sample, num_iteration=num_iteration)
         diff = max_difference(fast.compiled.predict(sample, n_jobs=1), expected)

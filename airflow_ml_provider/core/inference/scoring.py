@@ -215,11 +215,38 @@ class TopK:
 
 
 @dataclass
+class DistinctValues:
+    """The distinct values of a column over many batches (the day's candidate items), merged as they grow."""
+
+    _parts: list[pa.Array] = field(default_factory=list)
+    _size: int = 0
+    _merged: int = 0
+
+    def add(self, values: pa.Array) -> None:
+        """Fold in one batch's distinct values."""
+        self._parts.append(values)
+        self._size += len(values)
+        if self._size > max(2 * self._merged, 100_000):
+            self._merge()
+
+    def _merge(self) -> pa.Array:
+        merged = pc.unique(pa.chunked_array(self._parts)) if self._parts else pa.array([], pa.string())
+        self._parts, self._size = [merged], len(merged)
+        self._merged = self._size
+        return merged
+
+    def count(self) -> int:
+        """How many distinct non-null values were seen."""
+        return int(pc.count(self._merge(), mode="only_valid").as_py())
+
+
+@dataclass
 class ScoringStats:
     """What a scoring pass did, for the runs table and the task log."""
 
     rows: int = 0
     batches: int = 0
+    candidate_items: int = 0  # distinct items among the scored candidates
     seconds_read: float = 0.0
     seconds_score: float = 0.0
     inf_replaced: dict[str, int] = field(default_factory=dict)
@@ -231,6 +258,7 @@ class ScoringStats:
         return {
             "rows": self.rows,
             "batches": self.batches,
+            "candidate_items": self.candidate_items,
             "seconds_read": round(self.seconds_read, 3),
             "seconds_score": round(self.seconds_score, 3),
             "filled_users": self.filled_users,
@@ -258,15 +286,20 @@ def score_batches(
     whichever stage is slowest (LightGBM's predict; reading and encoding when the trees are
     compiled) sets the pace. At most two encoded batches wait or are predicted at a time, so
     memory stays bounded, and lists are folded in reading order, so the result is the same
-    as scoring one batch after the other.
+    as scoring one batch after the other. The reducing thread also collects the distinct
+    candidate items (``stats.candidate_items``), so counting them needs no second scan.
     """
-    stats, best = ScoringStats(), TopK(k)
+    stats, best, items_seen = ScoringStats(), TopK(k), DistinctValues()
     started = last_log = time.monotonic()
     iterator = iter(batches)
-    pending: Future[pa.Table] | None = None
+    pending: Future[tuple[pa.Table, pa.Array]] | None = None
 
-    def reduce(scores: Future[np.ndarray], users: pa.Array, items: pa.Array) -> pa.Table:
-        return top_k(users, items, np.asarray(scores.result(), dtype=np.float64), k)
+    def reduce(scores: Future[np.ndarray], users: pa.Array, items: pa.Array) -> tuple[pa.Table, pa.Array]:
+        return top_k(users, items, np.asarray(scores.result(), dtype=np.float64), k), pc.unique(items)
+
+    def fold(reduced: tuple[pa.Table, pa.Array]) -> None:
+        best.add_best(reduced[0])
+        items_seen.add(reduced[1])
 
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict") as predicting,
@@ -291,7 +324,7 @@ def score_batches(
             scores = predicting.submit(booster.predict, encoded.matrix, num_iteration=envelope.best_iteration)
             future = reducing.submit(reduce, scores, batch.column(keys[0]), batch.column(keys[1]))
             if pending is not None:
-                best.add_best(pending.result())
+                fold(pending.result())
             pending = future
             stats.seconds_score += time.monotonic() - t0
             stats.rows += batch.num_rows
@@ -302,7 +335,7 @@ def score_batches(
                 last_log = now
         if pending is not None:
             t0 = time.monotonic()
-            best.add_best(pending.result())
+            fold(pending.result())
             stats.seconds_score += time.monotonic() - t0
     if stats.rows == 0:
         raise EmptyResultError(
@@ -313,4 +346,5 @@ def score_batches(
         log.warning("Treated +/-inf as missing in %s", stats.inf_replaced)
     result = best.result()
     check_unique_pairs(result, keys, source)
+    stats.candidate_items = items_seen.count()
     return result, stats

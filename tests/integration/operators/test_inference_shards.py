@@ -214,7 +214,10 @@ def test_cli_recommend_in_shards_equals_the_unsharded_run_and_records_one_run(pr
     got = list_rows(warehouse)
     assert got == expected and len(got) == unsharded_run["rows_written"] > 0
     keys = ("prediction_date", "model_name", "model_version", "users", "rows_written", "coverage")
+    # candidate_items: counted while scoring unsharded, by a query over the day's candidates at publish.
+    keys += ("catalog_items", "candidate_items", "candidate_item_share")
     assert {k: sharded_run[k] for k in keys} == {k: unsharded_run[k] for k in keys}
+    assert unsharded_run["candidate_items"] > 0
     assert sharded_run["run_id"] == "cli-3"
     assert {shard_of(user, 3) for user, *_ in got} == {0, 1, 2}
     assert staged(warehouse) == []

@@ -16,6 +16,7 @@ from airflow_ml_provider.core import storage
 from airflow_ml_provider.core.inference import compiled
 from airflow_ml_provider.core.inference.compiled import (
     CompiledBooster,
+    CompiledModel,
     cache_uris,
     compiled_or_booster,
     compiler_version,
@@ -199,3 +200,184 @@ def test_unwritable_cache_still_serves_the_compiled_model(models, tmp_path, capl
     assert not got.cache_hit and "Could not cache" in caplog.text
     assert not (Path(tmp_path) / "ro").exists()
     assert a  # the module's models are untouched
+
+
+class _CountingBooster:
+    """A LightGBM booster that counts the rows it is asked to score (the check against the compiled model)."""
+
+    def __init__(self, booster) -> None:
+        self.booster, self.rows = booster, 0
+
+    def predict(self, data, **kwargs):
+        self.rows += len(data)
+        return self.booster.predict(data, **kwargs)
+
+    def current_iteration(self) -> int:
+        return self.booster.current_iteration()
+
+
+def _serve(model: dict, folder: Path, x: np.ndarray, sample: np.ndarray) -> tuple[object, _CountingBooster]:
+    """One run: compiled_or_booster as load_model calls it, then ``x`` scored in 4 batches; LightGBM's rows counted."""
+    counting = _CountingBooster(model["booster"])
+    served = compiled_or_booster(counting, model["text"], to_uri(folder), "recsys v1", sample, None)
+    for batch in np.array_split(x, 4):
+        served.predict(batch)
+    return served, counting
+
+
+def _unchecked_copy(model: dict, tmp_path: Path) -> Path:
+    """A copy of the model's folder with its compiled object but no verdict (never checked)."""
+    folder = tmp_path / "model"
+    shutil.copytree(model["dir"], folder)
+    for verdict in (folder / "compiled").glob("*.verdict.json"):
+        verdict.unlink()
+    return folder
+
+
+def _verdict_file(folder: Path) -> Path:
+    (found,) = (folder / "compiled").glob("*.verdict.json")
+    return found
+
+
+def test_the_check_against_lightgbm_runs_once_per_model_version(models, tmp_path, caplog):
+    a = models["a"]
+    folder = _unchecked_copy(a, tmp_path)
+    x, _ = _data(11)
+    sample = x[:5]
+    first, counted = _serve(a, folder, x, sample)
+    assert isinstance(first, CompiledBooster) and first.engine == "lleaves"
+    assert counted.rows == len(sample) + len(np.array_split(x, 4)[0])  # the sample, then the first batch
+    verdict = json.loads(_verdict_file(folder).read_text())
+    assert verdict["matches"] is True and verdict["max_difference"] == 0.0
+    assert verdict["model_sha256"] == model_sha256(a["text"]) and verdict["rows"] == len(np.array_split(x, 4)[0])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=compiled.__name__):
+        second, counted = _serve(a, folder, x, sample)
+    assert isinstance(second, CompiledBooster) and second.checked and second.engine == "lleaves"
+    assert counted.rows == len(sample)  # the cached verdict: only the envelope's few sample rows, every run
+    assert "the first batch is not scored twice" in caplog.text
+    # Another model text in the same folder is another version: compiled and checked on its own.
+    b = models["b"]
+    _, counted = _serve(b, folder, x, sample)
+    assert counted.rows == len(sample) + len(np.array_split(x, 4)[0])
+    assert len(list((folder / "compiled").glob("*.verdict.json"))) == 2
+    _, counted = _serve(b, folder, x, sample)
+    assert counted.rows == len(sample)
+
+
+def _checked_folder(model: dict, tmp_path: Path) -> Path:
+    """A copy of the model's folder whose compiled object has been checked once (a verdict is cached)."""
+    folder = _unchecked_copy(model, tmp_path)
+    x, _ = _data(12)
+    _serve(model, folder, x, x[:5])
+    return folder
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        {"object_sha256": "0" * 64},  # about another object
+        {"model_sha256": "0" * 64},  # about another model text
+        {"compiler": "lleaves-0.0+llvmlite-0.0"},
+        {"matches": True, "max_difference": 0.5},  # contradicts itself
+        {"matches": "yes"},
+        {"rows": 0},
+    ],
+)
+def test_a_verdict_that_does_not_vouch_for_the_object_loaded_is_not_trusted(models, tmp_path, caplog, tamper):
+    a = models["a"]
+    folder = _checked_folder(a, tmp_path)
+    path = _verdict_file(folder)
+    path.write_text(json.dumps({**json.loads(path.read_text()), **tamper}))
+    x, _ = _data(13)
+    with caplog.at_level(logging.WARNING, logger=compiled.__name__):
+        served, counted = _serve(a, folder, x, x[:5])
+    assert "does not vouch for the object loaded" in caplog.text
+    assert counted.rows == 5 + len(np.array_split(x, 4)[0])  # checked again on the first batch
+    assert isinstance(served, CompiledBooster) and served.engine == "lleaves"
+    assert json.loads(path.read_text())["matches"] is True  # and the verdict rewritten from the check
+
+
+def test_an_unreadable_verdict_is_no_verdict(models, tmp_path, caplog):
+    a = models["a"]
+    folder = _checked_folder(a, tmp_path)
+    _verdict_file(folder).write_text("{not json")
+    x, _ = _data(14)
+    with caplog.at_level(logging.WARNING, logger=compiled.__name__):
+        _, counted = _serve(a, folder, x, x[:5])
+    assert "Could not read the compiled model's verdict" in caplog.text
+    assert counted.rows == 5 + len(np.array_split(x, 4)[0])
+
+
+def test_a_forged_cache_with_a_verdict_that_vouches_for_it_is_caught_by_the_sample(models, tmp_path, caplog):
+    """Model b's object under model a's key, its manifest and verdict rewritten to match: the sample check, run
+    on every run, still refuses it."""
+    a, b = models["a"], models["b"]
+    folder = _checked_folder(a, tmp_path)
+    wrong = next((b["dir"] / "compiled").glob("*.o")).read_bytes()
+    wrong_sha = compiled.hashlib.sha256(wrong).hexdigest()
+    obj = next((folder / "compiled").glob("*.o"))
+    obj.write_bytes(wrong)
+    manifest = obj.with_suffix(".json")
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "object_sha256": wrong_sha}))
+    verdict = _verdict_file(folder)
+    verdict.write_text(json.dumps({**json.loads(verdict.read_text()), "object_sha256": wrong_sha}))
+    x, _ = _data(15)
+    with caplog.at_level(logging.WARNING, logger=compiled.__name__):
+        got = compiled_or_booster(a["booster"], a["text"], to_uri(folder), "recsys v9", x[:50], None)
+    assert got is a["booster"] and "differs from LightGBM" in caplog.text and "sample" in caplog.text
+
+
+def test_a_cached_mismatch_scores_with_lightgbm_without_checking_again(models, tmp_path, caplog):
+    a = models["a"]
+    folder = _checked_folder(a, tmp_path)
+    path = _verdict_file(folder)
+    path.write_text(json.dumps({**json.loads(path.read_text()), "matches": False, "max_difference": 0.25}))
+    x, _ = _data(16)
+    with caplog.at_level(logging.WARNING, logger=compiled.__name__):
+        served, counted = _serve(a, folder, x, x[:5])
+    assert served is counted  # LightGBM itself scores every row
+    assert counted.rows == len(x)
+    assert "recsys v1 differed from LightGBM by 0.25" in caplog.text and "compiled" in caplog.text
+
+
+def test_a_mismatch_on_the_first_batch_is_cached_as_such(models, tmp_path):
+    a, b = models["a"], models["b"]
+    written: dict[str, bytes] = {}
+    wrong = CompiledModel(
+        model=b["compiled"].model, cache_hit=True, object_uri=to_uri(tmp_path / "x.o"), identity={"k": "v"}
+    )
+    fast = CompiledBooster(
+        wrong.model,
+        a["booster"],
+        "recsys v8",
+        threads=1,
+        on_checked=lambda diff, rows: compiled.write_verdict(wrong, diff, rows, write_bytes=written.__setitem__),
+    )
+    x, _ = _data(17)
+    fast.predict(x[:300])
+    record = json.loads(written[compiled.verdict_uri(wrong.object_uri)])
+    assert record["matches"] is False and record["max_difference"] > 0 and record["rows"] == 300
+    assert compiled._parse_verdict(record, {"k": "v"}) == compiled.Verdict(
+        False, record["max_difference"], 300, record["checked_at"]
+    )
+
+
+def test_lists_are_identical_with_and_without_the_cached_verdict_and_with_lightgbm(models, tmp_path):
+    a = models["a"]
+    folder = _unchecked_copy(a, tmp_path)
+    x, _ = _data(18)
+    users = pa.array([f"u{i // PER_USER:04d}" for i in range(len(x))])
+    items = pa.array([f"i{(i * 7919) % 1000:04d}" for i in range(len(x))])
+
+    def lists(served) -> pa.Table:
+        running = TopK(K)
+        for rows in np.array_split(np.arange(len(x)), 4):
+            running.add(users.take(pa.array(rows)), items.take(pa.array(rows)), served.predict(x[rows]))
+        return running.result()
+
+    checked_now = lists(compiled_or_booster(a["booster"], a["text"], to_uri(folder), "v1", x[:5], None))
+    from_verdict = compiled_or_booster(a["booster"], a["text"], to_uri(folder), "v1", x[:5], None)
+    assert isinstance(from_verdict, CompiledBooster) and from_verdict.checked
+    assert lists(from_verdict).equals(checked_now)
+    assert lists(a["booster"]).equals(checked_now)

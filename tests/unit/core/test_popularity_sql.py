@@ -55,7 +55,10 @@ def test_served_users_and_popularity_read_only_the_lookback_up_to_the_date():
 
 def test_seen_items_are_skipped_per_user_only_when_the_contract_says_so():
     users = "SELECT CAST(@as_of AS DATE) AS as_of_date, 'u1' AS user_id"
-    assert "NOT EXISTS" not in popularity_lists_sql(_with("none"), users)
+    unfiltered = popularity_lists_sql(_with("none"), users)
+    # Nothing skipped: each list is the date's list, read by its rank without numbering each user's rows.
+    assert "NOT EXISTS" not in unfiltered and "ROW_NUMBER() OVER (PARTITION BY u." not in unfiltered
+    assert "WHERE p.popularity_rank <= @top_k" in unfiltered
     purchased = popularity_lists_sql(_with("purchased"), users)
     assert "NOT EXISTS" in purchased and "s.event_type = 'purchase'" in purchased
     assert "s.event_type = 'purchase'" not in popularity_lists_sql(_with("interacted"), users)

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_ml_provider.core.contract.model_hooks import DEFAULT_HOOKS
 from airflow_ml_provider.core.contract.spec import FeatureColumn
-from airflow_ml_provider.core.inference.scoring import check_unique_pairs, score_batches, top_k
+from airflow_ml_provider.core.inference.scoring import DistinctValues, check_unique_pairs, score_batches, top_k
 from airflow_ml_provider.core.training.encoding import FeatureDataError, encode
 
 lgb = pytest.importorskip("lightgbm")
@@ -60,6 +60,7 @@ def test_streamed_lists_equal_one_shot_top_k_whatever_the_batching(booster, batc
     expected = top_k(table["user_id"], table["item_id"], booster.predict(matrix), 4)
     got, stats = score_batches(table.to_batches(max_chunksize=batch_rows), booster, _Envelope(), DEFAULT_HOOKS, 4)
     assert stats.rows == table.num_rows and stats.batches == -(-table.num_rows // batch_rows)
+    assert stats.candidate_items == len(set(table["item_id"].to_pylist()))  # counted on the way, no second scan
     assert got.sort_by([("user_id", "ascending"), ("rank", "ascending")]).equals(
         expected.sort_by([("user_id", "ascending"), ("rank", "ascending")])
     )
@@ -104,3 +105,14 @@ def test_an_error_on_the_predict_thread_reaches_the_caller(booster):
     table = _candidates(100, 10, seed=3)
     with pytest.raises(RuntimeError, match="predict failed on batch 3"):
         score_batches(table.to_batches(max_chunksize=100), Failing(), _Envelope(), DEFAULT_HOOKS, 3)
+
+
+def test_distinct_values_over_many_batches_count_each_value_once_and_stay_small():
+    rng = np.random.default_rng(3)
+    seen, expected = DistinctValues(), set()
+    for _ in range(300):  # 300,000 values in all: merged several times on the way
+        values = [f"i{v}" for v in rng.integers(0, 20_000, 1000)] + [None]
+        expected.update(v for v in values if v is not None)
+        seen.add(pa.array(values, pa.string()))
+    assert seen._size <= 100_000 + 1001  # merged on the way: not every batch's values kept
+    assert seen.count() == len(expected)  # nulls are not items
