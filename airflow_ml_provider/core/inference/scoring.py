@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -137,6 +138,39 @@ def check_serving_schema(schema: pa.Schema, envelope: Envelope, keys: tuple[str,
         )
 
 
+def transformed_frame(
+    batch: pa.RecordBatch, transform: Callable[[pd.DataFrame], pd.DataFrame], *, views: bool = True
+) -> tuple[pd.DataFrame, bool]:
+    """``transform`` of the batch as a pandas frame, and whether the frame's columns may stay views of the batch.
+
+    ``to_pandas()`` consolidates the numeric columns into 2-D blocks, a copy of each (0.2 s of
+    CPU per 2M rows of the reference contract, issue 26). With ``views`` each column stays its
+    own block instead, a read-only view of the Arrow buffer where it has no nulls: the values,
+    and so the matrix, are the same. A transform that replaces columns (``df[c] = ...``) works
+    on such a frame; one that writes into a column in place (``df.loc[m, c] = v``) fails on it
+    with numpy's "read-only" error, and then gets the consolidated, writable frame of the same
+    batch (a new frame: the failed attempt left nothing behind), as every later batch does:
+    the second value returned is False from then on.
+    """
+    if views:
+        try:
+            return transform(batch.to_pandas(split_blocks=True)), True
+        except Exception as err:
+            if not _read_only_write(err):
+                raise
+            log.info("transform() edits columns in place: it gets writable copies of the batches")
+    return transform(batch.to_pandas()), False
+
+
+def _read_only_write(err: BaseException | None) -> bool:
+    """Whether ``err`` (or what it wraps: the hooks wrap transform's errors) is numpy's write to a read-only array."""
+    while err is not None:
+        if isinstance(err, ValueError) and "read-only" in str(err):
+            return True
+        err = err.__cause__
+    return False
+
+
 def top_k(users: pa.Array, items: pa.Array, scores: np.ndarray, k: int) -> pa.Table:
     """The k best (score desc, then item asc) rows per user, with 1-based ranks."""
     table = pa.table({"user_id": users, "item_id": items, "score": pa.array(scores, pa.float64())})
@@ -144,6 +178,33 @@ def top_k(users: pa.Array, items: pa.Array, scores: np.ndarray, k: int) -> pa.Ta
         return table.append_column("rank", pa.array([], pa.int64()))
     rows, rank = _best_rows(table, k)
     return table.take(pa.array(rows)).append_column("rank", pa.array(rank, pa.int64()))
+
+
+def batch_best(users: pa.Array, items: pa.Array, scores: np.ndarray, k: int) -> pa.Table:
+    """The rows of ``top_k(users, items, scores, k)`` (user_id, item_id, score; no rank), in no particular order.
+
+    For a batch whose lists ``TopK`` merges (and sorts) later: the users are sorted by their
+    dictionary codes instead of their strings, about twice as cheap (0.2 s of CPU per 2M rows of
+    the reference contract, issue 26), and the rows kept are the same, each user's k best by
+    score, then item. With a null user the rows go through ``top_k``, whose grouping of the
+    null users (sorted last, after the greatest user) this order would not reproduce.
+    """
+    scored = pa.array(scores, pa.float64())
+    if isinstance(users, pa.ChunkedArray):
+        users = users.combine_chunks()
+    if users.null_count or len(users) == 0:
+        return top_k(users, items, scores, k).drop_columns(["rank"])
+    codes = pc.dictionary_encode(users).indices
+    order = pc.sort_indices(
+        pa.table({"user": codes, "score": scored, "item_id": items}),
+        sort_keys=[("user", "ascending"), ("score", "descending"), ("item_id", "ascending")],
+    ).to_numpy()
+    ordered = codes.to_numpy()[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    positions = np.arange(len(order))
+    rank = positions - np.maximum.accumulate(np.where(starts, positions, 0)) + 1
+    return pa.table({"user_id": users, "item_id": items, "score": scored}).take(pa.array(order[rank <= k]))
 
 
 def _best_rows(table: pa.Table, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,8 +242,8 @@ class TopK:
         self.add_best(top_k(users, items, scores, self.k))
 
     def add_best(self, part: pa.Table) -> None:
-        """Fold in one batch already reduced by ``top_k`` (as the scoring thread does)."""
-        self._parts.append(part.drop_columns(["rank"]))
+        """Fold in one batch already reduced by ``top_k`` or ``batch_best`` (as the scoring thread does)."""
+        self._parts.append(part.drop_columns(["rank"]) if "rank" in part.column_names else part)
         self._rows += part.num_rows
         if self._rows > max(2 * self._compacted, 1_000_000):
             self._merge()
@@ -293,9 +354,10 @@ def score_batches(
     started = last_log = time.monotonic()
     iterator = iter(batches)
     pending: Future[tuple[pa.Table, pa.Array]] | None = None
+    views = True  # the frames' columns are views of the batches until transform() edits one in place
 
     def reduce(scores: Future[np.ndarray], users: pa.Array, items: pa.Array) -> tuple[pa.Table, pa.Array]:
-        return top_k(users, items, np.asarray(scores.result(), dtype=np.float64), k), pc.unique(items)
+        return batch_best(users, items, np.asarray(scores.result(), dtype=np.float64), k), pc.unique(items)
 
     def fold(reduced: tuple[pa.Table, pa.Array]) -> None:
         best.add_best(reduced[0])
@@ -316,9 +378,9 @@ def score_batches(
             if batch.num_rows == 0:
                 continue
             t0 = time.monotonic()
-            frame = hooks.transform(batch.to_pandas())
+            frame, views = transformed_frame(batch, hooks.transform, views=views)
             encoded = encode(frame, envelope.features, envelope.categories, source=source)
-            del frame  # the pandas copy of the batch: the next one is converted while this one is predicted
+            del frame  # the pandas frame of the batch: the next one is converted while this one is predicted
             for name, count in encoded.inf_replaced.items():
                 stats.inf_replaced[name] = stats.inf_replaced.get(name, 0) + count
             scores = predicting.submit(booster.predict, encoded.matrix, num_iteration=envelope.best_iteration)

@@ -116,3 +116,61 @@ def test_distinct_values_over_many_batches_count_each_value_once_and_stay_small(
         seen.add(pa.array(values, pa.string()))
     assert seen._size <= 100_000 + 1001  # merged on the way: not every batch's values kept
     assert seen.count() == len(expected)  # nulls are not items
+
+
+def _clip_by_assignment(df: pd.DataFrame) -> pd.DataFrame:
+    df["x"] = df["x"].clip(upper=0.5)  # a new column: works on the batch's read-only views
+    return df
+
+
+def _clip_in_place(df: pd.DataFrame) -> pd.DataFrame:
+    df.loc[df["x"] > 0.5, "x"] = 0.5  # writes into the column: needs the writable, consolidated frame
+    return df
+
+
+@pytest.mark.parametrize("transform", [_clip_by_assignment, _clip_in_place])
+def test_a_transform_scores_as_on_a_consolidated_frame_whether_it_replaces_or_edits_columns(booster, transform):
+    from airflow_ml_provider.core.contract.model_hooks import ModelHooks
+    from airflow_ml_provider.core.inference.scoring import transformed_frame
+
+    table = _candidates(300, 25, seed=3)
+    matrix = encode(transform(table.to_pandas()), FEATURES, CATEGORIES).matrix  # the old path: to_pandas()
+    expected = top_k(table["user_id"], table["item_id"], booster.predict(matrix), 4)
+    hooks = ModelHooks(params=lambda d: d, transform=transform)
+    got, _ = score_batches(table.to_batches(max_chunksize=1000), booster, _Envelope(), hooks, 4)
+    assert got.sort_by([("user_id", "ascending"), ("rank", "ascending")]).equals(
+        expected.sort_by([("user_id", "ascending"), ("rank", "ascending")])
+    )
+    batch = table.to_batches()[0]
+    frame, views = transformed_frame(batch, transform)
+    assert views is (transform is _clip_by_assignment)  # in place: retried on a writable frame
+    assert frame.equals(transform(batch.to_pandas()))
+    assert table["x"].to_pylist() == _candidates(300, 25, seed=3)["x"].to_pylist()  # the batch is never edited
+
+
+@pytest.mark.parametrize("null_users", [False, True])
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_batch_best_keeps_the_rows_top_k_keeps(k, null_users):
+    from airflow_ml_provider.core.inference.scoring import batch_best
+
+    rng = np.random.default_rng(k)
+    n = 3000
+    users = [f"u{u:03d}" for u in rng.integers(0, 150, n)]
+    if null_users:
+        users = [None if rng.random() < 0.05 else u for u in users]
+    table = pa.table(
+        {
+            "user_id": pa.array(users, pa.string()),
+            "item_id": pa.array([f"i{i}" for i in rng.integers(0, 40, n)]),  # repeated pairs: exact ties too
+        }
+    )
+    scores = np.round(rng.normal(size=n), 1)  # coarse: many exact score ties, broken by item
+    scores[rng.random(n) < 0.01] = np.nan
+    chunked = pa.chunked_array([table["user_id"].chunk(0).slice(0, 1000), table["user_id"].chunk(0).slice(1000)])
+    key = [("user_id", "ascending"), ("score", "descending"), ("item_id", "ascending")]
+    expected = top_k(table["user_id"], table["item_id"], scores, k).drop_columns(["rank"]).sort_by(key)
+    for users_column in (table["user_id"].chunk(0), chunked):
+        got = batch_best(users_column, table["item_id"].chunk(0), scores, k)
+        got = got.sort_by(key)
+        assert got.select(["user_id", "item_id"]).equals(expected.select(["user_id", "item_id"]))
+        np.testing.assert_array_equal(got["score"].to_numpy(), expected["score"].to_numpy())  # NaN equals NaN
