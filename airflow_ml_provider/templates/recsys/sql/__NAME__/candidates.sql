@@ -14,6 +14,8 @@
 -- or interacted), every generator skips what the user bought (or touched) in the lookback before
 -- it is cut to its quota, so lists stay full (batch inference still excludes against the whole
 -- history, and fills a short list from the global popularity list). Reads no event after @as_of.
+-- Float sums depend on the order rows are added in (threads, spilling); every sum that ranks or
+-- cuts is rounded to 9 decimals, so near-ties break the same way on every run and backend.
 -- Owner: data science.
 WITH window_events AS (
   SELECT
@@ -38,7 +40,7 @@ seen AS (
   WHERE @exclude_seen = 'interacted' OR (@exclude_seen = 'purchased' AND event_type = 'purchase')
 ),
 user_items AS (
-  SELECT user_id, item_id, SUM(weight * decay) AS engagement
+  SELECT user_id, item_id, ROUND(SUM(weight * decay), 9) AS engagement
   FROM window_events
   GROUP BY user_id, item_id
 ),
@@ -55,10 +57,10 @@ user_day_items AS (
   GROUP BY user_id, event_date, item_id
 ),
 item_reach AS (
-  SELECT item_id, SUM(decay) AS reach FROM user_day_items GROUP BY item_id
+  SELECT item_id, ROUND(SUM(decay), 9) AS reach FROM user_day_items GROUP BY item_id
 ),
 covisit_pairs AS (
-  SELECT a.item_id AS item_a, b.item_id AS item_b, SUM(a.decay) AS together
+  SELECT a.item_id AS item_a, b.item_id AS item_b, ROUND(SUM(a.decay), 9) AS together
   FROM user_day_items AS a
   JOIN user_day_items AS b
     ON a.user_id = b.user_id AND a.event_date = b.event_date AND a.item_id != b.item_id
@@ -84,22 +86,22 @@ similar_top AS (
   QUALIFY ROW_NUMBER() OVER (PARTITION BY item_a ORDER BY together DESC, similarity DESC, item_b) <= @covisit_neighbours
 ),
 covisit AS (
-  SELECT u.user_id, s.item_b AS item_id, 'covisit' AS source, SUM(u.engagement * s.similarity) AS score
+  SELECT u.user_id, s.item_b AS item_id, 'covisit' AS source, ROUND(SUM(u.engagement * s.similarity), 9) AS score
   FROM user_items AS u
   JOIN similar_top AS s ON s.item_a = u.item_id
   LEFT JOIN seen AS x ON x.user_id = u.user_id AND x.item_id = s.item_b
   WHERE x.user_id IS NULL
   GROUP BY u.user_id, s.item_b
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY u.user_id ORDER BY SUM(u.engagement * s.similarity) DESC, s.item_b)
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY u.user_id ORDER BY ROUND(SUM(u.engagement * s.similarity), 9) DESC, s.item_b)
     <= @covisit_candidates
 ),
 user_categories AS (
-  SELECT user_id, category, SUM(weight * decay) / SUM(SUM(weight * decay)) OVER (PARTITION BY user_id) AS share
+  SELECT user_id, category, ROUND(SUM(weight * decay) / SUM(SUM(weight * decay)) OVER (PARTITION BY user_id), 9) AS share
   FROM window_events
   GROUP BY user_id, category
 ),
 item_heat AS (
-  SELECT item_id, category, SUM(weight * decay) AS heat
+  SELECT item_id, category, ROUND(SUM(weight * decay), 9) AS heat
   FROM window_events
   GROUP BY item_id, category
 ),
@@ -162,12 +164,13 @@ per_pair AS (
     user_id,
     item_id,
     -- The source that ranked the item best names it; ties go to repeat, covisit, category, trending.
-    ARRAY_AGG(
-      source
-      ORDER BY source_rank, CASE source WHEN 'repeat' THEN 1 WHEN 'covisit' THEN 2 WHEN 'category' THEN 3 ELSE 4 END
-      LIMIT 1
-    )[OFFSET(0)] AS candidate_source,
-    COUNT(DISTINCT source) AS candidate_sources,
+    -- (MIN of rank * 10 + the tie order: fixed-size aggregates, which DuckDB can spill under its
+    -- memory_limit, where an ordered ARRAY_AGG per pair cannot.)
+    CASE MOD(MIN(source_rank * 10 + CASE source WHEN 'repeat' THEN 1 WHEN 'covisit' THEN 2 WHEN 'category' THEN 3 ELSE 4 END), 10)
+      WHEN 1 THEN 'repeat' WHEN 2 THEN 'covisit' WHEN 3 THEN 'category' ELSE 'trending'
+    END AS candidate_source,
+    -- A generator proposes an item to a user at most once, so the rows count the sources.
+    COUNT(*) AS candidate_sources,
     MIN(source_rank) AS best_rank,
     -- Float sums depend on the order rows are added in; rounding keeps reruns identical.
     ROUND(SUM(score), 6) AS candidate_score
