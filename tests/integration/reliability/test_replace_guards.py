@@ -56,9 +56,11 @@ def test_far_fewer_users_is_refused_then_forced(case: World):
         _features(case)
     assert _steps(case) == before
     _features(case, "--force-replace")
-    users = DuckDBWarehouse(case.warehouse).query(
-        "SELECT COUNT(DISTINCT user_id) AS n FROM candidates WHERE as_of_date = @d", {"d": DAY}
-    ).to_pylist()[0]["n"]
+    users = (
+        DuckDBWarehouse(case.warehouse)
+        .query("SELECT COUNT(DISTINCT user_id) AS n FROM candidates WHERE as_of_date = @d", {"d": DAY})
+        .to_pylist()[0]["n"]
+    )
     assert _steps(case)["main.candidates"] != before["main.candidates"] and users > 0
 
 
