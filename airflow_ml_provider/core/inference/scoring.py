@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -136,39 +135,6 @@ def check_serving_schema(schema: pa.Schema, envelope: Envelope, keys: tuple[str,
             f"{source}: serving column types do not match model {envelope.name} {envelope.version}: "
             f"{'; '.join(wrong)}. Fix the feature SQL or retrain."
         )
-
-
-def transformed_frame(
-    batch: pa.RecordBatch, transform: Callable[[pd.DataFrame], pd.DataFrame], *, views: bool = True
-) -> tuple[pd.DataFrame, bool]:
-    """``transform`` of the batch as a pandas frame, and whether the frame's columns may stay views of the batch.
-
-    ``to_pandas()`` consolidates the numeric columns into 2-D blocks, a copy of each (0.2 s of
-    CPU per 2M rows of the reference contract, issue 26). With ``views`` each column stays its
-    own block instead, a read-only view of the Arrow buffer where it has no nulls: the values,
-    and so the matrix, are the same. A transform that replaces columns (``df[c] = ...``) works
-    on such a frame; one that writes into a column in place (``df.loc[m, c] = v``) fails on it
-    with numpy's "read-only" error, and then gets the consolidated, writable frame of the same
-    batch (a new frame: the failed attempt left nothing behind), as every later batch does:
-    the second value returned is False from then on.
-    """
-    if views:
-        try:
-            return transform(batch.to_pandas(split_blocks=True)), True
-        except Exception as err:
-            if not _read_only_write(err):
-                raise
-            log.info("transform() edits columns in place: it gets writable copies of the batches")
-    return transform(batch.to_pandas()), False
-
-
-def _read_only_write(err: BaseException | None) -> bool:
-    """Whether ``err`` (or what it wraps: the hooks wrap transform's errors) is numpy's write to a read-only array."""
-    while err is not None:
-        if isinstance(err, ValueError) and "read-only" in str(err):
-            return True
-        err = err.__cause__
-    return False
 
 
 def top_k(users: pa.Array, items: pa.Array, scores: np.ndarray, k: int) -> pa.Table:
@@ -354,7 +320,6 @@ def score_batches(
     started = last_log = time.monotonic()
     iterator = iter(batches)
     pending: Future[tuple[pa.Table, pa.Array]] | None = None
-    views = True  # the frames' columns are views of the batches until transform() edits one in place
 
     def reduce(scores: Future[np.ndarray], users: pa.Array, items: pa.Array) -> tuple[pa.Table, pa.Array]:
         return batch_best(users, items, np.asarray(scores.result(), dtype=np.float64), k), pc.unique(items)
@@ -378,7 +343,7 @@ def score_batches(
             if batch.num_rows == 0:
                 continue
             t0 = time.monotonic()
-            frame, views = transformed_frame(batch, hooks.transform, views=views)
+            frame = hooks.transform(batch.to_pandas())
             encoded = encode(frame, envelope.features, envelope.categories, source=source)
             del frame  # the pandas frame of the batch: the next one is converted while this one is predicted
             for name, count in encoded.inf_replaced.items():
