@@ -116,33 +116,37 @@ def table_checks(spec: PipelineSpec, table: str) -> list[TableCheck]:
     return checks + [c for c in declared if c not in checks]
 
 
-def table_check_query(spec: PipelineSpec, table: str, relation: str, as_of: dt.date) -> CheckQuery | None:
+def table_check_query(
+    spec: PipelineSpec, table: str, relation: str, as_of: dt.date, *, prefix: str = ""
+) -> CheckQuery | None:
     """One aggregation over ``relation`` (the step's new rows) for the checks of ``table``; None without checks.
 
     ``relation`` is a table name or a parenthesised query. The label step also gets
-    ``label_completeness``.
+    ``label_completeness``. ``prefix`` starts every output column and parameter name, so
+    several tables' aggregations can share one query (``core.features.preflight``).
     """
     checks = table_checks(spec, table)
     label = spec.checks.label_completeness if table == spec.label.step.table else None
     if not checks and label is None:
         return None
     floats = {f.name for f in spec.features if f.type == "FLOAT64"} if table == spec.feature_table else set()
-    params: dict[str, Any] = {"chk_as_of": as_of}
-    selects = ["COUNT(*) AS chk_rows"]
+    params: dict[str, Any] = {f"{prefix}chk_as_of": as_of}
+    selects = [f"COUNT(*) AS {prefix}chk_rows"]
     for i, c in enumerate(checks):
-        selects.append(f"{_aggregate(c, i, params, c.column in floats)} AS chk_{i}")
+        selects.append(f"{_aggregate(c, f'{prefix}chk_{i}', params, c.column in floats)} AS {prefix}chk_{i}")
     events = _events_table(spec)
     if label is not None:
-        selects.append(f"COUNTIF({spec.label.column} > 0) AS chk_positives")
+        selects.append(f"COUNTIF({spec.label.column} > 0) AS {prefix}chk_positives")
         if events:
             ts = spec.checks.events.timestamp_column if spec.checks.events else "event_ts"
             selects.append(
-                f"(SELECT DATE_DIFF(MAX(DATE({ts})), @chk_as_of, DAY) FROM {events} "
-                f"WHERE DATE({ts}) > @chk_as_of) AS chk_horizon_days"
+                f"(SELECT DATE_DIFF(MAX(DATE({ts})), @{prefix}chk_as_of, DAY) FROM {events} "
+                f"WHERE DATE({ts}) > @{prefix}chk_as_of) AS {prefix}chk_horizon_days"
             )
     sql = f"SELECT\n  {_SEP.join(selects)}\nFROM {relation} AS chk_rows_relation"
 
-    def judge(row: Mapping[str, Any]) -> list[CheckResult]:
+    def judge(prefixed: Mapping[str, Any]) -> list[CheckResult]:
+        row = {k[len(prefix) :]: v for k, v in prefixed.items() if k.startswith(prefix)}
         out = [_judge_table_check(c, table, as_of, row.get(f"chk_{i}")) for i, c in enumerate(checks)]
         if label is not None:
             out += _judge_labels(spec, table, as_of, row, label.min_positives, label.severity, bool(events))
@@ -151,7 +155,7 @@ def table_check_query(spec: PipelineSpec, table: str, relation: str, as_of: dt.d
     return CheckQuery(table, sql, params, judge)
 
 
-def _aggregate(c: TableCheck, i: int, params: dict[str, Any], is_float: bool) -> str:
+def _aggregate(c: TableCheck, name: str, params: dict[str, Any], is_float: bool) -> str:
     """The GoogleSQL aggregate that counts the rows failing ``c`` (values travel as parameters)."""
     if c.check == "unique":
         key = ", ".join(c.columns)
@@ -162,16 +166,16 @@ def _aggregate(c: TableCheck, i: int, params: dict[str, Any], is_float: bool) ->
     if c.check == "accepted_values":
         names = []
         for j, value in enumerate(c.values):
-            params[f"chk_{i}_{j}"] = value
-            names.append(f"@chk_{i}_{j}")
+            params[f"{name}_{j}"] = value
+            names.append(f"@{name}_{j}")
         return f"COUNTIF({col} IS NOT NULL AND {col} NOT IN ({', '.join(names)}))"
     bounds = []
     if c.min is not None:
-        params[f"chk_{i}_min"] = float(c.min)
-        bounds.append(f"{col} < @chk_{i}_min")
+        params[f"{name}_min"] = float(c.min)
+        bounds.append(f"{col} < @{name}_min")
     if c.max is not None:
-        params[f"chk_{i}_max"] = float(c.max)
-        bounds.append(f"{col} > @chk_{i}_max")
+        params[f"{name}_max"] = float(c.max)
+        bounds.append(f"{col} > @{name}_max")
     return f"COUNTIF({' OR '.join(bounds)})"
 
 
