@@ -44,3 +44,12 @@ def test_the_table_has_a_row_per_step_and_a_column_per_size_and_growth():
     assert "10,000 users" in lines[0] and "exponent 10,000 -> 100,000" in lines[0]
     assert lines[2 + bench.STEPS.index("candidates")].startswith("| candidates | 2.0 / 2.0 / 100 / 10,000 |")
     assert lines[-1].endswith("| 1.00 / 1.00 / 0.00 |")
+
+
+def test_a_feature_step_alone_first_writes_the_days_steps_it_reads(tmp_path):
+    bench = _bench()
+    assert bench.upstream_steps(("features",)) == ["user_features", "item_features", "candidates"]
+    assert bench.upstream_steps(("candidates", "features")) == ["user_features", "item_features"]
+    assert bench.upstream_steps(("user_features", "drift")) == []
+    (tmp_path / "step-candidates.json").write_text("{}")  # a kept world: written by an earlier run
+    assert bench.upstream_steps(("features",), done=tmp_path.glob("step-*.json")) == ["user_features", "item_features"]
