@@ -104,7 +104,7 @@ def check_steps_before_publish(
 
 
 def _step_name(table: str) -> str:
-    return f"__aml_step_{table}"
+    return f"aml_preflight_{table}"
 
 
 def _one_query(
@@ -117,12 +117,17 @@ def _one_query(
     parts = []
     for i, table in enumerate(composed):
         prefix = f"s{i}_"
-        query = table_check_query(spec, table, _step_name(table), as_of, prefix=prefix) or CheckQuery(
-            table, f"SELECT COUNT(*) AS {prefix}chk_rows FROM {_step_name(table)}", {}, lambda row: []
-        )
+        query = _step_checks(spec, table, _step_name(table), as_of, prefix)
         queries[table] = query
         parts.append(f"(\n{query.sql}\n) AS {prefix}checks")
     return f"WITH\n{ctes}\nSELECT *\nFROM " + "\nCROSS JOIN ".join(parts), queries
+
+
+def _step_checks(spec: PipelineSpec, table: str, relation: str, as_of: dt.date, prefix: str = "") -> CheckQuery:
+    """The step's checks over ``relation``, or only its row count for a step without checks."""
+    return table_check_query(spec, table, relation, as_of, prefix=prefix) or CheckQuery(
+        table, f"SELECT COUNT(*) AS {prefix}chk_rows FROM {relation} AS chk_rows_relation", {}, lambda row: []
+    )
 
 
 def _judge(
@@ -166,13 +171,10 @@ def step_by_step(
     for step in [s for s in spec.steps if s.table in composed]:
         path = sql_root(step, sql_dirs) / step.sql
         relation = f"(\n{composed[step.table]}\n)"
-        query = table_check_query(spec, step.table, relation, as_of)
-        sql = query.sql if query else f"SELECT COUNT(*) AS chk_rows FROM {relation} AS chk_rows_relation"
-        row = warehouse.query(
-            sql, {**params, **(query.params if query else {})}, source=f"{path} (checked before publishing)"
-        ).to_pylist()[0]
+        query = _step_checks(spec, step.table, relation, as_of)
+        source = f"{path} (checked before publishing)"
+        row = warehouse.query(query.sql, {**params, **query.params}, source=source).to_pylist()[0]
         if not row.get("chk_rows"):
             raise _empty(path, step.table, as_of)
-        if query is not None:
-            results += query.evaluate(row)
+        results += query.evaluate(row)
     return results

@@ -82,14 +82,14 @@ def test_a_step_read_by_a_later_one_is_computed_once(warehouse):
     spec = load_spec(PIPELINE)
     sql, queries = _one_query(spec, [SQL_DIR], DAY, None)
     assert list(queries) == ["user_features", "item_features", "candidates", "features"]
-    assert sql.count("__aml_step_candidates AS (") == 1
+    assert sql.count("aml_preflight_candidates AS (") == 1
     params = {**spec.query_params(DAY), "__partition": DAY}
     for query in queries.values():
         params.update(query.params)
     text, bound = warehouse._compile(sql, params, "preflight plan")  # the DuckDB SQL the gate runs
     with warehouse.connect(read_only=True) as con:
         plan = "\n".join(str(v) for row in con.execute(f"EXPLAIN {text}", bound).fetchall() for v in row)
-    assert "CTE Name: __aml_step_candidates" in plan
+    assert "CTE Name: aml_preflight_candidates" in plan
 
 
 def test_an_error_or_an_empty_step_names_the_step_file(warehouse, tmp_path):
