@@ -568,11 +568,11 @@ def summarise(
         for part in ("read", "score", "write"):
             out[f"seconds_{path}_{part}"] = round(op[f"seconds_{part}"], 2)
         out[f"rows_per_second_{path}"] = round(setup["rows"] / op["seconds"])
-        # On C cores the run cannot take less than its CPU seconds / C: the best ratio this work allows.
         out[f"cpu_seconds_{path}"] = round(op["cpu_seconds"], 2)
         out[f"peak_rss_mb_{path}"] = max(r["peak_rss_mb"] for r in measured[path])
         if raw:
             out[f"ratio_{path}_vs_raw_predict"] = round(raw["seconds"] / op["seconds"], 3)
+            # On C cores the run cannot take less than its CPU seconds / C: the best ratio this work allows.
             cores = os.cpu_count() or 1
             out[f"ratio_{path}_cpu_bound"] = round(raw["seconds"] / (op["cpu_seconds"] / cores), 3)
     if raw:

@@ -11,8 +11,8 @@ docs/adr/0003-feature-steps-all-or-nothing.md.
 One query, not one per step: a step read by a later one (candidates, read by features) is then
 computed once where the engine materialises an expression read twice (DuckDB does), instead of
 once for its own checks and again inside each step that reads it (issue 26: at 1M users that
-was 1.6 times the steps' own work). When the query fails, the steps run one query each, as they
-used to, so the error names the step's SQL file.
+was 1.6 times the steps' own work). When the query fails on the SQL, the steps run one query each,
+as they used to, so the error names the step's SQL file.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.core.features.checks import CheckQuery, CheckResult, table_check_query
-from airflow_ml_provider.exceptions import EmptyResultError
+from airflow_ml_provider.exceptions import EmptyResultError, SQLTemplateError, TableNotFoundError
 
 if TYPE_CHECKING:
     from airflow_ml_provider.core.contract.spec import PipelineSpec, SqlStep
@@ -90,14 +90,13 @@ def check_steps_before_publish(
     Raises ``EmptyResultError`` for a step that would write no rows and whatever the warehouse
     raises for a SQL error; the caller gates on the returned results (``raise_on_errors``).
     """
-    params = {**spec.query_params(as_of), "__partition": as_of}
-    sql, queries = _one_query(spec, sql_dirs, as_of, steps)
-    for query in queries.values():
-        params.update(query.params)
+    sql, params, queries = _one_query(spec, sql_dirs, as_of, steps)
     try:
         row = warehouse.query(sql, params, source=f"feature steps of {as_of} (checked before publishing)")
-    except Exception:
-        # The one query names no step: one query per step raises the failing step's own error.
+    except (SQLTemplateError, TableNotFoundError):
+        # An error in some step's SQL, and the one query names no step: one query per step raises
+        # the failing step's own error. Anything else (a lock, a byte budget, memory) is raised as
+        # it is: the query per step would only compute every step again to meet it again.
         step_by_step(warehouse, spec, sql_dirs, as_of, steps)
         raise
     return _judge(spec, sql_dirs, as_of, queries, row.to_pylist()[0])
@@ -109,18 +108,22 @@ def _step_name(table: str) -> str:
 
 def _one_query(
     spec: PipelineSpec, sql_dirs: Sequence[Path], as_of: dt.date, steps: Collection[str] | None
-) -> tuple[str, dict[str, CheckQuery]]:
-    """The one query of every step's checks (each step a CTE), and each step's aggregation (prefix ``s<i>_``)."""
+) -> tuple[str, dict[str, Any], dict[str, CheckQuery]]:
+    """The one query of every step's checks (each step a CTE), its parameters, and each step's aggregation.
+
+    Step i's aggregation names its columns and parameters ``s<i>_...``.
+    """
     composed = composed_step_sql(spec, sql_dirs, as_of, steps, refer=_step_name)
     ctes = ",\n".join(f"{_step_name(table)} AS (\n{sql}\n)" for table, sql in composed.items())
+    params: dict[str, Any] = {**spec.query_params(as_of), "__partition": as_of}
     queries: dict[str, CheckQuery] = {}
     parts = []
     for i, table in enumerate(composed):
         prefix = f"s{i}_"
-        query = _step_checks(spec, table, _step_name(table), as_of, prefix)
-        queries[table] = query
+        query = queries[table] = _step_checks(spec, table, _step_name(table), as_of, prefix)
+        params.update(query.params)
         parts.append(f"(\n{query.sql}\n) AS {prefix}checks")
-    return f"WITH\n{ctes}\nSELECT *\nFROM " + "\nCROSS JOIN ".join(parts), queries
+    return f"WITH\n{ctes}\nSELECT *\nFROM " + "\nCROSS JOIN ".join(parts), params, queries
 
 
 def _step_checks(spec: PipelineSpec, table: str, relation: str, as_of: dt.date, prefix: str = "") -> CheckQuery:

@@ -19,7 +19,7 @@ from airflow_ml_provider.core.contract.spec import load_spec
 from airflow_ml_provider.core.demo import DemoConfig, generate
 from airflow_ml_provider.core.features.build import build_features
 from airflow_ml_provider.core.features.preflight import _one_query, check_steps_before_publish, step_by_step
-from airflow_ml_provider.exceptions import EmptyResultError, SQLTemplateError
+from airflow_ml_provider.exceptions import EmptyResultError, SQLTemplateError, WarehouseLockedError
 from tests.paths import PIPELINE, SQL_DIR
 
 pytestmark = pytest.mark.integration
@@ -80,12 +80,9 @@ def test_a_step_read_by_a_later_one_is_computed_once(warehouse):
     it did before issue 26 and this fails.
     """
     spec = load_spec(PIPELINE)
-    sql, queries = _one_query(spec, [SQL_DIR], DAY, None)
+    sql, params, queries = _one_query(spec, [SQL_DIR], DAY, None)
     assert list(queries) == ["user_features", "item_features", "candidates", "features"]
     assert sql.count("aml_preflight_candidates AS (") == 1
-    params = {**spec.query_params(DAY), "__partition": DAY}
-    for query in queries.values():
-        params.update(query.params)
     text, bound = warehouse._compile(sql, params, "preflight plan")  # the DuckDB SQL the gate runs
     with warehouse.connect(read_only=True) as con:
         plan = "\n".join(str(v) for row in con.execute(f"EXPLAIN {text}", bound).fetchall() for v in row)
@@ -104,3 +101,19 @@ def test_an_error_or_an_empty_step_names_the_step_file(warehouse, tmp_path):
     (folder / "recsys" / "candidates.sql").write_text(f"SELECT * FROM (\n{text}\n) AS c WHERE FALSE\n")
     with pytest.raises(EmptyResultError, match=r"candidates\.sql: produced no rows for candidates partition"):
         check_steps_before_publish(warehouse, spec, [folder], DAY)
+
+
+def test_a_lock_is_raised_at_once_without_a_query_per_step(warehouse):
+    """Only an error in the SQL sends the query per step (to name the step): a lock would meet it again."""
+
+    class Locked(DuckDBWarehouse):  # a lock timeout on every query: a real one would need a second process
+        sources: list[str] = []
+
+        def query(self, sql, params=None, *, source="<sql>"):
+            self.sources.append(source)
+            raise WarehouseLockedError(f"{source}: the warehouse is locked by another writer")
+
+    locked = Locked(warehouse.path)
+    with pytest.raises(WarehouseLockedError, match="feature steps of 2026-03-24"):
+        check_steps_before_publish(locked, load_spec(PIPELINE), [SQL_DIR], DAY)
+    assert locked.sources == ["feature steps of 2026-03-24 (checked before publishing)"]
